@@ -1,0 +1,212 @@
+#include "core/acpi/acpi-tables.h"
+
+#include <cstring>
+#include <stdexcept>
+#include <string_view>
+
+#include "core/boot/boot-layout.h"
+#include "core/memory/guest-memory.h"
+
+namespace cellvisor {
+namespace {
+
+constexpr char OEM_ID[] = "CELLVR";
+constexpr char OEM_TABLE_ID[] = "CELLVSR ";
+constexpr uint32_t HEADER_SIZE = 36;
+
+// A table under construction: little-endian appends, patched header at the end.
+class TableBuilder {
+ public:
+  TableBuilder(std::string_view signature, uint8_t revision) {
+    bytes_.resize(HEADER_SIZE);
+    std::memcpy(bytes_.data(), signature.data(), 4);
+    bytes_[8] = revision;
+    std::memcpy(bytes_.data() + 10, OEM_ID, 6);
+    std::memcpy(bytes_.data() + 16, OEM_TABLE_ID, 8);
+    put32At(24, 1);                               // OEM revision.
+    std::memcpy(bytes_.data() + 28, "CVSR", 4);   // Creator id.
+    put32At(32, 1);                               // Creator revision.
+  }
+
+  void put8(uint8_t value) { bytes_.push_back(value); }
+  void put16(uint16_t value) { putN(value, 2); }
+  void put32(uint32_t value) { putN(value, 4); }
+  void put64(uint64_t value) { putN(value, 8); }
+  void putBytes(std::initializer_list<uint8_t> values) { bytes_.insert(bytes_.end(), values); }
+  // Generic Address Structure for a port in system I/O space.
+  void putIoAddress(uint16_t port, uint8_t bitWidth, uint8_t accessSize) {
+    put8(1);  // System I/O.
+    put8(bitWidth);
+    put8(0);
+    put8(accessSize);
+    put64(port);
+  }
+  void pad(size_t to) { bytes_.resize(to, 0); }
+  size_t size() const { return bytes_.size(); }
+  void put32At(size_t offset, uint32_t value) {
+    for (int i = 0; i < 4; ++i) bytes_[offset + static_cast<size_t>(i)] = static_cast<uint8_t>(value >> (8 * i));
+  }
+
+  std::vector<uint8_t> finish() {
+    put32At(4, static_cast<uint32_t>(bytes_.size()));
+    bytes_[9] = 0;
+    bytes_[9] = static_cast<uint8_t>(-acpiChecksum(bytes_.data(), bytes_.size()));
+    return std::move(bytes_);
+  }
+
+ private:
+  void putN(uint64_t value, int n) {
+    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<uint8_t>(value >> (8 * i)));
+  }
+  std::vector<uint8_t> bytes_;
+};
+
+// Places tables one after another in the ACPI area.
+class AcpiArea {
+ public:
+  explicit AcpiArea(GuestMemory& memory) : memory_(memory) {}
+  uint64_t place(const std::vector<uint8_t>& table, uint64_t alignment = 16) {
+    next_ = (next_ + alignment - 1) & ~(alignment - 1);
+    if (next_ + table.size() > boot::ACPI_ADDRESS + boot::ACPI_SIZE) {
+      throw std::length_error("ACPI tables do not fit their area");
+    }
+    uint64_t address = next_;
+    memory_.write(address, table);
+    next_ += table.size();
+    return address;
+  }
+
+ private:
+  GuestMemory& memory_;
+  uint64_t next_ = boot::ACPI_ADDRESS + 64;  // The RSDP goes first.
+};
+
+std::vector<uint8_t> buildDsdt() {
+  TableBuilder dsdt("DSDT", 2);
+  // Name (_S5, Package (4) { 5, 5, 0, 0 }): the sleep type AcpiPm treats as off.
+  dsdt.putBytes({0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00, 0x00});
+  return dsdt.finish();
+}
+
+std::vector<uint8_t> buildFacs() {
+  std::vector<uint8_t> facs(64, 0);
+  std::memcpy(facs.data(), "FACS", 4);
+  facs[4] = 64;   // Length.
+  facs[32] = 2;   // Version.
+  return facs;
+}
+
+std::vector<uint8_t> buildFadt(const AcpiLayout& acpi, uint64_t facs, uint64_t dsdt) {
+  TableBuilder fadt("FACP", 6);
+  fadt.put32(static_cast<uint32_t>(facs));
+  fadt.put32(static_cast<uint32_t>(dsdt));
+  fadt.put8(0);
+  fadt.put8(0);  // Preferred PM profile: unspecified.
+  fadt.put16(acpi.sciIrq);
+  fadt.put32(0);  // SMI_CMD: none, ACPI is always enabled.
+  fadt.putBytes({0, 0, 0, 0});
+  fadt.put32(acpi.pmEventBlock);
+  fadt.put32(0);
+  fadt.put32(acpi.pmControlBlock);
+  fadt.put32(0);
+  fadt.put32(0);
+  fadt.put32(acpi.pmTimerBlock);
+  fadt.put32(0);  // GPE0.
+  fadt.put32(0);  // GPE1.
+  fadt.putBytes({4, 2, 0, 4, 0, 0, 0, 0});  // Block lengths.
+  fadt.put16(101);  // C2 latency > 100: C2 unsupported.
+  fadt.put16(1001);  // C3 latency > 1000: C3 unsupported.
+  fadt.put16(0);
+  fadt.put16(0);
+  fadt.putBytes({0, 0, 0, 0, 0x32});  // Duty cycle, alarms, CMOS century index.
+  // IA-PC boot flags: legacy devices present, no 8042 for the OS to probe,
+  // no VGA, ASPM not to be touched.
+  fadt.put16((1u << 0) | (1u << 2) | (1u << 4));
+  fadt.put8(0);
+  // WBINVD, C1 supported, power button as fixed feature (bit 4 clear), no
+  // sleep button, reset register supported.
+  fadt.put32((1u << 0) | (1u << 2) | (1u << 5) | (1u << 10));
+  fadt.putIoAddress(acpi.resetPort, 8, 1);
+  fadt.put8(acpi.resetValue);
+  fadt.put16(0);  // ARM boot flags.
+  fadt.put8(0);   // Minor version.
+  fadt.put64(facs);
+  fadt.put64(dsdt);
+  fadt.putIoAddress(acpi.pmEventBlock, 32, 2);
+  fadt.putBytes({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  fadt.putIoAddress(acpi.pmControlBlock, 16, 2);
+  fadt.putBytes({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  fadt.putBytes({0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0});
+  fadt.putIoAddress(acpi.pmTimerBlock, 32, 3);
+  fadt.pad(276);
+  return fadt.finish();
+}
+
+std::vector<uint8_t> buildMadt(const AcpiLayout& acpi) {
+  TableBuilder madt("APIC", 5);
+  madt.put32(static_cast<uint32_t>(layout::LAPIC_BASE));
+  madt.put32(1);  // PCAT_COMPAT: dual 8259s are present.
+  for (uint32_t cpu = 0; cpu < acpi.cpuCount; ++cpu) {
+    madt.putBytes({0, 8, static_cast<uint8_t>(cpu), static_cast<uint8_t>(cpu)});
+    madt.put32(1);  // Enabled.
+  }
+  madt.putBytes({1, 12, static_cast<uint8_t>(acpi.cpuCount), 0});
+  madt.put32(static_cast<uint32_t>(layout::IOAPIC_BASE));
+  madt.put32(0);  // GSI base.
+  // ISA IRQ 0 (PIT) arrives on IOAPIC pin 2.
+  madt.putBytes({2, 10, 0, 0});
+  madt.put32(2);
+  madt.put16(0);
+  // The SCI is level-triggered, active high.
+  madt.putBytes({2, 10, 0, static_cast<uint8_t>(acpi.sciIrq)});
+  madt.put32(acpi.sciIrq);
+  madt.put16(0x000d);
+  // LINT1 of every CPU is NMI.
+  madt.putBytes({4, 6, 0xff, 0, 0, 1});
+  return madt.finish();
+}
+
+std::vector<uint8_t> buildMcfg(const AcpiLayout& acpi) {
+  TableBuilder mcfg("MCFG", 1);
+  mcfg.put64(0);
+  mcfg.put64(acpi.ecamBase);
+  mcfg.put16(0);  // Segment.
+  mcfg.put8(0);
+  mcfg.put8(acpi.ecamEndBus);
+  mcfg.put32(0);
+  return mcfg.finish();
+}
+
+}  // namespace
+
+uint8_t acpiChecksum(const uint8_t* data, size_t length) {
+  uint8_t sum = 0;
+  for (size_t i = 0; i < length; ++i) sum = static_cast<uint8_t>(sum + data[i]);
+  return sum;
+}
+
+uint64_t writeAcpiTables(GuestMemory& memory, const AcpiLayout& acpi) {
+  AcpiArea area(memory);
+  uint64_t facs = area.place(buildFacs(), 64);
+  uint64_t dsdt = area.place(buildDsdt());
+  uint64_t fadt = area.place(buildFadt(acpi, facs, dsdt));
+  uint64_t madt = area.place(buildMadt(acpi));
+  uint64_t mcfg = area.place(buildMcfg(acpi));
+
+  TableBuilder xsdt("XSDT", 1);
+  for (uint64_t table : {fadt, madt, mcfg}) xsdt.put64(table);
+  uint64_t xsdtAddress = area.place(xsdt.finish());
+
+  std::vector<uint8_t> rsdp(36, 0);
+  std::memcpy(rsdp.data(), "RSD PTR ", 8);
+  std::memcpy(rsdp.data() + 9, OEM_ID, 6);
+  rsdp[15] = 2;  // Revision: ACPI 2.0+, XSDT valid.
+  rsdp[20] = 36;
+  for (int i = 0; i < 8; ++i) rsdp[24 + static_cast<size_t>(i)] = static_cast<uint8_t>(xsdtAddress >> (8 * i));
+  rsdp[8] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 20));
+  rsdp[32] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 36));
+  memory.write(boot::ACPI_ADDRESS, rsdp);
+  return boot::ACPI_ADDRESS;
+}
+
+}  // namespace cellvisor

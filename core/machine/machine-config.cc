@@ -1,0 +1,156 @@
+#include "core/machine/machine-config.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "core/cpu/cpuid.h"
+
+namespace cellvisor {
+namespace {
+
+std::string trim(const std::string& text) {
+  size_t begin = text.find_first_not_of(" \t\r");
+  if (begin == std::string::npos) return "";
+  size_t end = text.find_last_not_of(" \t\r");
+  return text.substr(begin, end - begin + 1);
+}
+
+bool parseBool(const std::string& text, bool& out) {
+  if (text == "true" || text == "yes" || text == "on" || text == "1") {
+    out = true;
+    return true;
+  }
+  if (text == "false" || text == "no" || text == "off" || text == "0") {
+    out = false;
+    return true;
+  }
+  return false;
+}
+
+template <typename T>
+bool parseNumber(const std::string& text, T& out) {
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return error == std::errc() && end == text.data() + text.size();
+}
+
+}  // namespace
+
+uint64_t parseMemorySize(const std::string& text) {
+  if (text.empty()) throw ConfigError("empty memory size");
+  std::string digits = text;
+  uint64_t multiplier = 1ull << 20;  // bhyve: a bare number is megabytes.
+  char suffix = static_cast<char>(std::toupper(static_cast<unsigned char>(text.back())));
+  if (std::isalpha(static_cast<unsigned char>(suffix))) {
+    digits.pop_back();
+    switch (suffix) {
+      case 'K': multiplier = 1ull << 10; break;
+      case 'M': multiplier = 1ull << 20; break;
+      case 'G': multiplier = 1ull << 30; break;
+      case 'T': multiplier = 1ull << 40; break;
+      default: throw ConfigError("bad memory size suffix in '" + text + "' (use K, M, G or T)");
+    }
+  }
+  uint64_t value = 0;
+  if (!parseNumber(digits, value) || value == 0) throw ConfigError("bad memory size '" + text + "'");
+  if (value > (1ull << 50) / multiplier) throw ConfigError("memory size '" + text + "' is too large");
+  return value * multiplier;
+}
+
+bool isValidVmName(const std::string& name) {
+  static const std::regex pattern("[A-Za-z0-9][A-Za-z0-9._-]{0,63}");
+  return std::regex_match(name, pattern);
+}
+
+void ConfigStore::loadFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) throw ConfigError(fmt::format("{}: cannot open config file", path));
+  std::string line;
+  for (int number = 1; std::getline(file, line); ++number) {
+    std::string text = trim(line.substr(0, line.find('#')));
+    if (text.empty()) continue;
+    size_t equals = text.find('=');
+    std::string origin = fmt::format("{}:{}", path, number);
+    if (equals == std::string::npos || equals == 0) {
+      throw ConfigError(fmt::format("{}: expected key=value, got '{}'", origin, text));
+    }
+    set(trim(text.substr(0, equals)), trim(text.substr(equals + 1)), origin);
+  }
+}
+
+void ConfigStore::set(const std::string& key, const std::string& value, const std::string& origin) {
+  values_[key] = {value, origin};
+}
+
+MachineConfig ConfigStore::build() const {
+  MachineConfig config;
+  static const std::regex pciKey(R"(pci\.0\.(\d+)\.(\d+)\.(device|options))");
+  std::map<std::pair<int, int>, PciSlotConfig> slots;
+  for (const auto& [key, entry] : values_) {
+    const std::string& value = entry.value;
+    auto bad = [&](const std::string& why) {
+      return ConfigError(fmt::format("{}: {}: {}", entry.origin, key, why));
+    };
+    std::smatch match;
+    if (key == "name") {
+      if (!isValidVmName(value)) throw bad("invalid VM name '" + value + "' (letters, digits, '.', '_', '-'; at most 64)");
+      config.name = value;
+    } else if (key == "cpus") {
+      if (!parseNumber(value, config.cpus) || config.cpus < 1 || config.cpus > 255) {
+        throw bad("expected a vCPU count from 1 to 255, got '" + value + "'");
+      }
+    } else if (key == "memory.size") {
+      try {
+        config.memoryBytes = parseMemorySize(value);
+      } catch (const ConfigError& error) {
+        throw bad(error.what());
+      }
+      if (config.memoryBytes % (2ull << 20) != 0) throw bad("memory size must be a multiple of 2 MiB");
+    } else if (key == "lpc.com1.path" || key == "lpc.com2.path") {
+      config.serial[key.substr(4, 4)] = value;
+    } else if (key == "rtc.use_localtime") {
+      bool local = false;
+      if (!parseBool(value, local)) throw bad("expected true or false, got '" + value + "'");
+      config.utcClock = !local;
+    } else if (key == "kernel.path") {
+      config.kernelPath = value;
+    } else if (key == "kernel.initrd") {
+      config.initrdPath = value;
+    } else if (key == "kernel.cmdline") {
+      config.cmdline = value;
+    } else if (key == "cpuid.mask") {
+      config.cpuidMaskSet = true;
+      std::stringstream list(value);
+      for (std::string name; std::getline(list, name, ',');) {
+        if (name.empty()) continue;
+        if (findCpuidFeature(name) == nullptr) throw bad("unknown CPUID feature '" + name + "'");
+        config.cpuidMask.push_back(name);
+      }
+    } else if (std::regex_match(key, match, pciKey)) {
+      int slot = 0;
+      int function = 0;
+      if (!parseNumber(match[1].str(), slot) || slot > 31 || !parseNumber(match[2].str(), function) || function > 7) {
+        throw bad("PCI slot must be 0-31 and function 0-7");
+      }
+      auto& pci = slots[{slot, function}];
+      pci.slot = slot;
+      pci.function = function;
+      (match[3] == "device" ? pci.emulation : pci.options) = value;
+    } else {
+      throw bad("unknown configuration key");
+    }
+  }
+  for (auto& [where, pci] : slots) {
+    if (pci.emulation.empty()) {
+      throw ConfigError(fmt::format("pci.0.{}.{}: options given but no device", pci.slot, pci.function));
+    }
+    config.pciSlots.push_back(pci);
+  }
+  return config;
+}
+
+}  // namespace cellvisor

@@ -1,0 +1,63 @@
+// Everything needed to build one VM, filled from bhyve-style options and
+// `key=value` config (the same keys bhyve(8) uses where one exists).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cellvisor {
+
+struct PciSlotConfig {
+  int slot;
+  int function;
+  std::string emulation;  // hostbridge, lpc (device servers come later)
+  std::string options;
+};
+
+struct MachineConfig {
+  std::string name;
+  uint32_t cpus = 1;
+  uint64_t memoryBytes = 256ull << 20;
+  std::string kernelPath;
+  std::string initrdPath;
+  std::string cmdline;
+  std::map<std::string, std::string> serial;  // "com1" -> backend spec
+  bool utcClock = false;                      // bhyve -u
+  std::vector<std::string> cpuidMask;
+  bool cpuidMaskSet = false;  // False: use the host's default mask.
+  std::vector<PciSlotConfig> pciSlots;
+};
+
+// A flat `key=value` store with the origin of each value, so an error can
+// name the file and line (or the command-line option) it came from.
+class ConfigStore {
+ public:
+  // Parses `key=value` lines; '#' starts a comment. Throws ConfigError.
+  void loadFile(const std::string& path);
+  void set(const std::string& key, const std::string& value, const std::string& origin);
+  // Turns the store into a MachineConfig; throws ConfigError naming the
+  // origin and key of any unknown key or bad value.
+  MachineConfig build() const;
+
+ private:
+  struct Value {
+    std::string value;
+    std::string origin;
+  };
+  std::map<std::string, Value> values_;
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses sizes like "512M", "2G" or "256" (bhyve: no suffix means MiB).
+uint64_t parseMemorySize(const std::string& text);
+// True for names usable as a VM name and in paths: [A-Za-z0-9][A-Za-z0-9._-]*, <= 64.
+bool isValidVmName(const std::string& name);
+
+}  // namespace cellvisor

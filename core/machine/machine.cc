@@ -1,0 +1,385 @@
+#include "core/machine/machine.h"
+
+#include <fmt/format.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <iostream>
+
+#include "core/acpi/acpi-pm.h"
+#include "core/acpi/acpi-tables.h"
+#include "core/boot/kernel-loader.h"
+#include "core/boot/load-error.h"
+#include "core/cpu/cpuid.h"
+#include "core/kvm/hypervisor.h"
+#include "core/kvm/vcpu.h"
+#include "core/kvm/vm.h"
+#include "core/machine/kvm-irq-line.h"
+#include "core/machine/platform-pci.h"
+#include "core/memory/guest-memory.h"
+#include "core/pci/pci-host.h"
+#include "core/platform/cmos-rtc.h"
+#include "core/platform/debug-exit.h"
+#include "core/platform/reset-control.h"
+#include "core/serial/serial-backend.h"
+
+namespace cellvisor {
+namespace {
+
+constexpr int KICK_SIGNAL = SIGUSR1;
+constexpr uint64_t TSS_ADDRESS = 0xfffb'd000;
+constexpr uint64_t IDENTITY_MAP_ADDRESS = 0xfffb'c000;
+constexpr uint64_t HALT_PROBE_MS = 250;
+
+struct SerialPortLayout {
+  const char* name;
+  uint16_t port;
+  uint32_t irq;
+};
+constexpr SerialPortLayout SERIAL_PORTS[] = {{"com1", 0x3f8, 4}, {"com2", 0x2f8, 3}};
+
+void installKickHandler() {
+  struct sigaction action{};
+  action.sa_handler = [](int) {};  // Only to interrupt KVM_RUN (no SA_RESTART).
+  sigemptyset(&action.sa_mask);
+  sigaction(KICK_SIGNAL, &action, nullptr);
+}
+
+std::string describeRegisters(Vcpu& vcpu) {
+  try {
+    kvm_regs regs = vcpu.regs();
+    kvm_sregs sregs = vcpu.sregs();
+    return fmt::format("rip={:#x} rsp={:#x} rflags={:#x} cr0={:#x} cr3={:#x} cr4={:#x} efer={:#x} cs={:#x}",
+                       regs.rip, regs.rsp, regs.rflags, sregs.cr0, sregs.cr3, sregs.cr4, sregs.efer,
+                       sregs.cs.selector);
+  } catch (const std::exception& error) {
+    return std::string("registers unavailable: ") + error.what();
+  }
+}
+
+}  // namespace
+
+Machine::Machine(const MachineConfig& config) : config_(config) {
+  installKickHandler();
+  hypervisor_ = std::make_unique<Hypervisor>();
+  if (config_.cpus > static_cast<uint32_t>(hypervisor_->maxVcpus())) {
+    throw std::invalid_argument(fmt::format("{} vCPUs requested; KVM allows {}", config_.cpus, hypervisor_->maxVcpus()));
+  }
+  vm_ = hypervisor_->createVm();
+  memory_ = std::make_unique<GuestMemory>(config_.memoryBytes);
+  for (size_t i = 0; i < memory_->regions().size(); ++i) {
+    const auto& region = memory_->regions()[i];
+    vm_->setUserMemoryRegion(static_cast<uint32_t>(i), region.guestPhysical, region.size,
+                             memory_->base() + region.memfdOffset);
+  }
+  // Needed by VT-x for real-mode emulation; other backends may refuse it.
+  try {
+    vm_->setIdentityMapAddress(IDENTITY_MAP_ADDRESS);
+    vm_->setTssAddress(TSS_ADDRESS);
+  } catch (const std::system_error& error) {
+    std::cerr << "vmm-core: note: " << error.what() << '\n';
+  }
+  vm_->createIrqchip();
+  vm_->createPit();
+  buildPlatform();
+  loadGuest();
+  createVcpus();
+}
+
+Machine::~Machine() {
+  stopVcpus();
+  for (auto& thread : vcpuThreads_) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
+void Machine::buildPlatform() {
+  auto irq = [&](uint32_t gsi) -> IrqLine& {
+    irqLines_.push_back(std::make_unique<KvmIrqLine>(*vm_, gsi));
+    return *irqLines_.back();
+  };
+  auto add = [&](std::unique_ptr<IoDevice> device) -> IoDevice& {
+    devices_.push_back(std::move(device));
+    return *devices_.back();
+  };
+
+  for (const auto& port : SERIAL_PORTS) {
+    auto spec = config_.serial.find(port.name);
+    if (spec == config_.serial.end()) continue;
+    serialBackends_.push_back(openSerialBackend(spec->second));
+    auto uart = std::make_unique<Uart16550>(irq(port.irq), *serialBackends_.back());
+    serialPorts_.emplace_back(serialBackends_.back().get(), uart.get());
+    portBus_.add(port.port, 8, add(std::move(uart)), port.name);
+  }
+  for (const auto& [name, spec] : config_.serial) {
+    if (name != "com1" && name != "com2") throw std::invalid_argument("unknown serial port " + name);
+  }
+
+  uint64_t high = memory_->size() - memory_->lowRamEnd();
+  portBus_.add(CmosRtc::PORT, 2, add(std::make_unique<CmosRtc>(config_.utcClock, memory_->lowRamEnd(), high)), "rtc");
+  portBus_.add(DebugExit::PORT, 2, add(std::make_unique<DebugExit>(*this)), "debug-exit");
+  auto& reset = add(std::make_unique<ResetControlRegister>(*this));
+  portBus_.add(I8042::DATA_PORT, 1, add(std::make_unique<I8042>(*this, false)), "i8042");
+  portBus_.add(I8042::COMMAND_PORT, 1, add(std::make_unique<I8042>(*this, true)), "i8042");
+  auto pm = std::make_unique<AcpiPm>(irq(AcpiPm::SCI_IRQ), *this);
+  acpiPm_ = pm.get();
+  portBus_.add(AcpiPm::PORT, AcpiPm::SIZE, add(std::move(pm)), "acpi-pm");
+
+  pciHost_ = std::make_unique<PciHost>(reset);
+  portBus_.add(PciHost::ADDRESS_PORT, 4, pciHost_->addressPort(), "pci-address");
+  portBus_.add(PciHost::DATA_PORT, 4, pciHost_->dataPort(), "pci-data");
+  mmioBus_.add(layout::ECAM_BASE, layout::ECAM_SIZE, pciHost_->ecam(), "pci-ecam");
+  attachPciSlots();
+}
+
+void Machine::attachPciSlots() {
+  bool hasHostBridge = false;
+  for (const auto& slot : config_.pciSlots) {
+    pciDevices_.push_back(createPlatformPciDevice(slot));
+    pciHost_->attach(slot.slot, slot.function, *pciDevices_.back());
+    hasHostBridge |= slot.emulation == "hostbridge";
+  }
+  // Every PC has a host bridge at 00:00.0; add it unless the user placed one.
+  if (!hasHostBridge && pciHost_->find(0, 0, 0) == nullptr) {
+    pciDevices_.push_back(createPlatformPciDevice({0, 0, "hostbridge", ""}));
+    pciHost_->attach(0, 0, *pciDevices_.back());
+  }
+}
+
+void Machine::loadGuest() {
+  if (config_.kernelPath.empty()) throw LoadError("no kernel given (--kernel or kernel.path)");
+  writeBootTables(*memory_);
+  AcpiLayout acpi{config_.cpus,
+                  layout::ECAM_BASE,
+                  static_cast<uint8_t>((layout::ECAM_SIZE >> 20) - 1),
+                  AcpiPm::EVENT_BLOCK,
+                  AcpiPm::CONTROL_BLOCK,
+                  AcpiPm::TIMER_BLOCK,
+                  AcpiPm::SCI_IRQ,
+                  ResetControlRegister::PORT,
+                  0x06};
+  BootRequest request;
+  request.kernelPath = config_.kernelPath;
+  request.kernel = readImageFile(config_.kernelPath, "kernel");
+  if (!config_.initrdPath.empty()) request.initrd = readImageFile(config_.initrdPath, "initrd");
+  request.cmdline = config_.cmdline;
+  request.rsdpAddress = writeAcpiTables(*memory_, acpi);
+  BootEntry entry = loadKernel(*memory_, request);
+
+  vcpus_.push_back(vm_->createVcpu(0));
+  setBootRegisters(*vcpus_.front(), entry);
+}
+
+void Machine::createVcpus() {
+  auto supported = hypervisor_->supportedCpuid();
+  auto mask = config_.cpuidMaskSet ? config_.cpuidMask : defaultCpuidMask(hostEmulatesGuestKernel());
+  for (uint32_t id = 1; id < config_.cpus; ++id) vcpus_.push_back(vm_->createVcpu(id));
+  for (auto& vcpu : vcpus_) {
+    vcpu->setCpuid(buildCpuid(supported, vcpu->id(), config_.cpus, mask));
+    constexpr uint32_t MSR_MTRR_DEF_TYPE = 0x2ff;
+    constexpr uint64_t MTRR_ENABLED_WRITE_BACK = (1u << 11) | 6;
+    try {
+      std::pair<uint32_t, uint64_t> msrs[] = {{MSR_MTRR_DEF_TYPE, MTRR_ENABLED_WRITE_BACK}};
+      vcpu->setMsrs(msrs);
+    } catch (const std::system_error&) {
+      // Not every backend virtualizes MTRRs; the guest then sees them off.
+    }
+    // LINT0 delivers the PIC's ExtINT, LINT1 NMI, as firmware leaves them.
+    kvm_lapic_state lapic = vcpu->lapic();
+    auto setLvt = [&](size_t offset, uint32_t mode) {
+      uint32_t value;
+      std::memcpy(&value, lapic.regs + offset, 4);
+      value = (value & ~0x700u & ~(1u << 16)) | (mode << 8);
+      std::memcpy(lapic.regs + offset, &value, 4);
+    };
+    setLvt(0x350, 7);
+    setLvt(0x360, 4);
+    vcpu->setLapic(lapic);
+  }
+}
+
+int Machine::run() {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &loopStop_, [](uv_async_t* async) { uv_stop(async->loop); });
+  loopStop_.data = this;
+  uv_async_init(&loop_, &shutdownRequest_, [](uv_async_t* async) {
+    static_cast<Machine*>(async->data)->requestShutdown();
+  });
+  shutdownRequest_.data = this;
+  for (uv_signal_t* signal : {&sigterm_, &sigint_}) {
+    uv_signal_init(&loop_, signal);
+    signal->data = this;
+    uv_signal_start(signal, [](uv_signal_t* handle, int) {
+      static_cast<Machine*>(handle->data)->requestShutdown();
+    }, signal == &sigterm_ ? SIGTERM : SIGINT);
+  }
+  uv_timer_init(&loop_, &haltProbe_);
+  haltProbe_.data = this;
+  uv_timer_start(&haltProbe_, [](uv_timer_t* timer) {
+    auto* self = static_cast<Machine*>(timer->data);
+    // All vCPUs answered "halted with interrupts off" to the last probe.
+    if (self->haltedVcpus_.load() == self->vcpus_.size()) {
+      self->requestExit(ExitStatus::HALT, "all vCPUs halted with interrupts disabled");
+      return;
+    }
+    self->haltedVcpus_ = 0;
+    self->probeHalt_ = true;
+    std::lock_guard lock(self->vcpuHandlesMutex_);
+    if (self->stopping_) return;
+    for (pthread_t handle : self->vcpuHandles_) pthread_kill(handle, KICK_SIGNAL);
+  }, HALT_PROBE_MS, HALT_PROBE_MS);
+  for (auto& [backend, uart] : serialPorts_) backend->startInput(&loop_, *uart);
+  ioThread_ = std::thread([this] { runIoLoop(); });
+
+  {
+    std::lock_guard lock(vcpuHandlesMutex_);
+    for (auto& vcpu : vcpus_) {
+      vcpuThreads_.emplace_back([this, cpu = vcpu.get()] { runVcpu(*cpu); });
+      vcpuHandles_.push_back(vcpuThreads_.back().native_handle());
+    }
+  }
+
+  int status;
+  {
+    std::unique_lock lock(exitMutex_);
+    exitChanged_.wait(lock, [&] { return exitStatus_.has_value(); });
+    status = *exitStatus_;
+  }
+  stopVcpus();
+  for (auto& thread : vcpuThreads_) thread.join();
+  vcpuThreads_.clear();
+  {
+    std::lock_guard lock(vcpuHandlesMutex_);
+    vcpuHandles_.clear();  // Joined threads must never be signalled again.
+  }
+  uv_async_send(&loopStop_);
+  ioThread_.join();
+  return status;
+}
+
+void Machine::runIoLoop() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  // Backends close their own handles (and restore the terminal); then ours.
+  serialBackends_.clear();
+  for (auto* handle : std::initializer_list<uv_handle_t*>{
+           reinterpret_cast<uv_handle_t*>(&loopStop_), reinterpret_cast<uv_handle_t*>(&shutdownRequest_),
+           reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
+           reinterpret_cast<uv_handle_t*>(&haltProbe_)}) {
+    uv_close(handle, nullptr);
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+}
+
+void Machine::requestExit(int status, const std::string& reason) {
+  std::lock_guard lock(exitMutex_);
+  if (exitStatus_) return;  // The first reason wins.
+  exitStatus_ = status;
+  exitReason_ = reason;
+  stopping_ = true;
+  exitChanged_.notify_all();
+}
+
+void Machine::requestShutdown() {
+  // bhyve sends an ACPI power-button press on SIGTERM. A guest that never
+  // enabled the event has no ACPI driver listening; stop it directly.
+  if (!acpiPm_->pressPowerButton()) {
+    requestExit(ExitStatus::POWEROFF, "shutdown requested; guest has no ACPI power-button handler");
+  }
+}
+
+void Machine::stopVcpus() {
+  stopping_ = true;
+  std::lock_guard lock(vcpuHandlesMutex_);
+  for (size_t i = 0; i < vcpuHandles_.size() && i < vcpus_.size(); ++i) {
+    vcpus_[i]->requestImmediateExit(true);
+    pthread_kill(vcpuHandles_[i], KICK_SIGNAL);
+  }
+}
+
+bool Machine::vcpuIsHaltedForGood(Vcpu& vcpu) {
+  kvm_mp_state state = vcpu.mpState();
+  // A CPU the guest never started does not count as running.
+  if (state.mp_state == KVM_MP_STATE_UNINITIALIZED || state.mp_state == KVM_MP_STATE_INIT_RECEIVED) return true;
+  constexpr uint64_t RFLAGS_IF = 1u << 9;
+  return state.mp_state == KVM_MP_STATE_HALTED && (vcpu.regs().rflags & RFLAGS_IF) == 0;
+}
+
+void Machine::runVcpu(Vcpu& vcpu) {
+  try {
+    while (!stopping_) {
+      if (!vcpu.run()) {
+        if (probeHalt_ && vcpuIsHaltedForGood(vcpu)) ++haltedVcpus_;
+        continue;
+      }
+      kvm_run& run = vcpu.runState();
+      switch (run.exit_reason) {
+        case KVM_EXIT_IO:
+          handleIo(vcpu);
+          break;
+        case KVM_EXIT_MMIO:
+          handleMmio(vcpu);
+          break;
+        case KVM_EXIT_SHUTDOWN:
+          requestExit(ExitStatus::TRIPLE_FAULT,
+                      fmt::format("vCPU {} triple fault: {}", vcpu.id(), describeRegisters(vcpu)));
+          return;
+        case KVM_EXIT_HLT:
+          requestExit(ExitStatus::HALT, fmt::format("vCPU {} halted", vcpu.id()));
+          return;
+        case KVM_EXIT_SYSTEM_EVENT:
+          if (run.system_event.type == KVM_SYSTEM_EVENT_RESET) {
+            requestExit(ExitStatus::REBOOT, "guest reset");
+          } else if (run.system_event.type == KVM_SYSTEM_EVENT_SHUTDOWN) {
+            requestExit(ExitStatus::POWEROFF, "guest shut down");
+          } else {
+            requestExit(ExitStatus::ERROR, fmt::format("guest system event {}", run.system_event.type));
+          }
+          return;
+        case KVM_EXIT_INTR:
+        case KVM_EXIT_IRQ_WINDOW_OPEN:
+          break;
+        case KVM_EXIT_FAIL_ENTRY:
+          requestExit(ExitStatus::ERROR,
+                      fmt::format("vCPU {} entry failed (reason {:#x}): {}", vcpu.id(),
+                                  run.fail_entry.hardware_entry_failure_reason, describeRegisters(vcpu)));
+          return;
+        case KVM_EXIT_INTERNAL_ERROR:
+          requestExit(ExitStatus::ERROR, fmt::format("vCPU {} KVM internal error (suberror {}): {}", vcpu.id(),
+                                                     run.internal.suberror, describeRegisters(vcpu)));
+          return;
+        default:
+          requestExit(ExitStatus::ERROR, fmt::format("vCPU {} unhandled exit reason {}: {}", vcpu.id(),
+                                                     run.exit_reason, describeRegisters(vcpu)));
+          return;
+      }
+    }
+  } catch (const std::exception& error) {
+    requestExit(ExitStatus::ERROR, fmt::format("vCPU {}: {}", vcpu.id(), error.what()));
+  }
+}
+
+void Machine::handleIo(Vcpu& vcpu) {
+  kvm_run& run = vcpu.runState();
+  auto* data = reinterpret_cast<uint8_t*>(&run) + run.io.data_offset;
+  for (uint32_t i = 0; i < run.io.count; ++i) {
+    std::span<uint8_t> bytes(data + i * run.io.size, run.io.size);
+    if (run.io.direction == KVM_EXIT_IO_OUT) {
+      portBus_.write(run.io.port, bytes);
+    } else {
+      portBus_.read(run.io.port, bytes);
+    }
+  }
+}
+
+void Machine::handleMmio(Vcpu& vcpu) {
+  kvm_run& run = vcpu.runState();
+  std::span<uint8_t> bytes(run.mmio.data, std::min<uint32_t>(run.mmio.len, sizeof(run.mmio.data)));
+  if (run.mmio.is_write) {
+    mmioBus_.write(run.mmio.phys_addr, bytes);
+  } else {
+    mmioBus_.read(run.mmio.phys_addr, bytes);
+  }
+}
+
+}  // namespace cellvisor

@@ -1,0 +1,97 @@
+// One VM wired together (the builder): KVM VM and vCPUs, guest RAM, platform
+// devices on the port and MMIO buses, ACPI tables and the boot image. `run()`
+// starts the vCPU threads and the I/O loop and returns bhyve's exit status.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/machine/machine-config.h"
+#include "core/platform/io-bus.h"
+#include "core/platform/machine-control.h"
+
+namespace cellvisor {
+
+class Hypervisor;
+class Vm;
+class Vcpu;
+class GuestMemory;
+class PciHost;
+class AcpiPm;
+class SerialBackend;
+class Uart16550;
+class IoDevice;
+class IrqLine;
+class PciDevice;
+
+class Machine : public MachineControl {
+ public:
+  explicit Machine(const MachineConfig& config);
+  ~Machine() override;
+
+  // Runs the guest until it resets, powers off, halts, faults or is stopped.
+  int run();
+
+  void requestExit(int status, const std::string& reason) override;
+  using MachineControl::requestExit;
+  // Host-side shutdown request (SIGTERM): ACPI power button.
+  void requestShutdown();
+
+  const std::string& exitReason() const { return exitReason_; }
+
+ private:
+  void buildPlatform();
+  void attachPciSlots();
+  void loadGuest();
+  void createVcpus();
+  void runVcpu(Vcpu& vcpu);
+  void handleIo(Vcpu& vcpu);
+  void handleMmio(Vcpu& vcpu);
+  bool vcpuIsHaltedForGood(Vcpu& vcpu);
+  void runIoLoop();
+  void stopVcpus();
+
+  MachineConfig config_;
+  std::unique_ptr<Hypervisor> hypervisor_;
+  std::unique_ptr<Vm> vm_;
+  std::unique_ptr<GuestMemory> memory_;
+  IoBus portBus_{"port I/O"};
+  IoBus mmioBus_{"MMIO"};
+  std::vector<std::unique_ptr<IrqLine>> irqLines_;
+  std::vector<std::unique_ptr<IoDevice>> devices_;
+  std::vector<std::unique_ptr<PciDevice>> pciDevices_;
+  std::vector<std::unique_ptr<SerialBackend>> serialBackends_;
+  std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;
+  std::unique_ptr<PciHost> pciHost_;
+  AcpiPm* acpiPm_ = nullptr;
+  std::vector<std::unique_ptr<Vcpu>> vcpus_;
+  std::vector<std::thread> vcpuThreads_;
+  std::mutex vcpuHandlesMutex_;  // The halt probe (I/O thread) signals them too.
+  std::vector<pthread_t> vcpuHandles_;
+
+  uv_loop_t loop_{};
+  uv_async_t loopStop_{};
+  uv_async_t shutdownRequest_{};
+  uv_signal_t sigterm_{};
+  uv_signal_t sigint_{};
+  uv_timer_t haltProbe_{};
+  std::thread ioThread_;
+
+  std::mutex exitMutex_;
+  std::condition_variable exitChanged_;
+  std::optional<int> exitStatus_;
+  std::string exitReason_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> probeHalt_{false};
+  std::atomic<uint32_t> haltedVcpus_{0};
+};
+
+}  // namespace cellvisor

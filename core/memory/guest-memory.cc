@@ -1,0 +1,59 @@
+#include "core/memory/guest-memory.h"
+
+#include <fcntl.h>
+#include <linux/memfd.h>
+#include <sys/mman.h>
+
+#include <cstring>
+#include <stdexcept>
+
+#include "core/base/system-error.h"
+
+namespace cellvisor {
+
+GuestMemory::GuestMemory(uint64_t size) : size_(size) {
+  constexpr uint64_t ALIGN = 2 * layout::MiB;
+  if (size < ALIGN || size % ALIGN != 0) {
+    throw std::invalid_argument("guest memory must be a non-zero multiple of 2 MiB, got " +
+                                std::to_string(size) + " bytes");
+  }
+  memfd_ = UniqueFd(checkSyscall(::memfd_create("guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING),
+                                 "memfd_create"));
+  checkSyscall(::ftruncate(memfd_.get(), static_cast<off_t>(size)), "ftruncate guest RAM");
+  // Servers map this fd too: a shrink would turn their accesses into SIGBUS.
+  checkSyscall(::fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+               "F_ADD_SEALS");
+  mapping_ = Mapping::map(memfd_.get(), size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE);
+  ::madvise(mapping_.data(), size, MADV_HUGEPAGE);  // Best effort; shmem THP may be off.
+
+  uint64_t low = size < layout::LOW_RAM_LIMIT ? size : layout::LOW_RAM_LIMIT;
+  regions_.push_back({0, low, 0});
+  if (size > low) regions_.push_back({layout::HIGH_RAM_BASE, size - low, low});
+}
+
+uint8_t* GuestMemory::translate(uint64_t address, uint64_t length) const {
+  for (const auto& region : regions_) {
+    if (address < region.guestPhysical) continue;
+    uint64_t offset = address - region.guestPhysical;
+    if (offset >= region.size || length > region.size - offset) continue;
+    return mapping_.data() + region.memfdOffset + offset;
+  }
+  return nullptr;
+}
+
+void GuestMemory::write(uint64_t address, std::span<const uint8_t> data) {
+  uint8_t* host = translate(address, data.size());
+  if (host == nullptr) {
+    throw std::out_of_range("guest write of " + std::to_string(data.size()) + " bytes at 0x" +
+                            std::to_string(address) + " is outside RAM");
+  }
+  std::memcpy(host, data.data(), data.size());
+}
+
+void GuestMemory::read(uint64_t address, std::span<uint8_t> out) const {
+  const uint8_t* host = translate(address, out.size());
+  if (host == nullptr) throw std::out_of_range("guest read outside RAM");
+  std::memcpy(out.data(), host, out.size());
+}
+
+}  // namespace cellvisor

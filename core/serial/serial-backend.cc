@@ -1,0 +1,240 @@
+#include "core/serial/serial-backend.h"
+
+#include <fcntl.h>
+#include <pty.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+
+#include "core/base/system-error.h"
+#include "core/base/unique-fd.h"
+#include "core/serial/serial-input.h"
+
+namespace cellvisor {
+namespace {
+
+void writeAll(int fd, std::span<const uint8_t> bytes, bool dropWhenBlocked) {
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t written = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (written > 0) {
+      done += static_cast<size_t>(written);
+    } else if (written < 0 && errno == EINTR) {
+      continue;
+    } else {
+      // A terminal nobody reads, or a peer that went away: the bytes are
+      // gone, as on a real serial line with no listener.
+      (void)dropWhenBlocked;
+      return;
+    }
+  }
+}
+
+void setNonBlocking(int fd) {
+  int flags = checkSyscall(::fcntl(fd, F_GETFL), "fcntl F_GETFL");
+  checkSyscall(::fcntl(fd, F_SETFL, flags | O_NONBLOCK), "fcntl F_SETFL");
+}
+
+// Raw mode on a terminal for as long as the backend lives.
+class RawTerminal {
+ public:
+  explicit RawTerminal(int fd) : fd_(fd) {
+    if (::isatty(fd) && ::tcgetattr(fd, &saved_) == 0) {
+      termios raw = saved_;
+      ::cfmakeraw(&raw);
+      raw.c_oflag |= OPOST;  // Keep \n -> \r\n so host-side output stays readable.
+      ::tcsetattr(fd, TCSANOW, &raw);
+      active_ = true;
+    }
+  }
+  ~RawTerminal() {
+    if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
+  }
+  RawTerminal(const RawTerminal&) = delete;
+  RawTerminal& operator=(const RawTerminal&) = delete;
+
+ private:
+  int fd_;
+  termios saved_{};
+  bool active_ = false;
+};
+
+class StdioBackend : public SerialBackend {
+ public:
+  StdioBackend() : raw_(STDIN_FILENO) {}
+  void writeOutput(std::span<const uint8_t> bytes) override { writeAll(STDOUT_FILENO, bytes, false); }
+  void startInput(uv_loop_t* loop, Uart16550& uart) override {
+    try {
+      input_.emplace(loop, STDIN_FILENO, uart, [] {});  // EOF: no more typed input.
+    } catch (const std::runtime_error&) {
+      // stdin is a file or /dev/null: the guest simply gets no input.
+    }
+  }
+  std::string endpoint() const override { return "stdio"; }
+
+ private:
+  RawTerminal raw_;
+  std::optional<SerialInput> input_;
+};
+
+// A terminal fd we own: a pty master or a /dev tty.
+class TerminalBackend : public SerialBackend {
+ public:
+  TerminalBackend(UniqueFd fd, std::string endpoint) : fd_(std::move(fd)), endpoint_(std::move(endpoint)) {
+    setNonBlocking(fd_.get());
+  }
+  void writeOutput(std::span<const uint8_t> bytes) override { writeAll(fd_.get(), bytes, true); }
+  ~TerminalBackend() override {
+    input_.reset();
+    if (retry_ != nullptr) {
+      uv_close(reinterpret_cast<uv_handle_t*>(retry_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    }
+  }
+  void startInput(uv_loop_t* loop, Uart16550& uart) override {
+    uart_ = &uart;
+    retry_ = new uv_timer_t;
+    uv_timer_init(loop, retry_);
+    retry_->data = this;
+    listen();
+  }
+  std::string endpoint() const override { return endpoint_; }
+
+ private:
+  void listen() {
+    // A pty master reports EIO while no one holds the slave open: look again
+    // a little later instead of giving up on input.
+    input_.emplace(retry_->loop, fd_.get(), *uart_, [this] {
+      uv_timer_start(retry_, [](uv_timer_t* timer) { static_cast<TerminalBackend*>(timer->data)->listen(); },
+                     200, 0);
+    });
+  }
+
+  Uart16550* uart_ = nullptr;
+  uv_timer_t* retry_ = nullptr;
+  UniqueFd fd_;
+  std::string endpoint_;
+  std::optional<SerialInput> input_;
+};
+
+class FileBackend : public SerialBackend {
+ public:
+  explicit FileBackend(const std::string& path)
+      : fd_(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)), path_(path) {
+    if (!fd_) throwSystemError("open serial log " + path);
+  }
+  void writeOutput(std::span<const uint8_t> bytes) override { writeAll(fd_.get(), bytes, false); }
+  void startInput(uv_loop_t*, Uart16550&) override {}
+  std::string endpoint() const override { return "file=" + path_; }
+
+ private:
+  UniqueFd fd_;
+  std::string path_;
+};
+
+class UnixSocketBackend : public SerialBackend {
+ public:
+  explicit UnixSocketBackend(const std::string& path) : path_(path) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    if (path.size() >= sizeof(address.sun_path)) throw std::invalid_argument("unix socket path too long: " + path);
+    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+    listener_ = UniqueFd(checkSyscall(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket"));
+    ::unlink(path.c_str());
+    // The console is the guest's root shell: only our user may connect.
+    mode_t old = ::umask(0177);
+    int bound = ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    ::umask(old);
+    if (bound < 0) throwSystemError("bind " + path);
+    checkSyscall(::listen(listener_.get(), 1), "listen");
+  }
+  ~UnixSocketBackend() override {
+    if (accept_ != nullptr) {
+      uv_poll_stop(accept_);
+      uv_close(reinterpret_cast<uv_handle_t*>(accept_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+    }
+    ::unlink(path_.c_str());
+  }
+
+  void writeOutput(std::span<const uint8_t> bytes) override {
+    std::lock_guard lock(clientMutex_);
+    if (client_) writeAll(client_.get(), bytes, true);
+  }
+  void startInput(uv_loop_t* loop, Uart16550& uart) override {
+    uart_ = &uart;
+    accept_ = new uv_poll_t;
+    uv_poll_init(loop, accept_, listener_.get());
+    accept_->data = this;
+    uv_poll_start(accept_, UV_READABLE, [](uv_poll_t* poll, int, int) {
+      static_cast<UnixSocketBackend*>(poll->data)->acceptClient(poll->loop);
+    });
+  }
+  std::string endpoint() const override { return "unix=" + path_; }
+
+ private:
+  void acceptClient(uv_loop_t* loop) {
+    int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) return;
+    std::lock_guard lock(clientMutex_);
+    if (client_) {
+      ::close(fd);  // One console user at a time.
+      return;
+    }
+    client_ = UniqueFd(fd);
+    input_.emplace(loop, client_.get(), *uart_, [this] { dropClient(); });
+  }
+  void dropClient() {
+    // The input's poll is stopped; it is replaced when the next client comes.
+    std::lock_guard lock(clientMutex_);
+    client_.reset();
+  }
+
+  std::string path_;
+  UniqueFd listener_;
+  uv_poll_t* accept_ = nullptr;
+  Uart16550* uart_ = nullptr;
+  std::mutex clientMutex_;
+  UniqueFd client_;
+  std::optional<SerialInput> input_;
+};
+
+std::unique_ptr<SerialBackend> openPty() {
+  int master = -1;
+  int slave = -1;
+  char name[256];
+  termios raw{};
+  ::cfmakeraw(&raw);
+  checkSyscall(::openpty(&master, &slave, name, &raw, nullptr), "openpty");
+  UniqueFd masterFd(master);
+  ::fcntl(master, F_SETFD, FD_CLOEXEC);
+  // Closing our slave end would make the master report EIO until a user
+  // opens it; that is handled by the reopen timer above.
+  ::close(slave);
+  std::cerr << "console: " << name << std::endl;
+  return std::make_unique<TerminalBackend>(std::move(masterFd), name);
+}
+
+}  // namespace
+
+std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec) {
+  if (spec == "stdio") return std::make_unique<StdioBackend>();
+  if (spec == "pty") return openPty();
+  if (spec.rfind("file=", 0) == 0 && spec.size() > 5) return std::make_unique<FileBackend>(spec.substr(5));
+  if (spec.rfind("unix=", 0) == 0 && spec.size() > 5) return std::make_unique<UnixSocketBackend>(spec.substr(5));
+  if (spec.rfind("/dev/", 0) == 0) {
+    int fd = ::open(spec.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) throwSystemError("open " + spec);
+    return std::make_unique<TerminalBackend>(UniqueFd(fd), spec);
+  }
+  throw std::invalid_argument("bad serial backend '" + spec +
+                              "': expected stdio, pty, file=PATH, unix=PATH or a /dev path");
+}
+
+}  // namespace cellvisor

@@ -1,0 +1,32 @@
+// Where a UART's bytes go and come from, chosen by the bhyve-style -l spec:
+//   stdio          the core's stdin/stdout (raw mode when it is a terminal)
+//   pty            a new pseudo-terminal; its path is printed on stderr
+//   unix=PATH      a listening unix socket; one client at a time
+//   file=PATH      an append-only log (no input)
+//   /dev/...       an existing terminal device
+// Output is written synchronously from the vCPU thread; input is read on the
+// core's I/O loop and offered to the UART with back-pressure, never dropped.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "core/platform/uart16550.h"
+
+namespace cellvisor {
+
+class SerialBackend : public SerialOutput {
+ public:
+  // Starts feeding `uart` from this backend's input on `loop` (loop thread).
+  virtual void startInput(uv_loop_t* loop, Uart16550& uart) = 0;
+  // Human-readable endpoint, e.g. the pty path.
+  virtual std::string endpoint() const = 0;
+};
+
+// Throws std::invalid_argument for a malformed spec, std::system_error if
+// the endpoint cannot be opened.
+std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec);
+
+}  // namespace cellvisor

@@ -62,12 +62,12 @@ int main(int argc, char** argv) {
   bool utc = false;
   bool destroyOnPoweroff = false;
   bool cmdlineGiven = false;
-  app.add_option("-c", cpus, "vCPUs: N or cpus=N");
-  app.add_option("-m", memory, "guest memory, e.g. 512M or 2G (no suffix: MiB)");
-  app.add_option("-l", lpcDevices, "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/...)");
-  app.add_option("-s", slots, "PCI slot: SLOT[:FUNC],EMULATION[,OPTIONS]");
-  app.add_option("-k", configFiles, "read key=value configuration from FILE");
-  app.add_option("-o", overrides, "set a configuration key: KEY=VALUE");
+  app.add_option("-c", cpus, "vCPUs: N or cpus=N")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("-m", memory, "guest memory, e.g. 512M or 2G (no suffix: MiB)")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("-l", lpcDevices, "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/...)")->allow_extra_args(false);
+  app.add_option("-s", slots, "PCI slot: SLOT[:FUNC],EMULATION[,OPTIONS]")->allow_extra_args(false);
+  app.add_option("-k", configFiles, "read key=value configuration from FILE")->allow_extra_args(false);
+  app.add_option("-o", overrides, "set a configuration key: KEY=VALUE")->allow_extra_args(false);
   app.add_flag("-u", utc, "RTC keeps UTC (default: local time)");
   app.add_flag("-D", destroyOnPoweroff, "destroy the VM on guest poweroff (always so: the core owns no state)");
   app.add_option("--kernel", kernel, "boot this Linux bzImage or PVH ELF directly");

@@ -27,7 +27,7 @@
 pvh_entry:
 	cli
 	/* "exit..." as the command line: report at once (the boot benchmark). */
-	movl 16(%ebx), %eax
+	movl 24(%ebx), %eax         /* cmdline_paddr */
 	cmpl $0x74697865, (%eax)
 	jne 1f
 	movw $DEBUG_EXIT_PORT, %dx

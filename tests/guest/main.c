@@ -117,6 +117,26 @@ static void test_triple_fault(void) {
   __asm__ volatile("lidt %0; ud2" ::"m"(empty));
 }
 
+/* Reads one line from COM1 (polling) and prints it back. */
+static void test_echo(void) {
+  char line[80];
+  unsigned length = 0;
+  printf("echo: ready\n");
+  for (unsigned waited_ms = 0; waited_ms < 30000 && length + 1 < sizeof(line);) {
+    if (!(inb(COM1 + 5) & 0x01)) {
+      delay_us(1000);
+      ++waited_ms;
+      continue;
+    }
+    char c = (char)inb(COM1);
+    if (c == '\r' || c == '\n') break;
+    line[length++] = c;
+  }
+  line[length] = 0;
+  printf("echo: %s\n", line);
+  check("received a line", length > 0);
+}
+
 void guest_main(const struct hvm_start_info* info) {
   start_info = info;
   console_init();
@@ -143,6 +163,11 @@ void guest_main(const struct hvm_start_info* info) {
     test_poweroff();
   } else if (strncmp(test, "power-button", 32) == 0) {
     test_power_button();
+  } else if (strncmp(test, "echo", 32) == 0) {
+    test_echo();
+  } else if (strncmp(test, "idle", 32) == 0) {
+    printf("idle: waiting with interrupts on\n");
+    for (;;) __asm__ volatile("sti; hlt");
   } else if (strncmp(test, "halt", 32) == 0) {
     printf("halt: cli; hlt\n");
     __asm__ volatile("cli; hlt");

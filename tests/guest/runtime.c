@@ -48,7 +48,7 @@ void console_init(void) {
   outb(COM1 + 0, 0x01); /* 115200 baud */
   outb(COM1 + 1, 0x00);
   outb(COM1 + 3, 0x03); /* 8N1 */
-  outb(COM1 + 2, 0x07); /* FIFO on, cleared */
+  outb(COM1 + 2, 0x01); /* FIFO on; keep what the host typed before boot */
   outb(COM1 + 4, 0x03); /* DTR, RTS */
 }
 

@@ -1,0 +1,120 @@
+#include "tests/boot/core-process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <stdexcept>
+
+extern char** environ;
+
+namespace cellvisor::testing {
+
+CoreProcess::CoreProcess(const std::vector<std::string>& arguments) {
+  int out[2];
+  int err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  std::vector<char*> argv;
+  for (const auto& argument : arguments) argv.push_back(const_cast<char*>(argument.c_str()));
+  argv.push_back(nullptr);
+  int result = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  ::close(err[1]);
+  outFd_ = out[0];
+  errFd_ = err[0];
+  if (result != 0) throw std::runtime_error("cannot start " + arguments[0]);
+}
+
+CoreProcess::~CoreProcess() {
+  if (status_ == -2 && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  if (outFd_ >= 0) ::close(outFd_);
+  if (errFd_ >= 0) ::close(errFd_);
+}
+
+bool CoreProcess::pump(std::chrono::milliseconds timeout) {
+  pollfd fds[2] = {{outFd_, POLLIN, 0}, {errFd_, POLLIN, 0}};
+  int ready = ::poll(fds, 2, static_cast<int>(timeout.count()));
+  if (ready <= 0) return false;
+  bool open = false;
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i].fd < 0) continue;
+    if (fds[i].revents & (POLLIN | POLLHUP)) {
+      char buffer[4096];
+      ssize_t count = ::read(fds[i].fd, buffer, sizeof(buffer));
+      if (count > 0) {
+        (i == 0 ? out_ : err_).append(buffer, static_cast<size_t>(count));
+        open = true;
+      }
+    } else {
+      open = true;
+    }
+  }
+  return open;
+}
+
+bool CoreProcess::waitFor(const std::string& text, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (output().find(text) == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    if (!pump(std::min(left, std::chrono::milliseconds(100))) && status_ != -2) return false;
+    int status;
+    if (status_ == -2 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+  }
+  return true;
+}
+
+int CoreProcess::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (status_ == -2) {
+    int status;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      break;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+      status_ = -1;
+      break;
+    }
+    pump(std::chrono::milliseconds(20));
+  }
+  while (pump(std::chrono::milliseconds(0))) {
+  }
+  return status_;
+}
+
+void CoreProcess::signal(int number) { ::kill(pid_, number); }
+
+std::string coreBinary() {
+  const char* path = std::getenv("CELLVISOR_CORE");
+  return path ? path : "vmm-core";
+}
+
+std::string guestImage() {
+  const char* path = std::getenv("CELLVISOR_GUEST");
+  return path ? path : "guest.elf";
+}
+
+std::string kvmUnavailableReason() {
+  if (::access("/dev/kvm", R_OK | W_OK) != 0) return "no usable /dev/kvm on this host";
+  return "";
+}
+
+}  // namespace cellvisor::testing

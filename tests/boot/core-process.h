@@ -1,0 +1,46 @@
+// Runs vmm-core as a child process for guest tests: captures stdout and
+// stderr, waits for text to appear, sends signals, collects the exit status.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace cellvisor::testing {
+
+class CoreProcess {
+ public:
+  explicit CoreProcess(const std::vector<std::string>& arguments);
+  ~CoreProcess();
+  CoreProcess(const CoreProcess&) = delete;
+  CoreProcess& operator=(const CoreProcess&) = delete;
+
+  // Reads output until `text` appears in stdout or stderr; false on timeout or exit.
+  bool waitFor(const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // Waits for exit (killing the process after `timeout`); returns its status,
+  // or -1 if it had to be killed or died from a signal.
+  int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  void signal(int number);
+
+  const std::string& out() const { return out_; }
+  const std::string& err() const { return err_; }
+  std::string output() const { return out_ + err_; }
+
+ private:
+  bool pump(std::chrono::milliseconds timeout);
+
+  int pid_ = -1;
+  int outFd_ = -1;
+  int errFd_ = -1;
+  int status_ = -2;
+  std::string out_;
+  std::string err_;
+};
+
+// Paths the build passes in: the core binary and the test guest.
+std::string coreBinary();
+std::string guestImage();
+// Empty when the host can run guests; otherwise why not.
+std::string kvmUnavailableReason();
+
+}  // namespace cellvisor::testing

@@ -1,0 +1,202 @@
+// Tier 3: the test guest booted by the real core on real KVM. Each test picks
+// a guest test by command line and checks the console and the exit status.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "tests/boot/core-process.h"
+
+namespace cellvisor::testing {
+namespace {
+
+constexpr int GUEST_PASSED = (0x10 << 1) | 1;
+
+class GuestBoot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  }
+
+  static std::vector<std::string> args(const std::string& test, std::vector<std::string> extra = {}) {
+    std::vector<std::string> all = {coreBinary(), "-m", "128M", "-l", "com1,stdio", "--kernel", guestImage(),
+                                    "--cmdline", "test=" + test};
+    all.insert(all.end(), extra.begin(), extra.end());
+    all.push_back("guest-test");
+    return all;
+  }
+};
+
+TEST_F(GuestBoot, Hello) {
+  CoreProcess core(args("hello"));
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+  EXPECT_NE(core.out().find("Hello from the cellvisor test guest"), std::string::npos);
+  EXPECT_NE(core.out().find("guest: 4 checks, 0 failed"), std::string::npos) << core.out();
+}
+
+TEST_F(GuestBoot, MemoryAbove4GiB) {
+  CoreProcess core(args("hello", {"-m", "4G"}));
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+  // All of it but the legacy 0x9FC00-1 MiB hole.
+  EXPECT_NE(core.out().find("memory: 4095 MiB usable"), std::string::npos) << core.out();
+}
+
+TEST_F(GuestBoot, PciEnumerationSeesHostBridgeAndLpc) {
+  CoreProcess core(args("pci", {"-s", "0,hostbridge", "-s", "31,lpc"}));
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+  EXPECT_NE(core.out().find("pci: 00:00.0 1275:1275 class 060000"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("pci: 00:1f.0 8086:7000 class 060100"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("pci: 2 functions on bus 0"), std::string::npos);
+}
+
+TEST_F(GuestBoot, SmpBringsUpEveryVcpu) {
+  for (int cpus : {2, 4}) {
+    CoreProcess core(args("smp", {"-c", std::to_string(cpus)}));
+    EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+    EXPECT_NE(core.out().find("smp: MADT lists " + std::to_string(cpus) + " CPUs"), std::string::npos) << core.out();
+    EXPECT_NE(core.out().find("smp: " + std::to_string(cpus) + " CPUs running"), std::string::npos) << core.out();
+  }
+}
+
+TEST_F(GuestBoot, UartRegisters) {
+  CoreProcess core(args("uart"));
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+}
+
+TEST_F(GuestBoot, RealTimeClock) {
+  CoreProcess core(args("rtc", {"-u"}));
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+}
+
+TEST_F(GuestBoot, ExitStatusesFollowBhyve) {
+  struct Case {
+    const char* test;
+    int status;
+    const char* reason;
+  };
+  for (const Case& c : {Case{"reset", 0, "reset via port 0xCF9"}, Case{"reset-i8042", 0, "i8042"},
+                        Case{"poweroff", 1, "ACPI S5"}, Case{"halt", 2, "halted with interrupts disabled"},
+                        Case{"triple-fault", 3, "triple fault"}}) {
+    CoreProcess core(args(c.test));
+    EXPECT_EQ(core.wait(), c.status) << c.test << ": " << core.output();
+    EXPECT_NE(core.err().find(c.reason), std::string::npos) << core.err();
+  }
+}
+
+TEST_F(GuestBoot, SigtermPressesThePowerButton) {
+  CoreProcess core(args("power-button"));
+  ASSERT_TRUE(core.waitFor("power-button: waiting")) << core.output();
+  core.signal(SIGTERM);
+  EXPECT_EQ(core.wait(), 1) << core.output();
+  EXPECT_NE(core.out().find("power-button: pressed"), std::string::npos) << core.out();
+}
+
+TEST_F(GuestBoot, SigtermStopsAGuestWithoutAcpiHandler) {
+  CoreProcess core(args("idle"));
+  ASSERT_TRUE(core.waitFor("idle: waiting")) << core.output();
+  core.signal(SIGTERM);
+  EXPECT_EQ(core.wait(), 1) << core.output();
+  EXPECT_NE(core.err().find("no ACPI power-button handler"), std::string::npos) << core.err();
+}
+
+TEST_F(GuestBoot, ConsoleOnUnixSocketCarriesInputAndOutput) {
+  std::string path = ::testing::TempDir() + "/cellvisor-console-" + std::to_string(::getpid()) + ".sock";
+  std::vector<std::string> argv = args("echo");
+  argv[4] = "com1,unix=" + path;
+  CoreProcess core(argv);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+  bool connected = false;
+  for (int attempt = 0; attempt < 200 && !connected; ++attempt) {
+    connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    if (!connected) usleep(10000);
+  }
+  ASSERT_TRUE(connected) << core.output();
+  std::string console;
+  const std::string line = "typed-by-the-host\n";
+  ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+  char buffer[4096];
+  for (ssize_t count; (count = ::read(fd, buffer, sizeof(buffer))) > 0;) console.append(buffer, static_cast<size_t>(count));
+  ::close(fd);
+  EXPECT_NE(console.find("echo: typed-by-the-host"), std::string::npos) << console;
+  EXPECT_EQ(::access(path.c_str(), F_OK), -1) << "the socket is removed on exit";
+}
+
+TEST_F(GuestBoot, ConsoleOnPty) {
+  auto argv = args("echo", {"-l", "com2,file=/dev/null"});  // A second UART beside it.
+  argv[4] = "com1,pty";
+  CoreProcess pty(argv);
+  // Wait for the whole line: the path's digits may arrive after the prefix.
+  ASSERT_TRUE(pty.waitFor("console: /dev/pts/")) << pty.output();
+  std::string tail = pty.err().substr(pty.err().find("console: /dev/pts/"));
+  ASSERT_TRUE(pty.waitFor(tail.substr(0, tail.find('\n')) + "\n")) << pty.output();
+  std::smatch match;
+  std::string err = pty.err();
+  ASSERT_TRUE(std::regex_search(err, match, std::regex("console: (/dev/pts/[0-9]+)\n")));
+  int terminal = ::open(match[1].str().c_str(), O_RDWR | O_NOCTTY);
+  ASSERT_GE(terminal, 0);
+  const std::string line = "via-pty\n";
+  ASSERT_EQ(::write(terminal, line.data(), line.size()), static_cast<ssize_t>(line.size()));
+  std::string seen;
+  for (int polls = 0; polls < 300 && seen.find("echo: via-pty") == std::string::npos; ++polls) {
+    pollfd ready{terminal, POLLIN, 0};
+    if (::poll(&ready, 1, 100) <= 0) continue;
+    char buffer[512];
+    ssize_t count = ::read(terminal, buffer, sizeof(buffer));
+    if (count > 0) seen.append(buffer, static_cast<size_t>(count));
+  }
+  ::close(terminal);
+  EXPECT_NE(seen.find("echo: via-pty"), std::string::npos) << seen;
+  EXPECT_EQ(pty.wait(), GUEST_PASSED) << pty.output();
+}
+
+TEST_F(GuestBoot, ConsoleToLogFile) {
+  std::string path = ::testing::TempDir() + "/cellvisor-console-" + std::to_string(::getpid()) + ".log";
+  ::unlink(path.c_str());
+  auto argv = args("hello");
+  argv[4] = "com1,file=" + path;
+  CoreProcess core(argv);
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+  std::ifstream log(path);
+  std::stringstream text;
+  text << log.rdbuf();
+  EXPECT_NE(text.str().find("Hello from the cellvisor test guest"), std::string::npos) << text.str();
+  ::unlink(path.c_str());
+}
+
+TEST_F(GuestBoot, BadInputGetsAClearError) {
+  struct Case {
+    std::vector<std::string> argv;
+    const char* message;
+  };
+  std::vector<Case> cases = {
+      {{coreBinary(), "--kernel", "/etc/hostname", "vm"}, "bad magic"},
+      {{coreBinary(), "--kernel", "/nonexistent/kernel", "vm"}, "cannot open"},
+      {{coreBinary(), "--kernel", guestImage(), "-o", "memroy.size=1G", "vm"}, "memroy.size: unknown configuration key"},
+      {{coreBinary(), "--kernel", guestImage(), "-m", "3M", "vm"}, "multiple of 2 MiB"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "5,virtio-gpu", "vm"}, "unknown device emulation"},
+      {{coreBinary(), "--kernel", guestImage(), "-l", "com1,carrier-pigeon", "vm"}, "bad serial backend"},
+      {{coreBinary(), "--kernel", guestImage(), "../../etc"}, "invalid VM name"},
+      {{coreBinary(), "--kernel", guestImage(), "-c", "0", "vm"}, "vCPU count"},
+  };
+  for (const auto& c : cases) {
+    CoreProcess core(c.argv);
+    EXPECT_EQ(core.wait(), 4) << c.message << ": " << core.output();
+    EXPECT_NE(core.err().find(c.message), std::string::npos) << core.err();
+  }
+}
+
+}  // namespace
+}  // namespace cellvisor::testing

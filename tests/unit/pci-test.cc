@@ -1,0 +1,112 @@
+// PCI configuration decoding through 0xCF8/0xCFC and ECAM, read-only
+// identity, BAR sizing and relocation.
+#include <gtest/gtest.h>
+
+#include "core/pci/pci-config-space.h"
+#include "core/pci/pci-host.h"
+#include "tests/unit/fakes.h"
+
+namespace cellvisor {
+namespace {
+
+class NullDevice : public IoDevice {
+ public:
+  void read(uint64_t, std::span<uint8_t> data) override { storeLittleEndian(data, 0x42); }
+  void write(uint64_t, std::span<const uint8_t> data) override { last = data[0]; }
+  uint8_t last = 0;
+};
+
+uint32_t read32(IoDevice& device, uint64_t offset, size_t size = 4) {
+  uint8_t bytes[4] = {};
+  device.read(offset, {bytes, size});
+  return static_cast<uint32_t>(loadLittleEndian({bytes, size}));
+}
+
+void write32(IoDevice& device, uint64_t offset, uint32_t value, size_t size = 4) {
+  uint8_t bytes[4];
+  storeLittleEndian({bytes, size}, value);
+  device.write(offset, {bytes, size});
+}
+
+struct PciTest : ::testing::Test {
+  NullDevice reset;
+  PciHost host{reset};
+  PciConfigSpace bridge{PciIdentity{.vendor = 0x1275, .device = 0x1275, .classCode = 0x06}};
+  PciConfigSpace nic{PciIdentity{.vendor = 0x1af4, .device = 0x1041, .subclass = 0x00, .classCode = 0x02}};
+
+  void SetUp() override {
+    host.attach(0, 0, bridge);
+    host.attach(3, 0, nic);
+  }
+  uint32_t cf8Read(int slot, int function, uint16_t offset, size_t size = 4) {
+    write32(host.addressPort(), 0, 0x80000000u | slot << 11 | function << 8 | (offset & 0xfc));
+    return read32(host.dataPort(), offset & 3, size);
+  }
+  void cf8Write(int slot, uint16_t offset, uint32_t value, size_t size = 4) {
+    write32(host.addressPort(), 0, 0x80000000u | slot << 11 | (offset & 0xfc));
+    write32(host.dataPort(), offset & 3, value, size);
+  }
+};
+
+TEST_F(PciTest, MechanismOneDecodesSlotsAndOffsets) {
+  EXPECT_EQ(cf8Read(0, 0, 0), 0x12751275u);
+  EXPECT_EQ(cf8Read(3, 0, 0), 0x10411af4u);
+  EXPECT_EQ(cf8Read(3, 0, 2, 2), 0x1041u) << "word access at offset 2";
+  EXPECT_EQ(cf8Read(3, 0, 0xb, 1), 0x02u) << "class code byte";
+  EXPECT_EQ(cf8Read(5, 0, 0), 0xffffffffu) << "empty slot";
+  EXPECT_EQ(cf8Read(3, 1, 0), 0xffffffffu) << "empty function";
+}
+
+TEST_F(PciTest, DisabledAddressReadsAllOnes) {
+  write32(host.addressPort(), 0, 0x00000000);
+  EXPECT_EQ(read32(host.dataPort(), 0), 0xffffffffu);
+}
+
+TEST_F(PciTest, ResetRegisterSharesTheAddressDword) {
+  uint8_t value = 0x06;
+  host.addressPort().write(1, {&value, 1});
+  EXPECT_EQ(reset.last, 0x06);
+  EXPECT_EQ(cf8Read(0, 0, 0), 0x12751275u) << "the byte write did not latch an address";
+}
+
+TEST_F(PciTest, EcamMatchesMechanismOne) {
+  EXPECT_EQ(read32(host.ecam(), (3u << 15) | 0), 0x10411af4u);
+  EXPECT_EQ(read32(host.ecam(), (1u << 20) | (3u << 15)), 0xffffffffu) << "bus 1 is empty";
+  EXPECT_EQ(read32(host.ecam(), (3u << 15) | 1), 0xffffffffu) << "misaligned access";
+}
+
+TEST_F(PciTest, IdentityIsReadOnlyAndCommandIsWritable) {
+  cf8Write(3, 0, 0xdeadbeef);
+  EXPECT_EQ(cf8Read(3, 0, 0), 0x10411af4u);
+  cf8Write(3, 4, 0xffff, 2);
+  EXPECT_EQ(cf8Read(3, 0, 4, 2), 0x0407u) << "only IO, memory, bus master and INTx disable stick";
+}
+
+TEST_F(PciTest, SlotConflictsAreRefused) {
+  PciConfigSpace other{PciIdentity{.vendor = 1, .device = 2}};
+  EXPECT_THROW(host.attach(3, 0, other), std::invalid_argument);
+  EXPECT_THROW(host.attach(32, 0, other), std::invalid_argument);
+}
+
+TEST(PciBar, SizingAndRelocation) {
+  PciConfigSpace device{PciIdentity{.vendor = 0x1af4, .device = 0x1042}};
+  device.setBar(0, {PciBarKind::MEMORY64, 0x4000, true}, 0xc0000000);
+  std::vector<std::tuple<int, uint64_t, bool>> changes;
+  device.setBarCallback([&](int bar, uint64_t address, bool enabled) { changes.emplace_back(bar, address, enabled); });
+
+  EXPECT_EQ(device.readConfig(0x10, 4), 0xc000000cu) << "64-bit prefetchable flags";
+  device.writeConfig(0x10, 4, 0xffffffff);
+  device.writeConfig(0x14, 4, 0xffffffff);
+  EXPECT_EQ(device.readConfig(0x10, 4), 0xffffc00cu) << "size mask";
+  EXPECT_EQ(device.readConfig(0x14, 4), 0xffffffffu);
+  device.writeConfig(0x10, 4, 0xd0000000);
+  device.writeConfig(0x14, 4, 0x1);
+  EXPECT_EQ(device.barAddress(0), 0x1d0000000u);
+  EXPECT_FALSE(device.decodes(0));
+  device.writeConfig(0x04, 2, PciConfigSpace::COMMAND_MEMORY);
+  ASSERT_FALSE(changes.empty());
+  EXPECT_EQ(changes.back(), std::make_tuple(0, uint64_t{0x1d0000000}, true));
+}
+
+}  // namespace
+}  // namespace cellvisor

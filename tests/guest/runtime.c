@@ -127,6 +127,8 @@ void check(const char* name, bool ok) {
   printf("%s - %s\n", ok ? "ok" : "FAIL", name);
 }
 
+unsigned checks_failed_so_far(void) { return checks_failed; }
+
 void debug_exit(uint8_t value) {
   outb(DEBUG_EXIT_PORT, value);
   for (;;) __asm__ volatile("cli; hlt");

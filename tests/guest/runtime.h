@@ -52,6 +52,7 @@ void delay_us(uint32_t microseconds);
 /* Named checks and the summary/exit. */
 void check(const char* name, bool ok);
 __attribute__((noreturn)) void finish(void);
+unsigned checks_failed_so_far(void);
 __attribute__((noreturn)) void debug_exit(uint8_t value);
 
 /* A word from the kernel command line: value of "key=" or NULL. */

@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs what building and testing cellvisor needs on Debian 12. Idempotent;
+# skips apt entirely when everything is already there.
+set -eu
+packages="g++ meson ninja-build pkg-config capnproto libcapnp-dev libuv1-dev libboost-dev
+  liburing-dev libseccomp-dev libgtest-dev libgmock-dev libfmt-dev libcli11-dev iproute2 $*"
+missing=""
+for package in $packages; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Sets up and runs the whole test suite: a normal build, then the same
+# suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+set -eu
+cd "$(dirname "$0")/.."
+./tools/install-deps.sh
+jobs=$(nproc)
+[ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build -j "$jobs"
+[ -f build-sanitize/build.ninja ] || meson setup build-sanitize -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+ninja -C build-sanitize -j "$jobs"
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+meson test -C build-sanitize --print-errorlogs --suite cellvisor
+meson test -C build --print-errorlogs

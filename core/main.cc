@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   bool utc = false;
   bool destroyOnPoweroff = false;
   bool cmdlineGiven = false;
+  bool traceBoot = false;
   app.add_option("-c", cpus, "vCPUs: N or cpus=N")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-m", memory, "guest memory, e.g. 512M or 2G (no suffix: MiB)")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-l", lpcDevices, "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/...)")->allow_extra_args(false);
@@ -74,6 +75,7 @@ int main(int argc, char** argv) {
   app.add_option("--initrd", initrd, "initial ramdisk for --kernel");
   app.add_option("--cmdline", cmdline, "kernel command line for --kernel")->each([&](const std::string&) { cmdlineGiven = true; });
   app.add_option("--cpuid-mask", cpuidMask, "comma-separated CPUID features to hide (e.g. cx16,xsave)");
+  app.add_flag("--trace-boot", traceBoot, "print when the guest first wrote the debug-exit port (CLOCK_MONOTONIC)");
   app.add_option("vmname", name, "VM name");
   CLI11_PARSE(app, argc, argv);
 
@@ -100,6 +102,7 @@ int main(int argc, char** argv) {
 
     cellvisor::Machine machine(config);
     int status = machine.run();
+    if (traceBoot) std::cerr << "vmm-core: first-debug-write-ns " << machine.firstDebugWriteNs() << '\n';
     std::cerr << "vmm-core: " << config.name << ": " << machine.exitReason() << " (exit " << status << ")\n";
     return status;
   } catch (const ConfigError& error) {

@@ -5,6 +5,8 @@ set -eu
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh
 jobs=$(nproc)
+# Debian's kernel for the loader test and (on VT-x/AMD-V hosts) the Linux boot test.
+./tools/fetch-linux.sh || echo "test: no Linux kernel; its tests will report SKIP" >&2
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build -j "$jobs"
 [ -f build-sanitize/build.ninja ] || meson setup build-sanitize -Db_sanitize=address,undefined -Db_lundef=false >/dev/null

@@ -117,7 +117,9 @@ void Machine::buildPlatform() {
 
   uint64_t high = memory_->size() - memory_->lowRamEnd();
   portBus_.add(CmosRtc::PORT, 2, add(std::make_unique<CmosRtc>(config_.utcClock, memory_->lowRamEnd(), high)), "rtc");
-  portBus_.add(DebugExit::PORT, 2, add(std::make_unique<DebugExit>(*this)), "debug-exit");
+  auto debugExit = std::make_unique<DebugExit>(*this);
+  debugExit_ = debugExit.get();
+  portBus_.add(DebugExit::PORT, 2, add(std::move(debugExit)), "debug-exit");
   auto& reset = add(std::make_unique<ResetControlRegister>(*this));
   portBus_.add(I8042::DATA_PORT, 1, add(std::make_unique<I8042>(*this, false)), "i8042");
   portBus_.add(I8042::COMMAND_PORT, 1, add(std::make_unique<I8042>(*this, true)), "i8042");
@@ -270,6 +272,8 @@ void Machine::runIoLoop() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
 }
+
+int64_t Machine::firstDebugWriteNs() const { return debugExit_->firstWriteNs(); }
 
 void Machine::requestExit(int status, const std::string& reason) {
   std::lock_guard lock(exitMutex_);

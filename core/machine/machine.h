@@ -26,6 +26,7 @@ class Vcpu;
 class GuestMemory;
 class PciHost;
 class AcpiPm;
+class DebugExit;
 class SerialBackend;
 class Uart16550;
 class IoDevice;
@@ -46,6 +47,8 @@ class Machine : public MachineControl {
   void requestShutdown();
 
   const std::string& exitReason() const { return exitReason_; }
+  // CLOCK_MONOTONIC nanoseconds of the guest's first debug-exit write, or 0.
+  int64_t firstDebugWriteNs() const;
 
  private:
   void buildPlatform();
@@ -72,6 +75,7 @@ class Machine : public MachineControl {
   std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;
   std::unique_ptr<PciHost> pciHost_;
   AcpiPm* acpiPm_ = nullptr;
+  DebugExit* debugExit_ = nullptr;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> vcpuThreads_;
   std::mutex vcpuHandlesMutex_;  // The halt probe (I/O thread) signals them too.

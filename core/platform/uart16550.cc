@@ -40,16 +40,19 @@ constexpr uint8_t MSR_DCD = 0x80;
 }  // namespace
 
 void Uart16550::read(uint64_t offset, std::span<uint8_t> data) {
-  bool rxDrained = false;
+  std::function<void()> notify;
   {
     std::lock_guard lock(mutex_);
     bool wasFull = rx_.size() >= RX_BUFFER;
     for (size_t i = 0; i < data.size(); ++i) data[i] = readRegister(offset + i);
-    rxDrained = wantedRxSpace_ && (wasFull || rx_.empty());
-    if (rxDrained) wantedRxSpace_ = false;
+    if (wantedRxSpace_ && (wasFull || rx_.empty())) {
+      wantedRxSpace_ = false;
+      notify = rxSpaceCallback_;
+    }
     updateInterrupt();
   }
-  if (rxDrained && rxSpaceCallback_) rxSpaceCallback_();
+  // Outside the lock: the backend may call receive() from the callback.
+  if (notify) notify();
 }
 
 void Uart16550::write(uint64_t offset, std::span<const uint8_t> data) {

@@ -182,13 +182,16 @@ class UnixSocketBackend : public SerialBackend {
   void acceptClient(uv_loop_t* loop) {
     int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0) return;
-    std::lock_guard lock(clientMutex_);
-    if (client_) {
-      ::close(fd);  // One console user at a time.
-      return;
+    UniqueFd client(fd);
+    {
+      std::lock_guard lock(clientMutex_);
+      if (client_) return;  // One console user at a time; this one is closed.
     }
-    client_ = UniqueFd(fd);
-    input_.emplace(loop, client_.get(), *uart_, [this] { dropClient(); });
+    // Not under clientMutex_: starting input takes the UART's lock, and a
+    // vCPU holding that lock may be waiting for clientMutex_ to write output.
+    input_.emplace(loop, client.get(), *uart_, [this] { dropClient(); });
+    std::lock_guard lock(clientMutex_);
+    client_ = std::move(client);
   }
   void dropClient() {
     // The input's poll is stopped; it is replaced when the next client comes.

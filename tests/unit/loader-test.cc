@@ -4,6 +4,9 @@
 #include <elf.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <cstring>
 
 #include "core/boot/boot-layout.h"
@@ -195,6 +198,33 @@ TEST(InitrdPlacement, RefusesWhatDoesNotFit) {
   EXPECT_EQ(placeInitrd(memory, 4096, 0x200000, ~0ull), MEMORY - 4096);
   EXPECT_THROW(placeInitrd(memory, MEMORY, 0x200000, ~0ull), LoadError);
   EXPECT_THROW(placeInitrd(memory, 60 << 20, 8 << 20, ~0ull), LoadError);
+}
+
+}  // namespace
+}  // namespace cellvisor
+
+namespace cellvisor {
+namespace {
+
+// Debian's own kernel through the bzImage loader (fetched by tools/fetch-linux.sh).
+TEST(BzImageLoader, LoadsDebianKernel) {
+  const char* path = std::getenv("CELLVISOR_LINUX_KERNEL");
+  if (path == nullptr || access(path, R_OK) != 0) GTEST_SKIP() << "no Linux kernel: run tools/fetch-linux.sh";
+  GuestMemory memory(512 << 20);
+  BootRequest req;
+  req.kernelPath = path;
+  req.kernel = readImageFile(path, "kernel");
+  req.cmdline = "console=ttyS0";
+  BootEntry entry = loadKernel(memory, req);
+  EXPECT_EQ(entry.mode, BootEntry::Mode::LONG_64);
+  boot_params params;
+  memory.read(boot::ZERO_PAGE, {reinterpret_cast<uint8_t*>(&params), sizeof(params)});
+  EXPECT_GE(params.hdr.version, 0x020f);
+  EXPECT_EQ(entry.entry, (params.hdr.pref_address ? params.hdr.pref_address : 0x100000) + 0x200);
+  EXPECT_TRUE(params.hdr.xloadflags & XLF_KERNEL_64);
+  // The kernel version string the setup header points at is in the image.
+  std::string version(reinterpret_cast<const char*>(req.kernel.data()) + 0x200 + params.hdr.kernel_version);
+  EXPECT_EQ(version.rfind("6.", 0), 0u) << version;
 }
 
 }  // namespace

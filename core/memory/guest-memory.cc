@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/memfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -29,6 +30,22 @@ GuestMemory::GuestMemory(uint64_t size) : size_(size) {
   uint64_t low = size < layout::LOW_RAM_LIMIT ? size : layout::LOW_RAM_LIMIT;
   regions_.push_back({0, low, 0});
   if (size > low) regions_.push_back({layout::HIGH_RAM_BASE, size - low, low});
+}
+
+GuestMemory::GuestMemory(UniqueFd memfd, std::vector<RamRegion> regions)
+    : size_(0), memfd_(std::move(memfd)), regions_(std::move(regions)) {
+  struct stat st{};
+  checkSyscall(::fstat(memfd_.get(), &st), "fstat guest RAM");
+  uint64_t fileSize = static_cast<uint64_t>(st.st_size);
+  if (regions_.empty()) throw std::invalid_argument("no RAM regions");
+  for (const auto& region : regions_) {
+    if (region.memfdOffset > fileSize || region.size > fileSize - region.memfdOffset ||
+        region.guestPhysical + region.size < region.guestPhysical) {
+      throw std::invalid_argument("RAM region does not fit the guest memory file");
+    }
+    size_ += region.size;
+  }
+  mapping_ = Mapping::map(memfd_.get(), fileSize, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE);
 }
 
 uint8_t* GuestMemory::translate(uint64_t address, uint64_t length) const {

@@ -42,6 +42,9 @@ class GuestMemory {
  public:
   // Creates `size` bytes of RAM (a multiple of 2 MiB, at least 2 MiB).
   explicit GuestMemory(uint64_t size);
+  // Maps RAM someone else created (a device server mapping the VM's memfd).
+  // Throws if the regions do not fit the memfd.
+  GuestMemory(UniqueFd memfd, std::vector<RamRegion> regions);
 
   uint64_t size() const { return size_; }
   int memfd() const { return memfd_.get(); }

@@ -58,7 +58,9 @@ TEST(AcpiTables, RsdpXsdtAndTablesChecksum) {
   const uint8_t* madt = tables["APIC"];
   int cpus = 0;
   for (uint32_t at = 44; at < read32(madt + 4); at += madt[at + 1]) {
-    if (madt[at] == 0) EXPECT_EQ(madt[at + 3], cpus++) << "APIC ids 0..n-1";
+    if (madt[at] == 0) {
+      EXPECT_EQ(madt[at + 3], cpus++) << "APIC ids 0..n-1";
+    }
   }
   EXPECT_EQ(cpus, 4);
   EXPECT_EQ(read64(tables["MCFG"] + 44), layout::ECAM_BASE);

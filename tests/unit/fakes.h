@@ -12,8 +12,8 @@ namespace cellvisor::testing {
 
 class RecordingIrq : public IrqLine {
  public:
-  void set(bool level) override {
-    this->level = level;
+  void set(bool newLevel) override {
+    level = newLevel;
     ++changes;
   }
   bool level = false;

@@ -1,0 +1,193 @@
+#include "core/devices/pci-server-proxy.h"
+
+#include <iostream>
+
+namespace cellvisor {
+namespace {
+
+constexpr uint16_t COMMAND = 0x04;
+constexpr uint16_t BAR0 = 0x10;
+constexpr uint16_t COMMAND_IO = 1;
+constexpr uint16_t COMMAND_MEMORY = 2;
+constexpr uint16_t COMMAND_BUS_MASTER = 4;
+
+}  // namespace
+
+PciServerProxy::PciServerProxy(DeviceServerProcess& server, DeviceWiring& wiring) : server_(server), wiring_(wiring) {
+  auto reply = server_.call([](proto::Request::Builder request) {
+    request.initHello().setCoreProtocolVersion(proto::PROTOCOL_VERSION);
+  });
+  auto root = reply.root<proto::Reply>();
+  if (root.isError()) throw std::runtime_error(server_.deviceName() + ": " + root.getError().cStr());
+  if (!root.isHello()) throw DeviceUnavailable(server_.deviceName() + ": server did not answer hello");
+  auto hello = root.getHello();
+  serverName_ = hello.getServerName();
+  for (auto bar : hello.getBars()) {
+    uint64_t size = bar.getSize();
+    if (bar.getIndex() > 5 || size == 0 || (size & (size - 1)) != 0) {
+      throw DeviceUnavailable(server_.deviceName() + ": server declared an impossible BAR");
+    }
+    bars_.push_back({bar.getIndex(), size, bar.getKind() == proto::PciBar::Kind::IO,
+                     bar.getKind() == proto::PciBar::Kind::MEMORY64, 0});
+  }
+  for (auto doorbell : hello.getDoorbells()) {
+    if (doorbell.getQueue() >= server_.queueCount()) {
+      throw DeviceUnavailable(server_.deviceName() + ": doorbell for a queue it has no eventfd for");
+    }
+    doorbells_.push_back({doorbell.getBar(), doorbell.getOffset(), doorbell.getLength(), doorbell.getQueue()});
+  }
+  if (hello.getMsixVectors() > server_.vectorCount()) {
+    throw DeviceUnavailable(server_.deviceName() + ": more MSI-X vectors than interrupt eventfds");
+  }
+  for (const auto& bar : bars_) windows_.push_back(std::make_unique<BarWindow>(*this, bar.index));
+}
+
+PciServerProxy::~PciServerProxy() {
+  std::lock_guard lock(mappingMutex_);
+  for (auto& bar : bars_) {
+    if (bar.mappedAt == 0) continue;
+    mapDoorbells(bar, false);
+    wiring_.unmapBar(bar.mappedAt, bar.io);
+  }
+}
+
+void PciServerProxy::assignBar(uint8_t index, uint64_t address) {
+  uint16_t offset = static_cast<uint16_t>(BAR0 + 4 * index);
+  for (const auto& bar : bars_) {
+    if (bar.index != index) continue;
+    writeConfig(offset, 4, static_cast<uint32_t>(address));
+    if (bar.is64) writeConfig(static_cast<uint16_t>(offset + 4), 4, static_cast<uint32_t>(address >> 32));
+  }
+}
+
+void PciServerProxy::enableDecoding() {
+  uint32_t command = readConfig(COMMAND, 2);
+  writeConfig(COMMAND, 2, command | COMMAND_MEMORY | COMMAND_IO | COMMAND_BUS_MASTER);
+}
+
+uint32_t PciServerProxy::readConfig(uint16_t offset, uint8_t size) {
+  try {
+    auto reply = server_.call([&](proto::Request::Builder request) {
+      auto access = request.initConfigRead();
+      access.setOffset(offset);
+      access.setSize(size);
+    });
+    auto root = reply.root<proto::Reply>();
+    if (root.isValue()) return static_cast<uint32_t>(root.getValue());
+  } catch (const DeviceUnavailable& error) {
+    std::cerr << "vmm-core: " << error.what() << '\n';
+  }
+  return size == 4 ? 0xffffffff : (1u << (8 * size)) - 1;  // As if nobody answered.
+}
+
+void PciServerProxy::writeConfig(uint16_t offset, uint8_t size, uint32_t value) {
+  try {
+    auto reply = server_.call([&](proto::Request::Builder request) {
+      auto access = request.initConfigWrite();
+      access.setOffset(offset);
+      access.setSize(size);
+      access.setValue(value);
+    });
+    auto root = reply.root<proto::Reply>();
+    if (root.isDone()) applyEffects(root.getDone());
+  } catch (const DeviceUnavailable& error) {
+    std::cerr << "vmm-core: " << error.what() << '\n';
+    return;
+  }
+  // Command register or a BAR changed: decoding may have moved.
+  bool touchesCommand = offset < COMMAND + 2 && offset + size > COMMAND;
+  bool touchesBars = offset + size > BAR0 && offset < BAR0 + 24;
+  if (touchesCommand || touchesBars) refreshMappings();
+}
+
+void PciServerProxy::refreshMappings() {
+  uint32_t command = readConfig(COMMAND, 2);
+  std::lock_guard lock(mappingMutex_);
+  for (auto& bar : bars_) {
+    uint16_t offset = static_cast<uint16_t>(BAR0 + 4 * bar.index);
+    uint64_t low = readConfig(offset, 4);
+    uint64_t address = bar.io ? (low & ~0x3ull) : (low & ~0xfull);
+    if (bar.is64) address |= uint64_t{readConfig(static_cast<uint16_t>(offset + 4), 4)} << 32;
+    bool enabled = (command & (bar.io ? COMMAND_IO : COMMAND_MEMORY)) != 0;
+    // While the guest sizes a BAR (all-ones written) it holds no real address.
+    bool sizing = (address | (bar.size - 1)) == (bar.io ? 0xffffffffull : (bar.is64 ? ~0ull : 0xffffffffull));
+    uint64_t wanted = enabled && !sizing && address != 0 ? address : 0;
+    if (wanted == bar.mappedAt) continue;
+    if (bar.mappedAt != 0) {
+      mapDoorbells(bar, false);
+      wiring_.unmapBar(bar.mappedAt, bar.io);
+      bar.mappedAt = 0;
+    }
+    if (wanted != 0) {
+      try {
+        wiring_.mapBar(wanted, bar.size, bar.io, *windows_[static_cast<size_t>(&bar - bars_.data())]);
+        bar.mappedAt = wanted;
+        mapDoorbells(bar, true);
+      } catch (const std::exception& error) {
+        // The guest placed the BAR over something else: leave it unmapped.
+        std::cerr << "vmm-core: " << server_.deviceName() << ": BAR" << int{bar.index} << ": " << error.what() << '\n';
+      }
+    }
+  }
+}
+
+void PciServerProxy::mapDoorbells(const ProxyBar& bar, bool add) {
+  for (const auto& doorbell : doorbells_) {
+    if (doorbell.bar != bar.index || doorbell.offset >= bar.size) continue;
+    int fd = server_.queueDoorbell(doorbell.queue);
+    if (add) {
+      wiring_.addDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
+    } else {
+      wiring_.removeDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
+    }
+  }
+}
+
+void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
+  for (auto update : effects.getMsixUpdates()) {
+    if (update.getIndex() >= server_.vectorCount()) continue;  // Not a vector we wired.
+    wiring_.routeVector(update.getIndex(), server_.interrupt(update.getIndex()), update.getAddress(), update.getData());
+  }
+}
+
+uint64_t PciServerProxy::readBar(uint8_t bar, uint64_t offset, uint8_t size) {
+  try {
+    auto reply = server_.call([&](proto::Request::Builder request) {
+      auto access = request.initBarRead();
+      access.setBar(bar);
+      access.setOffset(offset);
+      access.setSize(size);
+    });
+    auto root = reply.root<proto::Reply>();
+    if (root.isValue()) return root.getValue();
+  } catch (const DeviceUnavailable& error) {
+    std::cerr << "vmm-core: " << error.what() << '\n';
+  }
+  return ~0ull;
+}
+
+void PciServerProxy::writeBar(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) {
+  try {
+    auto reply = server_.call([&](proto::Request::Builder request) {
+      auto access = request.initBarWrite();
+      access.setBar(bar);
+      access.setOffset(offset);
+      access.setSize(size);
+      access.setValue(value);
+    });
+    auto root = reply.root<proto::Reply>();
+    if (root.isDone()) applyEffects(root.getDone());
+  } catch (const DeviceUnavailable& error) {
+    std::cerr << "vmm-core: " << error.what() << '\n';
+  }
+}
+
+void PciServerProxy::BarWindow::read(uint64_t offset, std::span<uint8_t> data) {
+  storeLittleEndian(data, proxy_.readBar(bar_, offset, static_cast<uint8_t>(data.size())));
+}
+
+void PciServerProxy::BarWindow::write(uint64_t offset, std::span<const uint8_t> data) {
+  proxy_.writeBar(bar_, offset, static_cast<uint8_t>(data.size()), loadLittleEndian(data));
+}
+
+}  // namespace cellvisor

@@ -1,0 +1,76 @@
+// The core's stand-in for a PCI function that lives in a device server:
+// config space and BAR accesses are forwarded over the device protocol, BAR
+// moves re-map the MMIO range and its doorbell ioeventfds, and MSI-X table
+// changes re-route the interrupt. The fast path never comes through here.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "core/devices/device-server-process.h"
+#include "core/devices/device-wiring.h"
+#include "core/pci/pci-device.h"
+
+namespace cellvisor {
+
+struct ProxyBar {
+  uint8_t index = 0;
+  uint64_t size = 0;
+  bool io = false;
+  bool is64 = false;
+  uint64_t mappedAt = 0;  // 0: not mapped.
+};
+
+struct ProxyDoorbell {
+  uint8_t bar;
+  uint64_t offset;
+  uint8_t length;
+  uint16_t queue;
+};
+
+class PciServerProxy : public PciDevice {
+ public:
+  // Says hello to the server and learns its BARs and doorbells. Throws
+  // DeviceUnavailable (or std::runtime_error on a version mismatch).
+  PciServerProxy(DeviceServerProcess& server, DeviceWiring& wiring);
+  ~PciServerProxy() override;
+
+  const std::vector<ProxyBar>& bars() const { return bars_; }
+  const std::string& serverName() const { return serverName_; }
+  // Firmware's job: place BAR `index` and enable decoding (and bus mastering).
+  void assignBar(uint8_t index, uint64_t address);
+  void enableDecoding();
+
+  uint32_t readConfig(uint16_t offset, uint8_t size) override;
+  void writeConfig(uint16_t offset, uint8_t size, uint32_t value) override;
+  uint64_t readBar(uint8_t bar, uint64_t offset, uint8_t size);
+  void writeBar(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value);
+
+ private:
+  class BarWindow : public IoDevice {
+   public:
+    BarWindow(PciServerProxy& proxy, uint8_t bar) : proxy_(proxy), bar_(bar) {}
+    void read(uint64_t offset, std::span<uint8_t> data) override;
+    void write(uint64_t offset, std::span<const uint8_t> data) override;
+
+   private:
+    PciServerProxy& proxy_;
+    uint8_t bar_;
+  };
+
+  void applyEffects(proto::WriteEffects::Reader effects);
+  void refreshMappings();
+  void mapDoorbells(const ProxyBar& bar, bool add);
+
+  DeviceServerProcess& server_;
+  DeviceWiring& wiring_;
+  std::string serverName_;
+  std::vector<ProxyBar> bars_;
+  std::vector<ProxyDoorbell> doorbells_;
+  std::vector<std::unique_ptr<BarWindow>> windows_;
+  std::mutex mappingMutex_;
+};
+
+}  // namespace cellvisor

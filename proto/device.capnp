@@ -1,0 +1,135 @@
+@0xcdc5af18cc6952a5;
+# The device protocol between the VM core (or a test harness standing in for
+# it) and one device server. Messages travel framed as standard Cap'n Proto
+# messages over a pair of shared-memory rings (see servers/runtime/ring.h):
+# the core writes a Request, the server answers each with one Reply, in order.
+# Only the slow path crosses this protocol: guest doorbells go straight to the
+# server through ioeventfds, and interrupts straight to the guest through
+# irqfds.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("cellvisor::proto");
+
+const protocolVersion :UInt32 = 1;
+
+# Everything a server is handed at start, sent once over its bootstrap
+# socket together with the file descriptors (SCM_RIGHTS) in the order listed
+# in `fds`.
+struct Bootstrap {
+  protocolVersion @0 :UInt32;
+  deviceName @1 :Text;          # e.g. "disk0"
+  options @2 :Text;             # the device's option string, e.g. "ro,sectorsize=4096"
+  ramRegions @3 :List(RamRegion);
+  queueCount @4 :UInt16;        # doorbell eventfds that follow
+  vectorCount @5 :UInt16;       # irqfd eventfds that follow
+  fds @6 :List(FdRole);
+  restart @7 :Bool;             # true: rebuild from the state segment
+}
+
+struct RamRegion {
+  guestPhysical @0 :UInt64;
+  size @1 :UInt64;
+  memfdOffset @2 :UInt64;
+}
+
+enum FdRole {
+  guestMemory @0;
+  ringSegment @1;      # requests and replies
+  stateSegment @2;     # what survives a server restart
+  requestDoorbell @3;  # core -> server: a request is in the ring
+  replyDoorbell @4;    # server -> core: a reply is in the ring
+  queueDoorbell @5;    # one per virtqueue, in queue order
+  interrupt @6;        # one per MSI-X vector, in vector order
+  backend @7;          # disk image, tap device...
+}
+
+struct PciBar {
+  index @0 :UInt8;
+  size @1 :UInt64;
+  kind @2 :Kind;
+  prefetchable @3 :Bool;
+  enum Kind {
+    io @0;
+    memory32 @1;
+    memory64 @2;
+  }
+}
+
+# A region of a BAR whose writes the core turns into an ioeventfd.
+struct Doorbell {
+  bar @0 :UInt8;
+  offset @1 :UInt64;
+  length @2 :UInt8;     # 0: any access size
+  queue @3 :UInt16;     # which queue doorbell eventfd
+}
+
+struct MsixVector {
+  index @0 :UInt16;
+  address @1 :UInt64;
+  data @2 :UInt32;
+}
+
+struct Request {
+  union {
+    hello @0 :HelloRequest;
+    configRead @1 :ConfigAccess;
+    configWrite @2 :ConfigAccess;
+    barRead @3 :BarAccess;
+    barWrite @4 :BarAccess;
+    reset @5 :Void;
+    pause @6 :Void;
+    resume @7 :Void;
+    stats @8 :Void;
+    ping @9 :UInt64;
+  }
+}
+
+struct HelloRequest {
+  coreProtocolVersion @0 :UInt32;
+}
+
+struct ConfigAccess {
+  offset @0 :UInt16;
+  size @1 :UInt8;
+  value @2 :UInt32;    # writes only
+}
+
+struct BarAccess {
+  bar @0 :UInt8;
+  offset @1 :UInt64;
+  size @2 :UInt8;
+  value @3 :UInt64;    # writes only
+}
+
+struct Reply {
+  union {
+    hello @0 :HelloReply;
+    value @1 :UInt64;            # configRead, barRead
+    done @2 :WriteEffects;       # configWrite, barWrite, reset, pause, resume
+    stats @3 :Stats;
+    pong @4 :UInt64;
+    error @5 :Text;              # the request could not be served
+  }
+}
+
+struct HelloReply {
+  serverProtocolVersion @0 :UInt32;
+  serverName @1 :Text;
+  bars @2 :List(PciBar);
+  doorbells @3 :List(Doorbell);
+  msixVectors @4 :UInt16;
+}
+
+# What the core must do after a write: reprogram interrupt routes when the
+# guest changed an MSI-X table entry.
+struct WriteEffects {
+  msixUpdates @0 :List(MsixVector);
+}
+
+struct Stats {
+  requests @0 :UInt64;
+  readBytes @1 :UInt64;
+  writtenBytes @2 :UInt64;
+  errors @3 :UInt64;
+  interrupts @4 :UInt64;
+}

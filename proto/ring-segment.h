@@ -1,0 +1,50 @@
+// The shared segment holding a device's request and reply rings, laid out by
+// Boost.Interprocess inside a memfd so it can be handed to the server over a
+// unix socket. The creator (core or harness) constructs it; the server opens
+// it and finds the rings by name. Afterwards neither side walks the segment's
+// index again, so a corrupted segment cannot mislead the core.
+#pragma once
+
+#include <memory>
+
+#include "core/base/mapping.h"
+#include "core/base/unique-fd.h"
+#include "proto/ring.h"
+
+namespace cellvisor {
+
+constexpr uint32_t DEVICE_RING_BYTES = 64 * 1024;
+
+struct DeviceRings {
+  RingIndices requestIndices;
+  RingIndices replyIndices;
+  alignas(64) uint8_t requests[DEVICE_RING_BYTES];
+  alignas(64) uint8_t replies[DEVICE_RING_BYTES];
+};
+
+class RingSegment {
+ public:
+  static RingSegment create();
+  // Throws std::runtime_error if the segment does not hold valid rings.
+  static RingSegment open(UniqueFd memfd);
+
+  int fd() const { return memfd_.get(); }
+  DeviceRings& rings() const { return *rings_; }
+
+  // The core's ends: it writes requests and reads replies.
+  RingWriter requestWriter() const { return {&rings_->requestIndices, rings_->requests, DEVICE_RING_BYTES}; }
+  RingReader replyReader() const { return {&rings_->replyIndices, rings_->replies, DEVICE_RING_BYTES}; }
+  // The server's ends.
+  RingReader requestReader() const { return {&rings_->requestIndices, rings_->requests, DEVICE_RING_BYTES}; }
+  RingWriter replyWriter() const { return {&rings_->replyIndices, rings_->replies, DEVICE_RING_BYTES}; }
+
+ private:
+  RingSegment(UniqueFd memfd, Mapping mapping, DeviceRings* rings)
+      : memfd_(std::move(memfd)), mapping_(std::move(mapping)), rings_(rings) {}
+
+  UniqueFd memfd_;
+  Mapping mapping_;
+  DeviceRings* rings_;
+};
+
+}  // namespace cellvisor

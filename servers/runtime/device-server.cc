@@ -1,0 +1,178 @@
+#include "servers/runtime/device-server.h"
+
+#include <sys/eventfd.h>
+
+#include <iostream>
+
+#include "device.capnp.h"
+
+namespace cellvisor {
+
+DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, VirtioDevice& device)
+    : serverName_(std::move(serverName)), resources_(resources), device_(device) {
+  uv_loop_init(&loop_);
+  VirtioState& state = resources_.state->state();
+  if (resources_.restart && state.magic == STATE_MAGIC) {
+    if (state.layoutVersion != STATE_LAYOUT_VERSION) {
+      throw std::runtime_error("state segment layout " + std::to_string(state.layoutVersion) + " is not ours (" +
+                               std::to_string(STATE_LAYOUT_VERSION) + ")");
+    }
+    ++state.restarts;
+  }
+  ++state.generation;
+  transport_ = std::make_unique<VirtioTransport>(device_, *resources_.memory, state,
+                                                 [this](uint16_t vector) { signalVector(vector); });
+  channel_ = std::make_unique<MessageChannel>(resources_.rings->replyWriter(), resources_.rings->requestReader(),
+                                              resources_.replyDoorbell.get(), resources_.requestDoorbell.get());
+  if (resources_.queueDoorbells.size() < device_.queueCount() ||
+      resources_.interrupts.size() < transport_->vectorCount()) {
+    throw std::runtime_error("the spawner gave fewer doorbells or interrupts than the device has queues");
+  }
+  watch(resources_.requestDoorbell.get(), [this] {
+    eventfd_t value;
+    eventfd_read(resources_.requestDoorbell.get(), &value);
+    serveRequests();
+  });
+  for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) {
+    int fd = resources_.queueDoorbells[queue].get();
+    watch(fd, [this, fd, queue] {
+      eventfd_t value;
+      eventfd_read(fd, &value);
+      if (!paused_) transport_->doorbell(queue);
+    });
+  }
+}
+
+DeviceServer::~DeviceServer() {
+  for (auto& entry : watches_) uv_close(reinterpret_cast<uv_handle_t*>(&entry->poll), nullptr);
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  uv_loop_close(&loop_);
+}
+
+void DeviceServer::watch(int fd, std::function<void()> ready) {
+  auto entry = std::make_unique<Watch>();
+  entry->ready = std::move(ready);
+  uv_poll_init(&loop_, &entry->poll, fd);
+  entry->poll.data = entry.get();
+  uv_poll_start(&entry->poll, UV_READABLE, [](uv_poll_t* poll, int status, int) {
+    if (status >= 0) static_cast<Watch*>(poll->data)->ready();
+  });
+  watches_.push_back(std::move(entry));
+}
+
+int DeviceServer::run() {
+  // Requests may have been queued before we started (a restart): serve them,
+  // then look at every queue once, since kicks may have come while we were down.
+  serveRequests();
+  if (transport_->live()) {
+    for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) transport_->doorbell(queue);
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  return exitStatus_;
+}
+
+void DeviceServer::signalVector(uint16_t vector) {
+  ++stats_.interrupts;
+  eventfd_write(resources_.interrupts[vector].get(), 1);
+}
+
+void DeviceServer::serveRequests() {
+  try {
+    while (auto message = channel_->tryReceive()) {
+      auto request = message->root<proto::Request>();
+      capnp::MallocMessageBuilder builder(256);
+      auto reply = builder.initRoot<proto::Reply>();
+      auto addEffects = [&](const std::vector<MsixUpdate>& updates) {
+        auto list = reply.initDone().initMsixUpdates(static_cast<unsigned>(updates.size()));
+        for (size_t i = 0; i < updates.size(); ++i) {
+          list[static_cast<unsigned>(i)].setIndex(updates[i].vector);
+          list[static_cast<unsigned>(i)].setAddress(updates[i].address);
+          list[static_cast<unsigned>(i)].setData(updates[i].data);
+        }
+      };
+      switch (request.which()) {
+        case proto::Request::HELLO: {
+          if (request.getHello().getCoreProtocolVersion() != proto::PROTOCOL_VERSION) {
+            reply.setError("core speaks device protocol " +
+                           std::to_string(request.getHello().getCoreProtocolVersion()) + ", server " + serverName_ +
+                           " speaks " + std::to_string(proto::PROTOCOL_VERSION));
+            break;
+          }
+          auto hello = reply.initHello();
+          hello.setServerProtocolVersion(proto::PROTOCOL_VERSION);
+          hello.setServerName(serverName_);
+          auto bars = hello.initBars(1);
+          bars[0].setIndex(0);
+          bars[0].setSize(VirtioTransport::BAR0_SIZE);
+          bars[0].setKind(proto::PciBar::Kind::MEMORY64);
+          auto doorbells = hello.initDoorbells(device_.queueCount());
+          for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) {
+            doorbells[queue].setBar(0);
+            doorbells[queue].setOffset(VirtioTransport::NOTIFY + VirtioTransport::NOTIFY_MULTIPLIER * queue);
+            doorbells[queue].setLength(0);
+            doorbells[queue].setQueue(queue);
+          }
+          hello.setMsixVectors(transport_->vectorCount());
+          break;
+        }
+        case proto::Request::CONFIG_READ: {
+          auto access = request.getConfigRead();
+          reply.setValue(transport_->configRead(access.getOffset(), access.getSize()));
+          break;
+        }
+        case proto::Request::CONFIG_WRITE: {
+          auto access = request.getConfigWrite();
+          addEffects(transport_->configWrite(access.getOffset(), access.getSize(), access.getValue()));
+          break;
+        }
+        case proto::Request::BAR_READ: {
+          auto access = request.getBarRead();
+          reply.setValue(transport_->barRead(access.getBar(), access.getOffset(), access.getSize()));
+          break;
+        }
+        case proto::Request::BAR_WRITE: {
+          auto access = request.getBarWrite();
+          addEffects(transport_->barWrite(access.getBar(), access.getOffset(), access.getSize(), access.getValue()));
+          break;
+        }
+        case proto::Request::RESET:
+          addEffects(transport_->configWrite(0, 1, 0));  // Config offset 0 is read-only: no-op.
+          transport_->barWrite(0, VirtioTransport::COMMON + 0x14, 1, 0);
+          break;
+        case proto::Request::PAUSE:
+          paused_ = true;
+          addEffects({});
+          break;
+        case proto::Request::RESUME:
+          paused_ = false;
+          addEffects({});
+          for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) transport_->doorbell(queue);
+          break;
+        case proto::Request::STATS: {
+          auto stats = reply.initStats();
+          stats.setRequests(stats_.requests);
+          stats.setReadBytes(stats_.readBytes);
+          stats.setWrittenBytes(stats_.writtenBytes);
+          stats.setErrors(stats_.errors);
+          stats.setInterrupts(stats_.interrupts);
+          break;
+        }
+        case proto::Request::PING:
+          reply.setPong(request.getPing());
+          break;
+        default:
+          reply.setError("unknown request");
+          break;
+      }
+      if (!channel_->send(builder)) throw ProtocolError("the core stopped reading replies");
+    }
+  } catch (const std::exception& error) {
+    // A core that corrupts the protocol cannot be served; exit so the
+    // supervisor sees it.
+    std::cerr << serverName_ << ": protocol error: " << error.what() << '\n';
+    exitStatus_ = 3;
+    uv_stop(&loop_);
+  }
+}
+
+}  // namespace cellvisor

@@ -1,0 +1,61 @@
+// The device server's event loop (libuv): answers the core's requests from
+// the ring, turns doorbell eventfds into queue notifications, and watches
+// whatever fds the device model adds (its I/O completions).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proto/message-channel.h"
+#include "servers/runtime/server-resources.h"
+#include "servers/runtime/virtio-transport.h"
+
+namespace cellvisor {
+
+struct DeviceStats {
+  uint64_t requests = 0;
+  uint64_t readBytes = 0;
+  uint64_t writtenBytes = 0;
+  uint64_t errors = 0;
+  uint64_t interrupts = 0;
+};
+
+class DeviceServer {
+ public:
+  DeviceServer(std::string serverName, ServerResources& resources, VirtioDevice& device);
+  ~DeviceServer();
+
+  VirtioTransport& transport() { return *transport_; }
+  DeviceStats& stats() { return stats_; }
+  uv_loop_t* loop() { return &loop_; }
+  // Calls `ready` on the loop whenever `fd` is readable.
+  void watch(int fd, std::function<void()> ready);
+  // Runs until the core closes the channel or breaks the protocol; returns
+  // the process exit status.
+  int run();
+
+ private:
+  struct Watch {
+    uv_poll_t poll;
+    std::function<void()> ready;
+  };
+  void serveRequests();
+  void signalVector(uint16_t vector);
+
+  std::string serverName_;
+  ServerResources& resources_;
+  VirtioDevice& device_;
+  DeviceStats stats_;
+  uv_loop_t loop_{};
+  std::unique_ptr<VirtioTransport> transport_;
+  std::unique_ptr<MessageChannel> channel_;
+  std::vector<std::unique_ptr<Watch>> watches_;
+  bool paused_ = false;
+  int exitStatus_ = 0;
+};
+
+}  // namespace cellvisor

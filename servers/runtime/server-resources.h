@@ -1,0 +1,36 @@
+// Everything a device server is handed by its spawner, unpacked from the
+// bootstrap message: guest RAM mapped, the rings and state segment opened,
+// eventfds sorted by role. The server opens no paths of its own.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/base/unique-fd.h"
+#include "core/memory/guest-memory.h"
+#include "proto/ring-segment.h"
+#include "servers/runtime/state-segment.h"
+
+namespace cellvisor {
+
+struct ServerResources {
+  std::string deviceName;
+  std::string options;
+  bool restart = false;
+  std::unique_ptr<GuestMemory> memory;
+  std::optional<RingSegment> rings;
+  std::optional<StateSegment> state;
+  UniqueFd requestDoorbell;
+  UniqueFd replyDoorbell;
+  std::vector<UniqueFd> queueDoorbells;
+  std::vector<UniqueFd> interrupts;
+  UniqueFd backend;
+};
+
+// Reads the bootstrap from `socket`; throws ProtocolError naming what is
+// missing or inconsistent.
+ServerResources receiveServerResources(int socket);
+
+}  // namespace cellvisor

@@ -1,0 +1,81 @@
+// What a virtio device server keeps in the state segment: everything the
+// guest has programmed (PCI config, features, queues, MSI-X) and where each
+// queue stands, including requests taken from the ring but not yet completed.
+// A restarted server maps the same segment and continues from it. The layout
+// is versioned; a server refuses a segment it does not understand.
+#pragma once
+
+#include <cstdint>
+
+#include "core/base/mapping.h"
+#include "core/base/unique-fd.h"
+#include "servers/runtime/virtqueue.h"
+
+namespace cellvisor {
+
+constexpr uint32_t STATE_MAGIC = 0x43565354;  // "CVST"
+constexpr uint32_t STATE_LAYOUT_VERSION = 1;
+constexpr uint16_t MAX_QUEUES = 64;
+constexpr uint16_t MAX_QUEUE_SIZE = 1024;
+constexpr uint16_t MAX_VECTORS = MAX_QUEUES + 1;
+
+struct QueueState {
+  uint16_t size;
+  uint16_t enabled;
+  uint16_t msixVector;
+  uint16_t reserved;
+  uint64_t descriptors;
+  uint64_t driverArea;
+  uint64_t deviceArea;
+  VirtqueuePosition position;
+  // In-flight tracking (as vhost-user does): a head taken from the avail ring
+  // has a non-zero sequence number until it is completed.
+  uint64_t nextSequence;
+  uint64_t inflight[MAX_QUEUE_SIZE];
+};
+
+struct MsixEntry {
+  uint32_t addressLow;
+  uint32_t addressHigh;
+  uint32_t data;
+  uint32_t control;  // Bit 0: masked.
+};
+
+struct VirtioState {
+  uint32_t magic;
+  uint32_t layoutVersion;
+  uint32_t generation;  // Bumped by every server instance that takes over.
+  uint32_t restarts;
+  uint8_t pciConfig[256];
+  uint32_t deviceFeatureSelect;
+  uint32_t driverFeatureSelect;
+  uint64_t driverFeatures;
+  uint16_t configVector;
+  uint16_t queueSelect;
+  uint8_t status;
+  uint8_t configGeneration;
+  uint8_t isr;
+  uint8_t reserved;
+  uint16_t msixControl;
+  uint16_t reserved2;
+  uint32_t pciCfgWindow[4];  // VIRTIO_PCI_CAP_PCI_CFG: bar, offset, length, data.
+  MsixEntry msix[MAX_VECTORS];
+  uint64_t msixPending[(MAX_VECTORS + 63) / 64];
+  QueueState queues[MAX_QUEUES];
+  uint8_t deviceSpecific[4096];  // e.g. a block device's writeback setting.
+};
+
+class StateSegment {
+ public:
+  static StateSegment create();
+  static StateSegment open(UniqueFd memfd);
+  int fd() const { return memfd_.get(); }
+  VirtioState& state() const { return *mapping_.as<VirtioState>(); }
+
+ private:
+  StateSegment(UniqueFd memfd, Mapping mapping) : memfd_(std::move(memfd)), mapping_(std::move(mapping)) {}
+  UniqueFd memfd_;
+  Mapping mapping_;
+};
+
+}  // namespace cellvisor

@@ -1,0 +1,418 @@
+#include "servers/runtime/virtio-transport.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "core/memory/guest-memory.h"
+
+namespace cellvisor {
+namespace {
+
+constexpr uint16_t VIRTIO_VENDOR = 0x1af4;
+constexpr uint16_t MODERN_DEVICE_BASE = 0x1040;
+constexpr uint8_t CAP_VENDOR = 0x09;
+constexpr uint8_t CAP_MSIX = 0x11;
+constexpr uint16_t MSIX_CAP = 0x98;
+constexpr uint16_t MSIX_CONTROL = MSIX_CAP + 2;
+constexpr uint16_t MSIX_ENABLE = 1u << 15;
+constexpr uint16_t MSIX_FUNCTION_MASK = 1u << 14;
+constexpr uint16_t PCI_CFG_CAP = 0x84;
+constexpr uint16_t PCI_CFG_DATA = PCI_CFG_CAP + 16;
+constexpr uint8_t ISR_QUEUE = 1;
+constexpr uint8_t ISR_CONFIG = 2;
+
+void put(uint8_t* config, uint16_t offset, uint64_t value, int size) {
+  for (int i = 0; i < size; ++i) config[offset + i] = static_cast<uint8_t>(value >> (8 * i));
+}
+
+uint64_t get(const uint8_t* bytes, uint64_t offset, int size) {
+  uint64_t value = 0;
+  for (int i = 0; i < size; ++i) value |= uint64_t{bytes[offset + static_cast<uint64_t>(i)]} << (8 * i);
+  return value;
+}
+
+bool validSize(uint8_t size) { return size == 1 || size == 2 || size == 4 || size == 8; }
+
+}  // namespace
+
+VirtioTransport::VirtioTransport(VirtioDevice& device, GuestMemory& memory, VirtioState& state,
+                                 std::function<void(uint16_t)> signalVector)
+    : device_(device), memory_(memory), state_(state), signalVector_(std::move(signalVector)),
+      queues_(device.queueCount()) {
+  initializeConfigSpace();
+  // A restarted server finds the guest's programming in place; rebuild the
+  // live queue objects from it.
+  if (live()) activateQueues();
+}
+
+void VirtioTransport::initializeConfigSpace() {
+  uint8_t* config = state_.pciConfig;
+  auto mask = [&](uint16_t offset, uint64_t bits, int size) { put(writeMask_, offset, bits, size); };
+  mask(0x04, 0x0407, 2);
+  mask(0x10, ~(BAR0_SIZE - 1) & 0xfffffff0u, 4);
+  mask(0x14, 0xffffffff, 4);
+  mask(0x3c, 0xff, 1);
+  mask(PCI_CFG_CAP + 4, 0xff, 1);
+  mask(PCI_CFG_CAP + 8, 0xffffffff, 4);
+  mask(PCI_CFG_CAP + 12, 0xffffffff, 4);
+  mask(MSIX_CONTROL, MSIX_ENABLE | MSIX_FUNCTION_MASK, 2);
+  if (state_.magic == STATE_MAGIC) return;  // Restart: keep what the guest set.
+
+  std::memset(&state_, 0, sizeof(state_));
+  state_.magic = STATE_MAGIC;
+  state_.layoutVersion = STATE_LAYOUT_VERSION;
+  put(config, 0x00, VIRTIO_VENDOR, 2);
+  put(config, 0x02, MODERN_DEVICE_BASE + device_.deviceId(), 2);
+  put(config, 0x06, 0x0010, 2);  // Capabilities list present.
+  put(config, 0x08, 0x01, 1);    // Revision 1: a modern-only device.
+  put(config, 0x0a, device_.pciSubclass(), 1);
+  put(config, 0x0b, device_.pciClass(), 1);
+  put(config, 0x10, 0x4, 4);  // BAR0: 64-bit memory.
+  put(config, 0x2c, VIRTIO_VENDOR, 2);
+  put(config, 0x2e, 0x1100, 2);
+  put(config, 0x34, 0x40, 1);
+  put(config, 0x3c, 0xff, 1);
+  struct Cap {
+    uint16_t at;
+    uint8_t next;
+    uint8_t length;
+    uint8_t type;
+    uint32_t offset;
+  };
+  for (const Cap& cap : {Cap{0x40, 0x50, 16, 1, COMMON}, Cap{0x50, 0x64, 20, 2, NOTIFY}, Cap{0x64, 0x74, 16, 3, ISR},
+                         Cap{0x74, PCI_CFG_CAP, 16, 4, DEVICE_CONFIG}, Cap{PCI_CFG_CAP, MSIX_CAP, 20, 5, 0}}) {
+    put(config, cap.at, CAP_VENDOR, 1);
+    put(config, cap.at + 1, cap.next, 1);
+    put(config, cap.at + 2, cap.length, 1);
+    put(config, cap.at + 3, cap.type, 1);
+    if (cap.type != 5) {
+      put(config, cap.at + 8, cap.offset, 4);
+      put(config, cap.at + 12, 0x1000, 4);
+    }
+  }
+  put(config, 0x50 + 16, NOTIFY_MULTIPLIER, 4);
+  put(config, MSIX_CAP, CAP_MSIX, 1);
+  put(config, MSIX_CAP + 1, 0, 1);
+  put(config, MSIX_CONTROL, vectorCount() - 1u, 2);
+  put(config, MSIX_CAP + 4, MSIX_TABLE, 4);
+  put(config, MSIX_CAP + 8, MSIX_PBA, 4);
+  for (auto& entry : state_.msix) entry.control = 1;  // Masked at reset.
+  resetDevice();
+}
+
+uint64_t VirtioTransport::offeredFeatures() const {
+  return device_.deviceFeatures() | F_VERSION_1 | F_INDIRECT_DESC | F_EVENT_IDX;
+}
+
+uint32_t VirtioTransport::configRead(uint16_t offset, uint8_t size) {
+  if ((size != 1 && size != 2 && size != 4) || offset % size) return 0xffffffff;
+  if (offset >= sizeof(state_.pciConfig)) return 0;  // No extended capabilities.
+  if (offset >= PCI_CFG_DATA && offset < PCI_CFG_DATA + 4) {
+    std::vector<MsixUpdate> ignored;
+    return pciCfgWindowAccess(false, size, 0, ignored);
+  }
+  return static_cast<uint32_t>(get(state_.pciConfig, offset, size));
+}
+
+std::vector<MsixUpdate> VirtioTransport::configWrite(uint16_t offset, uint8_t size, uint32_t value) {
+  std::vector<MsixUpdate> effects;
+  if ((size != 1 && size != 2 && size != 4) || offset % size || offset >= sizeof(state_.pciConfig)) return effects;
+  if (offset >= PCI_CFG_DATA && offset < PCI_CFG_DATA + 4) {
+    pciCfgWindowAccess(true, size, value, effects);
+    return effects;
+  }
+  uint16_t controlBefore = static_cast<uint16_t>(get(state_.pciConfig, MSIX_CONTROL, 2));
+  for (uint8_t i = 0; i < size; ++i) {
+    uint8_t& byte = state_.pciConfig[offset + i];
+    uint8_t mask = writeMask_[offset + i];
+    byte = static_cast<uint8_t>((byte & ~mask) | ((value >> (8 * i)) & mask));
+  }
+  uint16_t controlAfter = static_cast<uint16_t>(get(state_.pciConfig, MSIX_CONTROL, 2));
+  if (controlAfter != controlBefore) deliverPending();
+  return effects;
+}
+
+uint32_t VirtioTransport::pciCfgWindowAccess(bool write, uint8_t size, uint32_t value,
+                                             std::vector<MsixUpdate>& effects) {
+  uint8_t bar = state_.pciConfig[PCI_CFG_CAP + 4];
+  uint32_t offset = static_cast<uint32_t>(get(state_.pciConfig, PCI_CFG_CAP + 8, 4));
+  uint32_t length = static_cast<uint32_t>(get(state_.pciConfig, PCI_CFG_CAP + 12, 4));
+  if (length != size) return 0xffffffff;
+  if (write) {
+    effects = barWrite(bar, offset, size, value);
+    return 0;
+  }
+  return static_cast<uint32_t>(barRead(bar, offset, size));
+}
+
+uint64_t VirtioTransport::barRead(uint8_t bar, uint64_t offset, uint8_t size) {
+  if (bar != 0 || !validSize(size) || offset >= BAR0_SIZE || size > BAR0_SIZE - offset) return ~0ull;
+  if (offset < ISR) return commonRead(offset - COMMON, size);
+  if (offset < DEVICE_CONFIG) {
+    if (offset != ISR) return 0;
+    uint8_t isr = state_.isr;
+    state_.isr = 0;  // Reading ISR acknowledges it.
+    return isr;
+  }
+  if (offset < NOTIFY) {
+    uint8_t bytes[8] = {};
+    device_.readConfig(static_cast<uint32_t>(offset - DEVICE_CONFIG), {bytes, size});
+    return get(bytes, 0, size);
+  }
+  if (offset < MSIX_TABLE) return 0;
+  if (offset < MSIX_PBA) {
+    uint64_t relative = offset - MSIX_TABLE;
+    if (relative + size > uint64_t{vectorCount()} * sizeof(MsixEntry)) return 0;
+    return get(reinterpret_cast<const uint8_t*>(state_.msix), relative, size);
+  }
+  uint64_t relative = offset - MSIX_PBA;
+  if (relative + size > sizeof(state_.msixPending)) return 0;
+  return get(reinterpret_cast<const uint8_t*>(state_.msixPending), relative, size);
+}
+
+std::vector<MsixUpdate> VirtioTransport::barWrite(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) {
+  std::vector<MsixUpdate> effects;
+  if (bar != 0 || !validSize(size) || offset >= BAR0_SIZE || size > BAR0_SIZE - offset) return effects;
+  if (offset < ISR) {
+    commonWrite(offset - COMMON, size, value);
+  } else if (offset >= DEVICE_CONFIG && offset < NOTIFY) {
+    uint8_t bytes[8];
+    put(bytes, 0, value, size);
+    device_.writeConfig(static_cast<uint32_t>(offset - DEVICE_CONFIG), {bytes, size});
+  } else if (offset >= NOTIFY && offset < MSIX_TABLE) {
+    // Normally an ioeventfd catches these; a write that reaches us is a kick too.
+    uint64_t queue = (offset - NOTIFY) / NOTIFY_MULTIPLIER;
+    if (queue < device_.queueCount()) doorbell(static_cast<uint16_t>(queue));
+  } else if (offset >= MSIX_TABLE && offset < MSIX_PBA) {
+    if (auto update = msixTableWrite(offset - MSIX_TABLE, size, value)) effects.push_back(*update);
+  }
+  return effects;  // ISR and PBA are read-only.
+}
+
+uint64_t VirtioTransport::commonRead(uint64_t offset, uint8_t size) {
+  uint16_t select = state_.queueSelect;
+  QueueState* queue = select < device_.queueCount() ? &state_.queues[select] : nullptr;
+  auto field = [&](uint64_t value, uint64_t at, int width) -> uint64_t {
+    // Narrower reads of a wider register see its bytes.
+    return (value >> (8 * (offset - at))) & (size >= 8 ? ~0ull : ((1ull << (8 * size)) - 1)) &
+           (width >= 8 ? ~0ull : ((1ull << (8 * width)) - 1));
+  };
+  if (offset < 0x04) return field(state_.deviceFeatureSelect, 0x00, 4);
+  if (offset < 0x08) {
+    uint64_t features = state_.deviceFeatureSelect < 2 ? offeredFeatures() >> (32 * state_.deviceFeatureSelect) : 0;
+    return field(static_cast<uint32_t>(features), 0x04, 4);
+  }
+  if (offset < 0x0c) return field(state_.driverFeatureSelect, 0x08, 4);
+  if (offset < 0x10) {
+    uint64_t features = state_.driverFeatureSelect < 2 ? state_.driverFeatures >> (32 * state_.driverFeatureSelect) : 0;
+    return field(static_cast<uint32_t>(features), 0x0c, 4);
+  }
+  if (offset < 0x12) return field(state_.configVector, 0x10, 2);
+  if (offset < 0x14) return field(device_.queueCount(), 0x12, 2);
+  if (offset == 0x14) return state_.status;
+  if (offset == 0x15) return state_.configGeneration;
+  if (offset < 0x18) return field(state_.queueSelect, 0x16, 2);
+  if (queue == nullptr) return 0;
+  if (offset < 0x1a) return field(queue->size, 0x18, 2);
+  if (offset < 0x1c) return field(queue->msixVector, 0x1a, 2);
+  if (offset < 0x1e) return field(queue->enabled, 0x1c, 2);
+  if (offset < 0x20) return field(select, 0x1e, 2);  // queue_notify_off = queue index.
+  if (offset < 0x28) return field(queue->descriptors, 0x20, 8);
+  if (offset < 0x30) return field(queue->driverArea, 0x28, 8);
+  if (offset < 0x38) return field(queue->deviceArea, 0x30, 8);
+  return 0;
+}
+
+void VirtioTransport::commonWrite(uint64_t offset, uint8_t size, uint64_t value) {
+  uint16_t select = state_.queueSelect;
+  QueueState* queue = select < device_.queueCount() ? &state_.queues[select] : nullptr;
+  // 64-bit queue addresses may be written as two 32-bit halves.
+  auto merge = [&](uint64_t& target, uint64_t at) {
+    uint64_t shift = 8 * (offset - at);
+    uint64_t mask = (size >= 8 ? ~0ull : ((1ull << (8 * size)) - 1)) << shift;
+    target = (target & ~mask) | ((value << shift) & mask);
+  };
+  bool queueEditable = queue != nullptr && !(state_.status & DRIVER_OK);
+  switch (offset) {
+    case 0x00: state_.deviceFeatureSelect = static_cast<uint32_t>(value); return;
+    case 0x08: state_.driverFeatureSelect = static_cast<uint32_t>(value); return;
+    case 0x0c:
+      if (state_.driverFeatureSelect < 2 && !(state_.status & FEATURES_OK)) {
+        uint64_t shift = 32 * state_.driverFeatureSelect;
+        state_.driverFeatures = (state_.driverFeatures & ~(0xffffffffull << shift)) | ((value & 0xffffffff) << shift);
+      }
+      return;
+    case 0x10: state_.configVector = static_cast<uint16_t>(value); return;
+    case 0x14: setStatus(static_cast<uint8_t>(value)); return;
+    case 0x16: state_.queueSelect = static_cast<uint16_t>(value); return;
+    case 0x18:
+      // Sizes must be powers of two no larger than we offer; others are ignored.
+      if (queueEditable && value != 0 && value <= device_.queueMaxSize() && (value & (value - 1)) == 0) {
+        queue->size = static_cast<uint16_t>(value);
+      }
+      return;
+    case 0x1a:
+      if (queue != nullptr) queue->msixVector = static_cast<uint16_t>(value) < vectorCount() ? static_cast<uint16_t>(value) : NO_VECTOR;
+      return;
+    case 0x1c:
+      if (queueEditable) queue->enabled = value == 1;
+      return;
+    default:
+      break;
+  }
+  if (!queueEditable) return;
+  if (offset >= 0x20 && offset < 0x28) merge(queue->descriptors, 0x20);
+  else if (offset >= 0x28 && offset < 0x30) merge(queue->driverArea, 0x28);
+  else if (offset >= 0x30 && offset < 0x38) merge(queue->deviceArea, 0x30);
+}
+
+void VirtioTransport::setStatus(uint8_t status) {
+  if (status == 0) {
+    device_.reset();
+    resetDevice();
+    return;
+  }
+  uint8_t added = status & ~state_.status;
+  if (added & FEATURES_OK) {
+    uint64_t wanted = state_.driverFeatures;
+    // A driver must accept VERSION_1 and nothing we did not offer.
+    if ((wanted & ~offeredFeatures()) || !(wanted & F_VERSION_1)) status &= ~FEATURES_OK;
+  }
+  if ((added & DRIVER_OK) && !(status & FEATURES_OK)) status &= ~DRIVER_OK;
+  state_.status = static_cast<uint8_t>(status | (state_.status & NEEDS_RESET));
+  if (added & DRIVER_OK && (state_.status & DRIVER_OK)) {
+    activateQueues();
+    if (live()) device_.activate(*this);
+  }
+}
+
+void VirtioTransport::resetDevice() {
+  state_.status = 0;
+  state_.driverFeatures = 0;
+  state_.deviceFeatureSelect = state_.driverFeatureSelect = 0;
+  state_.configVector = NO_VECTOR;
+  state_.queueSelect = 0;
+  state_.isr = 0;
+  for (uint16_t i = 0; i < MAX_QUEUES; ++i) {
+    QueueState& queue = state_.queues[i];
+    std::memset(&queue, 0, sizeof(queue));
+    queue.size = i < device_.queueCount() ? device_.queueMaxSize() : 0;
+    queue.msixVector = NO_VECTOR;
+  }
+  for (auto& live : queues_) live.reset();
+}
+
+void VirtioTransport::activateQueues() {
+  for (uint16_t i = 0; i < device_.queueCount(); ++i) {
+    QueueState& queue = state_.queues[i];
+    queues_[i].reset();
+    if (!queue.enabled) continue;
+    try {
+      queues_[i].emplace(memory_, VirtqueueLayout{queue.size, queue.descriptors, queue.driverArea, queue.deviceArea},
+                         queue.position, featureNegotiated(F_INDIRECT_DESC), featureNegotiated(F_EVENT_IDX));
+    } catch (const std::invalid_argument&) {
+      markBroken();  // Rings outside RAM: the driver must reset us.
+      return;
+    }
+  }
+}
+
+SplitVirtqueue* VirtioTransport::queue(uint16_t index) {
+  if (index >= queues_.size() || !queues_[index]) return nullptr;
+  return &*queues_[index];
+}
+
+void VirtioTransport::doorbell(uint16_t index) {
+  if (live() && queue(index) != nullptr) device_.queueNotified(index);
+}
+
+SplitVirtqueue::Pop VirtioTransport::pop(uint16_t index, DescriptorChain& chain) {
+  SplitVirtqueue* live = queue(index);
+  if (live == nullptr || !this->live()) return SplitVirtqueue::Pop::EMPTY;
+  auto result = live->pop(chain);
+  if (result == SplitVirtqueue::Pop::BROKEN) {
+    markBroken();
+  } else if (result != SplitVirtqueue::Pop::EMPTY) {
+    QueueState& queue = state_.queues[index];
+    queue.inflight[chain.head % MAX_QUEUE_SIZE] = ++queue.nextSequence;
+  } else {
+    live->publishAvailEvent();
+  }
+  return result;
+}
+
+void VirtioTransport::complete(uint16_t index, uint16_t head, uint32_t writtenBytes) {
+  SplitVirtqueue* live = queue(index);
+  if (live == nullptr) return;
+  live->pushUsed(head, writtenBytes);
+  state_.queues[index].inflight[head % MAX_QUEUE_SIZE] = 0;
+  if (live->shouldInterrupt()) raise(state_.queues[index].msixVector, ISR_QUEUE);
+}
+
+std::vector<uint16_t> VirtioTransport::inflight(uint16_t index) const {
+  std::vector<std::pair<uint64_t, uint16_t>> order;
+  const QueueState& queue = state_.queues[index];
+  for (uint16_t head = 0; head < std::min<uint16_t>(queue.size, MAX_QUEUE_SIZE); ++head) {
+    if (queue.inflight[head] != 0) order.emplace_back(queue.inflight[head], head);
+  }
+  std::sort(order.begin(), order.end());
+  std::vector<uint16_t> heads;
+  for (const auto& [sequence, head] : order) heads.push_back(head);
+  return heads;
+}
+
+void VirtioTransport::markBroken() {
+  if (state_.status & NEEDS_RESET) return;
+  state_.status |= NEEDS_RESET;
+  ++state_.configGeneration;
+  raise(state_.configVector, ISR_CONFIG);
+}
+
+void VirtioTransport::raise(uint16_t vector, uint8_t isrBits) {
+  state_.isr |= isrBits;
+  if (vector >= vectorCount()) return;  // NO_VECTOR: the driver polls.
+  if (vectorMasked(vector)) {
+    state_.msixPending[vector / 64] |= 1ull << (vector % 64);
+    return;
+  }
+  signalVector_(vector);
+}
+
+bool VirtioTransport::vectorMasked(uint16_t vector) const {
+  uint16_t control = static_cast<uint16_t>(get(state_.pciConfig, MSIX_CONTROL, 2));
+  return !(control & MSIX_ENABLE) || (control & MSIX_FUNCTION_MASK) || (state_.msix[vector].control & 1);
+}
+
+void VirtioTransport::deliverPending() {
+  for (uint16_t vector = 0; vector < vectorCount(); ++vector) {
+    uint64_t bit = 1ull << (vector % 64);
+    if ((state_.msixPending[vector / 64] & bit) && !vectorMasked(vector)) {
+      state_.msixPending[vector / 64] &= ~bit;
+      signalVector_(vector);
+    }
+  }
+}
+
+std::optional<MsixUpdate> VirtioTransport::msixTableWrite(uint64_t offset, uint8_t size, uint64_t value) {
+  if (size != 4 && size != 8) return std::nullopt;  // The table takes dword (or qword) accesses.
+  uint64_t vector = offset / sizeof(MsixEntry);
+  if (vector >= vectorCount() || offset % size) return std::nullopt;
+  auto* bytes = reinterpret_cast<uint8_t*>(&state_.msix[vector]);
+  put(bytes, static_cast<uint16_t>(offset % sizeof(MsixEntry)), value, size);
+  state_.msix[vector].control &= 1;  // Only the mask bit exists.
+  deliverPending();
+  const MsixEntry& entry = state_.msix[vector];
+  return MsixUpdate{static_cast<uint16_t>(vector), uint64_t{entry.addressHigh} << 32 | entry.addressLow, entry.data};
+}
+
+std::vector<MsixUpdate> VirtioTransport::msixVectors() const {
+  std::vector<MsixUpdate> vectors;
+  for (uint16_t vector = 0; vector < vectorCount(); ++vector) {
+    const MsixEntry& entry = state_.msix[vector];
+    vectors.push_back({vector, uint64_t{entry.addressHigh} << 32 | entry.addressLow, entry.data});
+  }
+  return vectors;
+}
+
+}  // namespace cellvisor

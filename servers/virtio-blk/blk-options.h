@@ -1,0 +1,30 @@
+// virtio-blk options, bhyve's spelling: PATH[,ro][,nocache][,direct]
+// [,sectorsize=LOGICAL[/PHYSICAL]][,nodelete][,ser=SERIAL][,queues=N]
+// [,queue-size=N]. Parsed by the spawner (which opens the image) and by the
+// server (which serves it), from this one definition.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace cellvisor {
+
+struct BlkOptions {
+  std::string path;
+  bool readOnly = false;
+  bool noCache = false;  // O_DIRECT, as bhyve's "nocache".
+  bool direct = false;   // O_SYNC, as bhyve's "direct".
+  bool noDelete = false;
+  uint32_t logicalSectorSize = 512;
+  uint32_t physicalSectorSize = 512;
+  std::string serial;
+  uint16_t queues = 1;
+  uint16_t queueSize = 256;
+};
+
+// Throws std::invalid_argument naming the bad option.
+BlkOptions parseBlkOptions(const std::string& text);
+// The open(2) flags the options ask for.
+int blkOpenFlags(const BlkOptions& options);
+
+}  // namespace cellvisor

@@ -1,0 +1,29 @@
+// virtio-blk device server. Started by the spawner with its bootstrap socket
+// on fd 3; everything else (guest RAM, rings, eventfds, the opened disk
+// image) arrives over that socket.
+#include <iostream>
+
+#include "servers/runtime/block-backend.h"
+#include "servers/runtime/device-server.h"
+#include "servers/runtime/server-resources.h"
+#include "servers/virtio-blk/blk-device.h"
+
+int main() {
+  using namespace cellvisor;
+  constexpr int BOOTSTRAP_FD = 3;
+  try {
+    ServerResources resources = receiveServerResources(BOOTSTRAP_FD);
+    BlkOptions options = parseBlkOptions(resources.options);
+    if (!resources.backend) throw std::runtime_error("no disk image descriptor");
+    // One io_uring for all queues: deep enough for every queue to be full.
+    BlockBackend backend(std::move(resources.backend), std::max(64u, 2u * options.queues * options.queueSize),
+                         options.readOnly);
+    BlkDevice device(options, backend);
+    DeviceServer server("virtio-blk:" + resources.deviceName, resources, device);
+    device.attach(server);
+    return server.run();
+  } catch (const std::exception& error) {
+    std::cerr << "virtio-blk: " << error.what() << '\n';
+    return 1;
+  }
+}

@@ -1,0 +1,272 @@
+// Driver-harness tests: the real virtio-blk server process, driven through
+// its real fds and shared memory exactly as a guest driver would.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <random>
+
+#include "tests/harness/virtio-harness.h"
+
+namespace cellvisor::testing {
+namespace {
+
+constexpr uint32_t IN = 0, OUT = 1, FLUSH = 4, GET_ID = 8, DISCARD = 11, WRITE_ZEROES = 13;
+constexpr uint8_t S_OK = 0, S_IOERR = 1, S_UNSUPP = 2;
+constexpr uint64_t DISK_BYTES = 16 << 20;
+constexpr uint64_t ALL_FEATURES = ~0ull;
+
+class TempDisk {
+ public:
+  explicit TempDisk(uint64_t size = DISK_BYTES) {
+    path_ = ::testing::TempDir() + "/cellvisor-disk-XXXXXX";
+    int fd = ::mkstemp(path_.data());
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
+    ::close(fd);
+  }
+  ~TempDisk() { ::unlink(path_.c_str()); }
+  UniqueFd open(int flags = O_RDWR) const { return UniqueFd(::open(path_.c_str(), flags | O_CLOEXEC)); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct BlkHarness {
+  TempDisk disk;
+  VirtioHarness harness;
+  uint64_t offered;
+
+  explicit BlkHarness(const std::string& options = "", uint16_t queues = 1, uint64_t accept = ALL_FEATURES,
+                      int openFlags = O_RDWR)
+      : harness("virtio-blk", disk.path() + options + ",queues=" + std::to_string(queues), disk.open(openFlags),
+                queues),
+        offered(harness.initialize(accept)) {}
+
+  // One request: header, payload buffers, status. Returns (status, used length).
+  struct Result {
+    uint8_t status;
+    uint32_t length;
+    bool completed;
+  };
+  uint64_t header(uint32_t type, uint64_t sector) {
+    uint64_t at = harness.allocate(16, 16);
+    uint8_t* bytes = harness.host(at, 16);
+    std::memcpy(bytes, &type, 4);
+    std::memcpy(bytes + 8, &sector, 8);
+    return at;
+  }
+  Result run(uint16_t queue, std::vector<Buffer> buffers, bool indirect = false) {
+    uint64_t status = harness.allocate(1, 1);
+    *harness.host(status) = 0xee;
+    buffers.push_back({status, 1, true});
+    uint16_t head = harness.submit(queue, buffers, indirect);
+    harness.kick(queue);
+    for (const auto& completion : harness.waitForCompletions(queue)) {
+      if (completion.head == head) return {*harness.host(status), completion.length, true};
+    }
+    return {0xff, 0, false};
+  }
+  Result io(uint32_t type, uint64_t sector, uint64_t data, uint32_t length, uint16_t queue = 0) {
+    return run(queue, {{header(type, sector), 16, false}, {data, length, type == IN || type == GET_ID}});
+  }
+  uint64_t pattern(uint32_t length, uint32_t seed) {
+    uint64_t at = harness.allocate(length);
+    std::mt19937 random(seed);
+    uint8_t* bytes = harness.host(at, length);
+    for (uint32_t i = 0; i < length; ++i) bytes[i] = static_cast<uint8_t>(random());
+    return at;
+  }
+};
+
+TEST(VirtioBlk, NegotiatesFeaturesAndReportsGeometry) {
+  BlkHarness blk(",ser=CELLVISOR-1,sectorsize=512/4096", 2);
+  for (int bit : {1, 2, 6, 9, 10, 12, 13, 14, 28, 29, 32}) EXPECT_TRUE(blk.offered & (1ull << bit)) << "bit " << bit;
+  EXPECT_FALSE(blk.offered & (1ull << 5)) << "not read-only";
+  EXPECT_EQ(blk.harness.status(), 1 | 2 | 4 | 8);
+  EXPECT_EQ(blk.harness.configRead(0, 8), DISK_BYTES / 512) << "capacity in sectors";
+  EXPECT_EQ(blk.harness.configRead(0x14, 4), 512u) << "logical block size";
+  EXPECT_EQ(blk.harness.configRead(0x18, 1), 3u) << "physical = 8 logical blocks";
+  EXPECT_EQ(blk.harness.configRead(0x22, 2), 2u) << "num_queues";
+  EXPECT_EQ(blk.harness.wiring().mappedBars, std::vector<uint64_t>{VirtioHarness::BAR_ADDRESS});
+  EXPECT_EQ(blk.harness.wiring().doorbells.size(), 2u) << "one ioeventfd per queue";
+  EXPECT_EQ(blk.harness.wiring().routes.size(), 3u) << "MSI-X table programming reached the core";
+}
+
+TEST(VirtioBlk, WritesAndReadsBackWithChecksums) {
+  BlkHarness blk;
+  std::mt19937 random(7);
+  for (int round = 0; round < 32; ++round) {
+    uint32_t length = 512u * (1 + random() % 256);
+    uint64_t sector = random() % (DISK_BYTES / 512 - length / 512);
+    uint64_t data = blk.pattern(length, static_cast<uint32_t>(round));
+    auto written = blk.io(OUT, sector, data, length);
+    ASSERT_TRUE(written.completed);
+    ASSERT_EQ(written.status, S_OK);
+    EXPECT_EQ(written.length, 1u) << "a write returns only the status byte";
+    uint64_t back = blk.harness.allocate(length);
+    auto read = blk.io(IN, sector, back, length);
+    ASSERT_EQ(read.status, S_OK);
+    EXPECT_EQ(read.length, length + 1);
+    ASSERT_EQ(std::memcmp(blk.harness.host(data, length), blk.harness.host(back, length), length), 0) << round;
+    // And it really is on the disk.
+    std::vector<uint8_t> onDisk(length);
+    UniqueFd fd = blk.disk.open(O_RDONLY);
+    ASSERT_EQ(::pread(fd.get(), onDisk.data(), length, static_cast<off_t>(sector * 512)), static_cast<ssize_t>(length));
+    ASSERT_EQ(std::memcmp(onDisk.data(), blk.harness.host(data, length), length), 0);
+  }
+}
+
+TEST(VirtioBlk, ScatterGatherAndIndirectDescriptors) {
+  BlkHarness blk;
+  uint64_t a = blk.pattern(4096, 1);
+  uint64_t b = blk.pattern(512, 2);
+  uint64_t c = blk.pattern(8192, 3);
+  auto written = blk.run(0, {{blk.header(OUT, 100), 16, false}, {a, 4096, false}, {b, 512, false}, {c, 8192, false}}, true);
+  ASSERT_EQ(written.status, S_OK);
+  uint64_t back = blk.harness.allocate(4096 + 512 + 8192);
+  auto read = blk.run(0, {{blk.header(IN, 100), 16, false}, {back, 4096 + 512 + 8192, true}});
+  ASSERT_EQ(read.status, S_OK);
+  EXPECT_EQ(std::memcmp(blk.harness.host(back, 4096), blk.harness.host(a, 4096), 4096), 0);
+  EXPECT_EQ(std::memcmp(blk.harness.host(back + 4096, 512), blk.harness.host(b, 512), 512), 0);
+  EXPECT_EQ(std::memcmp(blk.harness.host(back + 4608, 8192), blk.harness.host(c, 8192), 8192), 0);
+}
+
+TEST(VirtioBlk, ManyRequestsInFlightOnSeveralQueues) {
+  constexpr uint16_t QUEUES = 4;
+  constexpr int PER_QUEUE = 32;
+  BlkHarness blk("", QUEUES);
+  std::map<std::pair<uint16_t, uint16_t>, uint64_t> statuses;
+  for (uint16_t queue = 0; queue < QUEUES; ++queue) {
+    for (int i = 0; i < PER_QUEUE; ++i) {
+      uint64_t sector = (queue * PER_QUEUE + i) * 8ull;
+      uint64_t data = blk.pattern(4096, queue * 1000u + static_cast<uint32_t>(i));
+      uint64_t status = blk.harness.allocate(1, 1);
+      uint16_t head = blk.harness.submit(queue, {{blk.header(OUT, sector), 16, false}, {data, 4096, false}, {status, 1, true}});
+      statuses[{queue, head}] = status;
+    }
+  }
+  for (uint16_t queue = 0; queue < QUEUES; ++queue) blk.harness.kick(queue);
+  for (uint16_t queue = 0; queue < QUEUES; ++queue) {
+    auto done = blk.harness.waitForCompletions(queue, PER_QUEUE);
+    ASSERT_EQ(done.size(), static_cast<size_t>(PER_QUEUE)) << "queue " << queue;
+    for (const auto& completion : done) EXPECT_EQ(*blk.harness.host(statuses[{queue, completion.head}]), S_OK);
+  }
+  UniqueFd fd = blk.disk.open(O_RDONLY);
+  for (uint16_t queue = 0; queue < QUEUES; ++queue) {
+    for (int i = 0; i < PER_QUEUE; ++i) {
+      std::vector<uint8_t> expected(4096);
+      std::mt19937 random(queue * 1000u + static_cast<uint32_t>(i));
+      for (auto& byte : expected) byte = static_cast<uint8_t>(random());
+      std::vector<uint8_t> onDisk(4096);
+      ASSERT_EQ(::pread(fd.get(), onDisk.data(), 4096, static_cast<off_t>((queue * PER_QUEUE + i) * 4096)), 4096);
+      ASSERT_EQ(onDisk, expected) << queue << "/" << i;
+    }
+  }
+}
+
+TEST(VirtioBlk, FlushDiscardWriteZeroesAndGetId) {
+  BlkHarness blk(",ser=DISK-SERIAL-42");
+  uint64_t data = blk.pattern(65536, 9);
+  ASSERT_EQ(blk.io(OUT, 0, data, 65536).status, S_OK);
+  EXPECT_EQ(blk.io(FLUSH, 0, blk.harness.allocate(0, 1), 0).status, S_OK);
+
+  auto segment = [&](uint64_t sector, uint32_t count, uint32_t flags) {
+    uint64_t at = blk.harness.allocate(16, 16);
+    std::memcpy(blk.harness.host(at, 8), &sector, 8);
+    std::memcpy(blk.harness.host(at + 8, 4), &count, 4);
+    std::memcpy(blk.harness.host(at + 12, 4), &flags, 4);
+    return at;
+  };
+  ASSERT_EQ(blk.run(0, {{blk.header(DISCARD, 0), 16, false}, {segment(0, 8, 0), 16, false}}).status, S_OK);
+  ASSERT_EQ(blk.run(0, {{blk.header(WRITE_ZEROES, 0), 16, false}, {segment(64, 16, 0), 16, false}}).status, S_OK);
+  uint64_t back = blk.harness.allocate(65536);
+  ASSERT_EQ(blk.io(IN, 0, back, 65536).status, S_OK);
+  std::vector<uint8_t> zeros(8192, 0);
+  EXPECT_EQ(std::memcmp(blk.harness.host(back, 4096), zeros.data(), 4096), 0) << "discarded";
+  EXPECT_EQ(std::memcmp(blk.harness.host(back + 4096, 4096), blk.harness.host(data + 4096, 4096), 4096), 0);
+  EXPECT_EQ(std::memcmp(blk.harness.host(back + 32768, 8192), zeros.data(), 8192), 0) << "zeroed";
+
+  uint64_t id = blk.harness.allocate(20);
+  auto result = blk.io(GET_ID, 0, id, 20);
+  EXPECT_EQ(result.status, S_OK);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(blk.harness.host(id, 20))), "DISK-SERIAL-42");
+}
+
+TEST(VirtioBlk, ReadOnlyDiskRefusesWrites) {
+  BlkHarness blk(",ro", 1, ALL_FEATURES, O_RDONLY);
+  EXPECT_TRUE(blk.offered & (1ull << 5)) << "VIRTIO_BLK_F_RO";
+  EXPECT_FALSE(blk.offered & (1ull << 13)) << "no discard on a read-only disk";
+  EXPECT_EQ(blk.io(OUT, 0, blk.pattern(512, 1), 512).status, S_IOERR);
+  EXPECT_EQ(blk.io(IN, 0, blk.harness.allocate(512), 512).status, S_OK);
+}
+
+TEST(VirtioBlk, HostileRequestsFailAloneAndTheServerKeepsServing) {
+  BlkHarness blk;
+  uint64_t buffer = blk.harness.allocate(8192);
+  uint64_t lastSector = DISK_BYTES / 512;
+  EXPECT_EQ(blk.io(IN, lastSector, buffer, 512).status, S_IOERR) << "sector past the end";
+  EXPECT_EQ(blk.io(IN, lastSector - 1, buffer, 1024).status, S_IOERR) << "runs past the end";
+  EXPECT_EQ(blk.io(IN, ~0ull, buffer, 512).status, S_IOERR) << "sector overflow";
+  EXPECT_EQ(blk.io(IN, 0, buffer, 100).status, S_IOERR) << "not a whole sector";
+  EXPECT_EQ(blk.io(77, 0, buffer, 512).status, S_UNSUPP) << "unknown type";
+  // Read request whose data buffer is device-readable: wrong direction.
+  EXPECT_EQ(blk.run(0, {{blk.header(IN, 0), 16, false}, {buffer, 512, false}}).status, S_IOERR);
+  // Write request whose payload is device-writable: wrong direction.
+  EXPECT_EQ(blk.run(0, {{blk.header(OUT, 0), 16, false}, {buffer, 512, true}}).status, S_IOERR);
+  // Header too short.
+  EXPECT_EQ(blk.run(0, {{blk.header(IN, 0), 8, false}, {buffer, 512, true}}).status, S_IOERR);
+
+  // A buffer outside guest RAM: the chain is rejected, nothing is touched.
+  auto outside = blk.run(0, {{blk.header(IN, 0), 16, false}, {blk.harness.memory().size() + 4096, 512, true}});
+  EXPECT_TRUE(outside.completed);
+  EXPECT_EQ(outside.length, 0u);
+  EXPECT_EQ(outside.status, 0xee) << "status byte untouched";
+  // A buffer that wraps the address space.
+  auto wrapping = blk.run(0, {{blk.header(IN, 0), 16, false}, {~0ull - 100, 512, true}});
+  EXPECT_EQ(wrapping.length, 0u);
+
+  // A descriptor loop.
+  uint64_t header = blk.header(IN, 0);
+  blk.harness.writeDescriptor(0, 0, header, 16, 1 /* NEXT */, 1);
+  blk.harness.writeDescriptor(0, 1, buffer, 512, 1 | 2, 0);  // Points back to 0.
+  blk.harness.publish(0, 0);
+  blk.harness.kick(0);
+  auto loop = blk.harness.waitForCompletions(0);
+  ASSERT_EQ(loop.size(), 1u);
+  EXPECT_EQ(loop[0].length, 0u);
+
+  // Still serving, with the device in good standing.
+  uint64_t data = blk.pattern(4096, 5);
+  EXPECT_EQ(blk.io(OUT, 8, data, 4096).status, S_OK);
+  EXPECT_EQ(blk.io(IN, 8, buffer, 4096).status, S_OK);
+  EXPECT_EQ(std::memcmp(blk.harness.host(buffer, 4096), blk.harness.host(data, 4096), 4096), 0);
+  EXPECT_FALSE(blk.harness.status() & 64) << "no DEVICE_NEEDS_RESET for per-request errors";
+}
+
+TEST(VirtioBlk, BrokenRingMarksDeviceNeedsReset) {
+  BlkHarness blk;
+  // The driver claims 1000 new entries in a 128-entry ring.
+  uint16_t size = blk.harness.queueSize(0);
+  for (int i = 0; i < size + 10; ++i) blk.harness.publish(0, 0);
+  blk.harness.kick(0);
+  bool needsReset = false;
+  for (int i = 0; i < 100 && !needsReset; ++i) {
+    needsReset = blk.harness.status() & 64;
+    if (!needsReset) usleep(10000);
+  }
+  EXPECT_TRUE(needsReset);
+  EXPECT_TRUE(blk.harness.interruptPending(0, std::chrono::seconds(1))) << "config-change interrupt";
+}
+
+TEST(VirtioBlk, ServerRefusesBadOptions) {
+  TempDisk disk;
+  EXPECT_THROW(VirtioHarness("virtio-blk", disk.path() + ",sectorsize=1000", disk.open(), 1), DeviceUnavailable);
+  EXPECT_THROW(VirtioHarness("virtio-blk", disk.path() + ",bogus", disk.open(), 1), DeviceUnavailable);
+}
+
+}  // namespace
+}  // namespace cellvisor::testing

@@ -14,6 +14,9 @@
 #include "core/kvm/hypervisor.h"
 #include "core/kvm/vcpu.h"
 #include "core/kvm/vm.h"
+#include "core/devices/device-catalog.h"
+#include "core/devices/kvm-device-wiring.h"
+#include "core/devices/pci-server-proxy.h"
 #include "core/machine/kvm-irq-line.h"
 #include "core/machine/platform-pci.h"
 #include "core/memory/guest-memory.h"
@@ -137,6 +140,10 @@ void Machine::buildPlatform() {
 void Machine::attachPciSlots() {
   bool hasHostBridge = false;
   for (const auto& slot : config_.pciSlots) {
+    if (isServerDevice(slot.emulation)) {
+      attachServerDevice(slot);
+      continue;
+    }
     pciDevices_.push_back(createPlatformPciDevice(slot));
     pciHost_->attach(slot.slot, slot.function, *pciDevices_.back());
     hasHostBridge |= slot.emulation == "hostbridge";
@@ -146,6 +153,29 @@ void Machine::attachPciSlots() {
     pciDevices_.push_back(createPlatformPciDevice({0, 0, "hostbridge", ""}));
     pciHost_->attach(0, 0, *pciDevices_.back());
   }
+}
+
+void Machine::attachServerDevice(const PciSlotConfig& slot) {
+  ServerDevice device;
+  ServerLaunch launch = prepareServerLaunch(slot, config_.cpus);
+  std::string name = launch.deviceName;
+  device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *memory_);
+  device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, name);
+  device.proxy = std::make_unique<PciServerProxy>(*device.process, *device.wiring);
+  // Place the BARs as firmware would, naturally aligned in the 32-bit window.
+  if (nextMmio32_ == 0) nextMmio32_ = layout::PCI_MMIO32_BASE;
+  for (const auto& bar : device.proxy->bars()) {
+    if (bar.io) throw std::invalid_argument(name + ": I/O BARs are not supported");
+    uint64_t address = (nextMmio32_ + bar.size - 1) & ~(bar.size - 1);
+    if (address + bar.size > layout::PCI_MMIO32_BASE + layout::PCI_MMIO32_SIZE) {
+      throw std::invalid_argument(name + ": the 32-bit PCI window is full");
+    }
+    device.proxy->assignBar(bar.index, address);
+    nextMmio32_ = address + bar.size;
+  }
+  device.proxy->enableDecoding();
+  pciHost_->attach(slot.slot, slot.function, *device.proxy);
+  serverDevices_.push_back(std::move(device));
 }
 
 void Machine::loadGuest() {

@@ -32,6 +32,9 @@ class Uart16550;
 class IoDevice;
 class IrqLine;
 class PciDevice;
+class DeviceServerProcess;
+class DeviceWiring;
+class PciServerProxy;
 
 class Machine : public MachineControl {
  public:
@@ -53,6 +56,7 @@ class Machine : public MachineControl {
  private:
   void buildPlatform();
   void attachPciSlots();
+  void attachServerDevice(const PciSlotConfig& slot);
   void loadGuest();
   void createVcpus();
   void runVcpu(Vcpu& vcpu);
@@ -71,6 +75,14 @@ class Machine : public MachineControl {
   std::vector<std::unique_ptr<IrqLine>> irqLines_;
   std::vector<std::unique_ptr<IoDevice>> devices_;
   std::vector<std::unique_ptr<PciDevice>> pciDevices_;
+  // Device servers: the process, how it is wired into KVM, and its proxy.
+  struct ServerDevice {
+    std::unique_ptr<DeviceServerProcess> process;
+    std::unique_ptr<DeviceWiring> wiring;
+    std::unique_ptr<PciServerProxy> proxy;
+  };
+  std::vector<ServerDevice> serverDevices_;
+  uint64_t nextMmio32_ = 0;  // BAR allocator in the 32-bit PCI window.
   std::vector<std::unique_ptr<SerialBackend>> serialBackends_;
   std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;
   std::unique_ptr<PciHost> pciHost_;

@@ -176,6 +176,26 @@ TEST_F(GuestBoot, ConsoleToLogFile) {
   ::unlink(path.c_str());
 }
 
+TEST_F(GuestBoot, VirtioBlkServerServesTheGuest) {
+  std::string disk = ::testing::TempDir() + "/cellvisor-guest-disk-" + std::to_string(::getpid()) + ".img";
+  {
+    std::ofstream image(disk, std::ios::binary);
+    image.seekp((16 << 20) - 1);
+    image.put(0);
+  }
+  CoreProcess core(args("virtio-blk", {"-c", "2", "-s", "4,virtio-blk," + disk}));
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+  EXPECT_NE(core.out().find("virtio-blk: capacity 32768 sectors"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - virtio-blk: pattern read back intact"), std::string::npos) << core.out();
+  // The pattern is on the host file: byte i of sector 0 is i * 31.
+  std::ifstream image(disk, std::ios::binary);
+  char first[4];
+  image.read(first, 4);
+  EXPECT_EQ(static_cast<uint8_t>(first[1]), 31);
+  EXPECT_EQ(static_cast<uint8_t>(first[3]), 93);
+  ::unlink(disk.c_str());
+}
+
 TEST_F(GuestBoot, BadInputGetsAClearError) {
   struct Case {
     std::vector<std::string> argv;
@@ -190,6 +210,10 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,carrier-pigeon", "vm"}, "bad serial backend"},
       {{coreBinary(), "--kernel", guestImage(), "../../etc"}, "invalid VM name"},
       {{coreBinary(), "--kernel", guestImage(), "-c", "0", "vm"}, "vCPU count"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/nonexistent/disk.img", "vm"},
+       "-s 4:0,virtio-blk: /nonexistent/disk.img: No such file or directory"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/dev/null,sectorsize=3", "vm"}, "sectorsize"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk", "vm"}, "no disk image path"},
   };
   for (const auto& c : cases) {
     CoreProcess core(c.argv);

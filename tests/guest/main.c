@@ -175,6 +175,8 @@ void guest_main(const struct hvm_start_info* info) {
     test_poweroff();
   } else if (strncmp(test, "power-button", 32) == 0) {
     test_power_button();
+  } else if (strncmp(test, "virtio-blk", 32) == 0) {
+    test_virtio_blk();
   } else if (strncmp(test, "demo", 32) == 0) {
     test_demo();
   } else if (strncmp(test, "echo", 32) == 0) {

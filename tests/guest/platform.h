@@ -46,3 +46,6 @@ void pci_cf8_write(unsigned bus, unsigned slot, unsigned function, unsigned offs
 
 /* Starts every AP listed in the MADT; returns how many reported in. */
 unsigned smp_start(const struct platform* platform);
+
+/* Finds the virtio-blk device and writes/reads a pattern (polling). */
+void test_virtio_blk(void);

@@ -1,0 +1,18 @@
+// The devices that run as servers, and how to launch each from a `-s`
+// slot: which binary, how many queues and vectors, and the backend the
+// spawner opens on the server's behalf (so the server never opens paths).
+#pragma once
+
+#include <string>
+
+#include "core/devices/device-server-process.h"
+#include "core/machine/machine-config.h"
+
+namespace cellvisor {
+
+bool isServerDevice(const std::string& emulation);
+// Throws std::invalid_argument (bad options) or std::system_error (backend
+// cannot be opened), naming the slot.
+ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus);
+
+}  // namespace cellvisor

@@ -72,6 +72,12 @@ void BlockBackend::flushSubmissions() {
   io_uring_submit(&ring_);
 }
 
+void BlockBackend::waitForCompletion() {
+  flushSubmissions();
+  io_uring_cqe* cqe = nullptr;
+  io_uring_wait_cqe(&ring_, &cqe);  // Leaves it queued for reap().
+}
+
 void BlockBackend::reap(const std::function<void(uint64_t, int32_t)>& done) {
   eventfd_t ignored;
   eventfd_read(eventFd_.get(), &ignored);

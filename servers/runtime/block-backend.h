@@ -36,6 +36,8 @@ class BlockBackend {
               bool unmap = false);
   // Hands queued operations to the kernel.
   void flushSubmissions();
+  // Blocks until at least one completion is ready.
+  void waitForCompletion();
   // Calls `done(tag, result)` (result: bytes or -errno) for each completion.
   void reap(const std::function<void(uint64_t tag, int32_t result)>& done);
 

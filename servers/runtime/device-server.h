@@ -11,18 +11,11 @@
 #include <vector>
 
 #include "proto/message-channel.h"
+#include "servers/runtime/device-stats.h"
 #include "servers/runtime/server-resources.h"
 #include "servers/runtime/virtio-transport.h"
 
 namespace cellvisor {
-
-struct DeviceStats {
-  uint64_t requests = 0;
-  uint64_t readBytes = 0;
-  uint64_t writtenBytes = 0;
-  uint64_t errors = 0;
-  uint64_t interrupts = 0;
-};
 
 class DeviceServer {
  public:

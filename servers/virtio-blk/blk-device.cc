@@ -84,12 +84,18 @@ BlkDevice::BlkDevice(const BlkOptions& options, BlockBackend& backend)
   put(config + 0x38, options.noDelete ? 0 : 1, 1);
 }
 
-void BlkDevice::attach(DeviceServer& server) {
-  transport_ = &server.transport();
-  stats_ = &server.stats();
-  server.watch(backend_.completionFd(), [this] { onCompletions(); });
+void BlkDevice::attach(VirtioTransport& transport, DeviceStats& stats) {
+  transport_ = &transport;
+  stats_ = &stats;
   // A restarted server finds requests it had taken but not finished.
   if (transport_->live()) resubmitInflight();
+}
+
+void BlkDevice::drain() {
+  while (outstanding_ > 0) {
+    backend_.waitForCompletion();
+    onCompletions();
+  }
 }
 
 uint64_t BlkDevice::deviceFeatures() const {
@@ -206,11 +212,13 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
       request.isRead = isRead;
       request.bytes = bytes;
       request.operations = 1;
+      ++outstanding_;
       backend_.submit(isRead ? BlockBackend::Op::READ : BlockBackend::Op::WRITE, tag, request.iov, sector * SECTOR);
       return -1;
     }
     case FLUSH_REQ:
       request.operations = 1;
+      ++outstanding_;
       backend_.submit(BlockBackend::Op::FLUSH, tag, {}, 0);
       return -1;
     case GET_ID: {
@@ -254,6 +262,7 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
         std::memcpy(&flags, segments + at + 12, 4);
         if (count == 0) continue;
         ++request.operations;
+        ++outstanding_;
         bool unmap = (flags & 1) && !options_.noDelete;
         backend_.submit(discard ? BlockBackend::Op::DISCARD : BlockBackend::Op::WRITE_ZEROES, tag, {},
                         start * SECTOR, uint64_t{count} * SECTOR, unmap);
@@ -267,6 +276,7 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
 
 void BlkDevice::onCompletions() {
   backend_.reap([this](uint64_t tag, int32_t result) {
+    --outstanding_;
     auto queue = static_cast<uint16_t>(tag >> 16);
     auto head = static_cast<uint16_t>(tag);
     if (queue >= requests_.size()) return;

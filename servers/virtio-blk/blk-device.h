@@ -11,7 +11,8 @@
 #include <vector>
 
 #include "servers/runtime/block-backend.h"
-#include "servers/runtime/device-server.h"
+#include "servers/runtime/device-stats.h"
+#include "servers/runtime/virtio-transport.h"
 #include "servers/runtime/virtio-device.h"
 #include "servers/virtio-blk/blk-options.h"
 
@@ -25,8 +26,14 @@ class BlkDevice : public VirtioDevice {
 
   BlkDevice(const BlkOptions& options, BlockBackend& backend);
 
-  // Wires the device to its transport and event loop.
-  void attach(DeviceServer& server);
+  // Connects the model to its transport and counters; on a restart, takes
+  // up the requests the previous instance left in flight.
+  void attach(VirtioTransport& transport, DeviceStats& stats);
+  // Readable when backend operations have completed; then call onCompletions().
+  int completionFd() const { return backend_.completionFd(); }
+  void onCompletions();
+  // Blocks until no backend operation is outstanding (tests, fuzzing, pause).
+  void drain();
 
   uint16_t deviceId() const override { return 2; }
   uint8_t pciClass() const override { return 0x01; }
@@ -56,12 +63,13 @@ class BlkDevice : public VirtioDevice {
   // Returns the status to complete with now, or -1 when the backend took it.
   int start(uint16_t queue, const DescriptorChain& chain, Request& request);
   void finish(uint16_t queue, uint16_t head, uint8_t status);
-  void onCompletions();
   void resubmitInflight();
 
   BlkOptions options_;
   BlockBackend& backend_;
-  DeviceStats* stats_ = nullptr;  // The server's, set by attach().
+  DeviceStats ownStats_;
+  DeviceStats* stats_ = &ownStats_;  // The server's, once attached.
+  uint32_t outstanding_ = 0;         // Backend operations in flight.
   VirtioTransport* transport_ = nullptr;
   std::array<uint8_t, 60> config_{};
   bool writeback_ = true;

@@ -20,7 +20,8 @@ int main() {
                          options.readOnly);
     BlkDevice device(options, backend);
     DeviceServer server("virtio-blk:" + resources.deviceName, resources, device);
-    device.attach(server);
+    device.attach(server.transport(), server.stats());
+    server.watch(device.completionFd(), [&device] { device.onCompletions(); });
     return server.run();
   } catch (const std::exception& error) {
     std::cerr << "virtio-blk: " << error.what() << '\n';

@@ -2,6 +2,7 @@
 
 #include <sys/eventfd.h>
 
+#include <chrono>
 #include <iostream>
 
 #include "device.capnp.h"
@@ -38,7 +39,7 @@ DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, V
     watch(fd, [this, fd, queue] {
       eventfd_t value;
       eventfd_read(fd, &value);
-      if (!paused_) transport_->doorbell(queue);
+      if (!paused_) kicked(queue);
     });
   }
 }
@@ -69,6 +70,24 @@ int DeviceServer::run() {
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   return exitStatus_;
+}
+
+void DeviceServer::kicked(uint16_t queue) {
+  transport_->doorbell(queue);
+  if (pollMicros_ == 0) return;
+  using Clock = std::chrono::steady_clock;
+  auto deadline = Clock::now() + std::chrono::microseconds(pollMicros_);
+  while (Clock::now() < deadline) {
+    bool worked = device_.poll();
+    for (uint16_t index = 0; index < device_.queueCount(); ++index) {
+      SplitVirtqueue* live = transport_->queue(index);
+      if (live != nullptr && live->pending() != 0) {
+        transport_->doorbell(index);
+        worked = true;
+      }
+    }
+    if (worked) deadline = Clock::now() + std::chrono::microseconds(pollMicros_);
+  }
 }
 
 void DeviceServer::signalVector(uint16_t vector) {

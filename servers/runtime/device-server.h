@@ -27,6 +27,10 @@ class DeviceServer {
   uv_loop_t* loop() { return &loop_; }
   // Calls `ready` on the loop whenever `fd` is readable.
   void watch(int fd, std::function<void()> ready);
+  // After handling a kick, keep polling queues and completions this long
+  // before sleeping again (0: never poll). Saves two wakeups per request
+  // under load, at the price of CPU time.
+  void setPollMicros(uint32_t micros) { pollMicros_ = micros; }
   // Runs until the core closes the channel or breaks the protocol; returns
   // the process exit status.
   int run();
@@ -37,6 +41,7 @@ class DeviceServer {
     std::function<void()> ready;
   };
   void serveRequests();
+  void kicked(uint16_t queue);
   void signalVector(uint16_t vector);
 
   std::string serverName_;
@@ -48,6 +53,7 @@ class DeviceServer {
   std::unique_ptr<MessageChannel> channel_;
   std::vector<std::unique_ptr<Watch>> watches_;
   bool paused_ = false;
+  uint32_t pollMicros_ = 0;
   int exitStatus_ = 0;
 };
 

@@ -27,6 +27,9 @@ class VirtioDevice {
   virtual void reset() = 0;
   // The driver kicked `queue` (or a restart asks to look again).
   virtual void queueNotified(uint16_t queue) = 0;
+  // Busy-polling hook: finish whatever completed without waiting. Returns
+  // true if it did any work.
+  virtual bool poll() { return false; }
 };
 
 }  // namespace cellvisor

@@ -91,6 +91,13 @@ void BlkDevice::attach(VirtioTransport& transport, DeviceStats& stats) {
   if (transport_->live()) resubmitInflight();
 }
 
+bool BlkDevice::poll() {
+  if (outstanding_ == 0) return false;
+  uint32_t before = outstanding_;
+  onCompletions();
+  return outstanding_ != before;
+}
+
 void BlkDevice::drain() {
   while (outstanding_ > 0) {
     backend_.waitForCompletion();

@@ -46,6 +46,7 @@ class BlkDevice : public VirtioDevice {
   void activate(VirtioTransport& transport) override;
   void reset() override;
   void queueNotified(uint16_t queue) override;
+  bool poll() override;
 
  private:
   struct Request {

@@ -62,6 +62,9 @@ BlkOptions parseBlkOptions(const std::string& text) {
       if (options.queueSize < 2 || options.queueSize > 1024 || (options.queueSize & (options.queueSize - 1))) {
         throw std::invalid_argument("virtio-blk: queue-size: a power of two from 2 to 1024");
       }
+    } else if (key == "poll-us") {
+      options.pollMicros = number<uint32_t>(key, value);
+      if (options.pollMicros > 1000) throw std::invalid_argument("virtio-blk: poll-us: at most 1000");
     } else {
       throw std::invalid_argument("virtio-blk: unknown option '" + key + "'");
     }

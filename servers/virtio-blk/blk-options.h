@@ -1,6 +1,6 @@
 // virtio-blk options, bhyve's spelling: PATH[,ro][,nocache][,direct]
 // [,sectorsize=LOGICAL[/PHYSICAL]][,nodelete][,ser=SERIAL][,queues=N]
-// [,queue-size=N]. Parsed by the spawner (which opens the image) and by the
+// [,queue-size=N][,poll-us=N]. Parsed by the spawner (which opens the image) and by the
 // server (which serves it), from this one definition.
 #pragma once
 
@@ -20,6 +20,7 @@ struct BlkOptions {
   std::string serial;
   uint16_t queues = 1;
   uint16_t queueSize = 256;
+  uint32_t pollMicros = 0;  // Busy-poll after a kick (poll-us=N).
 };
 
 // Throws std::invalid_argument naming the bad option.

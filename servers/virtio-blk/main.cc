@@ -21,6 +21,7 @@ int main() {
     BlkDevice device(options, backend);
     DeviceServer server("virtio-blk:" + resources.deviceName, resources, device);
     device.attach(server.transport(), server.stats());
+    server.setPollMicros(options.pollMicros);
     server.watch(device.completionFd(), [&device] { device.onCompletions(); });
     return server.run();
   } catch (const std::exception& error) {

@@ -67,6 +67,7 @@ uint64_t VirtioHarness::initialize(uint64_t accept, uint16_t queueSize) {
   barWrite(common_ + 0x0c, 4, wanted & 0xffffffff);
   barWrite(common_ + 0x08, 4, 1);
   barWrite(common_ + 0x0c, 4, wanted >> 32);
+  eventIdx_ = wanted & F_EVENT_IDX;
   barWrite(common_ + 0x14, 1, 3 | 8);  // FEATURES_OK
   if (!(barRead(common_ + 0x14, 1) & 8)) throw std::runtime_error("device refused our features");
 
@@ -169,6 +170,17 @@ void VirtioHarness::publish(uint16_t queueIndex, uint16_t head) {
 }
 
 void VirtioHarness::kick(uint16_t queueIndex) {
+  Queue& queue = queues_.at(queueIndex);
+  if (eventIdx_) {
+    // vring_need_event: kick only if the device's avail_event lies in what we added.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint16_t event = __atomic_load_n(reinterpret_cast<uint16_t*>(host(queue.used + 4 + 8ull * queue.size, 2)),
+                                     __ATOMIC_ACQUIRE);
+    uint16_t added = static_cast<uint16_t>(queue.availIdx - queue.lastKickedAvail);
+    bool needed = static_cast<uint16_t>(queue.availIdx - event - 1) < added;
+    queue.lastKickedAvail = queue.availIdx;
+    if (!needed) return;
+  }
   // What KVM does on a doorbell write: signal the queue's ioeventfd.
   uint64_t doorbell = BAR_ADDRESS + notify_ + uint64_t{notifyMultiplier_} * queueIndex;
   auto found = wiring_.doorbells.find(doorbell);

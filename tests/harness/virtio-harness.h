@@ -79,6 +79,7 @@ class VirtioHarness {
   void writeDescriptor(uint16_t queue, uint16_t index, uint64_t address, uint32_t length, uint16_t flags,
                        uint16_t next);
   void publish(uint16_t queue, uint16_t head);
+  // Rings the doorbell unless the device said (EVENT_IDX) it needs no kick.
   void kick(uint16_t queue);
   // Waits for the queue's interrupt, then returns every new used element.
   std::vector<Completion> waitForCompletions(uint16_t queue, size_t atLeast = 1,
@@ -94,6 +95,7 @@ class VirtioHarness {
     uint64_t used = 0;
     uint16_t availIdx = 0;
     uint16_t lastUsed = 0;
+    uint16_t lastKickedAvail = 0;
     std::vector<uint16_t> freeDescriptors;
     std::map<uint16_t, std::vector<uint16_t>> chains;  // head -> descriptors to free
   };
@@ -111,6 +113,7 @@ class VirtioHarness {
   uint64_t msixTable_ = 0;
   uint64_t nextFree_ = 1 << 20;
   std::vector<Queue> queues_;
+  bool eventIdx_ = false;
 };
 
 }  // namespace cellvisor::testing

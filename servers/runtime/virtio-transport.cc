@@ -336,8 +336,6 @@ SplitVirtqueue::Pop VirtioTransport::pop(uint16_t index, DescriptorChain& chain)
   } else if (result != SplitVirtqueue::Pop::EMPTY) {
     QueueState& queue = state_.queues[index];
     queue.inflight[chain.head % MAX_QUEUE_SIZE] = ++queue.nextSequence;
-  } else {
-    live->publishAvailEvent();
   }
   return result;
 }

@@ -46,7 +46,15 @@ uint16_t SplitVirtqueue::pending() const {
 SplitVirtqueue::Pop SplitVirtqueue::pop(DescriptorChain& chain) {
   uint16_t availIdx = loadShared16(avail_ + 2);
   uint16_t waiting = static_cast<uint16_t>(availIdx - position_.lastAvail);
-  if (waiting == 0) return Pop::EMPTY;
+  if (waiting == 0) {
+    // Ask for a kick, then look once more: the driver may have added a
+    // request after our first look but before it saw the new event index,
+    // and would then not kick.
+    publishAvailEvent();
+    availIdx = loadShared16(avail_ + 2);
+    waiting = static_cast<uint16_t>(availIdx - position_.lastAvail);
+    if (waiting == 0) return Pop::EMPTY;
+  }
   if (waiting > layout_.size) return Pop::BROKEN;  // The driver claims more than the ring holds.
   std::atomic_thread_fence(std::memory_order_acquire);  // Ring entries after the index.
   uint16_t head = loadShared16(avail_ + 4 + 2 * (position_.lastAvail % layout_.size));

@@ -70,6 +70,9 @@ struct MsixVector {
 }
 
 struct Request {
+  # Echoed in the reply, so the core can tell a stale reply (from a server
+  # that died before answering) from the one it is waiting for.
+  sequence @10 :UInt64;
   union {
     hello @0 :HelloRequest;
     configRead @1 :ConfigAccess;
@@ -102,6 +105,7 @@ struct BarAccess {
 }
 
 struct Reply {
+  sequence @6 :UInt64;
   union {
     hello @0 :HelloReply;
     value @1 :UInt64;            # configRead, barRead

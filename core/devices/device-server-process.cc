@@ -1,6 +1,7 @@
 #include "core/devices/device-server-process.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
@@ -8,6 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+#include <sys/syscall.h>
+
+#include <cstring>
 #include <filesystem>
 
 #include "core/base/system-error.h"
@@ -48,7 +53,10 @@ DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, GuestMemory& memor
   for (uint16_t i = 0; i < launch_.queues; ++i) queueDoorbells_.push_back(makeEventFd());
   for (uint16_t i = 0; i < launch_.vectors; ++i) interrupts_.push_back(makeEventFd());
   channel_.emplace(rings_.requestWriter(), rings_.replyReader(), requestDoorbell_.get(), replyDoorbell_.get());
+  spawn(false);
+}
 
+void DeviceServerProcess::spawn(bool restart) {
   int sockets[2];
   checkSyscall(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sockets), "socketpair");
   UniqueFd ours(sockets[0]);
@@ -70,11 +78,18 @@ DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, GuestMemory& memor
   std::string name = launch_.binary;
   char* argv[] = {name.data(), nullptr};
   char* envp[] = {nullptr};
-  int result = posix_spawn(&pid_, launch_.binary.c_str(), &actions, &attributes, argv, envp);
+  pid_t pid = -1;
+  int result = posix_spawn(&pid, launch_.binary.c_str(), &actions, &attributes, argv, envp);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
   if (result != 0) throwSystemError("spawn " + launch_.binary, result);
   theirs.reset();
+  {
+    std::lock_guard lock(processMutex_);
+    pid_ = pid;
+    pidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!pidfd_) throwSystemError("pidfd_open");
+  }
 
   capnp::MallocMessageBuilder builder;
   auto bootstrap = builder.initRoot<proto::Bootstrap>();
@@ -83,11 +98,12 @@ DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, GuestMemory& memor
   bootstrap.setOptions(launch_.options);
   bootstrap.setQueueCount(launch_.queues);
   bootstrap.setVectorCount(launch_.vectors);
-  auto regions = bootstrap.initRamRegions(static_cast<unsigned>(memory.regions().size()));
+  bootstrap.setRestart(restart);
+  auto regions = bootstrap.initRamRegions(static_cast<unsigned>(memory_.regions().size()));
   for (unsigned i = 0; i < regions.size(); ++i) {
-    regions[i].setGuestPhysical(memory.regions()[i].guestPhysical);
-    regions[i].setSize(memory.regions()[i].size);
-    regions[i].setMemfdOffset(memory.regions()[i].memfdOffset);
+    regions[i].setGuestPhysical(memory_.regions()[i].guestPhysical);
+    regions[i].setSize(memory_.regions()[i].size);
+    regions[i].setMemfdOffset(memory_.regions()[i].memfdOffset);
   }
   std::vector<int> fds;
   std::vector<proto::FdRole> roles;
@@ -95,58 +111,111 @@ DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, GuestMemory& memor
     fds.push_back(fd);
     roles.push_back(role);
   };
-  add(memory.memfd(), proto::FdRole::GUEST_MEMORY);
+  add(memory_.memfd(), proto::FdRole::GUEST_MEMORY);
   add(rings_.fd(), proto::FdRole::RING_SEGMENT);
   add(state_.fd(), proto::FdRole::STATE_SEGMENT);
   add(requestDoorbell_.get(), proto::FdRole::REQUEST_DOORBELL);
   add(replyDoorbell_.get(), proto::FdRole::REPLY_DOORBELL);
   for (auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
   for (auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
+  // Kept open here: a restarted server needs it again.
   if (launch_.backend) add(launch_.backend.get(), proto::FdRole::BACKEND);
   auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
   for (unsigned i = 0; i < roles.size(); ++i) roleList.set(i, roles[i]);
-  sendWithFds(ours.get(), builder, fds);
-  // The server holds its own copy of the backend; ours is not needed.
-  launch_.backend.reset();
+  try {
+    sendWithFds(ours.get(), builder, fds);
+  } catch (const std::system_error&) {
+    // The new instance died before reading its bootstrap; the supervisor
+    // sees it exit and counts it as another crash.
+  }
+  ++generation_;
 }
 
 DeviceServerProcess::~DeviceServerProcess() {
-  if (!exited_ && pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
+  pid_t pid = pid_.load();
+  if (pid > 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
   }
 }
 
-int DeviceServerProcess::wait() {
-  if (!exited_) {
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    exited_ = true;
-    status_ = status;
+std::string DeviceServerProcess::reap() {
+  std::lock_guard lock(processMutex_);
+  int status = 0;
+  pid_t pid = pid_.load();
+  if (pid <= 0 || ::waitpid(pid, &status, 0) != pid) return "not running";
+  pid_ = -1;
+  pidfd_.reset();
+  if (WIFSIGNALED(status)) {
+    int signal = WTERMSIG(status);
+    lastExit_ = fmt::format("pid {} killed by signal {} ({})", pid, signal, strsignal(signal));
+  } else {
+    lastExit_ = fmt::format("pid {} exited with status {}", pid, WEXITSTATUS(status));
   }
-  return status_;
+  return lastExit_;
+}
+
+void DeviceServerProcess::restart() {
+  {
+    std::lock_guard lock(processMutex_);
+    ++restarts_;
+  }
+  spawn(true);
+}
+
+bool DeviceServerProcess::exited() const {
+  std::lock_guard lock(processMutex_);
+  if (!pidfd_) return true;
+  pollfd fd{pidfd_.get(), POLLIN, 0};
+  return ::poll(&fd, 1, 0) > 0;
+}
+
+std::string DeviceServerProcess::lastExit() const {
+  std::lock_guard lock(processMutex_);
+  return lastExit_;
+}
+
+void DeviceServerProcess::markFailed() {
+  failed_ = true;
+  // Tell the guest in virtio's terms: DEVICE_NEEDS_RESET plus a
+  // configuration-change interrupt, which the core can raise on its own.
+  VirtioState& state = state_.state();
+  state.status |= 0x40;
+  ++state.configGeneration;
+  state.isr |= 2;
+  if (state.configVector < interrupts_.size()) eventfd_write(interrupts_[state.configVector].get(), 1);
 }
 
 ReceivedMessage DeviceServerProcess::exchange(capnp::MessageBuilder& request, std::chrono::milliseconds timeout) {
   std::lock_guard lock(callMutex_);
-  if (!channel_->send(request, timeout)) throw DeviceUnavailable(launch_.deviceName + ": request ring stayed full");
+  if (failed_) throw DeviceUnavailable(launch_.deviceName + ": device has failed");
+  uint64_t sequence = ++sequence_;
+  request.getRoot<proto::Request>().setSequence(sequence);
   auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto remaining = [&] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  };
   for (;;) {
-    try {
-      if (auto reply = channel_->tryReceive()) return std::move(*reply);
-    } catch (const ProtocolError& error) {
-      throw DeviceUnavailable(launch_.deviceName + ": " + error.what());
+    uint32_t generation = generation_.load();
+    if (!channel_->send(request, std::max(remaining(), std::chrono::milliseconds(1)))) {
+      throw DeviceUnavailable(launch_.deviceName + ": request ring stayed full");
     }
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) throw DeviceUnavailable(launch_.deviceName + ": no reply from its server");
-    if (!channel_->waitForDoorbell(std::min(left, std::chrono::milliseconds(100))) && !exited_) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        status_ = status;
+    // Wait for our reply. If the server is restarted meanwhile, the request
+    // may have died with it: send it again to the new instance. Replies
+    // carrying an older sequence are leftovers and are skipped.
+    while (generation == generation_.load()) {
+      try {
+        while (auto reply = channel_->tryReceive()) {
+          if (reply->root<proto::Reply>().getSequence() == sequence) return std::move(*reply);
+        }
+      } catch (const ProtocolError& error) {
+        throw DeviceUnavailable(launch_.deviceName + ": " + error.what());
       }
+      if (failed_) throw DeviceUnavailable(launch_.deviceName + ": device has failed");
+      if (!supervised_ && exited()) throw DeviceUnavailable(launch_.deviceName + ": its server exited");
+      if (remaining().count() <= 0) throw DeviceUnavailable(launch_.deviceName + ": no reply from its server");
+      channel_->waitForDoorbell(std::min(remaining(), std::chrono::milliseconds(20)));
     }
-    if (exited_) throw DeviceUnavailable(launch_.deviceName + ": its server exited");
   }
 }
 

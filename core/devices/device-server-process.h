@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -37,30 +38,49 @@ class DeviceServerProcess {
   // Starts the server (fresh exec, empty environment, bootstrap socket on
   // fd 3) and hands it its resources.
   DeviceServerProcess(ServerLaunch launch, GuestMemory& memory);
+
+  // Crash-restart, driven by the supervisor: a new instance gets the same
+  // fds and the same state segment and continues where the last one stopped.
+  // reap() collects the dead process and describes how it ended.
+  std::string reap();
+  void restart();
+  // Past the crash-loop limit: the guest is told (DEVICE_NEEDS_RESET) and
+  // register accesses answer as if nobody were there.
+  void markFailed();
+  bool failed() const { return failed_; }
+  // Whether a supervisor restarts this server when it dies; if not, a call
+  // to a dead server fails at once instead of waiting for a new instance.
+  void setSupervised(bool supervised) { supervised_ = supervised; }
+  // A pidfd that becomes readable when the current instance exits.
+  int pidfd() const { return pidfd_.get(); }
+  uint32_t restarts() const { return restarts_; }
+  std::string lastExit() const;
   ~DeviceServerProcess();
   DeviceServerProcess(const DeviceServerProcess&) = delete;
   DeviceServerProcess& operator=(const DeviceServerProcess&) = delete;
 
-  // Sends one request and waits for its reply. Throws DeviceUnavailable when
-  // the server does not answer in time or breaks the protocol.
+  // Sends one request and waits for its reply. While the server is down and
+  // being restarted the call waits (bounded by `timeout`) and re-sends to the
+  // new instance. Throws DeviceUnavailable when no reply comes in time, the
+  // device has failed, or the server breaks the protocol.
   template <typename Fill>
-  ReceivedMessage call(Fill&& fill, std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  ReceivedMessage call(Fill&& fill, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
     capnp::MallocMessageBuilder builder(128);
     fill(builder.initRoot<proto::Request>());
     return exchange(builder, timeout);
   }
 
-  pid_t pid() const { return pid_; }
+  pid_t pid() const { return pid_.load(); }
   const std::string& deviceName() const { return launch_.deviceName; }
   int queueDoorbell(uint16_t queue) const { return queueDoorbells_.at(queue).get(); }
   int interrupt(uint16_t vector) const { return interrupts_.at(vector).get(); }
   uint16_t queueCount() const { return launch_.queues; }
   uint16_t vectorCount() const { return launch_.vectors; }
-  // Waits for the process to exit (after the channel is closed or on kill).
-  int wait();
 
  private:
   ReceivedMessage exchange(capnp::MessageBuilder& request, std::chrono::milliseconds timeout);
+  void spawn(bool restart);
+  bool exited() const;
 
   ServerLaunch launch_;
   GuestMemory& memory_;
@@ -72,9 +92,15 @@ class DeviceServerProcess {
   std::vector<UniqueFd> interrupts_;
   std::optional<MessageChannel> channel_;
   std::mutex callMutex_;  // One request in flight; replies come in order.
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
+  uint64_t sequence_ = 0;
+  mutable std::mutex processMutex_;  // pid, pidfd and exit bookkeeping.
+  std::atomic<pid_t> pid_{-1};
+  UniqueFd pidfd_;
+  std::atomic<uint32_t> generation_{0};  // Bumped by every (re)start.
+  std::atomic<bool> failed_{false};
+  std::atomic<bool> supervised_{false};
+  uint32_t restarts_ = 0;
+  std::string lastExit_;
 };
 
 class DeviceUnavailable : public std::runtime_error {

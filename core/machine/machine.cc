@@ -15,6 +15,7 @@
 #include "core/kvm/vcpu.h"
 #include "core/kvm/vm.h"
 #include "core/devices/device-catalog.h"
+#include "core/devices/device-supervisor.h"
 #include "core/devices/kvm-device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
 #include "core/machine/kvm-irq-line.h"
@@ -261,6 +262,9 @@ int Machine::run() {
     for (pthread_t handle : self->vcpuHandles_) pthread_kill(handle, KICK_SIGNAL);
   }, HALT_PROBE_MS, HALT_PROBE_MS);
   for (auto& [backend, uart] : serialPorts_) backend->startInput(&loop_, *uart);
+  for (auto& device : serverDevices_) {
+    device.supervisor = std::make_unique<DeviceSupervisor>(&loop_, *device.process, [this] { return stopping_.load(); });
+  }
   ioThread_ = std::thread([this] { runIoLoop(); });
 
   {
@@ -293,6 +297,7 @@ void Machine::runIoLoop() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Backends close their own handles (and restore the terminal); then ours.
   serialBackends_.clear();
+  for (auto& device : serverDevices_) device.supervisor.reset();
   for (auto* handle : std::initializer_list<uv_handle_t*>{
            reinterpret_cast<uv_handle_t*>(&loopStop_), reinterpret_cast<uv_handle_t*>(&shutdownRequest_),
            reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),

@@ -35,6 +35,7 @@ class PciDevice;
 class DeviceServerProcess;
 class DeviceWiring;
 class PciServerProxy;
+class DeviceSupervisor;
 
 class Machine : public MachineControl {
  public:
@@ -80,6 +81,7 @@ class Machine : public MachineControl {
     std::unique_ptr<DeviceServerProcess> process;
     std::unique_ptr<DeviceWiring> wiring;
     std::unique_ptr<PciServerProxy> proxy;
+    std::unique_ptr<DeviceSupervisor> supervisor;  // Lives on the I/O loop.
   };
   std::vector<ServerDevice> serverDevices_;
   uint64_t nextMmio32_ = 0;  // BAR allocator in the 32-bit PCI window.

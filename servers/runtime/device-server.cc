@@ -101,6 +101,7 @@ void DeviceServer::serveRequests() {
       auto request = message->root<proto::Request>();
       capnp::MallocMessageBuilder builder(256);
       auto reply = builder.initRoot<proto::Reply>();
+      reply.setSequence(request.getSequence());
       auto addEffects = [&](const std::vector<MsixUpdate>& updates) {
         auto list = reply.initDone().initMsixUpdates(static_cast<unsigned>(updates.size()));
         for (size_t i = 0; i < updates.size(); ++i) {

@@ -14,7 +14,7 @@
 namespace cellvisor {
 
 constexpr uint32_t STATE_MAGIC = 0x43565354;  // "CVST"
-constexpr uint32_t STATE_LAYOUT_VERSION = 1;
+constexpr uint32_t STATE_LAYOUT_VERSION = 2;
 constexpr uint16_t MAX_QUEUES = 64;
 constexpr uint16_t MAX_QUEUE_SIZE = 1024;
 constexpr uint16_t MAX_VECTORS = MAX_QUEUES + 1;
@@ -32,6 +32,17 @@ struct QueueState {
   // has a non-zero sequence number until it is completed.
   uint64_t nextSequence;
   uint64_t inflight[MAX_QUEUE_SIZE];
+  // A completion being published: if the server dies half-way, the next one
+  // finishes it (or sees that it was finished) instead of losing or
+  // repeating it.
+  struct {
+    uint16_t active;
+    uint16_t head;
+    uint16_t usedBefore;
+    uint16_t reserved;
+    uint32_t length;
+    uint32_t reserved2;
+  } completing;
 };
 
 struct MsixEntry {

@@ -42,8 +42,11 @@ VirtioTransport::VirtioTransport(VirtioDevice& device, GuestMemory& memory, Virt
       queues_(device.queueCount()) {
   initializeConfigSpace();
   // A restarted server finds the guest's programming in place; rebuild the
-  // live queue objects from it.
-  if (live()) activateQueues();
+  // live queue objects from it and finish a completion cut short.
+  if (live()) {
+    activateQueues();
+    recoverCompletions();
+  }
 }
 
 void VirtioTransport::initializeConfigSpace() {
@@ -330,22 +333,53 @@ void VirtioTransport::doorbell(uint16_t index) {
 SplitVirtqueue::Pop VirtioTransport::pop(uint16_t index, DescriptorChain& chain) {
   SplitVirtqueue* live = queue(index);
   if (live == nullptr || !this->live()) return SplitVirtqueue::Pop::EMPTY;
-  auto result = live->pop(chain);
-  if (result == SplitVirtqueue::Pop::BROKEN) {
-    markBroken();
-  } else if (result != SplitVirtqueue::Pop::EMPTY) {
-    QueueState& queue = state_.queues[index];
-    queue.inflight[chain.head % MAX_QUEUE_SIZE] = ++queue.nextSequence;
+  QueueState& queue = state_.queues[index];
+  for (;;) {
+    auto result = live->peek(chain);
+    if (result == SplitVirtqueue::Pop::BROKEN) markBroken();
+    if (result == SplitVirtqueue::Pop::BROKEN || result == SplitVirtqueue::Pop::EMPTY) return result;
+    uint64_t& inflight = queue.inflight[chain.head % MAX_QUEUE_SIZE];
+    if (inflight != 0) {
+      // Taken by a previous instance that died before consuming it, and
+      // already resubmitted from the in-flight table: skip the duplicate.
+      live->consume();
+      continue;
+    }
+    inflight = ++queue.nextSequence;  // Recorded before it is taken.
+    live->consume();
+    return result;
   }
-  return result;
 }
 
 void VirtioTransport::complete(uint16_t index, uint16_t head, uint32_t writtenBytes) {
   SplitVirtqueue* live = queue(index);
   if (live == nullptr) return;
+  QueueState& queue = state_.queues[index];
+  queue.completing = {1, head, queue.position.used, 0, writtenBytes, 0};
   live->pushUsed(head, writtenBytes);
-  state_.queues[index].inflight[head % MAX_QUEUE_SIZE] = 0;
-  if (live->shouldInterrupt()) raise(state_.queues[index].msixVector, ISR_QUEUE);
+  queue.inflight[head % MAX_QUEUE_SIZE] = 0;
+  queue.completing.active = 0;
+  if (live->shouldInterrupt()) raise(queue.msixVector, ISR_QUEUE);
+}
+
+void VirtioTransport::recoverCompletions() {
+  for (uint16_t index = 0; index < device_.queueCount(); ++index) {
+    SplitVirtqueue* live = queue(index);
+    QueueState& queue = state_.queues[index];
+    if (live == nullptr || !queue.completing.active) continue;
+    auto& record = queue.completing;
+    if (live->publishedUsed() == static_cast<uint16_t>(record.usedBefore + 1)) {
+      // The driver already sees it; only the bookkeeping was left.
+      queue.position.used = static_cast<uint16_t>(record.usedBefore + 1);
+      queue.inflight[record.head % MAX_QUEUE_SIZE] = 0;
+      record.active = 0;
+    } else {
+      live->resetUsed(record.usedBefore);
+      record.active = 0;
+      complete(index, record.head, record.length);
+    }
+    raise(queue.msixVector, ISR_QUEUE);
+  }
 }
 
 std::vector<uint16_t> VirtioTransport::inflight(uint16_t index) const {

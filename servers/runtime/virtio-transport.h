@@ -86,6 +86,7 @@ class VirtioTransport {
   void setStatus(uint8_t status);
   void resetDevice();
   void activateQueues();
+  void recoverCompletions();
   void raise(uint16_t vector, uint8_t isrBits);
   std::optional<MsixUpdate> msixTableWrite(uint64_t offset, uint8_t size, uint64_t value);
   bool vectorMasked(uint16_t vector) const;

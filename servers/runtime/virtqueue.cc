@@ -43,7 +43,9 @@ uint16_t SplitVirtqueue::pending() const {
   return static_cast<uint16_t>(loadShared16(avail_ + 2) - position_.lastAvail);
 }
 
-SplitVirtqueue::Pop SplitVirtqueue::pop(DescriptorChain& chain) {
+uint16_t SplitVirtqueue::publishedUsed() const { return loadShared16(used_ + 2); }
+
+SplitVirtqueue::Pop SplitVirtqueue::peek(DescriptorChain& chain) {
   uint16_t availIdx = loadShared16(avail_ + 2);
   uint16_t waiting = static_cast<uint16_t>(availIdx - position_.lastAvail);
   if (waiting == 0) {
@@ -59,7 +61,6 @@ SplitVirtqueue::Pop SplitVirtqueue::pop(DescriptorChain& chain) {
   std::atomic_thread_fence(std::memory_order_acquire);  // Ring entries after the index.
   uint16_t head = loadShared16(avail_ + 4 + 2 * (position_.lastAvail % layout_.size));
   if (head >= layout_.size) return Pop::BROKEN;  // No way to even name this request.
-  ++position_.lastAvail;
 
   chain.clear(head);
   return walk(descriptors_, layout_.size, head, false, chain) ? Pop::CHAIN : Pop::BAD_CHAIN;

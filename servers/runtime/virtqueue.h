@@ -61,13 +61,26 @@ class SplitVirtqueue {
   SplitVirtqueue(GuestMemory& memory, const VirtqueueLayout& layout, VirtqueuePosition& position,
                  bool indirect, bool eventIdx);
 
-  Pop pop(DescriptorChain& chain);
+  // Reads the next request without taking it; consume() takes it. The
+  // caller records the head as in flight in between, so a crash can never
+  // lose a request that was taken.
+  Pop peek(DescriptorChain& chain);
+  void consume() { ++position_.lastAvail; }
+  Pop pop(DescriptorChain& chain) {
+    Pop result = peek(chain);
+    if (result == Pop::CHAIN || result == Pop::BAD_CHAIN) consume();
+    return result;
+  }
   // Re-reads the chain at `head` (a request taken before a server restart
   // and never completed). False if the chain is no longer valid.
   bool chainAt(uint16_t head, DescriptorChain& chain);
   // Heads available but not yet popped (bounded by the queue size).
   uint16_t pending() const;
   void pushUsed(uint16_t head, uint32_t writtenBytes);
+  // The used index as the driver sees it in guest memory.
+  uint16_t publishedUsed() const;
+  // Makes our used position match the driver-visible one (crash recovery).
+  void resetUsed(uint16_t used) { position_.used = used; }
   // Whether the driver wants an interrupt for what was pushed since the last
   // call that returned true (EVENT_IDX aware).
   bool shouldInterrupt();

@@ -21,6 +21,9 @@ class CoreProcess {
   // or -1 if it had to be killed or died from a signal.
   int wait(std::chrono::milliseconds timeout = std::chrono::seconds(60));
   void signal(int number);
+  int pid() const { return pid_; }
+  // Reads whatever output is ready without waiting.
+  void poll() { pump(std::chrono::milliseconds(0)); }
 
   const std::string& out() const { return out_; }
   const std::string& err() const { return err_; }

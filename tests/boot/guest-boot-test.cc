@@ -9,9 +9,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <fstream>
+#include <random>
 #include <regex>
+#include <thread>
 #include <sstream>
 
 #include "tests/boot/core-process.h"
@@ -193,6 +196,55 @@ TEST_F(GuestBoot, VirtioBlkServerServesTheGuest) {
   image.read(first, 4);
   EXPECT_EQ(static_cast<uint8_t>(first[1]), 31);
   EXPECT_EQ(static_cast<uint8_t>(first[3]), 93);
+  ::unlink(disk.c_str());
+}
+
+// The children of `pid` (its device servers), whichever thread spawned them.
+std::vector<pid_t> childrenOf(pid_t pid) {
+  std::vector<pid_t> children;
+  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream list(task.path() / "children");
+    for (pid_t child; list >> child;) children.push_back(child);
+  }
+  return children;
+}
+
+// The crash test: the guest writes and verifies blocks in a loop while the
+// host kill -9's its virtio-blk server at random moments. Every kill is
+// followed by a restart from the state segment; the guest must see no error.
+TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
+  std::string disk = ::testing::TempDir() + "/cellvisor-crash-disk-" + std::to_string(::getpid()) + ".img";
+  {
+    std::ofstream image(disk, std::ios::binary);
+    image.seekp((16 << 20) - 1);
+    image.put(0);
+  }
+  auto argv = args("virtio-blk-stress", {"-s", "4,virtio-blk," + disk});
+  argv[8] = "test=virtio-blk-stress rounds=12";
+  CoreProcess core(argv);
+  // Let the guest start, then kill: the run must outlast the kills.
+  core.waitFor("guest: running test");
+  std::mt19937 random(static_cast<unsigned>(::getpid()));
+  int kills = 0;
+  pid_t previous = 0;
+  for (int attempt = 0; kills < 25 && attempt < 500; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 300));
+    core.poll();
+    auto children = childrenOf(core.pid());
+    if (children.empty() || children.front() == previous) continue;  // Still restarting.
+    previous = children.front();
+    if (::kill(previous, SIGKILL) == 0) ++kills;
+  }
+  EXPECT_GE(kills, 20);
+  EXPECT_EQ(core.wait(std::chrono::seconds(120)), GUEST_PASSED) << core.output();
+  EXPECT_NE(core.out().find("ok - virtio-blk stress: no I/O errors"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - virtio-blk stress: every block verified"), std::string::npos) << core.out();
+  size_t restarts = 0;
+  for (size_t at = 0; (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
+    ++restarts;
+  }
+  EXPECT_EQ(restarts, static_cast<size_t>(kills)) << core.err();
   ::unlink(disk.c_str());
 }
 

@@ -175,6 +175,12 @@ void guest_main(const struct hvm_start_info* info) {
     test_poweroff();
   } else if (strncmp(test, "power-button", 32) == 0) {
     test_power_button();
+  } else if (strncmp(test, "virtio-blk-stress", 32) == 0) {
+    char rounds[12] = "4";
+    cmdline_value(cmdline, "rounds", rounds, sizeof(rounds));
+    unsigned count = 0;
+    for (const char* at = rounds; *at >= '0' && *at <= '9'; ++at) count = count * 10 + (unsigned)(*at - '0');
+    test_virtio_blk_stress(count);
   } else if (strncmp(test, "virtio-blk", 32) == 0) {
     test_virtio_blk();
   } else if (strncmp(test, "demo", 32) == 0) {

@@ -49,3 +49,4 @@ unsigned smp_start(const struct platform* platform);
 
 /* Finds the virtio-blk device and writes/reads a pattern (polling). */
 void test_virtio_blk(void);
+void test_virtio_blk_stress(unsigned rounds);

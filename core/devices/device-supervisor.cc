@@ -1,0 +1,80 @@
+#include "core/devices/device-supervisor.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+
+namespace cellvisor {
+
+DeviceSupervisor::DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown)
+    : loop_(loop), process_(process), shuttingDown_(std::move(shuttingDown)) {
+  process_.setSupervised(true);
+  timer_ = new uv_timer_t;
+  uv_timer_init(loop_, timer_);
+  timer_->data = this;
+  watch();
+}
+
+DeviceSupervisor::~DeviceSupervisor() { close(); }
+
+void DeviceSupervisor::close() {
+  auto closeHandle = [](uv_handle_t* handle) {
+    uv_close(handle, [](uv_handle_t* h) {
+      if (h->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(h);
+      else delete reinterpret_cast<uv_timer_t*>(h);
+    });
+  };
+  if (poll_ != nullptr) closeHandle(reinterpret_cast<uv_handle_t*>(poll_));
+  if (timer_ != nullptr) closeHandle(reinterpret_cast<uv_handle_t*>(timer_));
+  poll_ = nullptr;
+  timer_ = nullptr;
+}
+
+void DeviceSupervisor::watch() {
+  poll_ = new uv_poll_t;
+  uv_poll_init(loop_, poll_, process_.pidfd());
+  poll_->data = this;
+  uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* handle, int, int) {
+    static_cast<DeviceSupervisor*>(handle->data)->onExit();
+  });
+}
+
+void DeviceSupervisor::onExit() {
+  exitSeen_ = std::chrono::steady_clock::now();
+  // The pidfd belongs to the dead instance: stop watching it before reaping.
+  uv_poll_stop(poll_);
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  poll_ = nullptr;
+  std::string how = process_.reap();
+  if (shuttingDown_()) return;
+
+  auto now = std::chrono::steady_clock::now();
+  crashes_.push_back(now);
+  while (!crashes_.empty() && now - crashes_.front() > CRASH_LOOP_WINDOW) crashes_.pop_front();
+  if (static_cast<int>(crashes_.size()) >= CRASH_LOOP_LIMIT) {
+    std::cerr << fmt::format("vmm-core: {}: {}; {} crashes within {} ms: device failed, guest told to reset it\n",
+                             process_.deviceName(), how, crashes_.size(), CRASH_LOOP_WINDOW.count());
+    process_.markFailed();
+    return;
+  }
+  // Back off only while it keeps crashing: 0, 10, 20, 40 ... 1000 ms.
+  uint64_t delay = crashes_.size() <= 1 ? 0 : std::min<uint64_t>(1000, 10ull << (crashes_.size() - 2));
+  std::cerr << fmt::format("vmm-core: {}: {}; restarting (restart {}{})\n", process_.deviceName(), how,
+                           process_.restarts() + 1, delay ? fmt::format(", after {} ms", delay) : "");
+  uv_timer_start(timer_, [](uv_timer_t* timer) { static_cast<DeviceSupervisor*>(timer->data)->restartNow(); },
+                 delay, 0);
+}
+
+void DeviceSupervisor::restartNow() {
+  if (shuttingDown_()) return;
+  try {
+    process_.restart();
+  } catch (const std::exception& error) {
+    std::cerr << "vmm-core: " << process_.deviceName() << ": restart failed: " << error.what() << '\n';
+    process_.markFailed();
+    return;
+  }
+  watch();
+}
+
+}  // namespace cellvisor

@@ -40,7 +40,6 @@ void DeviceSupervisor::watch() {
 }
 
 void DeviceSupervisor::onExit() {
-  exitSeen_ = std::chrono::steady_clock::now();
   // The pidfd belongs to the dead instance: stop watching it before reaping.
   uv_poll_stop(poll_);
   uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
@@ -48,17 +47,17 @@ void DeviceSupervisor::onExit() {
   std::string how = process_.reap();
   if (shuttingDown_()) return;
 
-  auto now = std::chrono::steady_clock::now();
-  crashes_.push_back(now);
-  while (!crashes_.empty() && now - crashes_.front() > CRASH_LOOP_WINDOW) crashes_.pop_front();
-  if (static_cast<int>(crashes_.size()) >= CRASH_LOOP_LIMIT) {
-    std::cerr << fmt::format("vmm-core: {}: {}; {} crashes within {} ms: device failed, guest told to reset it\n",
-                             process_.deviceName(), how, crashes_.size(), CRASH_LOOP_WINDOW.count());
+  bool young = std::chrono::steady_clock::now() - started_ < YOUNG;
+  youngDeaths_ = young ? youngDeaths_ + 1 : 0;
+  if (youngDeaths_ >= CRASH_LOOP_LIMIT) {
+    std::cerr << fmt::format("vmm-core: {}: {}; {} instances in a row died within {} ms: device failed, guest told "
+                             "to reset it\n",
+                             process_.deviceName(), how, youngDeaths_, YOUNG.count());
     process_.markFailed();
     return;
   }
-  // Back off only while it keeps crashing: 0, 10, 20, 40 ... 1000 ms.
-  uint64_t delay = crashes_.size() <= 1 ? 0 : std::min<uint64_t>(1000, 10ull << (crashes_.size() - 2));
+  // Back off only while instances die young: 0, 10, 20, 40 ... 1000 ms.
+  uint64_t delay = youngDeaths_ == 0 ? 0 : std::min<uint64_t>(1000, 10ull << (youngDeaths_ - 1));
   std::cerr << fmt::format("vmm-core: {}: {}; restarting (restart {}{})\n", process_.deviceName(), how,
                            process_.restarts() + 1, delay ? fmt::format(", after {} ms", delay) : "");
   uv_timer_start(timer_, [](uv_timer_t* timer) { static_cast<DeviceSupervisor*>(timer->data)->restartNow(); },
@@ -68,6 +67,7 @@ void DeviceSupervisor::onExit() {
 void DeviceSupervisor::restartNow() {
   if (shuttingDown_()) return;
   try {
+    started_ = std::chrono::steady_clock::now();
     process_.restart();
   } catch (const std::exception& error) {
     std::cerr << "vmm-core: " << process_.deviceName() << ": restart failed: " << error.what() << '\n';

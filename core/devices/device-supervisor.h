@@ -1,13 +1,14 @@
 // Watches one device server on the core's event loop and restarts it when it
-// dies: at once the first time, with growing back-off when it keeps crashing,
-// and past the crash-loop limit the device is failed and the guest told.
+// dies: at once when the instance had been running a while, with growing
+// back-off when instances die young (a request that crashes the server on
+// every resubmission), and past the crash-loop limit of young deaths in a row
+// the device is failed and the guest told.
 // Every exit is logged with how the process ended and counted.
 #pragma once
 
 #include <uv.h>
 
 #include <chrono>
-#include <deque>
 #include <functional>
 
 #include "core/devices/device-server-process.h"
@@ -16,8 +17,8 @@ namespace cellvisor {
 
 class DeviceSupervisor {
  public:
-  static constexpr int CRASH_LOOP_LIMIT = 10;                       // crashes ...
-  static constexpr std::chrono::milliseconds CRASH_LOOP_WINDOW{2000};  // ... within this long
+  static constexpr std::chrono::milliseconds YOUNG{250};  // An instance that dies younger ...
+  static constexpr int CRASH_LOOP_LIMIT = 10;              // ... this many times in a row fails the device.
 
   DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown);
   ~DeviceSupervisor();
@@ -37,8 +38,8 @@ class DeviceSupervisor {
   std::function<bool()> shuttingDown_;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
-  std::deque<std::chrono::steady_clock::time_point> crashes_;
-  std::chrono::steady_clock::time_point exitSeen_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  int youngDeaths_ = 0;
 };
 
 }  // namespace cellvisor

@@ -6,7 +6,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <atomic>
 #include <random>
+#include <signal.h>
+#include <thread>
+
+#include "core/devices/device-supervisor.h"
 
 #include "tests/harness/virtio-harness.h"
 
@@ -300,6 +305,77 @@ TEST(VirtioBlk, ServerRefusesBadOptions) {
   TempDisk disk;
   EXPECT_THROW(VirtioHarness("virtio-blk", disk.path() + ",sectorsize=1000", disk.open(), 1), DeviceUnavailable);
   EXPECT_THROW(VirtioHarness("virtio-blk", disk.path() + ",bogus", disk.open(), 1), DeviceUnavailable);
+}
+
+}  // namespace
+}  // namespace cellvisor::testing
+
+namespace cellvisor::testing {
+namespace {
+
+// The supervisor on its own loop thread, as the core runs it.
+class SupervisedHarness {
+ public:
+  explicit SupervisedHarness(VirtioHarness& harness) {
+    uv_loop_init(&loop_);
+    uv_async_init(&loop_, &stop_, [](uv_async_t* async) { uv_stop(async->loop); });
+    supervisor_ = std::make_unique<DeviceSupervisor>(&loop_, harness.process(), [this] { return stopping_.load(); });
+    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+  }
+  ~SupervisedHarness() {
+    stopping_ = true;
+    uv_async_send(&stop_);
+    thread_.join();
+  }
+
+ private:
+  uv_loop_t loop_;
+  uv_async_t stop_;
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<DeviceSupervisor> supervisor_;
+  std::thread thread_;
+};
+
+TEST(VirtioBlkRestart, InFlightRequestsSurviveAKill) {
+  BlkHarness blk;
+  SupervisedHarness supervised(blk.harness);
+  uint64_t data = blk.pattern(65536, 3);
+  for (int round = 0; round < 10; ++round) {
+    // Queue work, kill the server before it can finish, let its successor do it.
+    uint64_t status = blk.harness.allocate(1, 1);
+    *blk.harness.host(status) = 0xee;
+    blk.harness.submit(0, {{blk.header(OUT, 128u * round), 16, false}, {data, 65536, false}, {status, 1, true}});
+    blk.harness.kick(0);
+    ::kill(blk.harness.process().pid(), SIGKILL);
+    auto done = blk.harness.waitForCompletions(0, 1, std::chrono::seconds(10));
+    ASSERT_EQ(done.size(), 1u) << "round " << round;
+    EXPECT_EQ(*blk.harness.host(status), S_OK);
+    std::this_thread::sleep_for(DeviceSupervisor::YOUNG + std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(blk.harness.process().restarts(), 10u);
+  EXPECT_NE(blk.harness.process().lastExit().find("killed by signal 9"), std::string::npos);
+  UniqueFd fd = blk.disk.open(O_RDONLY);
+  std::vector<uint8_t> onDisk(65536);
+  for (int round = 0; round < 10; ++round) {
+    ASSERT_EQ(::pread(fd.get(), onDisk.data(), onDisk.size(), 65536 * round), 65536);
+    ASSERT_EQ(std::memcmp(onDisk.data(), blk.harness.host(data, 65536), 65536), 0) << round;
+  }
+  EXPECT_FALSE(blk.harness.status() & 64);
+}
+
+TEST(VirtioBlkRestart, CrashLoopFailsTheDeviceAndTellsTheGuest) {
+  BlkHarness blk;
+  SupervisedHarness supervised(blk.harness);
+  // Kill every new instance as soon as it appears (through the back-off).
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!blk.harness.process().failed() && std::chrono::steady_clock::now() < deadline) {
+    pid_t pid = blk.harness.process().pid();
+    if (pid > 0) ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(blk.harness.process().failed());
+  EXPECT_TRUE(blk.harness.interruptPending(0, std::chrono::seconds(1))) << "config-change interrupt";
+  EXPECT_EQ(blk.harness.proxy().readBar(0, 0x14, 1), ~0ull) << "a failed device answers like an empty slot";
 }
 
 }  // namespace

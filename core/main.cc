@@ -63,6 +63,7 @@ int main(int argc, char** argv) {
   bool destroyOnPoweroff = false;
   bool cmdlineGiven = false;
   bool traceBoot = false;
+  std::string sandbox;
   app.add_option("-c", cpus, "vCPUs: N or cpus=N")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-m", memory, "guest memory, e.g. 512M or 2G (no suffix: MiB)")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-l", lpcDevices, "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/...)")->allow_extra_args(false);
@@ -75,6 +76,7 @@ int main(int argc, char** argv) {
   app.add_option("--initrd", initrd, "initial ramdisk for --kernel");
   app.add_option("--cmdline", cmdline, "kernel command line for --kernel")->each([&](const std::string&) { cmdlineGiven = true; });
   app.add_option("--cpuid-mask", cpuidMask, "comma-separated CPUID features to hide (e.g. cx16,xsave)");
+  app.add_option("--sandbox", sandbox, "device server sandbox: off, log (violations only logged) or enforce");
   app.add_flag("--trace-boot", traceBoot, "print when the guest first wrote the debug-exit port (CLOCK_MONOTONIC)");
   app.add_option("vmname", name, "VM name");
   CLI11_PARSE(app, argc, argv);
@@ -92,6 +94,7 @@ int main(int argc, char** argv) {
     if (!initrd.empty()) store.set("kernel.initrd", initrd, "--initrd");
     if (cmdlineGiven) store.set("kernel.cmdline", cmdline, "--cmdline");
     if (!cpuidMask.empty()) store.set("cpuid.mask", cpuidMask, "--cpuid-mask");
+    if (!sandbox.empty()) store.set("sandbox", sandbox, "--sandbox");
     for (const auto& entry : overrides) {
       auto equals = entry.find('=');
       if (equals == std::string::npos || equals == 0) throw ConfigError("-o " + entry + ": expected KEY=VALUE");

@@ -24,6 +24,8 @@ struct Bootstrap {
   vectorCount @5 :UInt16;       # irqfd eventfds that follow
   fds @6 :List(FdRole);
   restart @7 :Bool;             # true: rebuild from the state segment
+  sandbox @8 :Text;             # "off", "log" or "enforce" (the default)
+  faultInjection @9 :Text;      # tests only: a forbidden call to make on ping
 }
 
 struct RamRegion {

@@ -10,9 +10,10 @@ namespace cellvisor {
 
 bool isServerDevice(const std::string& emulation) { return emulation == "virtio-blk"; }
 
-ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus) {
+ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, const std::string& sandbox) {
   std::string where = fmt::format("-s {}:{},{}", slot.slot, slot.function, slot.emulation);
   ServerLaunch launch;
+  launch.sandbox = sandbox;
   launch.deviceName = fmt::format("{}-{}.{}", slot.emulation, slot.slot, slot.function);
   launch.binary = findServerBinary(slot.emulation);
   if (slot.emulation == "virtio-blk") {
@@ -31,6 +32,7 @@ ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus) {
     int fd = ::open(options.path.c_str(), blkOpenFlags(options));
     if (fd < 0) throwSystemError(where + ": " + options.path);
     launch.backend = UniqueFd(fd);
+    launch.policy = "virtio-blk.policy";
     launch.options = text;
     launch.queues = options.queues;
     launch.vectors = static_cast<uint16_t>(options.queues + 1);

@@ -13,6 +13,6 @@ namespace cellvisor {
 bool isServerDevice(const std::string& emulation);
 // Throws std::invalid_argument (bad options) or std::system_error (backend
 // cannot be opened), naming the slot.
-ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus);
+ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, const std::string& sandbox);
 
 }  // namespace cellvisor

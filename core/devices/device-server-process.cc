@@ -1,9 +1,11 @@
 #include "core/devices/device-server-process.h"
 
 #include <fcntl.h>
+#include <grp.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -18,6 +20,7 @@
 #include "core/base/system-error.h"
 #include "core/memory/guest-memory.h"
 #include "proto/fd-passing.h"
+#include "servers/runtime/sandbox.h"
 
 namespace cellvisor {
 namespace {
@@ -62,27 +65,37 @@ void DeviceServerProcess::spawn(bool restart) {
   UniqueFd ours(sockets[0]);
   UniqueFd theirs(sockets[1]);
 
-  // A fresh exec with nothing inherited but stdio and the bootstrap socket.
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, theirs.get(), BOOTSTRAP_FD);
-  posix_spawnattr_t attributes;
-  posix_spawnattr_init(&attributes);
-  sigset_t defaults;
-  sigfillset(&defaults);
-  posix_spawnattr_setsigdefault(&attributes, &defaults);
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attributes, &none);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  // Everything the child needs is prepared before fork: between fork and
+  // exec only raw system calls run (the core has other threads).
   std::string name = launch_.binary;
   char* argv[] = {name.data(), nullptr};
-  char* envp[] = {nullptr};
-  pid_t pid = -1;
-  int result = posix_spawn(&pid, launch_.binary.c_str(), &actions, &attributes, argv, envp);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attributes);
-  if (result != 0) throwSystemError("spawn " + launch_.binary, result);
+  char* envp[] = {nullptr};  // A cleared environment.
+  bool root = ::geteuid() == 0;
+  constexpr uid_t NOBODY = 65534;
+  pid_t pid = ::fork();
+  if (pid < 0) throwSystemError("fork");
+  if (pid == 0) {
+    // Die with the core rather than serve a VM that is gone.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int signal = 1; signal < NSIG; ++signal) ::signal(signal, SIG_DFL);
+    // Own network, IPC and UTS namespaces: no network but what it is handed.
+    ::unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+    if (::dup2(theirs.get(), BOOTSTRAP_FD) < 0) ::_exit(126);
+    ::syscall(SYS_close_range, BOOTSTRAP_FD + 1, ~0u, 0);  // No stray fds.
+    if (root) {
+      // Its own unprivileged identity: no capabilities survive the exec.
+      gid_t groups[] = {NOBODY};
+      if (::setgroups(1, groups) != 0 || ::setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
+          ::setresuid(NOBODY, NOBODY, NOBODY) != 0) {
+        ::_exit(126);
+      }
+    }
+    ::execve(argv[0], argv, envp);
+    ::_exit(127);
+  }
   theirs.reset();
   {
     std::lock_guard lock(processMutex_);
@@ -99,6 +112,8 @@ void DeviceServerProcess::spawn(bool restart) {
   bootstrap.setQueueCount(launch_.queues);
   bootstrap.setVectorCount(launch_.vectors);
   bootstrap.setRestart(restart);
+  bootstrap.setSandbox(launch_.sandbox);
+  bootstrap.setFaultInjection(launch_.faultInjection);
   auto regions = bootstrap.initRamRegions(static_cast<unsigned>(memory_.regions().size()));
   for (unsigned i = 0; i < regions.size(); ++i) {
     regions[i].setGuestPhysical(memory_.regions()[i].guestPhysical);
@@ -149,6 +164,12 @@ std::string DeviceServerProcess::reap() {
   if (WIFSIGNALED(status)) {
     int signal = WTERMSIG(status);
     lastExit_ = fmt::format("pid {} killed by signal {} ({})", pid, signal, strsignal(signal));
+    uint32_t& violation = state_.state().sandboxViolation;
+    if (signal == SIGSYS && violation != 0) {
+      lastViolation_ = syscallName(violation - 1);
+      lastExit_ += fmt::format(": sandbox violation, syscall {}", lastViolation_);
+      violation = 0;
+    }
   } else {
     lastExit_ = fmt::format("pid {} exited with status {}", pid, WEXITSTATUS(status));
   }
@@ -168,6 +189,11 @@ bool DeviceServerProcess::exited() const {
   if (!pidfd_) return true;
   pollfd fd{pidfd_.get(), POLLIN, 0};
   return ::poll(&fd, 1, 0) > 0;
+}
+
+std::string DeviceServerProcess::lastViolation() const {
+  std::lock_guard lock(processMutex_);
+  return lastViolation_;
 }
 
 std::string DeviceServerProcess::lastExit() const {

@@ -31,6 +31,9 @@ struct ServerLaunch {
   UniqueFd backend;
   uint16_t queues = 1;
   uint16_t vectors = 2;
+  std::string policy;             // e.g. "virtio-blk.policy", for reports
+  std::string sandbox = "enforce";  // off | log | enforce
+  std::string faultInjection;     // tests only
 };
 
 class DeviceServerProcess {
@@ -55,6 +58,9 @@ class DeviceServerProcess {
   int pidfd() const { return pidfd_.get(); }
   uint32_t restarts() const { return restarts_; }
   std::string lastExit() const;
+  // The syscall that broke the sandbox last, empty if none ever did.
+  std::string lastViolation() const;
+  const ServerLaunch& launch() const { return launch_; }
   ~DeviceServerProcess();
   DeviceServerProcess(const DeviceServerProcess&) = delete;
   DeviceServerProcess& operator=(const DeviceServerProcess&) = delete;
@@ -101,6 +107,7 @@ class DeviceServerProcess {
   std::atomic<bool> supervised_{false};
   uint32_t restarts_ = 0;
   std::string lastExit_;
+  std::string lastViolation_;
 };
 
 class DeviceUnavailable : public std::runtime_error {

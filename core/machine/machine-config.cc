@@ -130,6 +130,9 @@ MachineConfig ConfigStore::build() const {
         if (findCpuidFeature(name) == nullptr) throw bad("unknown CPUID feature '" + name + "'");
         config.cpuidMask.push_back(name);
       }
+    } else if (key == "sandbox") {
+      if (value != "off" && value != "log" && value != "enforce") throw bad("expected off, log or enforce");
+      config.sandbox = value;
     } else if (std::regex_match(key, match, pciKey)) {
       int slot = 0;
       int function = 0;

@@ -29,6 +29,7 @@ struct MachineConfig {
   std::vector<std::string> cpuidMask;
   bool cpuidMaskSet = false;  // False: use the host's default mask.
   std::vector<PciSlotConfig> pciSlots;
+  std::string sandbox = "enforce";  // Device servers: off | log | enforce.
 };
 
 // A flat `key=value` store with the origin of each value, so an error can

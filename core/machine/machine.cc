@@ -158,7 +158,7 @@ void Machine::attachPciSlots() {
 
 void Machine::attachServerDevice(const PciSlotConfig& slot) {
   ServerDevice device;
-  ServerLaunch launch = prepareServerLaunch(slot, config_.cpus);
+  ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
   std::string name = launch.deviceName;
   device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *memory_);
   device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, name);

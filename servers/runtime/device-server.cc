@@ -1,6 +1,9 @@
 #include "servers/runtime/device-server.h"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <iostream>
@@ -87,6 +90,24 @@ void DeviceServer::kicked(uint16_t queue) {
       }
     }
     if (worked) deadline = Clock::now() + std::chrono::microseconds(pollMicros_);
+  }
+}
+
+void DeviceServer::injectFault() {
+  // Test-only: make a call the sandbox forbids, on request of the spawner.
+  // Only the first instance does, so the restarted one serves normally.
+  const std::string& fault = resources_.faultInjection;
+  if (fault.empty() || resources_.restart) return;
+  if (fault == "open") {
+    int fd = ::open("/etc/passwd", O_RDONLY);
+    if (fd >= 0) ::close(fd);
+  } else if (fault == "socket") {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0) ::close(fd);
+  } else if (fault == "execve") {
+    char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
+    char* envp[] = {nullptr};
+    ::execve("/bin/true", argv, envp);
   }
 }
 
@@ -178,6 +199,7 @@ void DeviceServer::serveRequests() {
           break;
         }
         case proto::Request::PING:
+          injectFault();
           reply.setPong(request.getPing());
           break;
         default:

@@ -42,6 +42,7 @@ class DeviceServer {
   };
   void serveRequests();
   void kicked(uint16_t queue);
+  void injectFault();
   void signalVector(uint16_t vector);
 
   std::string serverName_;

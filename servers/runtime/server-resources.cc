@@ -20,6 +20,8 @@ ServerResources receiveServerResources(int socket) {
   resources.deviceName = bootstrap.getDeviceName();
   resources.options = bootstrap.getOptions();
   resources.restart = bootstrap.getRestart();
+  resources.sandbox = bootstrap.getSandbox();
+  resources.faultInjection = bootstrap.getFaultInjection();
   UniqueFd memoryFd;
   UniqueFd ringFd;
   UniqueFd stateFd;

@@ -19,6 +19,8 @@ struct ServerResources {
   std::string deviceName;
   std::string options;
   bool restart = false;
+  std::string sandbox;
+  std::string faultInjection;
   std::unique_ptr<GuestMemory> memory;
   std::optional<RingSegment> rings;
   std::optional<StateSegment> state;

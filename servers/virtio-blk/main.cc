@@ -5,6 +5,7 @@
 
 #include "servers/runtime/block-backend.h"
 #include "servers/runtime/device-server.h"
+#include "servers/runtime/sandbox.h"
 #include "servers/runtime/server-resources.h"
 #include "servers/virtio-blk/blk-device.h"
 
@@ -23,6 +24,9 @@ int main() {
     device.attach(server.transport(), server.stats());
     server.setPollMicros(options.pollMicros);
     server.watch(device.completionFd(), [&device] { device.onCompletions(); });
+    // Set up; from here on the server only serves: enter the sandbox.
+    enterSandbox(loadEmbeddedPolicy("virtio-blk.policy"), parseSandboxMode(resources.sandbox),
+                 &resources.state->state().sandboxViolation);
     return server.run();
   } catch (const std::exception& error) {
     std::cerr << "virtio-blk: " << error.what() << '\n';

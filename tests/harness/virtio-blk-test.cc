@@ -7,6 +7,8 @@
 
 #include <cstring>
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <random>
 #include <signal.h>
 #include <thread>
@@ -377,6 +379,71 @@ TEST(VirtioBlkRestart, CrashLoopFailsTheDeviceAndTellsTheGuest) {
   EXPECT_TRUE(blk.harness.interruptPending(0, std::chrono::seconds(1))) << "config-change interrupt";
   EXPECT_EQ(blk.harness.proxy().readBar(0, 0x14, 1), ~0ull) << "a failed device answers like an empty slot";
 }
+
+}  // namespace
+}  // namespace cellvisor::testing
+
+namespace cellvisor::testing {
+namespace {
+
+std::string procStatus(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field + ":", 0) == 0) return line.substr(field.size() + 1);
+  }
+  return "";
+}
+
+TEST(Sandbox, ServerRunsConfined) {
+  BlkHarness blk;
+  pid_t pid = blk.harness.process().pid();
+  EXPECT_NE(procStatus(pid, "Seccomp").find('2'), std::string::npos) << "seccomp filter mode";
+  EXPECT_NE(procStatus(pid, "NoNewPrivs").find('1'), std::string::npos);
+  EXPECT_NE(procStatus(pid, "CapEff").find("0000000000000000"), std::string::npos) << "no capabilities";
+  if (::geteuid() == 0) EXPECT_NE(procStatus(pid, "Uid").find("65534"), std::string::npos) << "its own uid";
+  auto ns = [](pid_t who) { return std::filesystem::read_symlink("/proc/" + std::to_string(who) + "/ns/net"); };
+  EXPECT_NE(ns(pid), ns(::getpid())) << "its own (empty) network namespace";
+  // Nothing but stdio, the bootstrap socket and what it was handed.
+  std::ifstream limits("/proc/" + std::to_string(pid) + "/limits");
+  std::string text((std::istreambuf_iterator<char>(limits)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("Max core file size        0"), std::string::npos) << text;
+}
+
+// A forbidden call (test-only fault injection, triggered by a ping) kills
+// the server with SIGSYS; the violation is named; it is restarted, the call
+// in flight is answered by its successor, and the device keeps working.
+class SandboxViolation : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+
+TEST_P(SandboxViolation, KillsNamesAndRestarts) {
+  auto [fault, syscall] = GetParam();
+  TempDisk disk;
+  VirtioHarness harness("virtio-blk", disk.path() + ",queues=1", disk.open(), 1, 64ull << 20, fault);
+  harness.initialize(~0ull);
+  SupervisedHarness supervised(harness);
+  pid_t before = harness.process().pid();
+  // The first instance dies on the ping; the core re-sends it to the
+  // restarted one, so the caller still gets its answer.
+  auto reply = harness.process().call([](proto::Request::Builder request) { request.setPing(7); });
+  EXPECT_EQ(reply.root<proto::Reply>().getPong(), 7u);
+  EXPECT_EQ(harness.process().restarts(), 1u);
+  EXPECT_NE(harness.process().pid(), before);
+  EXPECT_EQ(harness.process().lastViolation(), syscall) << harness.process().lastExit();
+  EXPECT_NE(harness.process().lastExit().find("killed by signal 31"), std::string::npos) << harness.process().lastExit();
+  // The device still serves: a write and read through the new instance.
+  uint64_t header = harness.allocate(16, 16);
+  uint64_t data = harness.allocate(512);
+  uint64_t status = harness.allocate(1, 1);
+  uint32_t type = 1;
+  std::memcpy(harness.host(header, 4), &type, 4);
+  harness.submit(0, {{header, 16, false}, {data, 512, false}, {status, 1, true}});
+  harness.kick(0);
+  ASSERT_EQ(harness.waitForCompletions(0).size(), 1u);
+  EXPECT_EQ(*harness.host(status), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Faults, SandboxViolation,
+                         ::testing::Values(std::make_pair("open", "openat"), std::make_pair("socket", "socket"),
+                                           std::make_pair("execve", "execve")));
 
 }  // namespace
 }  // namespace cellvisor::testing

@@ -16,7 +16,7 @@ constexpr uint16_t DESC_INDIRECT = 4;
 }  // namespace
 
 VirtioHarness::VirtioHarness(const std::string& server, const std::string& options, UniqueFd backend,
-                             uint16_t queues, uint64_t memoryBytes)
+                             uint16_t queues, uint64_t memoryBytes, const std::string& faultInjection)
     : memory_(memoryBytes) {
   ServerLaunch launch;
   launch.binary = findServerBinary(server);
@@ -25,6 +25,7 @@ VirtioHarness::VirtioHarness(const std::string& server, const std::string& optio
   launch.backend = std::move(backend);
   launch.queues = queues;
   launch.vectors = static_cast<uint16_t>(queues + 1);
+  launch.faultInjection = faultInjection;
   process_ = std::make_unique<DeviceServerProcess>(std::move(launch), memory_);
   proxy_ = std::make_unique<PciServerProxy>(*process_, wiring_);
   queues_.resize(queues);

@@ -55,7 +55,7 @@ class VirtioHarness {
 
   // Spawns `server` ("virtio-blk") with `options` and `backend`.
   VirtioHarness(const std::string& server, const std::string& options, UniqueFd backend, uint16_t queues,
-                uint64_t memoryBytes = 64ull << 20);
+                uint64_t memoryBytes = 64ull << 20, const std::string& faultInjection = "");
 
   PciServerProxy& proxy() { return *proxy_; }
   DeviceServerProcess& process() { return *process_; }

@@ -1,0 +1,128 @@
+#include "servers/runtime/sandbox-policy.h"
+
+#include <fmt/format.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <charconv>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "policies.h"
+
+namespace cellvisor {
+namespace {
+
+// Named constants a policy may use in conditions.
+std::optional<uint64_t> constant(std::string_view word) {
+  static const std::pair<std::string_view, uint64_t> NAMES[] = {
+      {"FIONBIO", FIONBIO}, {"FIOCLEX", FIOCLEX}, {"PROT_EXEC", PROT_EXEC}, {"PROT_WRITE", PROT_WRITE}};
+  for (const auto& [name, value] : NAMES) {
+    if (word == name) return value;
+  }
+  uint64_t value = 0;
+  int base = 10;
+  if (word.rfind("0x", 0) == 0) {
+    word.remove_prefix(2);
+    base = 16;
+  }
+  auto [end, error] = std::from_chars(word.data(), word.data() + word.size(), value, base);
+  if (error != std::errc() || end != word.data() + word.size()) return std::nullopt;
+  return value;
+}
+
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream stream(line);
+  std::vector<std::string> out;
+  for (std::string word; stream >> word;) out.push_back(word);
+  return out;
+}
+
+void parseInto(SandboxPolicy& policy, std::string_view name, std::string_view text, int depth) {
+  if (depth > 4) throw std::invalid_argument(fmt::format("{}: includes nested too deep", name));
+  std::istringstream stream{std::string(text)};
+  std::string line;
+  for (int number = 1; std::getline(stream, line); ++number) {
+    auto fail = [&](const std::string& why) {
+      return std::invalid_argument(fmt::format("{}:{}: {}", name, number, why));
+    };
+    auto tokens = words(line.substr(0, line.find('#')));
+    if (tokens.empty()) continue;
+    if (tokens[0] == "include" && tokens.size() == 2) {
+      auto found = std::find_if(std::begin(policies::EMBEDDED_FILES), std::end(policies::EMBEDDED_FILES),
+                                [&](const auto& file) { return file.name == tokens[1]; });
+      if (found == std::end(policies::EMBEDDED_FILES)) throw fail("no policy named " + tokens[1]);
+      parseInto(policy, found->name, found->text, depth + 1);
+    } else if (tokens[0] == "allow" && tokens.size() >= 2) {
+      auto ifAt = std::find(tokens.begin(), tokens.end(), "if");
+      if (ifAt == tokens.end()) {
+        for (size_t i = 1; i < tokens.size(); ++i) policy.rules.push_back({tokens[i], std::nullopt});
+        continue;
+      }
+      // allow NAME if argN [& MASK] == VALUE
+      std::vector<std::string> condition(ifAt + 1, tokens.end());
+      if (ifAt - tokens.begin() != 2 || condition.empty() || condition[0].rfind("arg", 0) != 0) {
+        throw fail("expected: allow NAME if argN [& MASK] == VALUE");
+      }
+      ArgumentCondition parsed{0, ~0ull, 0};
+      auto index = constant(condition[0].substr(3));
+      if (!index || *index > 5) throw fail("argument index must be 0-5");
+      parsed.index = static_cast<unsigned>(*index);
+      size_t at = 1;
+      if (condition.size() == 5 && condition[1] == "&") {
+        auto mask = constant(condition[2]);
+        if (!mask) throw fail("bad mask " + condition[2]);
+        parsed.mask = *mask;
+        at = 3;
+      }
+      if (condition.size() != at + 2 || condition[at] != "==") throw fail("expected == VALUE");
+      auto value = constant(condition[at + 1]);
+      if (!value) throw fail("bad value " + condition[at + 1]);
+      parsed.value = *value;
+      policy.rules.push_back({tokens[1], parsed});
+    } else if (tokens[0] == "rlimit" && tokens.size() == 3) {
+      if (tokens[2] == "handed") {
+        policy.limits.push_back({tokens[1], std::nullopt});
+      } else {
+        auto value = constant(tokens[2]);
+        if (!value) throw fail("bad limit " + tokens[2]);
+        policy.limits.push_back({tokens[1], *value});
+      }
+    } else {
+      throw fail("expected include, allow or rlimit");
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> SandboxPolicy::syscalls() const {
+  std::set<std::string> names;
+  for (const auto& rule : rules) names.insert(rule.name);
+  return {names.begin(), names.end()};
+}
+
+SandboxPolicy parsePolicy(std::string_view name, std::string_view text) {
+  SandboxPolicy policy;
+  policy.name = std::string(name);
+  parseInto(policy, name, text, 0);
+  return policy;
+}
+
+SandboxPolicy loadEmbeddedPolicy(std::string_view name) {
+  for (const auto& file : policies::EMBEDDED_FILES) {
+    if (file.name == name) return parsePolicy(file.name, file.text);
+  }
+  throw std::invalid_argument(fmt::format("no sandbox policy named {}", name));
+}
+
+SandboxMode parseSandboxMode(std::string_view text) {
+  if (text == "off") return SandboxMode::OFF;
+  if (text == "log") return SandboxMode::LOG;
+  if (text == "enforce" || text.empty()) return SandboxMode::ENFORCE;
+  throw std::invalid_argument(fmt::format("sandbox mode must be off, log or enforce, not '{}'", text));
+}
+
+}  // namespace cellvisor

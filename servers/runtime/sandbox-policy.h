@@ -1,0 +1,54 @@
+// Sandbox policies: a small, reviewable text format kept beside each
+// server's code (servers/NAME/NAME.policy), embedded in the binaries at
+// build time.
+//
+//   include common-device.policy
+//   allow read write close                 syscalls, by name
+//   allow ioctl if arg1 == FIONBIO         one argument compared
+//   allow mmap if arg2 & PROT_EXEC == 0    ... or masked
+//   rlimit core 0                          resource limits
+//   rlimit nofile handed                   just the fds the server holds
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cellvisor {
+
+struct ArgumentCondition {
+  unsigned index;
+  uint64_t mask;  // ~0 for a plain comparison.
+  uint64_t value;
+};
+
+struct SyscallRule {
+  std::string name;
+  std::optional<ArgumentCondition> condition;
+};
+
+struct ResourceLimit {
+  std::string name;        // core, nofile, ...
+  std::optional<uint64_t> value;  // Empty for "handed".
+};
+
+struct SandboxPolicy {
+  std::string name;
+  std::vector<SyscallRule> rules;
+  std::vector<ResourceLimit> limits;
+  // Distinct syscall names the policy allows.
+  std::vector<std::string> syscalls() const;
+};
+
+// Parses the embedded policy `name` (e.g. "virtio-blk.policy") with its
+// includes; throws std::invalid_argument naming file, line and problem.
+SandboxPolicy loadEmbeddedPolicy(std::string_view name);
+SandboxPolicy parsePolicy(std::string_view name, std::string_view text);
+
+enum class SandboxMode { OFF, LOG, ENFORCE };
+// "off", "log" or "enforce"; throws std::invalid_argument otherwise.
+SandboxMode parseSandboxMode(std::string_view text);
+
+}  // namespace cellvisor

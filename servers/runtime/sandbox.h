@@ -1,0 +1,21 @@
+// Enters a server's sandbox once it is set up and before it touches
+// guest-controlled data: resource limits, no filesystem (Landlock), no new
+// privileges, then the seccomp filter from its policy. In enforce mode a
+// forbidden syscall kills the server with SIGSYS after its number is written
+// to `violation` (in the state segment), so the supervisor can say which.
+#pragma once
+
+#include <cstdint>
+
+#include "servers/runtime/sandbox-policy.h"
+
+namespace cellvisor {
+
+// Returns the number of syscalls the filter allows. Throws on failure: a
+// server that cannot sandbox itself must not serve.
+size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint32_t* violation);
+
+// A syscall's name from its number (for reports), or "syscall N".
+const char* syscallName(uint32_t number);
+
+}  // namespace cellvisor

@@ -47,6 +47,15 @@ class DeviceServerProcess {
   // reap() collects the dead process and describes how it ended.
   std::string reap();
   void restart();
+  // Snapshot and restore through the state segment: pause() quiesces the
+  // server (in-flight requests finish, nothing new is taken), saveState()
+  // copies the segment, resume() lets it go on. restoreState() loads a saved
+  // copy and restarts the server on it (e.g. a fresh process, a new binary).
+  void pause();
+  void resume();
+  std::vector<uint8_t> saveState() const;
+  void restoreState(const std::vector<uint8_t>& saved);
+
   // Past the crash-loop limit: the guest is told (DEVICE_NEEDS_RESET) and
   // register accesses answer as if nobody were there.
   void markFailed();

@@ -181,7 +181,10 @@ void DeviceServer::serveRequests() {
           transport_->barWrite(0, VirtioTransport::COMMON + 0x14, 1, 0);
           break;
         case proto::Request::PAUSE:
+          // Stop taking requests and finish those in flight before answering:
+          // after the reply, guest memory and the state segment hold still.
           paused_ = true;
+          device_.quiesce();
           addEffects({});
           break;
         case proto::Request::RESUME:

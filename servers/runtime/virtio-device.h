@@ -30,6 +30,9 @@ class VirtioDevice {
   // Busy-polling hook: finish whatever completed without waiting. Returns
   // true if it did any work.
   virtual bool poll() { return false; }
+  // Pause: finish every request already taken, so guest memory and the
+  // state segment stop changing until resume.
+  virtual void quiesce() {}
 };
 
 }  // namespace cellvisor

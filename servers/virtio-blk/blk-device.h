@@ -47,6 +47,7 @@ class BlkDevice : public VirtioDevice {
   void reset() override;
   void queueNotified(uint16_t queue) override;
   bool poll() override;
+  void quiesce() override { drain(); }
 
  private:
   struct Request {

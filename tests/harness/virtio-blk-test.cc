@@ -403,6 +403,11 @@ TEST(Sandbox, ServerRunsConfined) {
   if (::geteuid() == 0) EXPECT_NE(procStatus(pid, "Uid").find("65534"), std::string::npos) << "its own uid";
   auto ns = [](pid_t who) { return std::filesystem::read_symlink("/proc/" + std::to_string(who) + "/ns/net"); };
   EXPECT_NE(ns(pid), ns(::getpid())) << "its own (empty) network namespace";
+  if (::geteuid() == 0) {
+    auto pidNs = [](pid_t who) { return std::filesystem::read_symlink("/proc/" + std::to_string(who) + "/ns/pid"); };
+    EXPECT_NE(pidNs(pid), pidNs(::getpid())) << "its own PID namespace: it sees no other process";
+    EXPECT_NE(procStatus(pid, "NSpid").find("\t1"), std::string::npos) << "pid 1 inside";
+  }
   // Nothing but stdio, the bootstrap socket and what it was handed.
   std::ifstream limits("/proc/" + std::to_string(pid) + "/limits");
   std::string text((std::istreambuf_iterator<char>(limits)), std::istreambuf_iterator<char>());
@@ -444,6 +449,42 @@ TEST_P(SandboxViolation, KillsNamesAndRestarts) {
 INSTANTIATE_TEST_SUITE_P(Faults, SandboxViolation,
                          ::testing::Values(std::make_pair("open", "openat"), std::make_pair("socket", "socket"),
                                            std::make_pair("execve", "execve")));
+
+}  // namespace
+}  // namespace cellvisor::testing
+
+namespace cellvisor::testing {
+namespace {
+
+TEST(VirtioBlkPause, PausedServerTakesNothingUntilResumed) {
+  BlkHarness blk;
+  uint64_t data = blk.pattern(4096, 11);
+  blk.harness.process().pause();
+  uint64_t status = blk.harness.allocate(1, 1);
+  blk.harness.submit(0, {{blk.header(OUT, 0), 16, false}, {data, 4096, false}, {status, 1, true}});
+  blk.harness.kick(0);
+  EXPECT_TRUE(blk.harness.waitForCompletions(0, 1, std::chrono::milliseconds(200)).empty());
+  blk.harness.process().resume();
+  auto done = blk.harness.waitForCompletions(0, 1, std::chrono::seconds(5));
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_EQ(*blk.harness.host(status), S_OK);
+}
+
+TEST(VirtioBlkPause, SnapshotAndRestoreContinueServing) {
+  BlkHarness blk;
+  uint64_t data = blk.pattern(8192, 12);
+  ASSERT_EQ(blk.io(OUT, 0, data, 8192).status, S_OK);
+  blk.harness.process().pause();
+  std::vector<uint8_t> saved = blk.harness.process().saveState();
+  // A new server instance starts from the saved state (as a live upgrade would).
+  blk.harness.process().restoreState(saved);
+  EXPECT_EQ(blk.harness.process().restarts(), 1u);
+  uint64_t back = blk.harness.allocate(8192);
+  ASSERT_EQ(blk.io(IN, 0, back, 8192).status, S_OK);
+  EXPECT_EQ(std::memcmp(blk.harness.host(back, 8192), blk.harness.host(data, 8192), 8192), 0);
+  EXPECT_EQ(blk.harness.status(), 1 | 2 | 4 | 8) << "the driver's view is intact";
+  EXPECT_THROW(blk.harness.process().restoreState({1, 2, 3}), std::invalid_argument);
+}
 
 }  // namespace
 }  // namespace cellvisor::testing

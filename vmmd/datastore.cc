@@ -1,0 +1,155 @@
+#include "vmmd/datastore.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "core/base/system-error.h"
+#include "core/base/unique-fd.h"
+#include "core/machine/machine-config.h"
+
+namespace cellvisor {
+namespace fs = std::filesystem;
+
+void writeFileAtomically(const fs::path& path, const std::string& contents) {
+  fs::path temporary = path;
+  temporary += fmt::format(".tmp-{}", ::getpid());
+  {
+    UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    if (!fd) throwSystemError("create " + temporary.string());
+    size_t done = 0;
+    while (done < contents.size()) {
+      ssize_t written = ::write(fd.get(), contents.data() + done, contents.size() - done);
+      if (written < 0) {
+        if (errno == EINTR) continue;
+        int error = errno;
+        ::unlink(temporary.c_str());
+        throwSystemError("write " + temporary.string(), error);
+      }
+      done += static_cast<size_t>(written);
+    }
+    if (::fsync(fd.get()) != 0) throwSystemError("fsync " + temporary.string());
+  }
+  if (::rename(temporary.c_str(), path.c_str()) != 0) {
+    int error = errno;
+    ::unlink(temporary.c_str());
+    throwSystemError("rename to " + path.string(), error);
+  }
+  UniqueFd directory(::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (directory) ::fsync(directory.get());
+}
+
+Datastore::Datastore(fs::path root) : root_(std::move(root)) {
+  for (const char* sub : {"", ".templates", ".iso", ".config"}) {
+    fs::path directory = root_ / sub;
+    if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) throwSystemError("mkdir " + directory.string());
+  }
+}
+
+fs::path Datastore::vmDirectory(const std::string& name) const {
+  if (!isValidVmName(name)) {
+    throw DatastoreError("invalid VM name '" + name + "': letters, digits, '.', '_' and '-', at most 64");
+  }
+  return root_ / name;
+}
+
+fs::path Datastore::configPath(const std::string& name) const { return vmDirectory(name) / (name + ".conf"); }
+
+bool Datastore::exists(const std::string& name) const { return fs::exists(configPath(name)); }
+
+std::vector<std::string> Datastore::list() const {
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(root_)) {
+    std::string name = entry.path().filename();
+    if (entry.is_directory() && isValidVmName(name) && fs::exists(entry.path() / (name + ".conf"))) {
+      names.push_back(name);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+VmConfig Datastore::load(const std::string& name) const {
+  if (!exists(name)) throw DatastoreError("no VM named '" + name + "' in " + root_.string());
+  return loadVmConfig(configPath(name));
+}
+
+fs::path Datastore::diskPath(const std::string& name, const DiskConfig& disk) const {
+  return disk.dev == "custom" ? fs::path(disk.name) : vmDirectory(name) / disk.name;
+}
+
+void Datastore::create(const std::string& name, const CreateOptions& options) {
+  fs::path directory = vmDirectory(name);
+  if (fs::exists(directory)) throw DatastoreError("VM '" + name + "' already exists");
+  if (!isValidVmName(options.templateName)) throw DatastoreError("invalid template name '" + options.templateName + "'");
+  fs::path templatePath = root_ / ".templates" / (options.templateName + ".conf");
+  std::ifstream file(templatePath);
+  if (!file) throw DatastoreError("no template '" + options.templateName + "' in " + (root_ / ".templates").string());
+  std::stringstream text;
+  text << file.rdbuf();
+  VmConfig config = parseVmConfig(text.str(), templatePath);
+  auto entries = config.entries;
+  auto set = [&](const std::string& key, const std::string& value) {
+    for (auto& entry : entries) {
+      if (entry.first == key) {
+        entry.second = value;
+        return;
+      }
+    }
+    entries.emplace_back(key, value);
+  };
+  if (!options.cpus.empty()) set("cpu", options.cpus);
+  if (!options.memory.empty()) set("memory", options.memory);
+  if (!options.diskSize.empty()) set("disk0_size", options.diskSize);
+  // Validate the result before anything touches the disk.
+  std::string configText = formatVmConfig(entries);
+  VmConfig created = parseVmConfig(configText, name + ".conf");
+
+  if (::mkdir(directory.c_str(), 0700) != 0) throwSystemError("mkdir " + directory.string());
+  try {
+    for (const auto& [index, disk] : created.disks) {
+      if (disk.dev == "custom") continue;
+      fs::path image = diskPath(name, disk);
+      UniqueFd fd(::open(image.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (!fd) throwSystemError("create " + image.string());
+      uint64_t size = disk.sizeBytes != 0 ? disk.sizeBytes : (20ull << 30);
+      if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throwSystemError("size " + image.string());
+    }
+    writeFileAtomically(configPath(name), configText);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(directory, ignored);
+    throw;
+  }
+}
+
+void Datastore::destroy(const std::string& name) {
+  if (!exists(name)) throw DatastoreError("no VM named '" + name + "'");
+  fs::remove_all(vmDirectory(name));
+}
+
+void Datastore::rename(const std::string& from, const std::string& to) {
+  if (!exists(from)) throw DatastoreError("no VM named '" + from + "'");
+  if (fs::exists(vmDirectory(to))) throw DatastoreError("VM '" + to + "' already exists");
+  fs::rename(vmDirectory(from), vmDirectory(to));
+  fs::rename(vmDirectory(to) / (from + ".conf"), configPath(to));
+}
+
+void Datastore::writeConfig(const std::string& name, const std::string& text) {
+  if (!exists(name)) throw DatastoreError("no VM named '" + name + "'");
+  parseVmConfig(text, configPath(name));  // Refuse before replacing.
+  writeFileAtomically(configPath(name), text);
+}
+
+void Datastore::installTemplate(const std::string& name, const std::string& text) {
+  if (!isValidVmName(name)) throw DatastoreError("invalid template name '" + name + "'");
+  parseVmConfig(text, name + ".conf");
+  writeFileAtomically(root_ / ".templates" / (name + ".conf"), text);
+}
+
+}  // namespace cellvisor

@@ -1,0 +1,66 @@
+// A VM's configuration in vm-bhyve's format: one `key="value"` per line,
+// '#' comments, vm-bhyve's key names (loader, cpu, memory, diskN_*,
+// networkN_*, graphics*, comports, utctime, uuid, ...), plus the keys for
+// direct kernel boot (kernel, kernel_initrd, kernel_cmdline). Unknown keys
+// and bad values are errors naming file, line and key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace cellvisor {
+
+class VmConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct DiskConfig {
+  std::string type;  // virtio-blk (nvme and ahci-hd are recognised, not yet served)
+  std::string dev;   // file | custom
+  std::string name;  // file in the VM's directory, or an absolute path for custom
+  std::string opts;  // device options, e.g. "ro,nocache"
+  uint64_t sizeBytes = 0;  // diskN_size: used when the image is created
+};
+
+struct NetworkConfig {
+  std::string type;    // virtio-net
+  std::string vmSwitch;
+  std::string mac;
+};
+
+struct VmConfig {
+  std::string loader = "kernel";
+  uint32_t cpu = 1;
+  uint64_t memoryBytes = 256ull << 20;
+  std::string memoryText = "256M";
+  std::map<int, DiskConfig> disks;
+  std::map<int, NetworkConfig> networks;
+  bool graphics = false;
+  std::optional<uint16_t> graphicsPort;
+  std::string graphicsListen;
+  std::string graphicsResolution;
+  std::string graphicsWait;
+  std::vector<std::string> comports{"com1"};
+  bool utctime = true;
+  std::string uuid;
+  std::optional<int> startSlot;
+  std::string kernel;
+  std::string kernelInitrd;
+  std::string kernelCmdline;
+
+  // The file's lines in order, as key -> value, so a rewrite keeps them.
+  std::vector<std::pair<std::string, std::string>> entries;
+};
+
+// Parses the text of `origin` (a path, for messages).
+VmConfig parseVmConfig(const std::string& text, const std::string& origin);
+VmConfig loadVmConfig(const std::string& path);
+// Serialises `entries` back to vm-bhyve's format.
+std::string formatVmConfig(const std::vector<std::pair<std::string, std::string>>& entries);
+
+}  // namespace cellvisor

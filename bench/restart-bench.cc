@@ -77,6 +77,10 @@ int main(int argc, char** argv) {
   stopping = true;
   uv_async_send(&stop);
   loopThread.join();
+  supervisor.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&stop), nullptr);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  uv_loop_close(&loop);
   std::sort(millis.begin(), millis.end());
   std::printf("kill -9 -> virtio-blk serving again, %d restarts: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
               restarts, millis[millis.size() / 2], millis[static_cast<size_t>(0.99 * (millis.size() - 1))],

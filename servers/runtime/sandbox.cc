@@ -47,6 +47,10 @@ void applyLimits(const SandboxPolicy& policy) {
     else throw std::invalid_argument(policy.name + ": unknown rlimit " + limit.name);
     // "handed": exactly the descriptors the server already holds.
     rlim_t value = limit.value ? *limit.value : static_cast<rlim_t>(highestOpenFd() + 1);
+#if defined(__SANITIZE_ADDRESS__)
+    // The sanitizer runtime probes memory through a pipe of its own.
+    if (!limit.value) value += 4;
+#endif
     rlimit bounds{value, value};
     if (setrlimit(resource, &bounds) != 0) throw std::runtime_error("setrlimit " + limit.name);
   }

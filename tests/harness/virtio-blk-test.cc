@@ -328,6 +328,11 @@ class SupervisedHarness {
     stopping_ = true;
     uv_async_send(&stop_);
     thread_.join();
+    // Close every handle and let the loop finish closing them.
+    supervisor_.reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    uv_loop_close(&loop_);
   }
 
  private:

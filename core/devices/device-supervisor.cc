@@ -6,8 +6,9 @@
 
 namespace cellvisor {
 
-DeviceSupervisor::DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown)
-    : loop_(loop), process_(process), shuttingDown_(std::move(shuttingDown)) {
+DeviceSupervisor::DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown,
+                                   std::function<void()> changed)
+    : loop_(loop), process_(process), shuttingDown_(std::move(shuttingDown)), changed_(std::move(changed)) {
   process_.setSupervised(true);
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
@@ -54,6 +55,7 @@ void DeviceSupervisor::onExit() {
                              "to reset it\n",
                              process_.deviceName(), how, youngDeaths_, YOUNG.count());
     process_.markFailed();
+    if (changed_) changed_();
     return;
   }
   // Back off only while instances die young: 0, 10, 20, 40 ... 1000 ms.
@@ -62,6 +64,7 @@ void DeviceSupervisor::onExit() {
                            process_.restarts() + 1, delay ? fmt::format(", after {} ms", delay) : "");
   uv_timer_start(timer_, [](uv_timer_t* timer) { static_cast<DeviceSupervisor*>(timer->data)->restartNow(); },
                  delay, 0);
+  if (changed_) changed_();
 }
 
 void DeviceSupervisor::restartNow() {
@@ -72,9 +75,11 @@ void DeviceSupervisor::restartNow() {
   } catch (const std::exception& error) {
     std::cerr << "vmm-core: " << process_.deviceName() << ": restart failed: " << error.what() << '\n';
     process_.markFailed();
+    if (changed_) changed_();
     return;
   }
   watch();
+  if (changed_) changed_();
 }
 
 }  // namespace cellvisor

@@ -20,7 +20,9 @@ class DeviceSupervisor {
   static constexpr std::chrono::milliseconds YOUNG{250};  // An instance that dies younger ...
   static constexpr int CRASH_LOOP_LIMIT = 10;              // ... this many times in a row fails the device.
 
-  DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown);
+  // `changed` runs after every exit, restart or failure (status reports).
+  DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown,
+                   std::function<void()> changed = {});
   ~DeviceSupervisor();
   DeviceSupervisor(const DeviceSupervisor&) = delete;
   DeviceSupervisor& operator=(const DeviceSupervisor&) = delete;
@@ -36,6 +38,7 @@ class DeviceSupervisor {
   uv_loop_t* loop_;
   DeviceServerProcess& process_;
   std::function<bool()> shuttingDown_;
+  std::function<void()> changed_;
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

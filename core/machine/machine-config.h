@@ -30,6 +30,7 @@ struct MachineConfig {
   bool cpuidMaskSet = false;  // False: use the host's default mask.
   std::vector<PciSlotConfig> pciSlots;
   std::string sandbox = "enforce";  // Device servers: off | log | enforce.
+  int statusFd = -1;                // Device reports to vmmd (--status-fd).
 };
 
 // A flat `key=value` store with the origin of each value, so an error can

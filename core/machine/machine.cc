@@ -14,6 +14,9 @@
 #include "core/kvm/hypervisor.h"
 #include "core/kvm/vcpu.h"
 #include "core/kvm/vm.h"
+#include <capnp/serialize.h>
+
+#include "control.capnp.h"
 #include "core/devices/device-catalog.h"
 #include "core/devices/device-supervisor.h"
 #include "core/devices/kvm-device-wiring.h"
@@ -263,8 +266,10 @@ int Machine::run() {
   }, HALT_PROBE_MS, HALT_PROBE_MS);
   for (auto& [backend, uart] : serialPorts_) backend->startInput(&loop_, *uart);
   for (auto& device : serverDevices_) {
-    device.supervisor = std::make_unique<DeviceSupervisor>(&loop_, *device.process, [this] { return stopping_.load(); });
+    device.supervisor = std::make_unique<DeviceSupervisor>(
+        &loop_, *device.process, [this] { return stopping_.load(); }, [this] { reportDevices(); });
   }
+  reportDevices();
   ioThread_ = std::thread([this] { runIoLoop(); });
 
   {
@@ -306,6 +311,29 @@ void Machine::runIoLoop() {
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+}
+
+void Machine::reportDevices() {
+  if (config_.statusFd < 0) return;
+  capnp::MallocMessageBuilder builder;
+  auto devices = builder.initRoot<proto::DeviceReport>().initDevices(static_cast<unsigned>(serverDevices_.size()));
+  for (unsigned i = 0; i < devices.size(); ++i) {
+    const DeviceServerProcess& process = *serverDevices_[i].process;
+    auto status = devices[i];
+    status.setName(process.deviceName());
+    status.setPid(process.pid());
+    status.setState(process.failed() ? "failed" : process.pid() > 0 ? "running" : "restarting");
+    status.setRestarts(process.restarts());
+    status.setLastExit(process.lastExit());
+    status.setPolicy(process.launch().policy);
+    status.setSandbox(process.launch().sandbox);
+    status.setLastViolation(process.lastViolation());
+  }
+  try {
+    capnp::writeMessageToFd(config_.statusFd, builder);
+  } catch (const kj::Exception&) {
+    config_.statusFd = -1;  // vmmd went away; the VM carries on.
+  }
 }
 
 int64_t Machine::firstDebugWriteNs() const { return debugExit_->firstWriteNs(); }

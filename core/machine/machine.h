@@ -66,6 +66,7 @@ class Machine : public MachineControl {
   bool vcpuIsHaltedForGood(Vcpu& vcpu);
   void runIoLoop();
   void stopVcpus();
+  void reportDevices();
 
   MachineConfig config_;
   std::unique_ptr<Hypervisor> hypervisor_;

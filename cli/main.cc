@@ -1,0 +1,244 @@
+// vmctl: the user's tool, in the manner of vm-bhyve's `vm`. Talks to vmmd
+// over its control socket (Cap'n Proto RPC).
+//
+//   vmctl [-S SOCKET] list [--json] | info NAME | create [-t T] [-s SIZE] [-c N] [-m MEM] NAME
+//         | start NAME | stop NAME | poweroff NAME | destroy [-f] NAME | devices NAME [--json]
+//         | console NAME   (attach to com1; "~." detaches, the guest keeps running)
+#include <CLI/CLI.hpp>
+#include <capnp/ez-rpc.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iostream>
+
+#include "control.capnp.h"
+
+namespace {
+
+using cellvisor::proto::Vmmd;
+
+std::string jsonString(const std::string& text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      out += fmt::format("\\u{:04x}", c);
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// Copies between the terminal and the console socket until "~." at the start
+// of a line or the VM closes it.
+int attachConsole(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", path.c_str());
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    std::cerr << "vmctl: cannot attach to " << path << ": " << std::strerror(errno) << '\n';
+    return 1;
+  }
+  termios saved{};
+  bool tty = ::isatty(0) && ::tcgetattr(0, &saved) == 0;
+  if (tty) {
+    termios raw = saved;
+    ::cfmakeraw(&raw);
+    ::tcsetattr(0, TCSANOW, &raw);
+  }
+  std::cerr << "vmctl: attached; type ~. to detach\r\n";
+  bool lineStart = true;
+  bool tilde = false;
+  for (;;) {
+    pollfd fds[2] = {{0, POLLIN, 0}, {fd, POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) break;
+    char buffer[1024];
+    if (fds[1].revents & (POLLIN | POLLHUP)) {
+      ssize_t count = ::read(fd, buffer, sizeof(buffer));
+      if (count <= 0) break;
+      if (::write(1, buffer, static_cast<size_t>(count)) < 0) break;
+    }
+    if (fds[0].revents & (POLLIN | POLLHUP)) {
+      ssize_t count = ::read(0, buffer, sizeof(buffer));
+      if (count <= 0) break;
+      bool detach = false;
+      std::string out;
+      for (ssize_t i = 0; i < count; ++i) {
+        char c = buffer[i];
+        if (tilde) {
+          tilde = false;
+          if (c == '.') {
+            detach = true;
+            break;
+          }
+          out += '~';
+        }
+        if (lineStart && c == '~') {
+          tilde = true;
+          continue;
+        }
+        out += c;
+        lineStart = c == '\r' || c == '\n';
+      }
+      if (!out.empty() && ::write(fd, out.data(), out.size()) < 0) break;
+      if (detach) break;
+    }
+  }
+  if (tty) ::tcsetattr(0, TCSANOW, &saved);
+  std::cerr << "\nvmctl: detached\n";
+  ::close(fd);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vmctl: manage cellvisor virtual machines"};
+  app.require_subcommand(1);
+  const char* fromEnvironment = std::getenv("CELLVISOR_SOCKET");
+  std::string socket = fromEnvironment ? fromEnvironment : "/run/cellvisor/vmmd.sock";
+  app.add_option("-S,--socket", socket, "vmmd's control socket");
+  std::string name;
+  bool json = false;
+  bool force = false;
+  std::string templateName, size, cpus, memory;
+
+  auto* list = app.add_subcommand("list", "list VMs");
+  list->add_flag("--json", json);
+  auto* info = app.add_subcommand("info", "show a VM");
+  auto* create = app.add_subcommand("create", "create a VM from a template");
+  create->add_option("-t", templateName, "template (default: default)");
+  create->add_option("-s", size, "size of disk0");
+  create->add_option("-c", cpus, "vCPUs");
+  create->add_option("-m", memory, "memory");
+  auto* start = app.add_subcommand("start", "start a VM");
+  auto* stop = app.add_subcommand("stop", "ask a VM to shut down (ACPI power button)");
+  auto* poweroff = app.add_subcommand("poweroff", "turn a VM off at once");
+  auto* destroy = app.add_subcommand("destroy", "delete a VM and its disks");
+  destroy->add_flag("-f", force, "even if it is running");
+  auto* devices = app.add_subcommand("devices", "a VM's device servers: pid, state, restarts, sandbox");
+  devices->add_flag("--json", json);
+  auto* console = app.add_subcommand("console", "attach to a VM's serial console (~. detaches)");
+  for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console}) {
+    command->add_option("name", name, "VM name")->required();
+  }
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    capnp::EzRpcClient client("unix:" + socket);
+    auto& waitScope = client.getWaitScope();
+    Vmmd::Client vmmd = client.getMain<Vmmd>();
+    if (list->parsed()) {
+      auto vms = vmmd.listRequest().send().wait(waitScope).getVms();
+      if (json) {
+        std::cout << "[";
+        for (unsigned i = 0; i < vms.size(); ++i) {
+          auto vm = vms[i];
+          std::cout << (i ? "," : "") << fmt::format(
+              R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"state":{},"pid":{}}})",
+              jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()), vm.getCpu(),
+              jsonString(vm.getMemory()), jsonString(vm.getState()), vm.getPid());
+        }
+        std::cout << "]\n";
+      } else {
+        std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {}\n", "NAME", "DATASTORE", "LOADER", "CPU",
+                                 "MEMORY", "VNC", "AUTO", "STATE");
+        for (auto vm : vms) {
+          std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {}\n", vm.getName().cStr(),
+                                   vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
+                                   "-", "No", vm.getState().cStr());
+        }
+      }
+    } else if (info->parsed()) {
+      auto request = vmmd.infoRequest();
+      request.setName(name);
+      auto result = request.send().wait(waitScope);
+      auto vm = result.getVm();
+      std::cout << fmt::format("------------------------\nVirtual Machine: {}\n------------------------\n", vm.getName().cStr())
+                << fmt::format("  datastore: {}\n  loader: {}\n  cpu: {}\n  memory: {}\n  state: {}\n  last exit: {}\n"
+                               "  console: {}\n\n",
+                               vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
+                               vm.getState().cStr(), vm.getLastExit().cStr(), vm.getConsolePath().cStr())
+                << "  configuration:\n";
+      std::string config = result.getConfig();
+      for (size_t at = 0, end; at < config.size(); at = end + 1) {
+        end = config.find('\n', at);
+        if (end == std::string::npos) end = config.size();
+        std::cout << "    " << config.substr(at, end - at) << '\n';
+      }
+    } else if (create->parsed()) {
+      auto request = vmmd.createRequest();
+      request.setName(name);
+      request.setTemplate(templateName);
+      request.setCpus(cpus);
+      request.setMemory(memory);
+      request.setDiskSize(size);
+      request.send().wait(waitScope);
+    } else if (start->parsed() || stop->parsed() || poweroff->parsed()) {
+      if (start->parsed()) {
+        auto request = vmmd.startRequest();
+        request.setName(name);
+        request.send().wait(waitScope);
+        std::cout << "Starting " << name << '\n';
+      } else if (stop->parsed()) {
+        auto request = vmmd.stopRequest();
+        request.setName(name);
+        request.send().wait(waitScope);
+        std::cout << "Sending ACPI shutdown to " << name << '\n';
+      } else {
+        auto request = vmmd.poweroffRequest();
+        request.setName(name);
+        request.send().wait(waitScope);
+      }
+    } else if (destroy->parsed()) {
+      auto request = vmmd.destroyRequest();
+      request.setName(name);
+      request.setForce(force);
+      request.send().wait(waitScope);
+    } else if (devices->parsed()) {
+      auto request = vmmd.devicesRequest();
+      request.setName(name);
+      auto list = request.send().wait(waitScope).getDevices();
+      if (json) {
+        std::cout << "[";
+        for (unsigned i = 0; i < list.size(); ++i) {
+          auto d = list[i];
+          std::cout << (i ? "," : "") << fmt::format(
+              R"({{"name":{},"pid":{},"state":{},"restarts":{},"lastExit":{},"policy":{},"sandbox":{},"lastViolation":{}}})",
+              jsonString(d.getName()), d.getPid(), jsonString(d.getState()), d.getRestarts(), jsonString(d.getLastExit()),
+              jsonString(d.getPolicy()), jsonString(d.getSandbox()), jsonString(d.getLastViolation()));
+        }
+        std::cout << "]\n";
+      } else {
+        std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<28} {:<10} {}\n", "DEVICE", "PID", "STATE", "RESTARTS",
+                                 "POLICY", "SANDBOX", "LAST EXIT");
+        for (auto d : list) {
+          std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<28} {:<10} {}{}\n", d.getName().cStr(), d.getPid(),
+                                   d.getState().cStr(), d.getRestarts(), d.getPolicy().cStr(), d.getSandbox().cStr(),
+                                   d.getLastExit().cStr(),
+                                   d.getLastViolation().size() ? std::string(" [violation: ") + d.getLastViolation().cStr() + "]" : "");
+        }
+      }
+    } else if (console->parsed()) {
+      auto request = vmmd.infoRequest();
+      request.setName(name);
+      std::string path = request.send().wait(waitScope).getVm().getConsolePath();
+      return attachConsole(path);
+    }
+  } catch (const kj::Exception& error) {
+    std::string message = error.getDescription().cStr();
+    // Strip the RPC layer's prefix: the user wants vmmd's message.
+    auto at = message.find("remote exception: ");
+    if (at != std::string::npos) message = message.substr(at + 18);
+    std::cerr << "vmctl: " << message << '\n';
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,49 @@
+@0xa41c356c9a678ee1;
+# The control API between vmctl (and other clients) and vmmd: Cap'n Proto RPC
+# over vmmd's unix socket. Errors come back as exceptions whose description
+# is the message to show the user.
+# Also the device events vmm-core reports to vmmd over its status pipe.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("cellvisor::proto");
+
+interface Vmmd {
+  list @0 () -> (vms :List(VmSummary));
+  info @1 (name :Text) -> (vm :VmSummary, config :Text);
+  create @2 (name :Text, template :Text, cpus :Text, memory :Text, diskSize :Text) -> ();
+  start @3 (name :Text) -> ();
+  # ACPI power button: the guest shuts itself down.
+  stop @4 (name :Text) -> ();
+  # Pulls the plug.
+  poweroff @5 (name :Text) -> ();
+  destroy @6 (name :Text, force :Bool) -> ();
+  devices @7 (name :Text) -> (devices :List(DeviceStatus));
+}
+
+struct VmSummary {
+  name @0 :Text;
+  datastore @1 :Text;
+  loader @2 :Text;
+  cpu @3 :UInt32;
+  memory @4 :Text;
+  state @5 :Text;          # "stopped", "running (PID)"
+  pid @6 :Int32;
+  lastExit @7 :Text;       # how the core last ended, e.g. "poweroff"
+  consolePath @8 :Text;
+}
+
+struct DeviceStatus {
+  name @0 :Text;           # e.g. "virtio-blk-4.0"
+  pid @1 :Int32;
+  state @2 :Text;          # running | restarting | failed
+  restarts @3 :UInt32;
+  lastExit @4 :Text;
+  policy @5 :Text;
+  sandbox @6 :Text;        # off | log | enforce
+  lastViolation @7 :Text;
+}
+
+# vmm-core -> vmmd, over the core's status pipe, whenever a device changes.
+struct DeviceReport {
+  devices @0 :List(DeviceStatus);
+}

@@ -1,0 +1,127 @@
+#include "vmmd/control-service.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace cellvisor {
+namespace {
+
+// Runs `body`, turning our errors into RPC errors with their message.
+template <typename Body>
+kj::Promise<void> guarded(Body&& body) {
+  try {
+    body();
+  } catch (const std::exception& error) {
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(error.what()));
+  }
+  return kj::READY_NOW;
+}
+
+}  // namespace
+
+ControlService::ControlService(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary)
+    : io_(io), datastore_(datastore), coreBinary_(std::move(coreBinary)) {}
+
+VmRunner& ControlService::runner(const std::string& name) {
+  if (!datastore_.exists(name)) throw DatastoreError("no VM named '" + name + "'");
+  auto& slot = runners_[name];
+  if (!slot) slot = std::make_unique<VmRunner>(io_, datastore_, coreBinary_, name);
+  return *slot;
+}
+
+void ControlService::fillSummary(proto::VmSummary::Builder summary, const std::string& name) {
+  summary.setName(name);
+  summary.setDatastore(datastore_.root().string());
+  try {
+    VmConfig config = datastore_.load(name);
+    summary.setLoader(config.loader);
+    summary.setCpu(config.cpu);
+    summary.setMemory(config.memoryText);
+  } catch (const std::exception& error) {
+    summary.setLoader("(bad config)");
+  }
+  VmRunner& vm = runner(name);
+  summary.setPid(vm.pid());
+  summary.setState(vm.running() ? fmt::format("running ({})", vm.pid()) : "stopped");
+  summary.setLastExit(vm.lastExit());
+  summary.setConsolePath(vm.consolePath());
+}
+
+kj::Promise<void> ControlService::list(ListContext context) {
+  return guarded([&] {
+    auto names = datastore_.list();
+    auto vms = context.getResults().initVms(static_cast<unsigned>(names.size()));
+    for (unsigned i = 0; i < names.size(); ++i) fillSummary(vms[i], names[i]);
+  });
+}
+
+kj::Promise<void> ControlService::info(InfoContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    fillSummary(context.getResults().initVm(), name);
+    std::ifstream file(datastore_.configPath(name));
+    std::stringstream text;
+    text << file.rdbuf();
+    context.getResults().setConfig(text.str());
+  });
+}
+
+kj::Promise<void> ControlService::create(CreateContext context) {
+  return guarded([&] {
+    auto params = context.getParams();
+    CreateOptions options;
+    if (params.getTemplate().size() > 0) options.templateName = params.getTemplate();
+    options.cpus = params.getCpus();
+    options.memory = params.getMemory();
+    options.diskSize = params.getDiskSize();
+    datastore_.create(params.getName(), options);
+  });
+}
+
+kj::Promise<void> ControlService::start(StartContext context) {
+  return guarded([&] { runner(context.getParams().getName()).start(); });
+}
+
+kj::Promise<void> ControlService::stop(StopContext context) {
+  return guarded([&] { runner(context.getParams().getName()).stop(); });
+}
+
+kj::Promise<void> ControlService::poweroff(PoweroffContext context) {
+  return guarded([&] { runner(context.getParams().getName()).poweroff(); });
+}
+
+kj::Promise<void> ControlService::destroy(DestroyContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    VmRunner& vm = runner(name);
+    if (vm.running()) {
+      if (!context.getParams().getForce()) throw DatastoreError("VM '" + name + "' is running (destroy -f to force)");
+      vm.poweroff();
+    }
+    runners_.erase(name);
+    datastore_.destroy(name);
+  });
+}
+
+kj::Promise<void> ControlService::devices(DevicesContext context) {
+  return guarded([&] {
+    VmRunner& vm = runner(context.getParams().getName());
+    const auto& devices = vm.devices();
+    auto list = context.getResults().initDevices(static_cast<unsigned>(devices.size()));
+    for (unsigned i = 0; i < devices.size(); ++i) {
+      const auto& device = devices[i];
+      list[i].setName(device.name);
+      list[i].setPid(device.pid);
+      list[i].setState(device.state);
+      list[i].setRestarts(device.restarts);
+      list[i].setLastExit(device.lastExit);
+      list[i].setPolicy(device.policy);
+      list[i].setSandbox(device.sandbox);
+      list[i].setLastViolation(device.lastViolation);
+    }
+  });
+}
+
+}  // namespace cellvisor

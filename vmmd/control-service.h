@@ -1,0 +1,42 @@
+// vmmd's control API (proto/control.capnp) over its datastore and the VMs
+// it runs. Every failure becomes an RPC exception carrying the message the
+// user should see.
+#pragma once
+
+#include <kj/async-io.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "control.capnp.h"
+#include "vmmd/datastore.h"
+#include "vmmd/vm-runner.h"
+
+namespace cellvisor {
+
+class ControlService final : public proto::Vmmd::Server {
+ public:
+  ControlService(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary);
+
+ protected:
+  kj::Promise<void> list(ListContext context) override;
+  kj::Promise<void> info(InfoContext context) override;
+  kj::Promise<void> create(CreateContext context) override;
+  kj::Promise<void> start(StartContext context) override;
+  kj::Promise<void> stop(StopContext context) override;
+  kj::Promise<void> poweroff(PoweroffContext context) override;
+  kj::Promise<void> destroy(DestroyContext context) override;
+  kj::Promise<void> devices(DevicesContext context) override;
+
+ private:
+  VmRunner& runner(const std::string& name);
+  void fillSummary(proto::VmSummary::Builder summary, const std::string& name);
+
+  kj::AsyncIoContext& io_;
+  Datastore& datastore_;
+  std::string coreBinary_;
+  std::map<std::string, std::unique_ptr<VmRunner>> runners_;
+};
+
+}  // namespace cellvisor

@@ -1,0 +1,85 @@
+// vmmd: the cellvisor supervisor daemon. Serves the control API
+// (proto/control.capnp) on a unix socket that only its own user (and root)
+// may use, keeps VMs in a vm-bhyve-style datastore, and runs each VM's core.
+//
+//   vmmd [-d DATASTORE] [-S SOCKET] [--core PATH]
+#include <CLI/CLI.hpp>
+#include <capnp/rpc-twoparty.h>
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "vmmd/control-service.h"
+
+namespace {
+
+std::string defaultCore() {
+  auto self = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  for (const auto& candidate : {self / ".." / "core" / "vmm-core", self / "vmm-core"}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return std::filesystem::canonical(candidate);
+  }
+  return "vmm-core";
+}
+
+// Refuses every peer that is neither our user nor root.
+bool trusted(kj::AsyncIoStream& connection) {
+  ucred credentials{};
+  uint length = sizeof(credentials);
+  connection.getsockopt(SOL_SOCKET, SO_PEERCRED, &credentials, &length);
+  return credentials.uid == ::geteuid() || credentials.uid == 0;
+}
+
+kj::Promise<void> acceptLoop(kj::ConnectionReceiver& listener, capnp::TwoPartyServer& server) {
+  return listener.accept().then([&](kj::Own<kj::AsyncIoStream>&& connection) {
+    if (trusted(*connection)) {
+      server.accept(kj::mv(connection));
+    } else {
+      std::cerr << "vmmd: refused a connection from another user\n";
+    }
+    return acceptLoop(listener, server);
+  });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"cellvisor supervisor daemon"};
+  std::string datastorePath = "/var/lib/cellvisor";
+  std::string socketPath = "/run/cellvisor/vmmd.sock";
+  std::string core = defaultCore();
+  app.add_option("-d,--datastore", datastorePath, "datastore directory");
+  app.add_option("-S,--socket", socketPath, "control socket path");
+  app.add_option("--core", core, "vmm-core binary");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    kj::UnixEventPort::captureChildExit();
+    auto io = kj::setupAsyncIo();
+    cellvisor::Datastore datastore(datastorePath);
+    std::filesystem::create_directories(std::filesystem::path(socketPath).parent_path());
+    ::unlink(socketPath.c_str());
+    // The socket is the key to every VM: private to its owner from birth.
+    mode_t old = ::umask(0177);
+    auto address = io.provider->getNetwork().parseAddress("unix:" + socketPath).wait(io.waitScope);
+    auto listener = address->listen();
+    ::umask(old);
+    capnp::TwoPartyServer server(kj::heap<cellvisor::ControlService>(io, datastore, core));
+    std::cerr << "vmmd: serving " << datastorePath << " on " << socketPath << '\n';
+    auto shutdown = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
+    acceptLoop(*listener, server).exclusiveJoin(shutdown.ignoreResult()).wait(io.waitScope);
+    ::unlink(socketPath.c_str());
+    std::cerr << "vmmd: stopped\n";
+  } catch (const kj::Exception& error) {
+    std::cerr << "vmmd: " << error.getDescription().cStr() << '\n';
+    return 1;
+  } catch (const std::exception& error) {
+    std::cerr << "vmmd: " << error.what() << '\n';
+    return 1;
+  }
+  return 0;
+}

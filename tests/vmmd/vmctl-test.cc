@@ -1,0 +1,181 @@
+// vmmd and vmctl end to end: a daemon on a private datastore and socket,
+// driven by the real vmctl, running the test guest on real KVM.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/boot/core-process.h"
+
+namespace cellvisor::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+class Vmctl : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+    root = fs::path(::testing::TempDir()) / ("cellvisor-vmmd-" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root / "store" / ".templates");
+    socket = (root / "vmmd.sock").string();
+    writeTemplate("echo", "test=echo");
+    writeTemplate("stress", "test=virtio-blk-stress rounds=8");
+    daemon = std::make_unique<CoreProcess>(
+        std::vector<std::string>{env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
+    ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
+  }
+  void TearDown() override {
+    if (daemon) {
+      daemon->signal(SIGTERM);
+      daemon->wait(std::chrono::seconds(10));
+    }
+    fs::remove_all(root);
+  }
+  void writeTemplate(const std::string& name, const std::string& cmdline) {
+    std::ofstream(root / "store" / ".templates" / (name + ".conf"))
+        << "loader=\"kernel\"\nkernel=\"" << guestImage() << "\"\nkernel_cmdline=\"" << cmdline
+        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size=\"16M\"\n";
+  }
+  // Runs vmctl; returns (status, stdout + stderr).
+  std::pair<int, std::string> vmctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {env("CELLVISOR_VMCTL"), "-S", socket});
+    CoreProcess process(args);
+    int status = process.wait(std::chrono::seconds(30));
+    return {status, process.output()};
+  }
+
+  fs::path root;
+  std::string socket;
+  std::unique_ptr<CoreProcess> daemon;
+};
+
+TEST_F(Vmctl, LifecycleFromTemplateToDestroy) {
+  EXPECT_EQ(vmctl({"create", "-t", "echo", "-m", "256M", "web"}).first, 0);
+  auto [status, list] = vmctl({"list"});
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(list.find("NAME             DATASTORE"), std::string::npos) << list;
+  EXPECT_NE(list.find("256M"), std::string::npos) << list;
+  EXPECT_NE(list.find("stopped"), std::string::npos) << list;
+
+  EXPECT_EQ(vmctl({"start", "web"}).first, 0);
+  EXPECT_NE(vmctl({"list", "--json"}).second.find(R"("state":"running)"), std::string::npos);
+  EXPECT_EQ(vmctl({"start", "web"}).first, 1) << "already running";
+
+  // The console: type a line, the guest echoes it.
+  std::string console = (root / "store" / "web" / "console.sock").string();
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, console.c_str(), sizeof(address.sun_path) - 1);
+  bool connected = false;
+  for (int i = 0; i < 200 && !connected; ++i) {
+    connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    if (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(connected);
+  ASSERT_EQ(::write(fd, "hello-console\n", 14), 14);
+  std::string seen;
+  char buffer[1024];
+  for (int i = 0; i < 100 && seen.find("echo: hello-console") == std::string::npos; ++i) {
+    ssize_t count = ::recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
+    if (count > 0) seen.append(buffer, static_cast<size_t>(count));
+    else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::close(fd);
+  EXPECT_NE(seen.find("echo: hello-console"), std::string::npos) << seen;
+
+  // The echo test then ends the VM itself; wait for vmmd to see it.
+  std::string info;
+  for (int i = 0; i < 100; ++i) {
+    info = vmctl({"info", "web"}).second;
+    if (info.find("state: stopped") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_NE(info.find("state: stopped"), std::string::npos) << info;
+  EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info;
+  EXPECT_NE(info.find("memory=\"256M\""), std::string::npos) << info;
+
+  EXPECT_EQ(vmctl({"destroy", "web"}).first, 0);
+  EXPECT_FALSE(fs::exists(root / "store" / "web"));
+}
+
+TEST_F(Vmctl, DeviceCrashShowsInDevices) {
+  ASSERT_EQ(vmctl({"create", "-t", "stress", "db"}).first, 0);
+  ASSERT_EQ(vmctl({"start", "db"}).first, 0);
+  std::string devices;
+  for (int i = 0; i < 100 && devices.find(R"("state":"running")") == std::string::npos; ++i) {
+    devices = vmctl({"devices", "db", "--json"}).second;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto pidAt = devices.find(R"("pid":)");
+  ASSERT_NE(pidAt, std::string::npos) << devices;
+  pid_t server = std::atoi(devices.c_str() + pidAt + 6);
+  ASSERT_GT(server, 0);
+  EXPECT_NE(devices.find(R"("policy":"virtio-blk.policy","sandbox":"enforce")"), std::string::npos) << devices;
+  ASSERT_EQ(::kill(server, SIGKILL), 0);
+  for (int i = 0; i < 100 && devices.find(R"("restarts":1)") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    devices = vmctl({"devices", "db", "--json"}).second;
+  }
+  EXPECT_NE(devices.find(R"("restarts":1)"), std::string::npos) << devices;
+  EXPECT_NE(devices.find("killed by signal 9"), std::string::npos) << devices;
+  auto table = vmctl({"devices", "db"}).second;
+  EXPECT_NE(table.find("virtio-blk-4.0"), std::string::npos) << table;
+  EXPECT_EQ(vmctl({"poweroff", "db"}).first, 0);
+  EXPECT_EQ(vmctl({"destroy", "-f", "db"}).first, 0);
+}
+
+TEST_F(Vmctl, ClearErrors) {
+  auto [missing, missingText] = vmctl({"start", "nosuch"});
+  EXPECT_EQ(missing, 1);
+  EXPECT_NE(missingText.find("vmctl: no VM named 'nosuch'"), std::string::npos) << missingText;
+  auto [slash, slashText] = vmctl({"create", "a/b"});
+  EXPECT_EQ(slash, 1);
+  EXPECT_NE(slashText.find("invalid VM name 'a/b'"), std::string::npos) << slashText;
+  auto [templateMissing, templateText] = vmctl({"create", "-t", "nope", "x"});
+  EXPECT_NE(templateText.find("no template 'nope'"), std::string::npos) << templateText;
+  ASSERT_EQ(vmctl({"create", "-t", "stress", "busy"}).first, 0);
+  ASSERT_EQ(vmctl({"start", "busy"}).first, 0);
+  auto [running, runningText] = vmctl({"destroy", "busy"});
+  EXPECT_EQ(running, 1);
+  EXPECT_NE(runningText.find("is running"), std::string::npos) << runningText;
+  EXPECT_EQ(vmctl({"destroy", "-f", "busy"}).first, 0);
+}
+
+TEST_F(Vmctl, SocketIsPrivateToItsOwner) {
+  struct stat st{};
+  ASSERT_EQ(::stat(socket.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to try as another user";
+  pid_t child = ::fork();
+  if (child == 0) {
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) _exit(2);
+    int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, socket.c_str(), sizeof(address.sun_path) - 1);
+    _exit(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 ? 1 : 0);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "another user could connect";
+}
+
+}  // namespace
+}  // namespace cellvisor::testing

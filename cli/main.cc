@@ -1,9 +1,10 @@
 // vmctl: the user's tool, in the manner of vm-bhyve's `vm`. Talks to vmmd
 // over its control socket (Cap'n Proto RPC).
 //
-//   vmctl [-S SOCKET] list [--json] | info NAME | create [-t T] [-s SIZE] [-c N] [-m MEM] NAME
-//         | start NAME | stop NAME | poweroff NAME | destroy [-f] NAME | devices NAME [--json]
-//         | console NAME   (attach to com1; "~." detaches, the guest keeps running)
+//   vmctl [-S SOCKET] list [-v] [--json] | info NAME | create [-t T] [-s SIZE] [-c N] [-m MEM] NAME
+//         | start NAME | stop NAME | restart NAME | poweroff NAME | destroy [-f] NAME
+//         | devices NAME [--json] | console NAME ("~." detaches, the guest keeps running)
+//         | configure NAME | add -d SIZE NAME | rename NAME NEW | clone NAME NEW
 #include <CLI/CLI.hpp>
 #include <capnp/ez-rpc.h>
 #include <fmt/format.h>
@@ -14,7 +15,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
+#include <sstream>
+#include <vector>
 
 #include "control.capnp.h"
 
@@ -33,6 +37,37 @@ std::string jsonString(const std::string& text) {
     out += c;
   }
   return out + "\"";
+}
+
+struct Usage {
+  std::string cpu = "-";
+  std::string rss = "-";
+  std::string uptime = "-";
+};
+
+// %CPU since start, resident size and uptime of a running core (from /proc).
+Usage processUsage(int pid) {
+  Usage usage;
+  if (pid <= 0) return usage;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return usage;
+  std::istringstream fields(line.substr(line.rfind(')') + 2));
+  std::vector<std::string> values;
+  for (std::string value; fields >> value;) values.push_back(value);
+  if (values.size() < 22) return usage;
+  double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  double cpuSeconds = (std::stod(values[11]) + std::stod(values[12])) / ticks;
+  double startedAt = std::stod(values[19]) / ticks;
+  std::ifstream uptimeFile("/proc/uptime");
+  double systemUptime = 0;
+  uptimeFile >> systemUptime;
+  double alive = std::max(0.01, systemUptime - startedAt);
+  usage.cpu = fmt::format("{:.1f}", 100.0 * cpuSeconds / alive);
+  usage.rss = fmt::format("{}M", std::stol(values[21]) * ::sysconf(_SC_PAGESIZE) / (1 << 20));
+  int seconds = static_cast<int>(alive);
+  usage.uptime = fmt::format("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60);
+  return usage;
 }
 
 // Copies between the terminal and the console socket until "~." at the start
@@ -126,9 +161,21 @@ int main(int argc, char** argv) {
   auto* devices = app.add_subcommand("devices", "a VM's device servers: pid, state, restarts, sandbox");
   devices->add_flag("--json", json);
   auto* console = app.add_subcommand("console", "attach to a VM's serial console (~. detaches)");
-  for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console}) {
+  auto* restart = app.add_subcommand("restart", "stop (ACPI) and start a VM again");
+  auto* configure = app.add_subcommand("configure", "edit a VM's configuration in $EDITOR (validated on save)");
+  auto* add = app.add_subcommand("add", "add a device to a VM");
+  std::string diskSize;
+  add->add_option("-d", diskSize, "a new virtio-blk disk of this size")->required();
+  std::string newName;
+  auto* rename = app.add_subcommand("rename", "rename a stopped VM");
+  auto* clone = app.add_subcommand("clone", "copy a stopped VM, disks included, under a new name");
+  bool verbose = false;
+  list->add_flag("-v", verbose, "add %CPU, RSZ and UPTIME");
+  for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console, restart, configure, add, rename,
+                        clone}) {
     command->add_option("name", name, "VM name")->required();
   }
+  for (auto* command : {rename, clone}) command->add_option("new-name", newName, "new VM name")->required();
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -148,12 +195,18 @@ int main(int argc, char** argv) {
         }
         std::cout << "]\n";
       } else {
-        std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {}\n", "NAME", "DATASTORE", "LOADER", "CPU",
-                                 "MEMORY", "VNC", "AUTO", "STATE");
+        std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", "NAME", "DATASTORE", "LOADER",
+                                 "CPU", "MEMORY", "VNC", "AUTO", "STATE")
+                  << (verbose ? fmt::format(" {:>6} {:>10} {:>10}", "%CPU", "RSZ", "UPTIME") : "") << '\n';
         for (auto vm : vms) {
-          std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {}\n", vm.getName().cStr(),
+          std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", vm.getName().cStr(),
                                    vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
                                    "-", "No", vm.getState().cStr());
+          if (verbose) {
+            auto usage = processUsage(vm.getPid());
+            std::cout << fmt::format(" {:>6} {:>10} {:>10}", usage.cpu, usage.rss, usage.uptime);
+          }
+          std::cout << '\n';
         }
       }
     } else if (info->parsed()) {
@@ -226,6 +279,55 @@ int main(int argc, char** argv) {
                                    d.getLastViolation().size() ? std::string(" [violation: ") + d.getLastViolation().cStr() + "]" : "");
         }
       }
+    } else if (restart->parsed()) {
+      auto request = vmmd.restartRequest();
+      request.setName(name);
+      request.send().wait(waitScope);
+      std::cout << "Restarted " << name << '\n';
+    } else if (rename->parsed()) {
+      auto request = vmmd.renameRequest();
+      request.setName(name);
+      request.setNewName(newName);
+      request.send().wait(waitScope);
+    } else if (clone->parsed()) {
+      auto request = vmmd.cloneRequest();
+      request.setName(name);
+      request.setNewName(newName);
+      request.send().wait(waitScope);
+    } else if (add->parsed()) {
+      auto request = vmmd.addDiskRequest();
+      request.setName(name);
+      request.setSize(diskSize);
+      std::cout << "Added " << request.send().wait(waitScope).getDisk().cStr() << " to " << name << '\n';
+    } else if (configure->parsed()) {
+      auto request = vmmd.infoRequest();
+      request.setName(name);
+      std::string text = request.send().wait(waitScope).getConfig();
+      // Edit a private copy; send it back only if it changed. vmmd validates
+      // it: a refused edit changes nothing and says why.
+      char path[] = "/tmp/vmctl-configure-XXXXXX.conf";
+      int fd = ::mkstemps(path, 5);
+      if (fd < 0 || ::write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        std::cerr << "vmctl: cannot write a temporary file\n";
+        return 1;
+      }
+      ::close(fd);
+      const char* editor = std::getenv("EDITOR");
+      std::string command = std::string(editor && *editor ? editor : "vi") + " '" + path + "'";
+      int edited = std::system(command.c_str());
+      std::ifstream file(path);
+      std::stringstream updated;
+      updated << file.rdbuf();
+      ::unlink(path);
+      if (edited != 0) {
+        std::cerr << "vmctl: editor failed; nothing changed\n";
+        return 1;
+      }
+      if (updated.str() == text) return 0;
+      auto save = vmmd.configureRequest();
+      save.setName(name);
+      save.setConfig(updated.str());
+      save.send().wait(waitScope);
     } else if (console->parsed()) {
       auto request = vmmd.infoRequest();
       request.setName(name);

@@ -18,6 +18,14 @@ interface Vmmd {
   poweroff @5 (name :Text) -> ();
   destroy @6 (name :Text, force :Bool) -> ();
   devices @7 (name :Text) -> (devices :List(DeviceStatus));
+  # Stop (power button), wait, start again.
+  restart @8 (name :Text) -> ();
+  rename @9 (name :Text, newName :Text) -> ();
+  clone @10 (name :Text, newName :Text) -> ();
+  # Replaces NAME.conf after validating the new text (vmctl configure).
+  configure @11 (name :Text, config :Text) -> ();
+  # Adds a new virtio-blk disk of `size` (vmctl add -d).
+  addDisk @12 (name :Text, size :Text) -> (disk :Text);
 }
 
 struct VmSummary {

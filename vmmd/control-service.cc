@@ -124,4 +124,61 @@ kj::Promise<void> ControlService::devices(DevicesContext context) {
   });
 }
 
+kj::Promise<void> ControlService::restart(RestartContext context) {
+  std::string name = context.getParams().getName();
+  try {
+    VmRunner& vm = runner(name);
+    if (!vm.running()) {
+      vm.start();
+      return kj::READY_NOW;
+    }
+    vm.stop();
+  } catch (const std::exception& error) {
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(error.what()));
+  }
+  // Give the guest its shutdown, then start again (power off after 30 s).
+  return waitStopped(name, 300).then([this, name]() { runner(name).start(); });
+}
+
+kj::Promise<void> ControlService::waitStopped(std::string name, int tries) {
+  if (!runner(name).running()) return kj::READY_NOW;
+  if (tries == 0) runner(name).poweroff();
+  return io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).then([this, name, tries]() {
+    return waitStopped(name, tries > 0 ? tries - 1 : 0);
+  });
+}
+
+void ControlService::requireStopped(const std::string& name) {
+  if (runner(name).running()) throw DatastoreError("VM '" + name + "' is running; stop it first");
+}
+
+kj::Promise<void> ControlService::rename(RenameContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    requireStopped(name);
+    datastore_.rename(name, context.getParams().getNewName());
+    runners_.erase(name);
+  });
+}
+
+kj::Promise<void> ControlService::clone(CloneContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    requireStopped(name);
+    datastore_.clone(name, context.getParams().getNewName());
+  });
+}
+
+kj::Promise<void> ControlService::configure(ConfigureContext context) {
+  return guarded([&] { datastore_.writeConfig(context.getParams().getName(), context.getParams().getConfig()); });
+}
+
+kj::Promise<void> ControlService::addDisk(AddDiskContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    requireStopped(name);
+    context.getResults().setDisk(datastore_.addDisk(name, context.getParams().getSize()));
+  });
+}
+
 }  // namespace cellvisor

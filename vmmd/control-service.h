@@ -28,10 +28,17 @@ class ControlService final : public proto::Vmmd::Server {
   kj::Promise<void> poweroff(PoweroffContext context) override;
   kj::Promise<void> destroy(DestroyContext context) override;
   kj::Promise<void> devices(DevicesContext context) override;
+  kj::Promise<void> restart(RestartContext context) override;
+  kj::Promise<void> rename(RenameContext context) override;
+  kj::Promise<void> clone(CloneContext context) override;
+  kj::Promise<void> configure(ConfigureContext context) override;
+  kj::Promise<void> addDisk(AddDiskContext context) override;
 
  private:
   VmRunner& runner(const std::string& name);
   void fillSummary(proto::VmSummary::Builder summary, const std::string& name);
+  kj::Promise<void> waitStopped(std::string name, int tries);
+  void requireStopped(const std::string& name);
 
   kj::AsyncIoContext& io_;
   Datastore& datastore_;

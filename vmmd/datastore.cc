@@ -140,6 +140,81 @@ void Datastore::rename(const std::string& from, const std::string& to) {
   fs::rename(vmDirectory(to) / (from + ".conf"), configPath(to));
 }
 
+namespace {
+
+// Copies `from` to `to` block by block, leaving all-zero blocks as holes.
+void copySparse(const fs::path& from, const fs::path& to) {
+  UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) throwSystemError("open " + from.string());
+  UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out) throwSystemError("create " + to.string());
+  struct stat st{};
+  checkSyscall(::fstat(in.get(), &st), "fstat");
+  checkSyscall(::ftruncate(out.get(), st.st_size), "ftruncate");
+  std::vector<char> block(1 << 16);
+  for (off_t offset = 0; offset < st.st_size;) {
+    ssize_t count = ::pread(in.get(), block.data(), block.size(), offset);
+    if (count <= 0) break;
+    bool zero = std::all_of(block.begin(), block.begin() + count, [](char c) { return c == 0; });
+    if (!zero && ::pwrite(out.get(), block.data(), static_cast<size_t>(count), offset) != count) {
+      throwSystemError("write " + to.string());
+    }
+    offset += count;
+  }
+  checkSyscall(::fsync(out.get()), "fsync");
+}
+
+}  // namespace
+
+void Datastore::clone(const std::string& from, const std::string& to) {
+  VmConfig config = load(from);
+  fs::path target = vmDirectory(to);
+  if (fs::exists(target)) throw DatastoreError("VM '" + to + "' already exists");
+  if (::mkdir(target.c_str(), 0700) != 0) throwSystemError("mkdir " + target.string());
+  try {
+    for (const auto& [index, disk] : config.disks) {
+      if (disk.dev == "custom") continue;  // Not ours to copy: the clone shares it.
+      copySparse(diskPath(from, disk), diskPath(to, disk));
+    }
+    // A clone must not share its identity: drop uuid and MAC addresses.
+    std::vector<std::pair<std::string, std::string>> entries;
+    for (const auto& entry : config.entries) {
+      if (entry.first == "uuid" || entry.first.find("_mac") != std::string::npos) continue;
+      entries.push_back(entry);
+    }
+    writeFileAtomically(configPath(to), formatVmConfig(entries));
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove_all(target, ignored);
+    throw;
+  }
+}
+
+std::string Datastore::addDisk(const std::string& name, const std::string& size) {
+  VmConfig config = load(name);
+  int index = 0;
+  while (config.disks.count(index)) ++index;
+  uint64_t bytes = 0;
+  try {
+    bytes = parseMemorySize(size);
+  } catch (const ConfigError& error) {
+    throw DatastoreError(std::string("disk size: ") + error.what());
+  }
+  std::string file = fmt::format("disk{}.img", index);
+  auto entries = config.entries;
+  entries.emplace_back(fmt::format("disk{}_type", index), "virtio-blk");
+  entries.emplace_back(fmt::format("disk{}_name", index), file);
+  entries.emplace_back(fmt::format("disk{}_size", index), size);
+  std::string text = formatVmConfig(entries);
+  parseVmConfig(text, configPath(name));
+  fs::path image = vmDirectory(name) / file;
+  UniqueFd fd(::open(image.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!fd) throwSystemError("create " + image.string());
+  if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0) throwSystemError("size " + image.string());
+  writeFileAtomically(configPath(name), text);
+  return fmt::format("disk{}", index);
+}
+
 void Datastore::writeConfig(const std::string& name, const std::string& text) {
   if (!exists(name)) throw DatastoreError("no VM named '" + name + "'");
   parseVmConfig(text, configPath(name));  // Refuse before replacing.

@@ -43,6 +43,10 @@ class Datastore {
   void create(const std::string& name, const CreateOptions& options);
   void destroy(const std::string& name);
   void rename(const std::string& from, const std::string& to);
+  // Copies the VM with its disks (holes stay holes) under a new name.
+  void clone(const std::string& from, const std::string& to);
+  // Adds diskN (the next free N): a sparse image of `size` and its config lines.
+  std::string addDisk(const std::string& name, const std::string& size);
   // Replaces NAME.conf after validating the new text.
   void writeConfig(const std::string& name, const std::string& text);
   // Installs a template file (vmctl init copies the shipped ones).

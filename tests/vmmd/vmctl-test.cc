@@ -158,6 +158,38 @@ TEST_F(Vmctl, ClearErrors) {
   EXPECT_EQ(vmctl({"destroy", "-f", "busy"}).first, 0);
 }
 
+TEST_F(Vmctl, ManageStoppedVms) {
+  ASSERT_EQ(vmctl({"create", "-t", "stress", "base"}).first, 0);
+  EXPECT_EQ(vmctl({"add", "-d", "8M", "base"}).second, "Added disk1 to base\n");
+  EXPECT_EQ(fs::file_size(root / "store" / "base" / "disk1.img"), 8u << 20);
+  EXPECT_EQ(vmctl({"clone", "base", "copy"}).first, 0);
+  EXPECT_TRUE(fs::exists(root / "store" / "copy" / "disk1.img"));
+  EXPECT_EQ(vmctl({"rename", "copy", "moved"}).first, 0);
+  EXPECT_TRUE(fs::exists(root / "store" / "moved" / "moved.conf"));
+  EXPECT_FALSE(fs::exists(root / "store" / "copy"));
+
+  // configure: an editor that changes cpu, then one that breaks the file.
+  ::setenv("EDITOR", "sed -i s/cpu=.1./cpu=\\\"2\\\"/", 1);
+  EXPECT_EQ(vmctl({"configure", "moved"}).first, 0);
+  EXPECT_NE(vmctl({"info", "moved"}).second.find("cpu: 2"), std::string::npos);
+  ::setenv("EDITOR", "sh -c 'echo bogus=1 >> \"$0\"'", 1);
+  auto [refused, message] = vmctl({"configure", "moved"});
+  EXPECT_EQ(refused, 1);
+  EXPECT_NE(message.find("bogus: unknown configuration key"), std::string::npos) << message;
+  EXPECT_NE(vmctl({"info", "moved"}).second.find("cpu: 2"), std::string::npos) << "unchanged by the refused edit";
+  ::unsetenv("EDITOR");
+
+  // restart: the stress guest has no ACPI handler, so the button stops it at once.
+  ASSERT_EQ(vmctl({"start", "moved"}).first, 0);
+  std::string before = vmctl({"list", "-v"}).second;
+  EXPECT_NE(before.find("UPTIME"), std::string::npos) << before;
+  EXPECT_EQ(vmctl({"rename", "moved", "x"}).first, 1) << "running VMs are not renamed";
+  EXPECT_EQ(vmctl({"restart", "moved"}).first, 0);
+  std::string after = vmctl({"list"}).second;
+  EXPECT_NE(after.find("running"), std::string::npos) << after;
+  EXPECT_EQ(vmctl({"destroy", "-f", "moved"}).first, 0);
+}
+
 TEST_F(Vmctl, SocketIsPrivateToItsOwner) {
   struct stat st{};
   ASSERT_EQ(::stat(socket.c_str(), &st), 0);

@@ -189,9 +189,9 @@ int main(int argc, char** argv) {
         for (unsigned i = 0; i < vms.size(); ++i) {
           auto vm = vms[i];
           std::cout << (i ? "," : "") << fmt::format(
-              R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"state":{},"pid":{}}})",
+              R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{}}})",
               jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()), vm.getCpu(),
-              jsonString(vm.getMemory()), jsonString(vm.getState()), vm.getPid());
+              jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false", jsonString(vm.getState()), vm.getPid());
         }
         std::cout << "]\n";
       } else {
@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
         for (auto vm : vms) {
           std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", vm.getName().cStr(),
                                    vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
-                                   "-", "No", vm.getState().cStr());
+                                   "-", vm.getAutostart() ? "Yes" : "No", vm.getState().cStr());
           if (verbose) {
             auto usage = processUsage(vm.getPid());
             std::cout << fmt::format(" {:>6} {:>10} {:>10}", usage.cpu, usage.rss, usage.uptime);

@@ -38,6 +38,7 @@ struct VmSummary {
   pid @6 :Int32;
   lastExit @7 :Text;       # how the core last ended, e.g. "poweroff"
   consolePath @8 :Text;
+  autostart @9 :Bool;      # listed in vm_list
 }
 
 struct DeviceStatus {

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 namespace cellvisor {
@@ -23,6 +25,33 @@ kj::Promise<void> guarded(Body&& body) {
 
 ControlService::ControlService(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary)
     : io_(io), datastore_(datastore), coreBinary_(std::move(coreBinary)) {}
+
+kj::Promise<void> ControlService::autostart() {
+  auto settings = datastore_.autostart();
+  kj::Promise<void> chain = kj::READY_NOW;
+  for (size_t i = 0; i < settings.names.size(); ++i) {
+    std::string name = settings.names[i];
+    auto delay = i == 0 ? 0 * kj::SECONDS : settings.delaySeconds * kj::SECONDS;
+    chain = chain.then([this, delay]() { return io_.provider->getTimer().afterDelay(delay); }).then([this, name]() {
+      try {
+        runner(name).start();
+        std::cerr << "vmmd: autostart: started " << name << '\n';
+      } catch (const std::exception& error) {
+        std::cerr << "vmmd: autostart: " << name << ": " << error.what() << '\n';
+      }
+    });
+  }
+  return chain;
+}
+
+bool ControlService::autostarted(const std::string& name) const {
+  try {
+    auto names = datastore_.autostart().names;
+    return std::find(names.begin(), names.end(), name) != names.end();
+  } catch (const std::exception&) {
+    return false;
+  }
+}
 
 VmRunner& ControlService::runner(const std::string& name) {
   if (!datastore_.exists(name)) throw DatastoreError("no VM named '" + name + "'");
@@ -47,6 +76,7 @@ void ControlService::fillSummary(proto::VmSummary::Builder summary, const std::s
   summary.setState(vm.running() ? fmt::format("running ({})", vm.pid()) : "stopped");
   summary.setLastExit(vm.lastExit());
   summary.setConsolePath(vm.consolePath());
+  summary.setAutostart(autostarted(name));
 }
 
 kj::Promise<void> ControlService::list(ListContext context) {

@@ -18,6 +18,9 @@ namespace cellvisor {
 class ControlService final : public proto::Vmmd::Server {
  public:
   ControlService(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary);
+  // Starts the datastore's vm_list in order, vm_delay seconds apart.
+  kj::Promise<void> autostart();
+  bool autostarted(const std::string& name) const;
 
  protected:
   kj::Promise<void> list(ListContext context) override;

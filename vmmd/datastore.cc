@@ -221,6 +221,42 @@ void Datastore::writeConfig(const std::string& name, const std::string& text) {
   writeFileAtomically(configPath(name), text);
 }
 
+Datastore::Autostart Datastore::autostart() const {
+  Autostart result;
+  fs::path path = root_ / ".config" / "system.conf";
+  std::ifstream file(path);
+  std::string line;
+  for (int number = 1; std::getline(file, line); ++number) {
+    auto hash = line.find('#');
+    line = line.substr(0, hash);
+    auto equals = line.find('=');
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    if (equals == std::string::npos) throw DatastoreError(fmt::format("{}:{}: expected key=\"value\"", path.string(), number));
+    std::string key = line.substr(0, equals);
+    std::string value = line.substr(equals + 1);
+    key.erase(0, key.find_first_not_of(" \t"));
+    key.erase(key.find_last_not_of(" \t") + 1);
+    value.erase(0, value.find_first_not_of(" \t\""));
+    value.erase(value.find_last_not_of(" \t\"\r") + 1);
+    if (key == "vm_list") {
+      std::istringstream names(value);
+      for (std::string name; names >> name;) {
+        if (!isValidVmName(name)) throw DatastoreError(fmt::format("{}:{}: vm_list: invalid VM name '{}'", path.string(), number, name));
+        result.names.push_back(name);
+      }
+    } else if (key == "vm_delay") {
+      try {
+        result.delaySeconds = static_cast<unsigned>(std::stoul(value));
+      } catch (const std::exception&) {
+        throw DatastoreError(fmt::format("{}:{}: vm_delay: expected seconds", path.string(), number));
+      }
+    } else {
+      throw DatastoreError(fmt::format("{}:{}: {}: unknown configuration key", path.string(), number, key));
+    }
+  }
+  return result;
+}
+
 void Datastore::installTemplate(const std::string& name, const std::string& text) {
   if (!isValidVmName(name)) throw DatastoreError("invalid template name '" + name + "'");
   parseVmConfig(text, name + ".conf");

@@ -49,6 +49,13 @@ class Datastore {
   std::string addDisk(const std::string& name, const std::string& size);
   // Replaces NAME.conf after validating the new text.
   void writeConfig(const std::string& name, const std::string& text);
+  // vm-bhyve's autostart settings in .config/system.conf: vm_list="a b"
+  // (start order) and vm_delay="N" (seconds between starts).
+  struct Autostart {
+    std::vector<std::string> names;
+    unsigned delaySeconds = 0;
+  };
+  Autostart autostart() const;
   // Installs a template file (vmctl init copies the shipped ones).
   void installTemplate(const std::string& name, const std::string& text);
 

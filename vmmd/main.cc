@@ -68,7 +68,12 @@ int main(int argc, char** argv) {
     auto address = io.provider->getNetwork().parseAddress("unix:" + socketPath).wait(io.waitScope);
     auto listener = address->listen();
     ::umask(old);
-    capnp::TwoPartyServer server(kj::heap<cellvisor::ControlService>(io, datastore, core));
+    auto service = kj::heap<cellvisor::ControlService>(io, datastore, core);
+    auto& control = *service;
+    capnp::TwoPartyServer server(kj::mv(service));
+    auto autostart = control.autostart().eagerlyEvaluate([](kj::Exception&& error) {
+      std::cerr << "vmmd: autostart: " << error.getDescription().cStr() << '\n';
+    });
     std::cerr << "vmmd: serving " << datastorePath << " on " << socketPath << '\n';
     auto shutdown = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
     acceptLoop(*listener, server).exclusiveJoin(shutdown.ignoreResult()).wait(io.waitScope);

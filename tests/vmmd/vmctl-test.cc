@@ -190,6 +190,23 @@ TEST_F(Vmctl, ManageStoppedVms) {
   EXPECT_EQ(vmctl({"destroy", "-f", "moved"}).first, 0);
 }
 
+TEST_F(Vmctl, AutostartFromVmList) {
+  ASSERT_EQ(vmctl({"create", "-t", "stress", "first"}).first, 0);
+  ASSERT_EQ(vmctl({"create", "-t", "stress", "second"}).first, 0);
+  std::ofstream(root / "store" / ".config" / "system.conf") << "vm_list=\"first second\"\nvm_delay=\"0\"\n";
+  // A new vmmd starts them on its own.
+  daemon->signal(SIGTERM);
+  daemon->wait(std::chrono::seconds(10));
+  daemon = std::make_unique<CoreProcess>(
+      std::vector<std::string>{env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
+  ASSERT_TRUE(daemon->waitFor("autostart: started second")) << daemon->output();
+  std::string list = vmctl({"list", "--json"}).second;
+  EXPECT_NE(list.find(R"("name":"first","datastore":)"), std::string::npos) << list;
+  EXPECT_NE(list.find(R"("auto":true,"state":"running)"), std::string::npos) << list;
+  EXPECT_EQ(vmctl({"destroy", "-f", "first"}).first, 0);
+  EXPECT_EQ(vmctl({"destroy", "-f", "second"}).first, 0);
+}
+
 TEST_F(Vmctl, SocketIsPrivateToItsOwner) {
   struct stat st{};
   ASSERT_EQ(::stat(socket.c_str(), &st), 0);

@@ -37,7 +37,8 @@ VmRunner::VmRunner(kj::AsyncIoContext& io, Datastore& datastore, std::string cor
     : io_(io), datastore_(datastore), coreBinary_(std::move(coreBinary)), name_(std::move(name)) {}
 
 VmRunner::~VmRunner() {
-  if (pid_ > 0) ::kill(pid_, SIGKILL);
+  // vmmd is going away: ask the guest to shut down (ACPI power button).
+  if (pid_ > 0) ::kill(pid_, SIGTERM);
 }
 
 std::string VmRunner::consolePath() const { return datastore_.vmDirectory(name_) / "console.sock"; }

@@ -169,6 +169,14 @@ int main(int argc, char** argv) {
   std::string newName;
   auto* rename = app.add_subcommand("rename", "rename a stopped VM");
   auto* clone = app.add_subcommand("clone", "copy a stopped VM, disks included, under a new name");
+  auto* device = app.add_subcommand("device", "act on one device server of a running VM");
+  device->require_subcommand(1);
+  auto* deviceRestart = device->add_subcommand("restart", "restart it (optionally on a new binary: live upgrade)");
+  std::string deviceName;
+  std::string binary;
+  deviceRestart->add_option("name", name, "VM name")->required();
+  deviceRestart->add_option("device", deviceName, "device, as vmctl devices names it")->required();
+  deviceRestart->add_option("binary", binary, "absolute path of the new server binary");
   bool verbose = false;
   list->add_flag("-v", verbose, "add %CPU, RSZ and UPTIME");
   for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console, restart, configure, add, rename,
@@ -279,6 +287,13 @@ int main(int argc, char** argv) {
                                    d.getLastViolation().size() ? std::string(" [violation: ") + d.getLastViolation().cStr() + "]" : "");
         }
       }
+    } else if (deviceRestart->parsed()) {
+      auto request = vmmd.restartDeviceRequest();
+      request.setName(name);
+      request.setDevice(deviceName);
+      request.setBinary(binary);
+      request.send().wait(waitScope);
+      std::cout << "Restarting " << deviceName << " of " << name << (binary.empty() ? "" : " on " + binary) << '\n';
     } else if (restart->parsed()) {
       auto request = vmmd.restartRequest();
       request.setName(name);

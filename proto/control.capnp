@@ -26,6 +26,9 @@ interface Vmmd {
   configure @11 (name :Text, config :Text) -> ();
   # Adds a new virtio-blk disk of `size` (vmctl add -d).
   addDisk @12 (name :Text, size :Text) -> (disk :Text);
+  # Restarts one device server of a running VM through the crash-restart
+  # path, optionally on a new binary: a live upgrade the guest does not see.
+  restartDevice @13 (name :Text, device :Text, binary :Text) -> ();
 }
 
 struct VmSummary {
@@ -50,6 +53,19 @@ struct DeviceStatus {
   policy @5 :Text;
   sandbox @6 :Text;        # off | log | enforce
   lastViolation @7 :Text;
+}
+
+# vmmd -> vmm-core, over the same socket.
+struct CoreCommand {
+  union {
+    restartDevice @0 :RestartDevice;
+    reportDevices @1 :Void;   # send a DeviceReport now
+  }
+}
+
+struct RestartDevice {
+  device @0 :Text;
+  binary @1 :Text;   # empty: the same binary
 }
 
 # vmm-core -> vmmd, over the core's status pipe, whenever a device changes.

@@ -211,4 +211,15 @@ kj::Promise<void> ControlService::addDisk(AddDiskContext context) {
   });
 }
 
+kj::Promise<void> ControlService::restartDevice(RestartDeviceContext context) {
+  auto params = context.getParams();
+  try {
+    std::string binary = params.getBinary();
+    if (!binary.empty() && binary.front() != '/') throw DatastoreError("the new binary needs an absolute path");
+    return runner(params.getName()).restartDevice(params.getDevice(), binary);
+  } catch (const std::exception& error) {
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(error.what()));
+  }
+}
+
 }  // namespace cellvisor

@@ -36,6 +36,7 @@ class ControlService final : public proto::Vmmd::Server {
   kj::Promise<void> clone(CloneContext context) override;
   kj::Promise<void> configure(ConfigureContext context) override;
   kj::Promise<void> addDisk(AddDiskContext context) override;
+  kj::Promise<void> restartDevice(RestartDeviceContext context) override;
 
  private:
   VmRunner& runner(const std::string& name);

@@ -131,6 +131,20 @@ kj::Promise<void> VmRunner::readReports() {
   });
 }
 
+kj::Promise<void> VmRunner::restartDevice(const std::string& device, const std::string& binary) {
+  if (pid_ <= 0 || reports_.get() == nullptr) throw DatastoreError("VM '" + name_ + "' is not running");
+  bool known = false;
+  for (const auto& snapshot : devices_) known |= snapshot.name == device;
+  if (!known) throw DatastoreError("VM '" + name_ + "' has no device '" + device + "'");
+  auto message = kj::heap<capnp::MallocMessageBuilder>();
+  auto command = message->initRoot<proto::CoreCommand>().initRestartDevice();
+  command.setDevice(device);
+  command.setBinary(binary);
+  auto& stream = *reports_;
+  auto& builder = *message;
+  return capnp::writeMessage(stream, builder).attach(kj::mv(message));
+}
+
 void VmRunner::stop() {
   if (pid_ <= 0) throw DatastoreError("VM '" + name_ + "' is not running");
   stopping_ = true;

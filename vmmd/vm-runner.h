@@ -36,6 +36,8 @@ class VmRunner : private kj::TaskSet::ErrorHandler {
   void start();
   void stop();      // ACPI power button
   void poweroff();  // SIGKILL
+  // Asks the core to restart (or upgrade) one device server.
+  kj::Promise<void> restartDevice(const std::string& device, const std::string& binary);
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   const std::string& lastExit() const { return lastExit_; }

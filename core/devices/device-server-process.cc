@@ -193,6 +193,24 @@ void DeviceServerProcess::restart() {
   spawn(true);
 }
 
+void DeviceServerProcess::requestRestart(const std::string& binary) {
+  if (!binary.empty() && ::access(binary.c_str(), X_OK) != 0) {
+    throw std::invalid_argument(launch_.deviceName + ": " + binary + " is not an executable");
+  }
+  try {
+    pause();  // Finish what is in flight; the successor resumes from the state segment.
+  } catch (const DeviceUnavailable&) {
+    // Already dead or hung: replacing it is exactly what is wanted.
+  }
+  {
+    std::lock_guard lock(processMutex_);
+    if (!binary.empty()) launch_.binary = binary;
+  }
+  requestedExit_ = true;
+  pid_t pid = pid_.load();
+  if (pid > 0) ::kill(pid, SIGKILL);
+}
+
 void DeviceServerProcess::pause() {
   auto reply = call([](proto::Request::Builder request) { request.setPause(); });
   if (!reply.root<proto::Reply>().isDone()) throw DeviceUnavailable(launch_.deviceName + ": pause refused");

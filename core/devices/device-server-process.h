@@ -47,6 +47,12 @@ class DeviceServerProcess {
   // reap() collects the dead process and describes how it ended.
   std::string reap();
   void restart();
+  // Live upgrade / restart on request: quiesce, switch binary (if given),
+  // end this instance; the supervisor starts the next one at once and does
+  // not count it as a crash. Throws if the binary is not executable.
+  void requestRestart(const std::string& binary);
+  // True once after a requestRestart()-caused exit.
+  bool takeRequestedExit() { return requestedExit_.exchange(false); }
   // Snapshot and restore through the state segment: pause() quiesces the
   // server (in-flight requests finish, nothing new is taken), saveState()
   // copies the segment, resume() lets it go on. restoreState() loads a saved
@@ -114,6 +120,7 @@ class DeviceServerProcess {
   std::atomic<uint32_t> generation_{0};  // Bumped by every (re)start.
   std::atomic<bool> failed_{false};
   std::atomic<bool> supervised_{false};
+  std::atomic<bool> requestedExit_{false};
   uint32_t restarts_ = 0;
   std::string lastExit_;
   std::string lastViolation_;

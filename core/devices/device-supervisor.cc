@@ -47,6 +47,13 @@ void DeviceSupervisor::onExit() {
   poll_ = nullptr;
   std::string how = process_.reap();
   if (shuttingDown_()) return;
+  if (process_.takeRequestedExit()) {
+    // Asked for (restart or upgrade): not a crash, no back-off.
+    std::cerr << fmt::format("vmm-core: {}: restarting on request ({})\n", process_.deviceName(), process_.launch().binary);
+    youngDeaths_ = 0;
+    restartNow();
+    return;
+  }
 
   bool young = std::chrono::steady_clock::now() - started_ < YOUNG;
   youngDeaths_ = young ? youngDeaths_ + 1 : 0;

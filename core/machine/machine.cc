@@ -270,6 +270,18 @@ int Machine::run() {
         &loop_, *device.process, [this] { return stopping_.load(); }, [this] { reportDevices(); });
   }
   reportDevices();
+  if (config_.statusFd >= 0 && uv_poll_init(&loop_, &statusPoll_, config_.statusFd) == 0) {
+    statusPolled_ = true;
+    statusPoll_.data = this;
+    uv_poll_start(&statusPoll_, UV_READABLE, [](uv_poll_t* poll, int status, int) {
+      auto* self = static_cast<Machine*>(poll->data);
+      if (status < 0) {
+        uv_poll_stop(poll);
+        return;
+      }
+      self->handleCoreCommand();
+    });
+  }
   ioThread_ = std::thread([this] { runIoLoop(); });
 
   {
@@ -309,8 +321,31 @@ void Machine::runIoLoop() {
            reinterpret_cast<uv_handle_t*>(&haltProbe_)}) {
     uv_close(handle, nullptr);
   }
+  if (statusPolled_) uv_close(reinterpret_cast<uv_handle_t*>(&statusPoll_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+}
+
+void Machine::handleCoreCommand() {
+  try {
+    capnp::StreamFdMessageReader message(config_.statusFd);
+    auto command = message.getRoot<proto::CoreCommand>();
+    if (command.isRestartDevice()) {
+      std::string device = command.getRestartDevice().getDevice();
+      for (auto& server : serverDevices_) {
+        if (server.process->deviceName() != device) continue;
+        server.process->requestRestart(command.getRestartDevice().getBinary());
+        return;
+      }
+      std::cerr << "vmm-core: restart request for unknown device " << device << '\n';
+    } else if (command.isReportDevices()) {
+      reportDevices();
+    }
+  } catch (const kj::Exception&) {
+    uv_poll_stop(&statusPoll_);  // vmmd closed its end.
+  } catch (const std::exception& error) {
+    std::cerr << "vmm-core: " << error.what() << '\n';
+  }
 }
 
 void Machine::reportDevices() {

@@ -67,6 +67,7 @@ class Machine : public MachineControl {
   void runIoLoop();
   void stopVcpus();
   void reportDevices();
+  void handleCoreCommand();
 
   MachineConfig config_;
   std::unique_ptr<Hypervisor> hypervisor_;
@@ -102,6 +103,8 @@ class Machine : public MachineControl {
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
   uv_timer_t haltProbe_{};
+  uv_poll_t statusPoll_{};
+  bool statusPolled_ = false;
   std::thread ioThread_;
 
   std::mutex exitMutex_;

@@ -76,8 +76,13 @@ void DeviceServerProcess::spawn(bool restart) {
   // A fresh process in its own PID, mount, network, IPC and UTS namespaces
   // (clone3 without a stack: fork semantics). Without privilege for that,
   // a plain fork that joins what namespaces it can below.
+  bool rejoin = netNamespace_ && ipcNamespace_ && utsNamespace_ && mountNamespace_;
+  int mountFd = mountNamespace_.get();
+  int netFd = netNamespace_.get();
+  int ipcFd = ipcNamespace_.get();
+  int utsFd = utsNamespace_.get();
   clone_args args{};
-  args.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+  args.flags = CLONE_NEWPID | (rejoin ? 0 : CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
   args.exit_signal = SIGCHLD;
   pid_t pid = root ? static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof(args))) : -1;
   if (pid < 0) pid = ::fork();
@@ -89,9 +94,17 @@ void DeviceServerProcess::spawn(bool restart) {
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     for (int signal = 1; signal < NSIG; ++signal) ::signal(signal, SIG_DFL);
-    // Own network, IPC and UTS namespaces: no network but what it is handed
-    // (already done when clone3 made them; fails harmlessly unprivileged).
-    ::unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+    // Own network, IPC and UTS namespaces: no network but what it is handed.
+    // A restart rejoins its predecessor's; the first start made them in
+    // clone3 (or, unprivileged, tries here and carries on without).
+    if (rejoin) {
+      if (::setns(mountFd, CLONE_NEWNS) != 0 || ::setns(netFd, CLONE_NEWNET) != 0 ||
+          ::setns(ipcFd, CLONE_NEWIPC) != 0 || ::setns(utsFd, CLONE_NEWUTS) != 0) {
+        ::_exit(126);
+      }
+    } else {
+      ::unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+    }
     if (::dup2(theirs.get(), BOOTSTRAP_FD) < 0) ::_exit(126);
     ::syscall(SYS_close_range, BOOTSTRAP_FD + 1, ~0u, 0);  // No stray fds.
     if (root) {
@@ -106,6 +119,15 @@ void DeviceServerProcess::spawn(bool restart) {
     ::_exit(127);
   }
   theirs.reset();
+  if (!rejoin && root) {
+    auto open = [&](const char* kind) {
+      return UniqueFd(::open(fmt::format("/proc/{}/ns/{}", pid, kind).c_str(), O_RDONLY | O_CLOEXEC));
+    };
+    mountNamespace_ = open("mnt");
+    netNamespace_ = open("net");
+    ipcNamespace_ = open("ipc");
+    utsNamespace_ = open("uts");
+  }
   {
     std::lock_guard lock(processMutex_);
     pid_ = pid;

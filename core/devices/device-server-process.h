@@ -124,6 +124,13 @@ class DeviceServerProcess {
   uint32_t restarts_ = 0;
   std::string lastExit_;
   std::string lastViolation_;
+  // The first instance's mount, network, IPC and UTS namespaces, kept open so
+  // restarts join them instead of paying for new ones (a network namespace
+  // costs milliseconds to create).
+  UniqueFd mountNamespace_;
+  UniqueFd netNamespace_;
+  UniqueFd ipcNamespace_;
+  UniqueFd utsNamespace_;
 };
 
 class DeviceUnavailable : public std::runtime_error {

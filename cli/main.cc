@@ -162,6 +162,8 @@ int main(int argc, char** argv) {
   devices->add_flag("--json", json);
   auto* console = app.add_subcommand("console", "attach to a VM's serial console (~. detaches)");
   auto* restart = app.add_subcommand("restart", "stop (ACPI) and start a VM again");
+  auto* reset = app.add_subcommand("reset", "hard reset: power off and start again");
+  auto* init = app.add_subcommand("init", "install the shipped templates into the datastore");
   auto* configure = app.add_subcommand("configure", "edit a VM's configuration in $EDITOR (validated on save)");
   auto* add = app.add_subcommand("add", "add a device to a VM");
   std::string diskSize;
@@ -179,8 +181,8 @@ int main(int argc, char** argv) {
   deviceRestart->add_option("binary", binary, "absolute path of the new server binary");
   bool verbose = false;
   list->add_flag("-v", verbose, "add %CPU, RSZ and UPTIME");
-  for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console, restart, configure, add, rename,
-                        clone}) {
+  for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console, restart, reset, configure, add,
+                        rename, clone}) {
     command->add_option("name", name, "VM name")->required();
   }
   for (auto* command : {rename, clone}) command->add_option("new-name", newName, "new VM name")->required();
@@ -294,6 +296,14 @@ int main(int argc, char** argv) {
       request.setBinary(binary);
       request.send().wait(waitScope);
       std::cout << "Restarting " << deviceName << " of " << name << (binary.empty() ? "" : " on " + binary) << '\n';
+    } else if (reset->parsed()) {
+      auto request = vmmd.resetRequest();
+      request.setName(name);
+      request.send().wait(waitScope);
+      std::cout << "Reset " << name << '\n';
+    } else if (init->parsed()) {
+      auto installed = vmmd.initRequest().send().wait(waitScope).getInstalled();
+      for (auto name : installed) std::cout << "Installed template " << name.cStr() << '\n';
     } else if (restart->parsed()) {
       auto request = vmmd.restartRequest();
       request.setName(name);

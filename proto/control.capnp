@@ -29,6 +29,10 @@ interface Vmmd {
   # Restarts one device server of a running VM through the crash-restart
   # path, optionally on a new binary: a live upgrade the guest does not see.
   restartDevice @13 (name :Text, device :Text, binary :Text) -> ();
+  # Hard reset: power off and start again at once.
+  reset @14 (name :Text) -> ();
+  # Installs the shipped templates that the datastore does not have yet.
+  init @15 () -> (installed :List(Text));
 }
 
 struct VmSummary {

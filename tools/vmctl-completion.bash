@@ -4,7 +4,7 @@ _vmctl() {
   local current previous verbs vms
   current="${COMP_WORDS[COMP_CWORD]}"
   previous="${COMP_WORDS[COMP_CWORD-1]}"
-  verbs="list info create start stop restart poweroff destroy devices console configure add rename clone"
+  verbs="init list info create start stop restart reset poweroff destroy devices device console configure add rename clone"
   if [ "$COMP_CWORD" -eq 1 ]; then
     COMPREPLY=($(compgen -W "$verbs" -- "$current"))
     return

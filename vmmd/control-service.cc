@@ -1,5 +1,9 @@
 #include "vmmd/control-service.h"
 
+#include <filesystem>
+
+#include "templates.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -220,6 +224,30 @@ kj::Promise<void> ControlService::restartDevice(RestartDeviceContext context) {
   } catch (const std::exception& error) {
     return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(error.what()));
   }
+}
+
+kj::Promise<void> ControlService::reset(ResetContext context) {
+  std::string name = context.getParams().getName();
+  try {
+    runner(name).poweroff();
+  } catch (const std::exception& error) {
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(error.what()));
+  }
+  return waitStopped(name, 100).then([this, name]() { runner(name).start(); });
+}
+
+kj::Promise<void> ControlService::init(InitContext context) {
+  return guarded([&] {
+    std::vector<std::string> installed;
+    for (const auto& file : templates::EMBEDDED_FILES) {
+      std::string name(file.name.substr(0, file.name.rfind(".conf")));
+      if (std::filesystem::exists(datastore_.root() / ".templates" / file.name)) continue;
+      datastore_.installTemplate(name, std::string(file.text));
+      installed.push_back(name);
+    }
+    auto list = context.getResults().initInstalled(static_cast<unsigned>(installed.size()));
+    for (unsigned i = 0; i < installed.size(); ++i) list.set(i, installed[i]);
+  });
 }
 
 }  // namespace cellvisor

@@ -37,6 +37,8 @@ class ControlService final : public proto::Vmmd::Server {
   kj::Promise<void> configure(ConfigureContext context) override;
   kj::Promise<void> addDisk(AddDiskContext context) override;
   kj::Promise<void> restartDevice(RestartDeviceContext context) override;
+  kj::Promise<void> reset(ResetContext context) override;
+  kj::Promise<void> init(InitContext context) override;
 
  private:
   VmRunner& runner(const std::string& name);

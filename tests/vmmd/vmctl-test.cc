@@ -253,6 +253,27 @@ TEST_F(Vmctl, AutostartFromVmList) {
   EXPECT_EQ(vmctl({"destroy", "-f", "second"}).first, 0);
 }
 
+TEST_F(Vmctl, InitAndReset) {
+  auto [status, output] = vmctl({"init"});
+  EXPECT_EQ(status, 0);
+  EXPECT_NE(output.find("Installed template default"), std::string::npos) << output;
+  EXPECT_TRUE(fs::exists(root / "store" / ".templates" / "default.conf"));
+  EXPECT_EQ(vmctl({"init"}).second, "") << "nothing left to install";
+  ASSERT_EQ(vmctl({"create", "-t", "stress", "r"}).first, 0);
+  ASSERT_EQ(vmctl({"start", "r"}).first, 0);
+  auto pid = [&] {
+    std::string json = vmctl({"list", "--json"}).second;
+    auto at = json.find(R"("pid":)");
+    return at == std::string::npos ? 0 : std::atoi(json.c_str() + at + 6);
+  };
+  int before = pid();
+  EXPECT_EQ(vmctl({"reset", "r"}).first, 0);
+  int after = pid();
+  EXPECT_GT(after, 0);
+  EXPECT_NE(after, before) << "a new core after the reset";
+  EXPECT_EQ(vmctl({"destroy", "-f", "r"}).first, 0);
+}
+
 TEST_F(Vmctl, SocketIsPrivateToItsOwner) {
   struct stat st{};
   ASSERT_EQ(::stat(socket.c_str(), &st), 0);

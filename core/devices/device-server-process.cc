@@ -88,8 +88,6 @@ void DeviceServerProcess::spawn(bool restart) {
   if (pid < 0) pid = ::fork();
   if (pid < 0) throwSystemError("fork");
   if (pid == 0) {
-    // Die with the core rather than serve a VM that is gone.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -115,6 +113,9 @@ void DeviceServerProcess::spawn(bool restart) {
         ::_exit(126);
       }
     }
+    // Die with the core rather than serve a VM that is gone. Set after the
+    // uid change: changing credentials clears it.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::execve(argv[0], argv, envp);
     ::_exit(127);
   }
@@ -174,6 +175,7 @@ void DeviceServerProcess::spawn(bool restart) {
     // The new instance died before reading its bootstrap; the supervisor
     // sees it exit and counts it as another crash.
   }
+  lifeline_ = std::move(ours);
   ++generation_;
 }
 

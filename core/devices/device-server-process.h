@@ -127,6 +127,10 @@ class DeviceServerProcess {
   // The first instance's mount, network, IPC and UTS namespaces, kept open so
   // restarts join them instead of paying for new ones (a network namespace
   // costs milliseconds to create).
+  // Our end of the current instance's bootstrap socket, held open for its
+  // life: when the core dies, the server sees the hang-up and exits (a PID
+  // namespace's init ignores the parent-death signal).
+  UniqueFd lifeline_;
   UniqueFd mountNamespace_;
   UniqueFd netNamespace_;
   UniqueFd ipcNamespace_;

@@ -37,6 +37,17 @@ DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, V
     eventfd_read(resources_.requestDoorbell.get(), &value);
     serveRequests();
   });
+  if (resources_.lifeline >= 0) {
+    // The spawner holds the other end for as long as it lives.
+    int lifeline = resources_.lifeline;
+    watch(lifeline, [this, lifeline] {
+      char byte;
+      if (::read(lifeline, &byte, 1) == 0) {
+        std::cerr << serverName_ << ": spawner gone, exiting\n";
+        uv_stop(&loop_);
+      }
+    });
+  }
   for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) {
     int fd = resources_.queueDoorbells[queue].get();
     watch(fd, [this, fd, queue] {

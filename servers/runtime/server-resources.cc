@@ -17,6 +17,7 @@ ServerResources receiveServerResources(int socket) {
   if (roles.size() != received.fds.size()) throw ProtocolError("bootstrap names more descriptors than it carries");
 
   ServerResources resources;
+  resources.lifeline = socket;
   resources.deviceName = bootstrap.getDeviceName();
   resources.options = bootstrap.getOptions();
   resources.restart = bootstrap.getRestart();

@@ -29,6 +29,8 @@ struct ServerResources {
   std::vector<UniqueFd> queueDoorbells;
   std::vector<UniqueFd> interrupts;
   UniqueFd backend;
+  // The bootstrap socket stays open: its hang-up means the spawner is gone.
+  int lifeline = -1;
 };
 
 // Reads the bootstrap from `socket`; throws ProtocolError naming what is

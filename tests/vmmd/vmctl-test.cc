@@ -137,7 +137,19 @@ TEST_F(Vmctl, DeviceCrashShowsInDevices) {
   EXPECT_NE(devices.find("killed by signal 9"), std::string::npos) << devices;
   auto table = vmctl({"devices", "db"}).second;
   EXPECT_NE(table.find("virtio-blk-4.0"), std::string::npos) << table;
+  pidAt = devices.find(R"("pid":)");
+  pid_t restarted = std::atoi(devices.c_str() + pidAt + 6);
   EXPECT_EQ(vmctl({"poweroff", "db"}).first, 0);
+  // Pulling the plug on the core takes its device servers with it.
+  bool gone = false;
+  for (int i = 0; i < 100 && !gone; ++i) {
+    // Gone, or a zombie waiting for whoever inherited it to reap it.
+    std::ifstream stat("/proc/" + std::to_string(restarted) + "/stat");
+    std::string line;
+    gone = !std::getline(stat, line) || line.substr(line.rfind(')') + 2, 1) == "Z";
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone) << "server " << restarted << " outlived its core";
   EXPECT_EQ(vmctl({"destroy", "-f", "db"}).first, 0);
 }
 

@@ -100,7 +100,8 @@ int main(int argc, char** argv) {
       for (;;) {
         auto info = vmmd.infoRequest();
         info.setName(name);
-        auto vm = info.send().wait(wait).getVm();
+        auto response = info.send().wait(wait);  // Owns what `vm` reads.
+        auto vm = response.getVm();
         if (vm.getPid() == 0 && std::string(vm.getLastExit()) == "poweroff") break;
         std::this_thread::sleep_for(std::chrono::microseconds(200));
       }

@@ -193,7 +193,9 @@ int main(int argc, char** argv) {
     auto& waitScope = client.getWaitScope();
     Vmmd::Client vmmd = client.getMain<Vmmd>();
     if (list->parsed()) {
-      auto vms = vmmd.listRequest().send().wait(waitScope).getVms();
+      // The response owns the message the readers point into: keep it alive.
+      auto response = vmmd.listRequest().send().wait(waitScope);
+      auto vms = response.getVms();
       if (json) {
         std::cout << "[";
         for (unsigned i = 0; i < vms.size(); ++i) {
@@ -268,7 +270,8 @@ int main(int argc, char** argv) {
     } else if (devices->parsed()) {
       auto request = vmmd.devicesRequest();
       request.setName(name);
-      auto list = request.send().wait(waitScope).getDevices();
+      auto response = request.send().wait(waitScope);
+      auto list = response.getDevices();
       if (json) {
         std::cout << "[";
         for (unsigned i = 0; i < list.size(); ++i) {
@@ -302,7 +305,8 @@ int main(int argc, char** argv) {
       request.send().wait(waitScope);
       std::cout << "Reset " << name << '\n';
     } else if (init->parsed()) {
-      auto installed = vmmd.initRequest().send().wait(waitScope).getInstalled();
+      auto response = vmmd.initRequest().send().wait(waitScope);
+      auto installed = response.getInstalled();
       for (auto name : installed) std::cout << "Installed template " << name.cStr() << '\n';
     } else if (restart->parsed()) {
       auto request = vmmd.restartRequest();
@@ -323,11 +327,13 @@ int main(int argc, char** argv) {
       auto request = vmmd.addDiskRequest();
       request.setName(name);
       request.setSize(diskSize);
-      std::cout << "Added " << request.send().wait(waitScope).getDisk().cStr() << " to " << name << '\n';
+      auto response = request.send().wait(waitScope);
+      std::cout << "Added " << response.getDisk().cStr() << " to " << name << '\n';
     } else if (configure->parsed()) {
       auto request = vmmd.infoRequest();
       request.setName(name);
-      std::string text = request.send().wait(waitScope).getConfig();
+      auto response = request.send().wait(waitScope);
+      std::string text = response.getConfig();
       // Edit a private copy; send it back only if it changed. vmmd validates
       // it: a refused edit changes nothing and says why.
       char path[] = "/tmp/vmctl-configure-XXXXXX.conf";
@@ -356,7 +362,8 @@ int main(int argc, char** argv) {
     } else if (console->parsed()) {
       auto request = vmmd.infoRequest();
       request.setName(name);
-      std::string path = request.send().wait(waitScope).getVm().getConsolePath();
+      auto response = request.send().wait(waitScope);
+      std::string path = response.getVm().getConsolePath();
       return attachConsole(path);
     }
   } catch (const kj::Exception& error) {

@@ -195,11 +195,13 @@ void DeviceServer::serveRequests() {
           // Stop taking requests and finish those in flight before answering:
           // after the reply, guest memory and the state segment hold still.
           paused_ = true;
+          transport_->setPaused(true);
           device_.quiesce();
           addEffects({});
           break;
         case proto::Request::RESUME:
           paused_ = false;
+          transport_->setPaused(false);
           addEffects({});
           for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) transport_->doorbell(queue);
           break;

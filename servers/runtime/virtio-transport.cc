@@ -327,12 +327,12 @@ SplitVirtqueue* VirtioTransport::queue(uint16_t index) {
 }
 
 void VirtioTransport::doorbell(uint16_t index) {
-  if (live() && queue(index) != nullptr) device_.queueNotified(index);
+  if (!paused_ && live() && queue(index) != nullptr) device_.queueNotified(index);
 }
 
 SplitVirtqueue::Pop VirtioTransport::pop(uint16_t index, DescriptorChain& chain) {
   SplitVirtqueue* live = queue(index);
-  if (live == nullptr || !this->live()) return SplitVirtqueue::Pop::EMPTY;
+  if (live == nullptr || !this->live() || paused_) return SplitVirtqueue::Pop::EMPTY;
   QueueState& queue = state_.queues[index];
   for (;;) {
     auto result = live->peek(chain);

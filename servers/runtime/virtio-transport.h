@@ -58,6 +58,9 @@ class VirtioTransport {
   std::vector<MsixUpdate> barWrite(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value);
   // A doorbell eventfd fired for `queue`.
   void doorbell(uint16_t queue);
+  // While paused no request is taken from any queue, whoever asks.
+  void setPaused(bool paused) { paused_ = paused; }
+  bool paused() const { return paused_; }
 
   // For device models, once activated.
   bool featureNegotiated(uint64_t bit) const { return (state_.driverFeatures & bit) != 0; }
@@ -99,6 +102,7 @@ class VirtioTransport {
   std::function<void(uint16_t)> signalVector_;
   std::vector<std::optional<SplitVirtqueue>> queues_;
   uint8_t writeMask_[256] = {};
+  bool paused_ = false;
 };
 
 }  // namespace cellvisor

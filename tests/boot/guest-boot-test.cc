@@ -221,20 +221,30 @@ TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
     image.put(0);
   }
   auto argv = args("virtio-blk-stress", {"-s", "4,virtio-blk," + disk});
-  argv[8] = "test=virtio-blk-stress rounds=12";
+  argv[8] = "test=virtio-blk-stress rounds=24";
   CoreProcess core(argv);
   // Let the guest start, then kill: the run must outlast the kills.
   core.waitFor("guest: running test");
   std::mt19937 random(static_cast<unsigned>(::getpid()));
   int kills = 0;
   pid_t previous = 0;
-  for (int attempt = 0; kills < 25 && attempt < 500; ++attempt) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + random() % 300));
+  auto newInstanceSince = std::chrono::steady_clock::now();
+  for (int attempt = 0; kills < 25 && attempt < 2000; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
     core.poll();
     auto children = childrenOf(core.pid());
-    if (children.empty() || children.front() == previous) continue;  // Still restarting.
-    previous = children.front();
-    if (::kill(previous, SIGKILL) == 0) ++kills;
+    if (children.empty()) continue;  // Restarting.
+    if (children.front() != previous) {
+      // A new instance: let it live a random 300-600 ms, past what the
+      // supervisor treats as dying young (a crash loop), then kill it.
+      previous = children.front();
+      newInstanceSince = std::chrono::steady_clock::now() + std::chrono::milliseconds(300 + random() % 300);
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= newInstanceSince && ::kill(previous, SIGKILL) == 0) {
+      ++kills;
+      newInstanceSince = std::chrono::steady_clock::time_point::max();
+    }
   }
   EXPECT_GE(kills, 20);
   EXPECT_EQ(core.wait(std::chrono::seconds(120)), GUEST_PASSED) << core.output();

@@ -1,8 +1,12 @@
 #!/bin/sh
-# Runs the benchmarks in bench/ with their peers (QEMU) installed alongside.
+# Runs the benchmarks in bench/ with their peers (QEMU, fio) installed
+# alongside. Figures and how to read them: bench/README.md.
 set -eu
 cd "$(dirname "$0")/.."
-./tools/install-deps.sh qemu-system-x86
+./tools/install-deps.sh qemu-system-x86 fio
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 build/bench/boot-time --runs "${RUNS:-20}" build/core/vmm-core build/tests/guest/guest.elf "$(command -v qemu-system-x86_64)"
+build/bench/blk-bench --seconds "${SECONDS_PER_RUN:-3}" /dev/shm /var/tmp
+build/bench/restart-bench --restarts "${RESTARTS:-100}" /dev/shm 2>/dev/null
+build/bench/vmmd-bench --runs "${RUNS:-20}" build/vmmd/vmmd build/tests/guest/guest.elf

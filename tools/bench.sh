@@ -5,6 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh qemu-system-x86 fio
 [ -f build/build.ninja ] || meson setup build >/dev/null
+ninja -C build bench/boot-time bench/blk-bench bench/restart-bench bench/vmmd-bench >/dev/null
 ninja -C build >/dev/null
 build/bench/boot-time --runs "${RUNS:-20}" build/core/vmm-core build/tests/guest/guest.elf "$(command -v qemu-system-x86_64)"
 build/bench/blk-bench --seconds "${SECONDS_PER_RUN:-3}" /dev/shm /var/tmp

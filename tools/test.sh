@@ -9,8 +9,9 @@ jobs=$(nproc)
 ./tools/fetch-linux.sh || echo "test: no Linux kernel; its tests will report SKIP" >&2
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build -j "$jobs"
-# The fuzz target is built with its own sanitizers in the first build already.
-[ -f build-sanitize/build.ninja ] || meson setup build-sanitize -Db_sanitize=address,undefined -Db_lundef=false \
+# Unoptimised (quicker to build; the tests are short). The fuzz target is
+# built with its own sanitizers in the first build already.
+[ -f build-sanitize/build.ninja ] || meson setup build-sanitize -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug \
   -Dfuzz=disabled >/dev/null
 ninja -C build-sanitize -j "$jobs"
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

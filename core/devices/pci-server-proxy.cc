@@ -66,34 +66,31 @@ void PciServerProxy::enableDecoding() {
 }
 
 uint32_t PciServerProxy::readConfig(uint16_t offset, uint8_t size) {
-  try {
-    auto reply = server_.call([&](proto::Request::Builder request) {
-      auto access = request.initConfigRead();
-      access.setOffset(offset);
-      access.setSize(size);
-    });
-    auto root = reply.root<proto::Reply>();
-    if (root.isValue()) return static_cast<uint32_t>(root.getValue());
-  } catch (const DeviceUnavailable& error) {
-    std::cerr << "vmm-core: " << error.what() << '\n';
-  }
-  return size == 4 ? 0xffffffff : (1u << (8 * size)) - 1;  // As if nobody answered.
+  uint32_t value = size == 4 ? 0xffffffff : (1u << (8 * size)) - 1;  // As if nobody answered.
+  forward(
+      [&](proto::Request::Builder request) {
+        auto access = request.initConfigRead();
+        access.setOffset(offset);
+        access.setSize(size);
+      },
+      [&](proto::Reply::Reader reply) {
+        if (reply.isValue()) value = static_cast<uint32_t>(reply.getValue());
+      });
+  return value;
 }
 
 void PciServerProxy::writeConfig(uint16_t offset, uint8_t size, uint32_t value) {
-  try {
-    auto reply = server_.call([&](proto::Request::Builder request) {
-      auto access = request.initConfigWrite();
-      access.setOffset(offset);
-      access.setSize(size);
-      access.setValue(value);
-    });
-    auto root = reply.root<proto::Reply>();
-    if (root.isDone()) applyEffects(root.getDone());
-  } catch (const DeviceUnavailable& error) {
-    std::cerr << "vmm-core: " << error.what() << '\n';
-    return;
-  }
+  bool answered = forward(
+      [&](proto::Request::Builder request) {
+        auto access = request.initConfigWrite();
+        access.setOffset(offset);
+        access.setSize(size);
+        access.setValue(value);
+      },
+      [&](proto::Reply::Reader reply) {
+        if (reply.isDone()) applyEffects(reply.getDone());
+      });
+  if (!answered) return;
   // Command register or a BAR changed: decoding may have moved.
   bool touchesCommand = offset < COMMAND + 2 && offset + size > COMMAND;
   bool touchesBars = offset + size > BAR0 && offset < BAR0 + 24;
@@ -151,35 +148,32 @@ void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
 }
 
 uint64_t PciServerProxy::readBar(uint8_t bar, uint64_t offset, uint8_t size) {
-  try {
-    auto reply = server_.call([&](proto::Request::Builder request) {
-      auto access = request.initBarRead();
-      access.setBar(bar);
-      access.setOffset(offset);
-      access.setSize(size);
-    });
-    auto root = reply.root<proto::Reply>();
-    if (root.isValue()) return root.getValue();
-  } catch (const DeviceUnavailable& error) {
-    std::cerr << "vmm-core: " << error.what() << '\n';
-  }
-  return ~0ull;
+  uint64_t value = ~0ull;
+  forward(
+      [&](proto::Request::Builder request) {
+        auto access = request.initBarRead();
+        access.setBar(bar);
+        access.setOffset(offset);
+        access.setSize(size);
+      },
+      [&](proto::Reply::Reader reply) {
+        if (reply.isValue()) value = reply.getValue();
+      });
+  return value;
 }
 
 void PciServerProxy::writeBar(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) {
-  try {
-    auto reply = server_.call([&](proto::Request::Builder request) {
-      auto access = request.initBarWrite();
-      access.setBar(bar);
-      access.setOffset(offset);
-      access.setSize(size);
-      access.setValue(value);
-    });
-    auto root = reply.root<proto::Reply>();
-    if (root.isDone()) applyEffects(root.getDone());
-  } catch (const DeviceUnavailable& error) {
-    std::cerr << "vmm-core: " << error.what() << '\n';
-  }
+  forward(
+      [&](proto::Request::Builder request) {
+        auto access = request.initBarWrite();
+        access.setBar(bar);
+        access.setOffset(offset);
+        access.setSize(size);
+        access.setValue(value);
+      },
+      [&](proto::Reply::Reader reply) {
+        if (reply.isDone()) applyEffects(reply.getDone());
+      });
 }
 
 void PciServerProxy::BarWindow::read(uint64_t offset, std::span<uint8_t> data) {

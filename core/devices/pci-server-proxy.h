@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <iostream>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -60,6 +61,20 @@ class PciServerProxy : public PciDevice {
     uint8_t bar_;
   };
 
+  // Sends one request and hands its reply to `onReply`. A device that does
+  // not answer is logged and reported as false: the access then behaves as
+  // on a bus where nobody answers.
+  template <typename Fill, typename OnReply>
+  bool forward(Fill&& fill, OnReply&& onReply) {
+    try {
+      auto reply = server_.call(std::forward<Fill>(fill));
+      onReply(reply.template root<proto::Reply>());
+      return true;
+    } catch (const DeviceUnavailable& error) {
+      std::cerr << "vmm-core: " << error.what() << '\n';
+      return false;
+    }
+  }
   void applyEffects(proto::WriteEffects::Reader effects);
   void refreshMappings();
   void mapDoorbells(const ProxyBar& bar, bool add);

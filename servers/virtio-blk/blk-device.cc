@@ -250,23 +250,25 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
       if (dataOut == 0 || dataOut % SEGMENT != 0 || dataOut / SEGMENT > MAX_DISCARD_SEGMENTS) return IOERR;
       uint8_t segments[MAX_DISCARD_SEGMENTS * SEGMENT];
       if (!gather(chain, HEADER, {segments, dataOut})) return IOERR;
-      // Validate every segment before touching the disk.
-      for (uint64_t at = 0; at < dataOut; at += SEGMENT) {
+      struct Segment {
         uint64_t start;
         uint32_t count;
         uint32_t flags;
-        std::memcpy(&start, segments + at, 8);
-        std::memcpy(&count, segments + at + 8, 4);
-        std::memcpy(&flags, segments + at + 12, 4);
+      };
+      auto segmentAt = [&](uint64_t at) {
+        Segment segment;
+        std::memcpy(&segment.start, segments + at, 8);
+        std::memcpy(&segment.count, segments + at + 8, 4);
+        std::memcpy(&segment.flags, segments + at + 12, 4);
+        return segment;
+      };
+      // Validate every segment before touching the disk.
+      for (uint64_t at = 0; at < dataOut; at += SEGMENT) {
+        auto [start, count, flags] = segmentAt(at);
         if (start > capacity || count > capacity - start || (flags & ~1u) || (discard && flags)) return UNSUPP;
       }
       for (uint64_t at = 0; at < dataOut; at += SEGMENT) {
-        uint64_t start;
-        uint32_t count;
-        uint32_t flags;
-        std::memcpy(&start, segments + at, 8);
-        std::memcpy(&count, segments + at + 8, 4);
-        std::memcpy(&flags, segments + at + 12, 4);
+        auto [start, count, flags] = segmentAt(at);
         if (count == 0) continue;
         ++request.operations;
         ++outstanding_;

@@ -65,6 +65,7 @@ int main(int argc, char** argv) {
   bool traceBoot = false;
   std::string sandbox;
   int statusFd = -1;
+  int deviceSocket = -1;
   app.add_option("-c", cpus, "vCPUs: N or cpus=N")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-m", memory, "guest memory, e.g. 512M or 2G (no suffix: MiB)")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("-l", lpcDevices, "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/...)")->allow_extra_args(false);
@@ -78,7 +79,9 @@ int main(int argc, char** argv) {
   app.add_option("--cmdline", cmdline, "kernel command line for --kernel")->each([&](const std::string&) { cmdlineGiven = true; });
   app.add_option("--cpuid-mask", cpuidMask, "comma-separated CPUID features to hide (e.g. cx16,xsave)");
   app.add_option("--sandbox", sandbox, "device server sandbox: off, log (violations only logged) or enforce");
-  app.add_option("--status-fd", statusFd, "report device status (Cap'n Proto DeviceReport) on this fd, for vmmd");
+  app.add_option("--status-fd", statusFd, "take commands from vmmd (Cap'n Proto CoreCommand) on this socket");
+  app.add_option("--device-socket", deviceSocket,
+                 "run under vmmd: it runs the device servers and sends their resources on this socket");
   app.add_flag("--trace-boot", traceBoot, "print when the guest first wrote the debug-exit port (CLOCK_MONOTONIC)");
   app.add_option("vmname", name, "VM name");
   CLI11_PARSE(app, argc, argv);
@@ -105,6 +108,7 @@ int main(int argc, char** argv) {
     cellvisor::MachineConfig config = store.build();
     if (config.name.empty()) throw ConfigError("no VM name given");
     config.statusFd = statusFd;
+    config.deviceSocket = deviceSocket;
 
     cellvisor::Machine machine(config);
     int status = machine.run();

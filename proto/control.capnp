@@ -59,20 +59,19 @@ struct DeviceStatus {
   lastViolation @7 :Text;
 }
 
-# vmmd -> vmm-core, over the same socket.
+# vmmd -> vmm-core, over the core's status socket (--status-fd). vmmd runs
+# the device servers; the core owns their request channels, so quiescing a
+# server before a live upgrade goes through the core.
 struct CoreCommand {
   union {
-    restartDevice @0 :RestartDevice;
-    reportDevices @1 :Void;   # send a DeviceReport now
+    quiesceDevice @0 :Text;   # device name: finish what is in flight, take nothing new
+    resumeDevice @1 :Text;    # go on after all (an upgrade that was called off)
   }
 }
 
-struct RestartDevice {
+# vmm-core -> vmmd, over the same socket: the answer to each CoreCommand,
+# in order.
+struct CoreEvent {
   device @0 :Text;
-  binary @1 :Text;   # empty: the same binary
-}
-
-# vmm-core -> vmmd, over the core's status pipe, whenever a device changes.
-struct DeviceReport {
-  devices @0 :List(DeviceStatus);
+  error @1 :Text;    # empty: done
 }

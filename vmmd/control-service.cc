@@ -27,8 +27,9 @@ kj::Promise<void> guarded(Body&& body) {
 
 }  // namespace
 
-ControlService::ControlService(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary)
-    : io_(io), datastore_(datastore), coreBinary_(std::move(coreBinary)) {}
+ControlService::ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore,
+                               std::string coreBinary)
+    : io_(io), supervisorLoop_(supervisorLoop), datastore_(datastore), coreBinary_(std::move(coreBinary)) {}
 
 kj::Promise<void> ControlService::autostart() {
   auto settings = datastore_.autostart();
@@ -60,7 +61,7 @@ bool ControlService::autostarted(const std::string& name) const {
 VmRunner& ControlService::runner(const std::string& name) {
   if (!datastore_.exists(name)) throw DatastoreError("no VM named '" + name + "'");
   auto& slot = runners_[name];
-  if (!slot) slot = std::make_unique<VmRunner>(io_, datastore_, coreBinary_, name);
+  if (!slot) slot = std::make_unique<VmRunner>(io_, supervisorLoop_, datastore_, coreBinary_, name);
   return *slot;
 }
 

@@ -17,7 +17,7 @@ namespace cellvisor {
 
 class ControlService final : public proto::Vmmd::Server {
  public:
-  ControlService(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary);
+  ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, std::string coreBinary);
   // Starts the datastore's vm_list in order, vm_delay seconds apart.
   kj::Promise<void> autostart();
   bool autostarted(const std::string& name) const;
@@ -47,6 +47,7 @@ class ControlService final : public proto::Vmmd::Server {
   void requireStopped(const std::string& name);
 
   kj::AsyncIoContext& io_;
+  uv_loop_t* supervisorLoop_;
   Datastore& datastore_;
   std::string coreBinary_;
   std::map<std::string, std::unique_ptr<VmRunner>> runners_;

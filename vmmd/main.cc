@@ -15,6 +15,7 @@
 #include <iostream>
 
 #include "vmmd/control-service.h"
+#include "vmmd/uv-in-kj.h"
 
 namespace {
 
@@ -58,7 +59,12 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    kj::UnixEventPort::captureChildExit();
+    // No kj::UnixEventPort::captureChildExit(): it reaps every child with
+    // waitpid(-1), device servers included, whose exit statuses their
+    // supervisors need. Each child is watched through its pidfd instead.
+    // SIGTERM and SIGINT arrive as events (onSignal below) to stop cleanly.
+    kj::UnixEventPort::captureSignal(SIGTERM);
+    kj::UnixEventPort::captureSignal(SIGINT);
     auto io = kj::setupAsyncIo();
     cellvisor::Datastore datastore(datastorePath);
     std::filesystem::create_directories(std::filesystem::path(socketPath).parent_path());
@@ -68,7 +74,8 @@ int main(int argc, char** argv) {
     auto address = io.provider->getNetwork().parseAddress("unix:" + socketPath).wait(io.waitScope);
     auto listener = address->listen();
     ::umask(old);
-    auto service = kj::heap<cellvisor::ControlService>(io, datastore, core);
+    cellvisor::UvInKj supervisorLoop(io);
+    auto service = kj::heap<cellvisor::ControlService>(io, supervisorLoop.loop(), datastore, core);
     auto& control = *service;
     capnp::TwoPartyServer server(kj::mv(service));
     auto autostart = control.autostart().eagerlyEvaluate([](kj::Exception&& error) {

@@ -6,11 +6,16 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <iostream>
+
 #include "core/base/system-error.h"
 #include "core/base/unique-fd.h"
+#include "core/devices/device-catalog.h"
 
 extern char** environ;
 
@@ -18,6 +23,10 @@ namespace cellvisor {
 namespace {
 
 constexpr int STATUS_FD = 3;
+constexpr int DEVICE_SOCKET_FD = 4;
+// How long the core may take to quiesce a server before an upgrade goes
+// ahead anyway (replacing a hung server is what is wanted then).
+constexpr auto QUIESCE_TIMEOUT = 5 * kj::SECONDS;
 
 std::string describeExit(int status) {
   if (WIFSIGNALED(status)) return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
@@ -31,19 +40,46 @@ std::string describeExit(int status) {
   }
 }
 
+std::pair<UniqueFd, UniqueFd> socketPair(int type) {
+  int sockets[2];
+  checkSyscall(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sockets), "socketpair");
+  return {UniqueFd(sockets[0]), UniqueFd(sockets[1])};
+}
+
 }  // namespace
 
-VmRunner::VmRunner(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary, std::string name)
-    : io_(io), datastore_(datastore), coreBinary_(std::move(coreBinary)), name_(std::move(name)) {}
+VmRunner::VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, std::string coreBinary,
+                   std::string name)
+    : io_(io),
+      supervisorLoop_(supervisorLoop),
+      datastore_(datastore),
+      coreBinary_(std::move(coreBinary)),
+      name_(std::move(name)) {}
 
 VmRunner::~VmRunner() {
-  // vmmd is going away: ask the guest to shut down (ACPI power button).
+  // vmmd is going away: ask the guest to shut down (ACPI power button). The
+  // servers go with us (they watch their bootstrap sockets).
   if (pid_ > 0) ::kill(pid_, SIGTERM);
+  stopping_ = true;
+  stopDevices();
 }
 
 std::string VmRunner::consolePath() const { return datastore_.vmDirectory(name_) / "console.sock"; }
 
-std::vector<std::string> VmRunner::coreArguments(int statusFd) const {
+std::vector<PciSlotConfig> VmRunner::serverSlots(const VmConfig& config) const {
+  std::vector<PciSlotConfig> slots;
+  int slot = config.startSlot.value_or(4);
+  for (const auto& [index, disk] : config.disks) {
+    if (disk.type != "virtio-blk") throw VmConfigError(fmt::format("disk{}_type={} is not served yet", index, disk.type));
+    std::string options = datastore_.diskPath(name_, disk).string();
+    if (!disk.opts.empty()) options += "," + disk.opts;
+    slots.push_back({slot++, 0, "virtio-blk", options});
+  }
+  if (!config.networks.empty()) throw VmConfigError("network interfaces are not served yet");
+  return slots;
+}
+
+std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket) const {
   VmConfig config = datastore_.load(name_);
   auto directory = datastore_.vmDirectory(name_);
   std::vector<std::string> args = {coreBinary_, "-c", std::to_string(config.cpu), "-m", config.memoryText,
@@ -51,39 +87,120 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd) const {
   for (const auto& port : config.comports) {
     args.insert(args.end(), {"-l", port + ",unix=" + (directory / (port == "com1" ? "console.sock" : port + ".sock")).string()});
   }
-  int slot = config.startSlot.value_or(4);
-  for (const auto& [index, disk] : config.disks) {
-    if (disk.type != "virtio-blk") throw VmConfigError(fmt::format("disk{}_type={} is not served yet", index, disk.type));
-    std::string spec = fmt::format("{},virtio-blk,{}", slot++, datastore_.diskPath(name_, disk).string());
-    if (!disk.opts.empty()) spec += "," + disk.opts;
-    args.insert(args.end(), {"-s", spec});
+  for (const auto& slot : serverSlots(config)) {
+    args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
   }
-  if (!config.networks.empty()) throw VmConfigError("network interfaces are not served yet");
   if (config.utctime) args.push_back("-u");
   args.insert(args.end(), {"--kernel", config.kernel, "--cmdline", config.kernelCmdline});
   if (!config.kernelInitrd.empty()) args.insert(args.end(), {"--initrd", config.kernelInitrd});
-  args.insert(args.end(), {"--status-fd", std::to_string(statusFd), name_});
+  args.insert(args.end(), {"--status-fd", std::to_string(statusFd), "--device-socket", std::to_string(deviceSocket), name_});
   return args;
+}
+
+void VmRunner::log(const std::string& line) {
+  std::cerr << "vmmd: " << name_ << ": " << line << '\n';
+  if (log_) {
+    std::string entry = "vmmd: " + line + "\n";
+    [[maybe_unused]] ssize_t written = ::write(log_.get(), entry.data(), entry.size());
+  }
+}
+
+void VmRunner::startDevices(const VmConfig& config) {
+  // Guest RAM and each server's resources are made here; the servers start
+  // before the core, and a missing disk stops the VM before anything runs.
+  ram_ = createGuestRam(config.memoryBytes);
+  for (const auto& slot : serverSlots(config)) {
+    ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce");
+    ServedDevice device;
+    device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
+    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources, ram_.memfd.get(),
+                                                           ram_.regions);
+    device.supervisor = std::make_unique<DeviceSupervisor>(supervisorLoop_, *device.process,
+                                                           [this] { return pid_ <= 0; });
+    device.supervisor->setLog([this](const std::string& line) { log(line); });
+    devices_.push_back(std::move(device));
+  }
+}
+
+void VmRunner::sendDevices(int socket) {
+  for (const auto& device : devices_) {
+    capnp::MallocMessageBuilder builder;
+    auto bootstrap = builder.initRoot<proto::Bootstrap>();
+    std::vector<int> fds;
+    std::vector<proto::FdRole> roles;
+    device.resources->describe(bootstrap, ram_.memfd.get(), ram_.regions, fds, roles);
+    auto list = bootstrap.initFds(static_cast<unsigned>(roles.size()));
+    for (unsigned i = 0; i < roles.size(); ++i) list.set(i, roles[i]);
+    sendWithFds(socket, builder, fds);
+  }
+}
+
+void VmRunner::stopDevices() {
+  if (!devices_.empty()) {
+    lastDevices_ = devices();
+    for (auto& device : lastDevices_) {
+      device.state = "stopped";
+      device.pid = 0;
+    }
+  }
+  for (auto& device : devices_) {
+    if (device.supervisor) device.supervisor->close();
+  }
+  devices_.clear();  // Kills what still runs.
+  ram_ = {};
+}
+
+VmRunner::ServedDevice* VmRunner::findDevice(const std::string& name) {
+  auto found = std::find_if(devices_.begin(), devices_.end(),
+                            [&](const ServedDevice& device) { return device.process->deviceName() == name; });
+  return found == devices_.end() ? nullptr : &*found;
+}
+
+std::vector<DeviceSnapshot> VmRunner::devices() const {
+  if (devices_.empty()) return lastDevices_;
+  std::vector<DeviceSnapshot> snapshots;
+  for (const auto& device : devices_) {
+    const DeviceServerProcess& process = *device.process;
+    snapshots.push_back({process.deviceName(), process.pid(),
+                         process.failed() ? "failed" : process.pid() > 0 ? "running" : "restarting",
+                         process.restarts(), process.lastExit(), process.launch().policy, process.launch().sandbox,
+                         process.lastViolation()});
+  }
+  return snapshots;
 }
 
 void VmRunner::start() {
   if (pid_ > 0) throw DatastoreError("VM '" + name_ + "' is already running");
-  std::vector<std::string> args = coreArguments(STATUS_FD);
-  int sockets[2];
-  checkSyscall(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets), "socketpair");
-  UniqueFd ours(sockets[0]);
-  UniqueFd theirs(sockets[1]);
-  std::string log = datastore_.vmDirectory(name_) / "vmm.log";
+  VmConfig config = datastore_.load(name_);
+  std::vector<std::string> args = coreArguments(STATUS_FD, DEVICE_SOCKET_FD);
+  std::string logPath = datastore_.vmDirectory(name_) / "vmm.log";
+  log_ = UniqueFd(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  stopping_ = false;
+  try {
+    startDevices(config);
+  } catch (...) {
+    stopping_ = true;
+    stopDevices();
+    throw;
+  }
+  auto [control, controlForCore] = socketPair(SOCK_STREAM);
+  auto [devices, devicesForCore] = socketPair(SOCK_SEQPACKET);
 
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  posix_spawn_file_actions_addopen(&actions, 1, logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_adddup2(&actions, theirs.get(), STATUS_FD);
+  posix_spawn_file_actions_adddup2(&actions, controlForCore.get(), STATUS_FD);
+  posix_spawn_file_actions_adddup2(&actions, devicesForCore.get(), DEVICE_SOCKET_FD);
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
-  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID);  // Its own session: our signals are not its.
+  // Its own session (our signals are not its), and none of the signals we
+  // block to receive them as events.
+  sigset_t none;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK);
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -91,13 +208,20 @@ void VmRunner::start() {
   int result = posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
-  if (result != 0) throwSystemError("start " + coreBinary_, result);
+  if (result != 0) {
+    stopping_ = true;
+    stopDevices();
+    throwSystemError("start " + coreBinary_, result);
+  }
   pid_ = pid;
-  stopping_ = false;
-  devices_.clear();
-  reports_ = io_.lowLevelProvider->wrapSocketFd(ours.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   watchExit();
-  reportTask_ = readReports().eagerlyEvaluate([](kj::Exception&&) {
+  try {
+    sendDevices(devices.get());
+  } catch (const std::system_error& error) {
+    log(std::string("the core did not take its devices: ") + error.what());  // It exited; watchExit reports it.
+  }
+  control_ = io_.lowLevelProvider->wrapSocketFd(control.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  eventTask_ = readEvents().eagerlyEvaluate([](kj::Exception&&) {
     // The core closed its end (it exited); the exit watcher takes it from here.
   });
 }
@@ -105,44 +229,71 @@ void VmRunner::start() {
 void VmRunner::taskFailed(kj::Exception&& exception) { lastExit_ = exception.getDescription().cStr(); }
 
 void VmRunner::watchExit() {
-  kj::Maybe<pid_t> child = pid_;
-  tasks_.add(io_.unixEventPort.onChildExit(child).then([this](int status) {
+  corePidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
+  if (!corePidfd_) throwSystemError("pidfd_open");
+  coreExit_ = kj::heap<kj::UnixEventPort::FdObserver>(io_.unixEventPort, corePidfd_.get(),
+                                                      kj::UnixEventPort::FdObserver::OBSERVE_READ);
+  tasks_.add(coreExit_->whenBecomesReadable().then([this]() {
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    coreExit_ = nullptr;
+    corePidfd_.reset();
     pid_ = 0;
     lastExit_ = describeExit(status);
-    reportTask_ = nullptr;
-    reports_ = nullptr;
-    for (auto& device : devices_) {
-      device.state = "stopped";
-      device.pid = 0;
-    }
+    eventTask_ = nullptr;
+    control_ = nullptr;
+    for (auto& waiter : waiting_) waiter->fulfill("the VM stopped");
+    waiting_.clear();
+    stopDevices();
     // vm-bhyve restarts a guest that rebooted.
     if (!stopping_ && WIFEXITED(status) && WEXITSTATUS(status) == 0) start();
   }));
 }
 
-kj::Promise<void> VmRunner::readReports() {
-  return capnp::readMessage(*reports_).then([this](kj::Own<capnp::MessageReader>&& message) {
-    devices_.clear();
-    for (auto status : message->getRoot<proto::DeviceReport>().getDevices()) {
-      devices_.push_back({status.getName(), status.getPid(), status.getState(), status.getRestarts(),
-                          status.getLastExit(), status.getPolicy(), status.getSandbox(), status.getLastViolation()});
+kj::Promise<void> VmRunner::readEvents() {
+  return capnp::readMessage(*control_).then([this](kj::Own<capnp::MessageReader>&& message) {
+    auto event = message->getRoot<proto::CoreEvent>();
+    if (!waiting_.empty()) {
+      waiting_.front()->fulfill(event.getError());
+      waiting_.erase(waiting_.begin());
     }
-    return readReports();
+    return readEvents();
   });
 }
 
-kj::Promise<void> VmRunner::restartDevice(const std::string& device, const std::string& binary) {
-  if (pid_ <= 0 || reports_.get() == nullptr) throw DatastoreError("VM '" + name_ + "' is not running");
-  bool known = false;
-  for (const auto& snapshot : devices_) known |= snapshot.name == device;
-  if (!known) throw DatastoreError("VM '" + name_ + "' has no device '" + device + "'");
+kj::Promise<std::string> VmRunner::sendCommand(const std::string& device, bool quiesce) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
-  auto command = message->initRoot<proto::CoreCommand>().initRestartDevice();
-  command.setDevice(device);
-  command.setBinary(binary);
-  auto& stream = *reports_;
+  auto command = message->initRoot<proto::CoreCommand>();
+  if (quiesce) {
+    command.setQuiesceDevice(device);
+  } else {
+    command.setResumeDevice(device);
+  }
+  auto answer = kj::newPromiseAndFulfiller<std::string>();
+  waiting_.push_back(kj::mv(answer.fulfiller));
   auto& builder = *message;
-  return capnp::writeMessage(stream, builder).attach(kj::mv(message));
+  return capnp::writeMessage(*control_, builder)
+      .attach(kj::mv(message))
+      .then([promise = kj::mv(answer.promise)]() mutable { return kj::mv(promise); });
+}
+
+kj::Promise<void> VmRunner::restartDevice(const std::string& device, const std::string& binary) {
+  if (pid_ <= 0 || control_.get() == nullptr) throw DatastoreError("VM '" + name_ + "' is not running");
+  if (findDevice(device) == nullptr) throw DatastoreError("VM '" + name_ + "' has no device '" + device + "'");
+  if (!binary.empty() && ::access(binary.c_str(), X_OK) != 0) {
+    throw DatastoreError(device + ": " + binary + " is not an executable");
+  }
+  auto timeout = io_.provider->getTimer().afterDelay(QUIESCE_TIMEOUT).then([] {
+    return std::string("the core did not quiesce it in time");
+  });
+  return sendCommand(device, true).exclusiveJoin(kj::mv(timeout)).then([this, device, binary](std::string error) {
+    ServedDevice* served = findDevice(device);
+    if (served == nullptr) throw DatastoreError("VM '" + name_ + "' stopped before " + device + " was replaced");
+    if (!error.empty()) log(device + ": replacing it without quiescing: " + error);
+    // The supervisor starts the successor at once (not counted as a crash);
+    // it resumes from the state segment.
+    served->process->requestRestart(binary);
+  });
 }
 
 void VmRunner::stop() {

@@ -1,17 +1,26 @@
-// One VM's life under vmmd: builds the vmm-core command line from its
-// vm-bhyve config, starts the core (console on a unix socket in the VM's
-// directory, log beside it, device reports on a pipe), follows its exit, and
-// restarts it when the guest rebooted (exit status 0), as vm-bhyve does.
+// One VM's life under vmmd. From its vm-bhyve config: creates the guest RAM
+// and each device's resources, starts one sandboxed server per device and
+// supervises it (crash-restart, crash-loop limit, live upgrade), then starts
+// the core and hands it the same resources (console on a unix socket in the
+// VM's directory, log beside it). Follows the core's exit, and restarts the
+// VM when the guest rebooted (exit status 0), as vm-bhyve does.
 #pragma once
 
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
+#include <uv.h>
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "control.capnp.h"
+#include "core/devices/device-resources.h"
+#include "core/devices/device-server-process.h"
+#include "core/devices/device-supervisor.h"
+#include "core/machine/machine-config.h"
 #include "vmmd/datastore.h"
 
 namespace cellvisor {
@@ -27,40 +36,66 @@ struct DeviceSnapshot {
   std::string lastViolation;
 };
 
-class VmRunner : private kj::TaskSet::ErrorHandler {
+class VmRunner final : private kj::TaskSet::ErrorHandler {
  public:
-  VmRunner(kj::AsyncIoContext& io, Datastore& datastore, std::string coreBinary, std::string name);
+  // `supervisorLoop`: the libuv loop the device servers are watched on.
+  VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, std::string coreBinary,
+           std::string name);
   ~VmRunner();
 
   // Throws DatastoreError / VmConfigError / kj exceptions with a user message.
   void start();
   void stop();      // ACPI power button
   void poweroff();  // SIGKILL
-  // Asks the core to restart (or upgrade) one device server.
+  // Restarts (or upgrades to `binary`) one device server: the core
+  // quiesces it, then the supervisor replaces it.
   kj::Promise<void> restartDevice(const std::string& device, const std::string& binary);
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   const std::string& lastExit() const { return lastExit_; }
-  const std::vector<DeviceSnapshot>& devices() const { return devices_; }
+  std::vector<DeviceSnapshot> devices() const;
   std::string consolePath() const;
   // Core command line for the VM (exposed for tests and `vmctl info`).
-  std::vector<std::string> coreArguments(int statusFd) const;
+  std::vector<std::string> coreArguments(int statusFd, int deviceSocket) const;
 
  private:
+  struct ServedDevice {
+    std::unique_ptr<DeviceResources> resources;
+    std::unique_ptr<DeviceServerProcess> process;
+    std::unique_ptr<DeviceSupervisor> supervisor;
+  };
+
+  // The device servers' PCI slots, in the order the core is told about them.
+  std::vector<PciSlotConfig> serverSlots(const VmConfig& config) const;
+  void startDevices(const VmConfig& config);
+  void sendDevices(int socket);
+  void stopDevices();
+  ServedDevice* findDevice(const std::string& name);
+  void log(const std::string& line);
   void watchExit();
-  kj::Promise<void> readReports();
+  kj::Promise<void> readEvents();
+  kj::Promise<std::string> sendCommand(const std::string& device, bool quiesce);
   void taskFailed(kj::Exception&& exception) override;
 
   kj::AsyncIoContext& io_;
+  uv_loop_t* supervisorLoop_;
   Datastore& datastore_;
   std::string coreBinary_;
   std::string name_;
   pid_t pid_ = 0;
   std::string lastExit_ = "never started";
   bool stopping_ = false;
-  std::vector<DeviceSnapshot> devices_;
-  kj::Own<kj::AsyncIoStream> reports_;
-  kj::Promise<void> reportTask_ = nullptr;
+  GuestRamFile ram_;
+  std::vector<ServedDevice> devices_;
+  // The devices as they were when the VM last stopped, for `vmctl devices`.
+  std::vector<DeviceSnapshot> lastDevices_;
+  UniqueFd log_;
+  UniqueFd corePidfd_;  // Readable when the core exits.
+  kj::Own<kj::UnixEventPort::FdObserver> coreExit_;
+  kj::Own<kj::AsyncIoStream> control_;  // The core's status socket.
+  kj::Promise<void> eventTask_ = nullptr;
+  // Answers to CoreCommands come back in order.
+  std::vector<kj::Own<kj::PromiseFulfiller<std::string>>> waiting_;
   kj::TaskSet tasks_{*this};
 };
 

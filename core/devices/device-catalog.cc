@@ -10,11 +10,15 @@ namespace cellvisor {
 
 bool isServerDevice(const std::string& emulation) { return emulation == "virtio-blk"; }
 
+std::string serverDeviceName(const PciSlotConfig& slot) {
+  return fmt::format("{}-{}.{}", slot.emulation, slot.slot, slot.function);
+}
+
 ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, const std::string& sandbox) {
   std::string where = fmt::format("-s {}:{},{}", slot.slot, slot.function, slot.emulation);
   ServerLaunch launch;
   launch.sandbox = sandbox;
-  launch.deviceName = fmt::format("{}-{}.{}", slot.emulation, slot.slot, slot.function);
+  launch.deviceName = serverDeviceName(slot);
   launch.binary = findServerBinary(slot.emulation);
   if (slot.emulation == "virtio-blk") {
     BlkOptions options;

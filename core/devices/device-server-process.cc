@@ -28,12 +28,6 @@ namespace {
 
 constexpr int BOOTSTRAP_FD = 3;
 
-UniqueFd makeEventFd() {
-  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!fd) throwSystemError("eventfd");
-  return fd;
-}
-
 }  // namespace
 
 std::string findServerBinary(const std::string& name) {
@@ -47,16 +41,9 @@ std::string findServerBinary(const std::string& name) {
   throw std::runtime_error("cannot find the " + name + " device server next to " + self.string());
 }
 
-DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, GuestMemory& memory)
-    : launch_(std::move(launch)),
-      memory_(memory),
-      rings_(RingSegment::create()),
-      state_(StateSegment::create()),
-      requestDoorbell_(makeEventFd()),
-      replyDoorbell_(makeEventFd()) {
-  for (uint16_t i = 0; i < launch_.queues; ++i) queueDoorbells_.push_back(makeEventFd());
-  for (uint16_t i = 0; i < launch_.vectors; ++i) interrupts_.push_back(makeEventFd());
-  channel_.emplace(rings_.requestWriter(), rings_.replyReader(), requestDoorbell_.get(), replyDoorbell_.get());
+DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, DeviceResources& resources, int memfd,
+                                         std::vector<RamRegion> regions)
+    : launch_(std::move(launch)), resources_(resources), memfd_(memfd), regions_(std::move(regions)) {
   spawn(false);
 }
 
@@ -138,35 +125,18 @@ void DeviceServerProcess::spawn(bool restart) {
 
   capnp::MallocMessageBuilder builder;
   auto bootstrap = builder.initRoot<proto::Bootstrap>();
-  bootstrap.setProtocolVersion(proto::PROTOCOL_VERSION);
-  bootstrap.setDeviceName(launch_.deviceName);
+  std::vector<int> fds;
+  std::vector<proto::FdRole> roles;
+  resources_.describe(bootstrap, memfd_, regions_, fds, roles);
   bootstrap.setOptions(launch_.options);
-  bootstrap.setQueueCount(launch_.queues);
-  bootstrap.setVectorCount(launch_.vectors);
   bootstrap.setRestart(restart);
   bootstrap.setSandbox(launch_.sandbox);
   bootstrap.setFaultInjection(launch_.faultInjection);
-  auto regions = bootstrap.initRamRegions(static_cast<unsigned>(memory_.regions().size()));
-  for (unsigned i = 0; i < regions.size(); ++i) {
-    regions[i].setGuestPhysical(memory_.regions()[i].guestPhysical);
-    regions[i].setSize(memory_.regions()[i].size);
-    regions[i].setMemfdOffset(memory_.regions()[i].memfdOffset);
-  }
-  std::vector<int> fds;
-  std::vector<proto::FdRole> roles;
-  auto add = [&](int fd, proto::FdRole role) {
-    fds.push_back(fd);
-    roles.push_back(role);
-  };
-  add(memory_.memfd(), proto::FdRole::GUEST_MEMORY);
-  add(rings_.fd(), proto::FdRole::RING_SEGMENT);
-  add(state_.fd(), proto::FdRole::STATE_SEGMENT);
-  add(requestDoorbell_.get(), proto::FdRole::REQUEST_DOORBELL);
-  add(replyDoorbell_.get(), proto::FdRole::REPLY_DOORBELL);
-  for (auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
-  for (auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
   // Kept open here: a restarted server needs it again.
-  if (launch_.backend) add(launch_.backend.get(), proto::FdRole::BACKEND);
+  if (launch_.backend) {
+    fds.push_back(launch_.backend.get());
+    roles.push_back(proto::FdRole::BACKEND);
+  }
   auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
   for (unsigned i = 0; i < roles.size(); ++i) roleList.set(i, roles[i]);
   try {
@@ -176,7 +146,6 @@ void DeviceServerProcess::spawn(bool restart) {
     // sees it exit and counts it as another crash.
   }
   lifeline_ = std::move(ours);
-  ++generation_;
 }
 
 DeviceServerProcess::~DeviceServerProcess() {
@@ -197,7 +166,7 @@ std::string DeviceServerProcess::reap() {
   if (WIFSIGNALED(status)) {
     int signal = WTERMSIG(status);
     lastExit_ = fmt::format("pid {} killed by signal {} ({})", pid, signal, strsignal(signal));
-    uint32_t& violation = state_.state().sandboxViolation;
+    uint32_t& violation = resources_.state().sandboxViolation;
     if (signal == SIGSYS && violation != 0) {
       lastViolation_ = syscallName(violation - 1);
       lastExit_ += fmt::format(": sandbox violation, syscall {}", lastViolation_);
@@ -221,11 +190,6 @@ void DeviceServerProcess::requestRestart(const std::string& binary) {
   if (!binary.empty() && ::access(binary.c_str(), X_OK) != 0) {
     throw std::invalid_argument(launch_.deviceName + ": " + binary + " is not an executable");
   }
-  try {
-    pause();  // Finish what is in flight; the successor resumes from the state segment.
-  } catch (const DeviceUnavailable&) {
-    // Already dead or hung: replacing it is exactly what is wanted.
-  }
   {
     std::lock_guard lock(processMutex_);
     if (!binary.empty()) launch_.binary = binary;
@@ -235,18 +199,8 @@ void DeviceServerProcess::requestRestart(const std::string& binary) {
   if (pid > 0) ::kill(pid, SIGKILL);
 }
 
-void DeviceServerProcess::pause() {
-  auto reply = call([](proto::Request::Builder request) { request.setPause(); });
-  if (!reply.root<proto::Reply>().isDone()) throw DeviceUnavailable(launch_.deviceName + ": pause refused");
-}
-
-void DeviceServerProcess::resume() {
-  auto reply = call([](proto::Request::Builder request) { request.setResume(); });
-  if (!reply.root<proto::Reply>().isDone()) throw DeviceUnavailable(launch_.deviceName + ": resume refused");
-}
-
 std::vector<uint8_t> DeviceServerProcess::saveState() const {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&state_.state());
+  const auto* bytes = reinterpret_cast<const uint8_t*>(&resources_.state());
   return {bytes, bytes + sizeof(VirtioState)};
 }
 
@@ -256,7 +210,7 @@ void DeviceServerProcess::restoreState(const std::vector<uint8_t>& saved) {
   if (pid > 0) {
     // Supervised: the supervisor sees the exit and restarts on the restored
     // state. Unsupervised: do it here.
-    std::memcpy(&state_.state(), saved.data(), saved.size());
+    std::memcpy(&resources_.state(), saved.data(), saved.size());
     ::kill(pid, SIGKILL);
     if (!supervised_) {
       reap();
@@ -280,50 +234,6 @@ std::string DeviceServerProcess::lastViolation() const {
 std::string DeviceServerProcess::lastExit() const {
   std::lock_guard lock(processMutex_);
   return lastExit_;
-}
-
-void DeviceServerProcess::markFailed() {
-  failed_ = true;
-  // Tell the guest in virtio's terms: DEVICE_NEEDS_RESET plus a
-  // configuration-change interrupt, which the core can raise on its own.
-  VirtioState& state = state_.state();
-  state.status |= 0x40;
-  ++state.configGeneration;
-  state.isr |= 2;
-  if (state.configVector < interrupts_.size()) eventfd_write(interrupts_[state.configVector].get(), 1);
-}
-
-ReceivedMessage DeviceServerProcess::exchange(capnp::MessageBuilder& request, std::chrono::milliseconds timeout) {
-  std::lock_guard lock(callMutex_);
-  if (failed_) throw DeviceUnavailable(launch_.deviceName + ": device has failed");
-  uint64_t sequence = ++sequence_;
-  request.getRoot<proto::Request>().setSequence(sequence);
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto remaining = [&] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-  };
-  for (;;) {
-    uint32_t generation = generation_.load();
-    if (!channel_->send(request, std::max(remaining(), std::chrono::milliseconds(1)))) {
-      throw DeviceUnavailable(launch_.deviceName + ": request ring stayed full");
-    }
-    // Wait for our reply. If the server is restarted meanwhile, the request
-    // may have died with it: send it again to the new instance. Replies
-    // carrying an older sequence are leftovers and are skipped.
-    while (generation == generation_.load()) {
-      try {
-        while (auto reply = channel_->tryReceive()) {
-          if (reply->root<proto::Reply>().getSequence() == sequence) return std::move(*reply);
-        }
-      } catch (const ProtocolError& error) {
-        throw DeviceUnavailable(launch_.deviceName + ": " + error.what());
-      }
-      if (failed_) throw DeviceUnavailable(launch_.deviceName + ": device has failed");
-      if (!supervised_ && exited()) throw DeviceUnavailable(launch_.deviceName + ": its server exited");
-      if (remaining().count() <= 0) throw DeviceUnavailable(launch_.deviceName + ": no reply from its server");
-      channel_->waitForDoorbell(std::min(remaining(), std::chrono::milliseconds(20)));
-    }
-  }
 }
 
 }  // namespace cellvisor

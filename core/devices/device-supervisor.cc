@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <errno.h>
+
 #include <iostream>
 
 namespace cellvisor {
@@ -9,6 +11,7 @@ namespace cellvisor {
 DeviceSupervisor::DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown,
                                    std::function<void()> changed)
     : loop_(loop), process_(process), shuttingDown_(std::move(shuttingDown)), changed_(std::move(changed)) {
+  log_ = [](const std::string& line) { std::cerr << program_invocation_short_name << ": " << line << '\n'; };
   process_.setSupervised(true);
   timer_ = new uv_timer_t;
   uv_timer_init(loop_, timer_);
@@ -49,7 +52,7 @@ void DeviceSupervisor::onExit() {
   if (shuttingDown_()) return;
   if (process_.takeRequestedExit()) {
     // Asked for (restart or upgrade): not a crash, no back-off.
-    std::cerr << fmt::format("vmm-core: {}: restarting on request ({})\n", process_.deviceName(), process_.launch().binary);
+    log(fmt::format("{}: restarting on request ({})", process_.deviceName(), process_.launch().binary));
     youngDeaths_ = 0;
     restartNow();
     return;
@@ -58,17 +61,16 @@ void DeviceSupervisor::onExit() {
   bool young = std::chrono::steady_clock::now() - started_ < YOUNG;
   youngDeaths_ = young ? youngDeaths_ + 1 : 0;
   if (youngDeaths_ >= CRASH_LOOP_LIMIT) {
-    std::cerr << fmt::format("vmm-core: {}: {}; {} instances in a row died within {} ms: device failed, guest told "
-                             "to reset it\n",
-                             process_.deviceName(), how, youngDeaths_, YOUNG.count());
+    log(fmt::format("{}: {}; {} instances in a row died within {} ms: device failed, guest told to reset it",
+                    process_.deviceName(), how, youngDeaths_, YOUNG.count()));
     process_.markFailed();
     if (changed_) changed_();
     return;
   }
   // Back off only while instances die young: 0, 10, 20, 40 ... 1000 ms.
   uint64_t delay = youngDeaths_ == 0 ? 0 : std::min<uint64_t>(1000, 10ull << (youngDeaths_ - 1));
-  std::cerr << fmt::format("vmm-core: {}: {}; restarting (restart {}{})\n", process_.deviceName(), how,
-                           process_.restarts() + 1, delay ? fmt::format(", after {} ms", delay) : "");
+  log(fmt::format("{}: {}; restarting (restart {}{})", process_.deviceName(), how, process_.restarts() + 1,
+                  delay ? fmt::format(", after {} ms", delay) : ""));
   uv_timer_start(timer_, [](uv_timer_t* timer) { static_cast<DeviceSupervisor*>(timer->data)->restartNow(); },
                  delay, 0);
   if (changed_) changed_();
@@ -80,7 +82,7 @@ void DeviceSupervisor::restartNow() {
     started_ = std::chrono::steady_clock::now();
     process_.restart();
   } catch (const std::exception& error) {
-    std::cerr << "vmm-core: " << process_.deviceName() << ": restart failed: " << error.what() << '\n';
+    log(fmt::format("{}: restart failed: {}", process_.deviceName(), error.what()));
     process_.markFailed();
     if (changed_) changed_();
     return;

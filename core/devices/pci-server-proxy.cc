@@ -13,7 +13,7 @@ constexpr uint16_t COMMAND_BUS_MASTER = 4;
 
 }  // namespace
 
-PciServerProxy::PciServerProxy(DeviceServerProcess& server, DeviceWiring& wiring) : server_(server), wiring_(wiring) {
+PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring) : server_(server), wiring_(wiring) {
   auto reply = server_.call([](proto::Request::Builder request) {
     request.initHello().setCoreProtocolVersion(proto::PROTOCOL_VERSION);
   });

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <vector>
 
-#include "core/devices/device-server-process.h"
+#include "core/devices/device-channel.h"
 #include "core/devices/device-wiring.h"
 #include "core/pci/pci-device.h"
 
@@ -35,7 +35,7 @@ class PciServerProxy : public PciDevice {
  public:
   // Says hello to the server and learns its BARs and doorbells. Throws
   // DeviceUnavailable (or std::runtime_error on a version mismatch).
-  PciServerProxy(DeviceServerProcess& server, DeviceWiring& wiring);
+  PciServerProxy(DeviceChannel& server, DeviceWiring& wiring);
   ~PciServerProxy() override;
 
   const std::vector<ProxyBar>& bars() const { return bars_; }
@@ -79,7 +79,7 @@ class PciServerProxy : public PciDevice {
   void refreshMappings();
   void mapDoorbells(const ProxyBar& bar, bool add);
 
-  DeviceServerProcess& server_;
+  DeviceChannel& server_;
   DeviceWiring& wiring_;
   std::string serverName_;
   std::vector<ProxyBar> bars_;

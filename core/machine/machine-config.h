@@ -30,7 +30,8 @@ struct MachineConfig {
   bool cpuidMaskSet = false;  // False: use the host's default mask.
   std::vector<PciSlotConfig> pciSlots;
   std::string sandbox = "enforce";  // Device servers: off | log | enforce.
-  int statusFd = -1;                // Device reports to vmmd (--status-fd).
+  int statusFd = -1;                // Commands from vmmd (--status-fd).
+  int deviceSocket = -1;            // Device resources from vmmd (--device-socket).
 };
 
 // A flat `key=value` store with the origin of each value, so an error can

@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "core/acpi/acpi-pm.h"
@@ -18,6 +19,9 @@
 
 #include "control.capnp.h"
 #include "core/devices/device-catalog.h"
+#include "core/devices/device-channel.h"
+#include "core/devices/device-resources.h"
+#include "core/devices/device-server-process.h"
 #include "core/devices/device-supervisor.h"
 #include "core/devices/kvm-device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
@@ -73,7 +77,8 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
     throw std::invalid_argument(fmt::format("{} vCPUs requested; KVM allows {}", config_.cpus, hypervisor_->maxVcpus()));
   }
   vm_ = hypervisor_->createVm();
-  memory_ = std::make_unique<GuestMemory>(config_.memoryBytes);
+  adoptDevicesFromVmmd();
+  if (!memory_) memory_ = std::make_unique<GuestMemory>(config_.memoryBytes);
   for (size_t i = 0; i < memory_->regions().size(); ++i) {
     const auto& region = memory_->regions()[i];
     vm_->setUserMemoryRegion(static_cast<uint32_t>(i), region.guestPhysical, region.size,
@@ -159,13 +164,45 @@ void Machine::attachPciSlots() {
   }
 }
 
+void Machine::adoptDevicesFromVmmd() {
+  if (config_.deviceSocket < 0) return;
+  // vmmd runs the servers and sends, for each, the resources it made for
+  // it, all referring to the guest RAM vmmd created: that RAM becomes ours.
+  UniqueFd socket(config_.deviceSocket);
+  for (const auto& slot : config_.pciSlots) {
+    if (!isServerDevice(slot.emulation)) continue;
+    AdoptedDevice device = receiveDeviceResources(socket.get());
+    if (device.resources->deviceName() != serverDeviceName(slot)) {
+      throw std::runtime_error("vmmd sent resources for " + device.resources->deviceName() + ", expected " +
+                               serverDeviceName(slot));
+    }
+    if (!memory_) {
+      memory_ = std::make_unique<GuestMemory>(std::move(device.memory), device.regions);
+      if (memory_->size() != config_.memoryBytes) throw std::runtime_error("vmmd's guest RAM has the wrong size");
+    }
+    adoptedDevices_.push_back(std::move(device));
+  }
+}
+
 void Machine::attachServerDevice(const PciSlotConfig& slot) {
   ServerDevice device;
-  ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
-  std::string name = launch.deviceName;
-  device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *memory_);
+  std::string name = serverDeviceName(slot);
+  if (config_.deviceSocket >= 0) {
+    auto adopted = std::find_if(adoptedDevices_.begin(), adoptedDevices_.end(), [&](const AdoptedDevice& candidate) {
+      return candidate.resources && candidate.resources->deviceName() == name;
+    });
+    if (adopted == adoptedDevices_.end()) throw std::runtime_error("vmmd sent no resources for " + name);
+    device.resources = std::move(adopted->resources);
+    device.channel = std::make_unique<DeviceChannel>(*device.resources);
+  } else {
+    ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
+    device.resources = std::make_unique<DeviceResources>(name, launch.queues, launch.vectors);
+    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources, memory_->memfd(),
+                                                           memory_->regions());
+    device.channel = std::make_unique<DeviceChannel>(*device.resources);
+  }
   device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, name);
-  device.proxy = std::make_unique<PciServerProxy>(*device.process, *device.wiring);
+  device.proxy = std::make_unique<PciServerProxy>(*device.channel, *device.wiring);
   // Place the BARs as firmware would, naturally aligned in the 32-bit window.
   if (nextMmio32_ == 0) nextMmio32_ = layout::PCI_MMIO32_BASE;
   for (const auto& bar : device.proxy->bars()) {
@@ -266,10 +303,9 @@ int Machine::run() {
   }, HALT_PROBE_MS, HALT_PROBE_MS);
   for (auto& [backend, uart] : serialPorts_) backend->startInput(&loop_, *uart);
   for (auto& device : serverDevices_) {
-    device.supervisor = std::make_unique<DeviceSupervisor>(
-        &loop_, *device.process, [this] { return stopping_.load(); }, [this] { reportDevices(); });
+    if (!device.process) continue;
+    device.supervisor = std::make_unique<DeviceSupervisor>(&loop_, *device.process, [this] { return stopping_.load(); });
   }
-  reportDevices();
   if (config_.statusFd >= 0 && uv_poll_init(&loop_, &statusPoll_, config_.statusFd) == 0) {
     statusPolled_ = true;
     statusPoll_.data = this;
@@ -330,44 +366,30 @@ void Machine::handleCoreCommand() {
   try {
     capnp::StreamFdMessageReader message(config_.statusFd);
     auto command = message.getRoot<proto::CoreCommand>();
-    if (command.isRestartDevice()) {
-      std::string device = command.getRestartDevice().getDevice();
-      for (auto& server : serverDevices_) {
-        if (server.process->deviceName() != device) continue;
-        server.process->requestRestart(command.getRestartDevice().getBinary());
-        return;
+    bool quiesce = command.isQuiesceDevice();
+    std::string device = quiesce ? command.getQuiesceDevice() : command.getResumeDevice();
+    capnp::MallocMessageBuilder builder;
+    auto result = builder.initRoot<proto::CoreEvent>();
+    result.setDevice(device);
+    auto server = std::find_if(serverDevices_.begin(), serverDevices_.end(),
+                               [&](const ServerDevice& candidate) { return candidate.channel->deviceName() == device; });
+    try {
+      if (server == serverDevices_.end()) throw std::invalid_argument("no device " + device);
+      // Before vmmd replaces a server (live upgrade): let what is in flight
+      // finish; the successor resumes from the state segment.
+      if (quiesce) {
+        server->channel->pause();
+      } else {
+        server->channel->resume();
       }
-      std::cerr << "vmm-core: restart request for unknown device " << device << '\n';
-    } else if (command.isReportDevices()) {
-      reportDevices();
+    } catch (const std::exception& error) {
+      result.setError(error.what());
     }
+    capnp::writeMessageToFd(config_.statusFd, builder);
   } catch (const kj::Exception&) {
     uv_poll_stop(&statusPoll_);  // vmmd closed its end.
   } catch (const std::exception& error) {
     std::cerr << "vmm-core: " << error.what() << '\n';
-  }
-}
-
-void Machine::reportDevices() {
-  if (config_.statusFd < 0) return;
-  capnp::MallocMessageBuilder builder;
-  auto devices = builder.initRoot<proto::DeviceReport>().initDevices(static_cast<unsigned>(serverDevices_.size()));
-  for (unsigned i = 0; i < devices.size(); ++i) {
-    const DeviceServerProcess& process = *serverDevices_[i].process;
-    auto status = devices[i];
-    status.setName(process.deviceName());
-    status.setPid(process.pid());
-    status.setState(process.failed() ? "failed" : process.pid() > 0 ? "running" : "restarting");
-    status.setRestarts(process.restarts());
-    status.setLastExit(process.lastExit());
-    status.setPolicy(process.launch().policy);
-    status.setSandbox(process.launch().sandbox);
-    status.setLastViolation(process.lastViolation());
-  }
-  try {
-    capnp::writeMessageToFd(config_.statusFd, builder);
-  } catch (const kj::Exception&) {
-    config_.statusFd = -1;  // vmmd went away; the VM carries on.
   }
 }
 

@@ -33,6 +33,9 @@ class IoDevice;
 class IrqLine;
 class PciDevice;
 class DeviceServerProcess;
+class DeviceResources;
+class DeviceChannel;
+struct AdoptedDevice;
 class DeviceWiring;
 class PciServerProxy;
 class DeviceSupervisor;
@@ -66,7 +69,7 @@ class Machine : public MachineControl {
   bool vcpuIsHaltedForGood(Vcpu& vcpu);
   void runIoLoop();
   void stopVcpus();
-  void reportDevices();
+  void adoptDevicesFromVmmd();
   void handleCoreCommand();
 
   MachineConfig config_;
@@ -78,14 +81,19 @@ class Machine : public MachineControl {
   std::vector<std::unique_ptr<IrqLine>> irqLines_;
   std::vector<std::unique_ptr<IoDevice>> devices_;
   std::vector<std::unique_ptr<PciDevice>> pciDevices_;
-  // Device servers: the process, how it is wired into KVM, and its proxy.
+  // Device servers: their resources and our channel to them, how they are
+  // wired into KVM, and the PCI proxy. Under vmmd the resources come from
+  // vmmd, which runs the servers; standalone, the core runs them itself.
   struct ServerDevice {
-    std::unique_ptr<DeviceServerProcess> process;
+    std::unique_ptr<DeviceResources> resources;
+    std::unique_ptr<DeviceChannel> channel;
+    std::unique_ptr<DeviceServerProcess> process;  // Standalone only.
     std::unique_ptr<DeviceWiring> wiring;
     std::unique_ptr<PciServerProxy> proxy;
-    std::unique_ptr<DeviceSupervisor> supervisor;  // Lives on the I/O loop.
+    std::unique_ptr<DeviceSupervisor> supervisor;  // Standalone only; lives on the I/O loop.
   };
   std::vector<ServerDevice> serverDevices_;
+  std::vector<AdoptedDevice> adoptedDevices_;  // From vmmd, until attached.
   uint64_t nextMmio32_ = 0;  // BAR allocator in the 32-bit PCI window.
   std::vector<std::unique_ptr<SerialBackend>> serialBackends_;
   std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;

@@ -12,24 +12,27 @@
 
 namespace cellvisor {
 
-GuestMemory::GuestMemory(uint64_t size) : size_(size) {
+GuestRamFile createGuestRam(uint64_t size) {
   constexpr uint64_t ALIGN = 2 * layout::MiB;
   if (size < ALIGN || size % ALIGN != 0) {
     throw std::invalid_argument("guest memory must be a non-zero multiple of 2 MiB, got " +
                                 std::to_string(size) + " bytes");
   }
-  memfd_ = UniqueFd(checkSyscall(::memfd_create("guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING),
-                                 "memfd_create"));
-  checkSyscall(::ftruncate(memfd_.get(), static_cast<off_t>(size)), "ftruncate guest RAM");
+  GuestRamFile file;
+  file.memfd = UniqueFd(checkSyscall(::memfd_create("guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
+  checkSyscall(::ftruncate(file.memfd.get(), static_cast<off_t>(size)), "ftruncate guest RAM");
   // Servers map this fd too: a shrink would turn their accesses into SIGBUS.
-  checkSyscall(::fcntl(memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
-               "F_ADD_SEALS");
-  mapping_ = Mapping::map(memfd_.get(), size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE);
-  ::madvise(mapping_.data(), size, MADV_HUGEPAGE);  // Best effort; shmem THP may be off.
-
+  checkSyscall(::fcntl(file.memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), "F_ADD_SEALS");
   uint64_t low = size < layout::LOW_RAM_LIMIT ? size : layout::LOW_RAM_LIMIT;
-  regions_.push_back({0, low, 0});
-  if (size > low) regions_.push_back({layout::HIGH_RAM_BASE, size - low, low});
+  file.regions.push_back({0, low, 0});
+  if (size > low) file.regions.push_back({layout::HIGH_RAM_BASE, size - low, low});
+  return file;
+}
+
+GuestMemory::GuestMemory(uint64_t size) : GuestMemory(createGuestRam(size)) {}
+
+GuestMemory::GuestMemory(GuestRamFile file) : GuestMemory(std::move(file.memfd), std::move(file.regions)) {
+  ::madvise(mapping_.data(), size_, MADV_HUGEPAGE);  // Best effort; shmem THP may be off.
 }
 
 GuestMemory::GuestMemory(UniqueFd memfd, std::vector<RamRegion> regions)

@@ -38,10 +38,21 @@ struct RamRegion {
   uint64_t memfdOffset;
 };
 
+// Guest RAM before anyone maps it: the sealed memfd and its layout around
+// the PCI hole. vmmd creates it and hands it to the core and every server.
+struct GuestRamFile {
+  UniqueFd memfd;
+  std::vector<RamRegion> regions;
+};
+// `size` bytes of RAM: a multiple of 2 MiB, at least 2 MiB. Throws
+// std::invalid_argument for a bad size, std::system_error if memfd fails.
+GuestRamFile createGuestRam(uint64_t size);
+
 class GuestMemory {
  public:
   // Creates `size` bytes of RAM (a multiple of 2 MiB, at least 2 MiB).
   explicit GuestMemory(uint64_t size);
+  explicit GuestMemory(GuestRamFile file);
   // Maps RAM someone else created (a device server mapping the VM's memfd).
   // Throws if the regions do not fit the memfd.
   GuestMemory(UniqueFd memfd, std::vector<RamRegion> regions);

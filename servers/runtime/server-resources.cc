@@ -1,6 +1,7 @@
 #include "servers/runtime/server-resources.h"
 
 #include "device.capnp.h"
+#include "proto/bootstrap-fds.h"
 #include "proto/fd-passing.h"
 
 namespace cellvisor {
@@ -9,13 +10,7 @@ ServerResources receiveServerResources(int socket) {
   MessageWithFds received = receiveWithFds(socket);
   ReceivedMessage message(received.bytes);
   auto bootstrap = message.root<proto::Bootstrap>();
-  if (bootstrap.getProtocolVersion() != proto::PROTOCOL_VERSION) {
-    throw ProtocolError("spawner speaks device protocol " + std::to_string(bootstrap.getProtocolVersion()) +
-                        ", this server speaks " + std::to_string(proto::PROTOCOL_VERSION));
-  }
-  auto roles = bootstrap.getFds();
-  if (roles.size() != received.fds.size()) throw ProtocolError("bootstrap names more descriptors than it carries");
-
+  BootstrapFds fds = sortBootstrapFds(bootstrap, received.fds);
   ServerResources resources;
   resources.lifeline = socket;
   resources.deviceName = bootstrap.getDeviceName();
@@ -23,40 +18,18 @@ ServerResources receiveServerResources(int socket) {
   resources.restart = bootstrap.getRestart();
   resources.sandbox = bootstrap.getSandbox();
   resources.faultInjection = bootstrap.getFaultInjection();
-  UniqueFd memoryFd;
-  UniqueFd ringFd;
-  UniqueFd stateFd;
-  for (size_t i = 0; i < roles.size(); ++i) {
-    UniqueFd fd = std::move(received.fds[i]);
-    switch (roles[i]) {
-      case proto::FdRole::GUEST_MEMORY: memoryFd = std::move(fd); break;
-      case proto::FdRole::RING_SEGMENT: ringFd = std::move(fd); break;
-      case proto::FdRole::STATE_SEGMENT: stateFd = std::move(fd); break;
-      case proto::FdRole::REQUEST_DOORBELL: resources.requestDoorbell = std::move(fd); break;
-      case proto::FdRole::REPLY_DOORBELL: resources.replyDoorbell = std::move(fd); break;
-      case proto::FdRole::QUEUE_DOORBELL: resources.queueDoorbells.push_back(std::move(fd)); break;
-      case proto::FdRole::INTERRUPT: resources.interrupts.push_back(std::move(fd)); break;
-      case proto::FdRole::BACKEND: resources.backend = std::move(fd); break;
-    }
-  }
-  if (!memoryFd || !ringFd || !stateFd || !resources.requestDoorbell || !resources.replyDoorbell) {
-    throw ProtocolError("bootstrap lacks guest memory, rings, state or doorbells");
-  }
-  if (resources.queueDoorbells.size() != bootstrap.getQueueCount() ||
-      resources.interrupts.size() != bootstrap.getVectorCount()) {
-    throw ProtocolError("bootstrap queue/vector counts do not match its descriptors");
-  }
-  std::vector<RamRegion> regions;
-  for (auto region : bootstrap.getRamRegions()) {
-    regions.push_back({region.getGuestPhysical(), region.getSize(), region.getMemfdOffset()});
-  }
+  resources.requestDoorbell = std::move(fds.requestDoorbell);
+  resources.replyDoorbell = std::move(fds.replyDoorbell);
+  resources.queueDoorbells = std::move(fds.queueDoorbells);
+  resources.interrupts = std::move(fds.interrupts);
+  resources.backend = std::move(fds.backend);
   try {
-    resources.memory = std::make_unique<GuestMemory>(std::move(memoryFd), std::move(regions));
+    resources.memory = std::make_unique<GuestMemory>(std::move(fds.memory), bootstrapRamRegions(bootstrap));
   } catch (const std::invalid_argument& error) {
     throw ProtocolError(std::string("bootstrap RAM layout: ") + error.what());
   }
-  resources.rings.emplace(RingSegment::open(std::move(ringFd)));
-  resources.state.emplace(StateSegment::open(std::move(stateFd)));
+  resources.rings.emplace(RingSegment::open(std::move(fds.rings)));
+  resources.state.emplace(StateSegment::open(std::move(fds.state)));
   return resources;
 }
 

@@ -14,7 +14,7 @@
 namespace cellvisor {
 
 constexpr uint32_t STATE_MAGIC = 0x43565354;  // "CVST"
-constexpr uint32_t STATE_LAYOUT_VERSION = 3;
+constexpr uint32_t STATE_LAYOUT_VERSION = 4;
 constexpr uint16_t MAX_QUEUES = 64;
 constexpr uint16_t MAX_QUEUE_SIZE = 1024;
 constexpr uint16_t MAX_VECTORS = MAX_QUEUES + 1;
@@ -75,6 +75,9 @@ struct VirtioState {
   QueueState queues[MAX_QUEUES];
   // Syscall number + 1 of the call that broke the sandbox, 0 if none.
   uint32_t sandboxViolation;
+  // Set by the supervisor past the crash-loop limit: nobody will serve this
+  // device again, so the core stops waiting for an answer.
+  uint32_t supervisorFailed;
   uint8_t deviceSpecific[4096];  // e.g. a block device's writeback setting.
 };
 

@@ -433,7 +433,7 @@ TEST_P(SandboxViolation, KillsNamesAndRestarts) {
   pid_t before = harness.process().pid();
   // The first instance dies on the ping; the core re-sends it to the
   // restarted one, so the caller still gets its answer.
-  auto reply = harness.process().call([](proto::Request::Builder request) { request.setPing(7); });
+  auto reply = harness.channel().call([](proto::Request::Builder request) { request.setPing(7); });
   EXPECT_EQ(reply.root<proto::Reply>().getPong(), 7u);
   EXPECT_EQ(harness.process().restarts(), 1u);
   EXPECT_NE(harness.process().pid(), before);
@@ -464,12 +464,12 @@ namespace {
 TEST(VirtioBlkPause, PausedServerTakesNothingUntilResumed) {
   BlkHarness blk;
   uint64_t data = blk.pattern(4096, 11);
-  blk.harness.process().pause();
+  blk.harness.channel().pause();
   uint64_t status = blk.harness.allocate(1, 1);
   blk.harness.submit(0, {{blk.header(OUT, 0), 16, false}, {data, 4096, false}, {status, 1, true}});
   blk.harness.kick(0);
   EXPECT_TRUE(blk.harness.waitForCompletions(0, 1, std::chrono::milliseconds(200)).empty());
-  blk.harness.process().resume();
+  blk.harness.channel().resume();
   auto done = blk.harness.waitForCompletions(0, 1, std::chrono::seconds(5));
   ASSERT_EQ(done.size(), 1u);
   EXPECT_EQ(*blk.harness.host(status), S_OK);
@@ -479,7 +479,7 @@ TEST(VirtioBlkPause, SnapshotAndRestoreContinueServing) {
   BlkHarness blk;
   uint64_t data = blk.pattern(8192, 12);
   ASSERT_EQ(blk.io(OUT, 0, data, 8192).status, S_OK);
-  blk.harness.process().pause();
+  blk.harness.channel().pause();
   std::vector<uint8_t> saved = blk.harness.process().saveState();
   // A new server instance starts from the saved state (as a live upgrade would).
   blk.harness.process().restoreState(saved);

@@ -26,8 +26,12 @@ VirtioHarness::VirtioHarness(const std::string& server, const std::string& optio
   launch.queues = queues;
   launch.vectors = static_cast<uint16_t>(queues + 1);
   launch.faultInjection = faultInjection;
-  process_ = std::make_unique<DeviceServerProcess>(std::move(launch), memory_);
-  proxy_ = std::make_unique<PciServerProxy>(*process_, wiring_);
+  resources_ = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
+  process_ = std::make_unique<DeviceServerProcess>(std::move(launch), *resources_, memory_.memfd(), memory_.regions());
+  channel_ = std::make_unique<DeviceChannel>(*resources_);
+  // Unless a test supervises it, a dead server stays dead: fail at once.
+  channel_->setServerGone([this] { return !process_->supervised() && process_->exited(); });
+  proxy_ = std::make_unique<PciServerProxy>(*channel_, wiring_);
   queues_.resize(queues);
 }
 
@@ -72,7 +76,7 @@ uint64_t VirtioHarness::initialize(uint64_t accept, uint16_t queueSize) {
   barWrite(common_ + 0x14, 1, 3 | 8);  // FEATURES_OK
   if (!(barRead(common_ + 0x14, 1) & 8)) throw std::runtime_error("device refused our features");
 
-  uint16_t vectors = process_->vectorCount();
+  uint16_t vectors = channel_->vectorCount();
   for (uint16_t vector = 0; vector < vectors; ++vector) {
     uint64_t entry = msixTable_ + 16ull * vector;
     barWrite(entry + 0, 4, 0xfee00000);
@@ -185,12 +189,12 @@ void VirtioHarness::kick(uint16_t queueIndex) {
   // What KVM does on a doorbell write: signal the queue's ioeventfd.
   uint64_t doorbell = BAR_ADDRESS + notify_ + uint64_t{notifyMultiplier_} * queueIndex;
   auto found = wiring_.doorbells.find(doorbell);
-  int fd = found != wiring_.doorbells.end() ? found->second : process_->queueDoorbell(queueIndex);
+  int fd = found != wiring_.doorbells.end() ? found->second : channel_->queueDoorbell(queueIndex);
   eventfd_write(fd, 1);
 }
 
 bool VirtioHarness::interruptPending(uint16_t vector, std::chrono::milliseconds timeout) {
-  pollfd fd{process_->interrupt(vector), POLLIN, 0};
+  pollfd fd{channel_->interrupt(vector), POLLIN, 0};
   if (::poll(&fd, 1, static_cast<int>(timeout.count())) <= 0) return false;
   eventfd_t value;
   eventfd_read(fd.fd, &value);

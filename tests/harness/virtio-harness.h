@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/devices/device-channel.h"
+#include "core/devices/device-resources.h"
 #include "core/devices/device-server-process.h"
 #include "core/devices/device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
@@ -59,6 +61,7 @@ class VirtioHarness {
 
   PciServerProxy& proxy() { return *proxy_; }
   DeviceServerProcess& process() { return *process_; }
+  DeviceChannel& channel() { return *channel_; }
   HarnessWiring& wiring() { return wiring_; }
   GuestMemory& memory() { return memory_; }
 
@@ -104,7 +107,9 @@ class VirtioHarness {
 
   GuestMemory memory_;
   HarnessWiring wiring_;
+  std::unique_ptr<DeviceResources> resources_;
   std::unique_ptr<DeviceServerProcess> process_;
+  std::unique_ptr<DeviceChannel> channel_;
   std::unique_ptr<PciServerProxy> proxy_;
   uint64_t common_ = 0;
   uint64_t notify_ = 0;

@@ -60,6 +60,12 @@ class Vmctl : public ::testing::Test {
     return {status, process.output()};
   }
 
+  // A VM's vmm.log, for failure messages.
+  std::string log(const std::string& vm) {
+    std::ifstream file(root / "store" / vm / "vmm.log");
+    return {std::istreambuf_iterator<char>(file), {}};
+  }
+
   fs::path root;
   std::string socket;
   std::unique_ptr<CoreProcess> daemon;
@@ -241,7 +247,8 @@ TEST_F(Vmctl, ManageStoppedVms) {
   ASSERT_EQ(vmctl({"start", "moved"}).first, 0);
   std::string before = vmctl({"list", "-v"}).second;
   EXPECT_NE(before.find("UPTIME"), std::string::npos) << before;
-  EXPECT_EQ(vmctl({"rename", "moved", "x"}).first, 1) << "running VMs are not renamed";
+  std::string state = vmctl({"info", "moved"}).second + log("moved");
+  EXPECT_EQ(vmctl({"rename", "moved", "x"}).first, 1) << "running VMs are not renamed:\n" << state;
   EXPECT_EQ(vmctl({"restart", "moved"}).first, 0);
   std::string after = vmctl({"list"}).second;
   EXPECT_NE(after.find("running"), std::string::npos) << after;

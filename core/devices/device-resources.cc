@@ -1,0 +1,101 @@
+#include "core/devices/device-resources.h"
+
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+
+#include <atomic>
+
+#include "core/base/system-error.h"
+
+namespace cellvisor {
+namespace {
+
+UniqueFd makeEventFd() {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) throwSystemError("eventfd");
+  return fd;
+}
+
+std::vector<UniqueFd> makeEventFds(uint16_t count) {
+  std::vector<UniqueFd> fds;
+  for (uint16_t i = 0; i < count; ++i) fds.push_back(makeEventFd());
+  return fds;
+}
+
+// The state segment is shared with the server (and the supervisor): read
+// its words as the atomics they are.
+uint32_t loadShared(uint32_t& word) { return std::atomic_ref<uint32_t>(word).load(std::memory_order_acquire); }
+
+}  // namespace
+
+DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors)
+    : deviceName_(std::move(deviceName)),
+      rings_(RingSegment::create()),
+      state_(StateSegment::create()),
+      requestDoorbell_(makeEventFd()),
+      replyDoorbell_(makeEventFd()),
+      queueDoorbells_(makeEventFds(queues)),
+      interrupts_(makeEventFds(vectors)) {}
+
+DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
+    : deviceName_(std::move(deviceName)),
+      rings_(RingSegment::open(std::move(fds.rings))),
+      state_(StateSegment::open(std::move(fds.state))),
+      requestDoorbell_(std::move(fds.requestDoorbell)),
+      replyDoorbell_(std::move(fds.replyDoorbell)),
+      queueDoorbells_(std::move(fds.queueDoorbells)),
+      interrupts_(std::move(fds.interrupts)) {}
+
+void DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd, const std::vector<RamRegion>& regions,
+                               std::vector<int>& fds, std::vector<proto::FdRole>& roles) const {
+  bootstrap.setProtocolVersion(proto::PROTOCOL_VERSION);
+  bootstrap.setDeviceName(deviceName_);
+  bootstrap.setQueueCount(queueCount());
+  bootstrap.setVectorCount(vectorCount());
+  auto list = bootstrap.initRamRegions(static_cast<unsigned>(regions.size()));
+  for (unsigned i = 0; i < list.size(); ++i) {
+    list[i].setGuestPhysical(regions[i].guestPhysical);
+    list[i].setSize(regions[i].size);
+    list[i].setMemfdOffset(regions[i].memfdOffset);
+  }
+  auto add = [&](int fd, proto::FdRole role) {
+    fds.push_back(fd);
+    roles.push_back(role);
+  };
+  add(memfd, proto::FdRole::GUEST_MEMORY);
+  add(rings_.fd(), proto::FdRole::RING_SEGMENT);
+  add(state_.fd(), proto::FdRole::STATE_SEGMENT);
+  add(requestDoorbell_.get(), proto::FdRole::REQUEST_DOORBELL);
+  add(replyDoorbell_.get(), proto::FdRole::REPLY_DOORBELL);
+  for (const auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
+  for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
+}
+
+void DeviceResources::markFailed() {
+  VirtioState& state = state_.state();
+  std::atomic_ref<uint32_t>(state.supervisorFailed).store(1, std::memory_order_release);
+  state.status |= 0x40;  // DEVICE_NEEDS_RESET
+  ++state.configGeneration;
+  state.isr |= 2;
+  if (state.configVector < interrupts_.size()) eventfd_write(interrupts_[state.configVector].get(), 1);
+  // Wake a core waiting for a reply that will never come.
+  eventfd_write(replyDoorbell_.get(), 1);
+}
+
+bool DeviceResources::failed() const { return loadShared(state_.state().supervisorFailed) != 0; }
+
+uint32_t DeviceResources::serverGeneration() const { return loadShared(state_.state().generation); }
+
+AdoptedDevice receiveDeviceResources(int socket) {
+  MessageWithFds received = receiveWithFds(socket);
+  ReceivedMessage message(received.bytes);
+  auto bootstrap = message.root<proto::Bootstrap>();
+  BootstrapFds fds = sortBootstrapFds(bootstrap, received.fds);
+  AdoptedDevice adopted;
+  adopted.regions = bootstrapRamRegions(bootstrap);
+  adopted.resources = std::make_unique<DeviceResources>(bootstrap.getDeviceName(), fds);
+  adopted.memory = std::move(fds.memory);
+  return adopted;
+}
+
+}  // namespace cellvisor

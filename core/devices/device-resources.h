@@ -1,0 +1,77 @@
+// What one device server works with, apart from guest RAM and its backend:
+// the request/reply ring segment, the state segment, the doorbell eventfds
+// (one per queue, wired into KVM as ioeventfds) and the interrupt eventfds
+// (one per MSI-X vector, irqfds). Whoever supervises the server creates them
+// (vmmd, or a standalone vmm-core); the core adopts vmmd's over a socket.
+// Every instance of the server gets the same set, which is what lets a
+// restarted server carry on where the last one stopped.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/base/unique-fd.h"
+#include "core/memory/guest-memory.h"
+#include "device.capnp.h"
+#include "proto/bootstrap-fds.h"
+#include "proto/fd-passing.h"
+#include "proto/ring-segment.h"
+#include "servers/runtime/state-segment.h"
+
+namespace cellvisor {
+
+class DeviceResources {
+ public:
+  // Fresh resources for a device with `queues` queues and `vectors` vectors.
+  DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors);
+  // Takes over the resources of an unpacked bootstrap message (the core,
+  // from vmmd); guest RAM and the backend stay in `fds`.
+  DeviceResources(std::string deviceName, BootstrapFds& fds);
+
+  const std::string& deviceName() const { return deviceName_; }
+  uint16_t queueCount() const { return static_cast<uint16_t>(queueDoorbells_.size()); }
+  uint16_t vectorCount() const { return static_cast<uint16_t>(interrupts_.size()); }
+  RingSegment& rings() { return rings_; }
+  VirtioState& state() const { return state_.state(); }
+  int requestDoorbell() const { return requestDoorbell_.get(); }
+  int replyDoorbell() const { return replyDoorbell_.get(); }
+  int queueDoorbell(uint16_t queue) const { return queueDoorbells_.at(queue).get(); }
+  int interrupt(uint16_t vector) const { return interrupts_.at(vector).get(); }
+
+  // Fills the device's part of a bootstrap message (name, counts, RAM
+  // layout) and appends the fds with their roles, guest RAM first.
+  void describe(proto::Bootstrap::Builder bootstrap, int memfd, const std::vector<RamRegion>& regions,
+                std::vector<int>& fds, std::vector<proto::FdRole>& roles) const;
+
+  // Past the crash-loop limit: marks the device failed for the core and
+  // tells the guest in virtio's terms (DEVICE_NEEDS_RESET plus a
+  // configuration-change interrupt), which needs no server.
+  void markFailed();
+  bool failed() const;
+  // Bumped by every server instance when it takes over (the core re-sends
+  // a request that was in flight when the generation changes).
+  uint32_t serverGeneration() const;
+
+ private:
+  std::string deviceName_;
+  RingSegment rings_;
+  StateSegment state_;
+  UniqueFd requestDoorbell_;
+  UniqueFd replyDoorbell_;
+  std::vector<UniqueFd> queueDoorbells_;
+  std::vector<UniqueFd> interrupts_;
+};
+
+// What vmmd sends a core for each device it serves: the device's resources
+// and the guest RAM they refer to. Throws ProtocolError (or
+// std::system_error when the socket fails).
+struct AdoptedDevice {
+  std::unique_ptr<DeviceResources> resources;
+  UniqueFd memory;
+  std::vector<RamRegion> regions;
+};
+AdoptedDevice receiveDeviceResources(int socket);
+
+}  // namespace cellvisor

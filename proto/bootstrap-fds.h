@@ -1,0 +1,31 @@
+// The descriptors of a bootstrap message sorted by role, and its RAM layout:
+// unpacked the same way by a device server (from its spawner) and by a core
+// that adopts the resources vmmd made for a device.
+#pragma once
+
+#include <vector>
+
+#include "core/base/unique-fd.h"
+#include "core/memory/guest-memory.h"
+#include "device.capnp.h"
+
+namespace cellvisor {
+
+struct BootstrapFds {
+  UniqueFd memory;
+  UniqueFd rings;
+  UniqueFd state;
+  UniqueFd requestDoorbell;
+  UniqueFd replyDoorbell;
+  std::vector<UniqueFd> queueDoorbells;
+  std::vector<UniqueFd> interrupts;
+  UniqueFd backend;
+};
+
+// Takes `fds` (in the order the message names their roles). Throws
+// ProtocolError when the protocol version, the number of descriptors or the
+// queue/vector counts do not match.
+BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<UniqueFd>& fds);
+std::vector<RamRegion> bootstrapRamRegions(proto::Bootstrap::Reader bootstrap);
+
+}  // namespace cellvisor

@@ -183,6 +183,19 @@ kj::Promise<void> ControlService::waitStopped(std::string name, int tries) {
   });
 }
 
+kj::Promise<void> ControlService::shutdown() {
+  // vmmd's own stop (SIGTERM): every guest gets the ACPI power button and
+  // 30 s to act on it (poweroff after that), before its servers go.
+  kj::Vector<kj::Promise<void>> stopped;
+  for (auto& [name, vm] : runners_) {
+    if (!vm->running()) continue;
+    std::cerr << "vmmd: stopping " << name << '\n';
+    vm->stop();
+    stopped.add(waitStopped(name, 300));
+  }
+  return kj::joinPromises(stopped.releaseAsArray());
+}
+
 void ControlService::requireStopped(const std::string& name) {
   if (runner(name).running()) throw DatastoreError("VM '" + name + "' is running; stop it first");
 }

@@ -21,6 +21,8 @@ class ControlService final : public proto::Vmmd::Server {
   // Starts the datastore's vm_list in order, vm_delay seconds apart.
   kj::Promise<void> autostart();
   bool autostarted(const std::string& name) const;
+  // Stops every running VM (ACPI power button, poweroff after 30 s).
+  kj::Promise<void> shutdown();
 
  protected:
   kj::Promise<void> list(ListContext context) override;

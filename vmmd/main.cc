@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
     auto shutdown = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
     acceptLoop(*listener, server).exclusiveJoin(shutdown.ignoreResult()).wait(io.waitScope);
     ::unlink(socketPath.c_str());
+    control.shutdown().wait(io.waitScope);
     std::cerr << "vmmd: stopped\n";
   } catch (const kj::Exception& error) {
     std::cerr << "vmmd: " << error.getDescription().cStr() << '\n';

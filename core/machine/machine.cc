@@ -387,7 +387,12 @@ void Machine::handleCoreCommand() {
     }
     capnp::writeMessageToFd(config_.statusFd, builder);
   } catch (const kj::Exception&) {
-    uv_poll_stop(&statusPoll_);  // vmmd closed its end.
+    uv_poll_stop(&statusPoll_);
+    // vmmd is gone, and with it the servers of our devices: stop rather
+    // than run a guest whose disks no longer answer.
+    if (!serverDevices_.empty() && !serverDevices_.front().process) {
+      requestExit(ExitStatus::ERROR, "vmmd went away, and with it this VM's device servers");
+    }
   } catch (const std::exception& error) {
     std::cerr << "vmm-core: " << error.what() << '\n';
   }

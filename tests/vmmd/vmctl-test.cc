@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <thread>
 
 #include "tests/boot/core-process.h"
@@ -20,6 +21,14 @@ namespace cellvisor::testing {
 namespace {
 
 namespace fs = std::filesystem;
+
+pid_t parentOf(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto close = line.rfind(')');
+  return close == std::string::npos ? 0 : std::atoi(line.c_str() + close + 4);
+}
 
 std::string env(const char* name) {
   const char* value = std::getenv(name);
@@ -60,6 +69,22 @@ class Vmctl : public ::testing::Test {
     return {status, process.output()};
   }
 
+  // The first device server's pid from `vmctl devices --json`, 0 if none runs.
+  pid_t serverPid(const std::string& vm) {
+    std::string devices = vmctl({"devices", vm, "--json"}).second;
+    auto at = devices.find(R"("pid":)");
+    return at == std::string::npos ? 0 : std::atoi(devices.c_str() + at + 6);
+  }
+  // Waits (up to 30 s) for the VM to stop; returns `vmctl info`.
+  std::string waitStopped(const std::string& vm) {
+    std::string info;
+    for (int i = 0; i < 600; ++i) {
+      info = vmctl({"info", vm}).second;
+      if (info.find("state: stopped") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return info;
+  }
   // A VM's vmm.log, for failure messages.
   std::string log(const std::string& vm) {
     std::ifstream file(root / "store" / vm / "vmm.log");
@@ -134,6 +159,7 @@ TEST_F(Vmctl, DeviceCrashShowsInDevices) {
   pid_t server = std::atoi(devices.c_str() + pidAt + 6);
   ASSERT_GT(server, 0);
   EXPECT_NE(devices.find(R"("policy":"virtio-blk.policy","sandbox":"enforce")"), std::string::npos) << devices;
+  EXPECT_EQ(parentOf(server), daemon->pid()) << "vmmd, not the core, runs the device servers";
   ASSERT_EQ(::kill(server, SIGKILL), 0);
   for (int i = 0; i < 100 && devices.find(R"("restarts":1)") == std::string::npos; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -203,6 +229,71 @@ TEST_F(Vmctl, DeviceRestartOnANewBinaryIsInvisibleToTheGuest) {
   EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info;
   EXPECT_EQ(vmctl({"device", "restart", "up", "virtio-blk-4.0"}).first, 1) << "not running any more";
   EXPECT_EQ(vmctl({"destroy", "up"}).first, 0);
+}
+
+// The crash test through vmmd: the guest writes and verifies its disk while
+// the test kill -9's the blk server over and over; vmmd restarts it each
+// time, the guest sees no error, and `vmctl devices` counts every restart.
+TEST_F(Vmctl, GuestSeesNoErrorWhileItsServerIsKilledRepeatedly) {
+  writeTemplate("long", "test=virtio-blk-stress rounds=24");
+  ASSERT_EQ(vmctl({"create", "-t", "long", "crash"}).first, 0);
+  ASSERT_EQ(vmctl({"start", "crash"}).first, 0);
+  std::mt19937 random(static_cast<unsigned>(::getpid()));
+  int kills = 0;
+  pid_t previous = 0;
+  auto killAt = std::chrono::steady_clock::time_point::max();
+  for (int attempt = 0; kills < 20 && attempt < 1000; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    pid_t server = serverPid("crash");
+    if (server <= 0) continue;
+    if (server != previous) {
+      // A new instance: it lives a random 300-600 ms, past what the
+      // supervisor treats as dying young (a crash loop), then dies.
+      previous = server;
+      killAt = std::chrono::steady_clock::now() + std::chrono::milliseconds(300 + random() % 300);
+      continue;
+    }
+    if (std::chrono::steady_clock::now() >= killAt && ::kill(server, SIGKILL) == 0) {
+      ++kills;
+      killAt = std::chrono::steady_clock::time_point::max();
+    }
+  }
+  EXPECT_EQ(kills, 20);
+  std::string devices = vmctl({"devices", "crash", "--json"}).second;
+  EXPECT_NE(devices.find(R"("restarts":20)"), std::string::npos) << devices;
+  std::string info = waitStopped("crash");
+  EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << "the guest saw an error:\n" << info << log("crash");
+  std::string text = log("crash");
+  size_t restarts = 0;
+  for (size_t at = 0; (at = text.find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
+    ++restarts;
+  }
+  EXPECT_EQ(restarts, 20u) << text;
+  EXPECT_EQ(vmctl({"destroy", "crash"}).first, 0);
+}
+
+// vmmd's own stop (systemd, SIGTERM) stops its guests before it goes, and
+// leaves no core or server behind.
+TEST_F(Vmctl, StoppingVmmdStopsItsVms) {
+  writeTemplate("long", "test=virtio-blk-stress rounds=100");
+  ASSERT_EQ(vmctl({"create", "-t", "long", "bye"}).first, 0);
+  ASSERT_EQ(vmctl({"start", "bye"}).first, 0);
+  pid_t server = 0;
+  for (int i = 0; i < 100 && server <= 0; ++i) {
+    server = serverPid("bye");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(server, 0);
+  std::string info = vmctl({"info", "bye"}).second;
+  auto at = info.find("running (");
+  ASSERT_NE(at, std::string::npos) << info;
+  pid_t core = std::atoi(info.c_str() + at + 9);
+  daemon->signal(SIGTERM);
+  EXPECT_EQ(daemon->wait(std::chrono::seconds(40)), 0) << daemon->output();
+  EXPECT_NE(daemon->output().find("vmmd: stopping bye"), std::string::npos) << daemon->output();
+  EXPECT_NE(::kill(core, 0), 0) << "the core outlived vmmd";
+  EXPECT_NE(::kill(server, 0), 0) << "the device server outlived vmmd";
+  daemon.reset();
 }
 
 TEST_F(Vmctl, ClearErrors) {

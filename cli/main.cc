@@ -5,6 +5,8 @@
 //         | start NAME | stop NAME | restart NAME | poweroff NAME | destroy [-f] NAME
 //         | devices NAME [--json] | console NAME ("~." detaches, the guest keeps running)
 //         | configure NAME | add -d SIZE NAME | rename NAME NEW | clone NAME NEW
+//         | iso [FILE] | img [FILE] | install NAME MEDIUM | datastore list|add|remove
+//         | switch list|create|add|remove|destroy
 #include <CLI/CLI.hpp>
 #include <capnp/ez-rpc.h>
 #include <fmt/format.h>
@@ -20,24 +22,14 @@
 #include <sstream>
 #include <vector>
 
+#include "cli/host-commands.h"
+#include "cli/json.h"
 #include "control.capnp.h"
 
 namespace {
 
 using cellvisor::proto::Vmmd;
-
-std::string jsonString(const std::string& text) {
-  std::string out = "\"";
-  for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
+using cellvisor::cli::jsonString;
 
 struct Usage {
   std::string cpu = "-";
@@ -153,6 +145,8 @@ int main(int argc, char** argv) {
   create->add_option("-s", size, "size of disk0");
   create->add_option("-c", cpus, "vCPUs");
   create->add_option("-m", memory, "memory");
+  std::string datastoreName;
+  create->add_option("-d", datastoreName, "datastore (default: default)");
   auto* start = app.add_subcommand("start", "start a VM");
   auto* stop = app.add_subcommand("stop", "ask a VM to shut down (ACPI power button)");
   auto* poweroff = app.add_subcommand("poweroff", "turn a VM off at once");
@@ -186,12 +180,14 @@ int main(int argc, char** argv) {
     command->add_option("name", name, "VM name")->required();
   }
   for (auto* command : {rename, clone}) command->add_option("new-name", newName, "new VM name")->required();
+  cellvisor::cli::HostCommands hostCommands(app, json);
   CLI11_PARSE(app, argc, argv);
 
   try {
     capnp::EzRpcClient client("unix:" + socket);
     auto& waitScope = client.getWaitScope();
     Vmmd::Client vmmd = client.getMain<Vmmd>();
+    if (auto status = hostCommands.run(vmmd, waitScope)) return *status;
     if (list->parsed()) {
       // The response owns the message the readers point into: keep it alive.
       auto response = vmmd.listRequest().send().wait(waitScope);
@@ -245,6 +241,7 @@ int main(int argc, char** argv) {
       request.setCpus(cpus);
       request.setMemory(memory);
       request.setDiskSize(size);
+      request.setDatastore(datastoreName);
       request.send().wait(waitScope);
     } else if (start->parsed() || stop->parsed() || poweroff->parsed()) {
       if (start->parsed()) {

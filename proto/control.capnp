@@ -2,7 +2,7 @@
 # The control API between vmctl (and other clients) and vmmd: Cap'n Proto RPC
 # over vmmd's unix socket. Errors come back as exceptions whose description
 # is the message to show the user.
-# Also the device events vmm-core reports to vmmd over its status pipe.
+# Also the commands vmmd sends a running vmm-core over its status socket.
 
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cellvisor::proto");
@@ -10,7 +10,8 @@ $Cxx.namespace("cellvisor::proto");
 interface Vmmd {
   list @0 () -> (vms :List(VmSummary));
   info @1 (name :Text) -> (vm :VmSummary, config :Text);
-  create @2 (name :Text, template :Text, cpus :Text, memory :Text, diskSize :Text) -> ();
+  # `datastore`: empty for the default one.
+  create @2 (name :Text, template :Text, cpus :Text, memory :Text, diskSize :Text, datastore :Text) -> ();
   start @3 (name :Text) -> ();
   # ACPI power button: the guest shuts itself down.
   stop @4 (name :Text) -> ();
@@ -33,6 +34,49 @@ interface Vmmd {
   reset @14 (name :Text) -> ();
   # Installs the shipped templates that the datastore does not have yet.
   init @15 () -> (installed :List(Text));
+
+  # Install media in .iso/ and .img/ (kind "iso" or "img"), imported from
+  # local files.
+  media @16 (kind :Text) -> (files :List(MediaFile));
+  importMedia @17 (kind :Text, path :Text) -> (name :Text);
+  # Boots a stopped VM from a medium (a name in .iso/ or .img/, or an
+  # absolute path): an ISO is attached read-only for this boot; a kernel
+  # becomes the VM's kernel. `kind` says which it was.
+  install @18 (name :Text, medium :Text) -> (kind :Text);
+
+  datastores @19 () -> (datastores :List(DatastoreInfo));
+  addDatastore @20 (name :Text, path :Text) -> ();
+  removeDatastore @21 (name :Text) -> ();
+
+  switches @22 () -> (switches :List(SwitchInfo));
+  # type: "standard" (vmmd makes bridge vm-NAME) or "manual" (`bridge`
+  # names an existing one). address: CIDR, optional. mtu: 0 for the default.
+  createSwitch @23 (name :Text, type :Text, bridge :Text, address :Text, mtu :UInt32) -> ();
+  addSwitchPort @24 (name :Text, port :Text) -> ();
+  removeSwitchPort @25 (name :Text, port :Text) -> ();
+  destroySwitch @26 (name :Text) -> ();
+}
+
+struct MediaFile {
+  name @0 :Text;
+  size @1 :UInt64;
+}
+
+struct DatastoreInfo {
+  name @0 :Text;
+  path @1 :Text;
+  vms @2 :UInt32;
+}
+
+struct SwitchInfo {
+  name @0 :Text;
+  type @1 :Text;
+  bridge @2 :Text;
+  address @3 :Text;
+  mtu @4 :UInt32;
+  ports @5 :List(Text);
+  present @6 :Bool;   # the bridge exists on the host now
+  up @7 :Bool;
 }
 
 struct VmSummary {

@@ -3,7 +3,7 @@
 # skips apt entirely when everything is already there.
 set -eu
 packages="g++ meson ninja-build pkg-config capnproto libcapnp-dev libuv1-dev libboost-dev
-  liburing-dev libseccomp-dev libgtest-dev libgmock-dev libfmt-dev libcli11-dev iproute2
+  liburing-dev libseccomp-dev libgtest-dev libgmock-dev libfmt-dev libcli11-dev libnl-route-3-dev iproute2
   clang libclang-rt-14-dev $*"
 missing=""
 for package in $packages; do

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "templates.h"
+#include "vmmd/media-store.h"
 
 #include <fmt/format.h>
 
@@ -27,12 +28,16 @@ kj::Promise<void> guarded(Body&& body) {
 
 }  // namespace
 
-ControlService::ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore,
+ControlService::ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, DatastoreSet& datastores,
                                std::string coreBinary)
-    : io_(io), supervisorLoop_(supervisorLoop), datastore_(datastore), coreBinary_(std::move(coreBinary)) {}
+    : io_(io),
+      supervisorLoop_(supervisorLoop),
+      datastores_(datastores),
+      switches_(datastores.primary().systemConfigPath()),
+      coreBinary_(std::move(coreBinary)) {}
 
 kj::Promise<void> ControlService::autostart() {
-  auto settings = datastore_.autostart();
+  auto settings = datastores_.primary().autostart();
   kj::Promise<void> chain = kj::READY_NOW;
   for (size_t i = 0; i < settings.names.size(); ++i) {
     std::string name = settings.names[i];
@@ -51,7 +56,7 @@ kj::Promise<void> ControlService::autostart() {
 
 bool ControlService::autostarted(const std::string& name) const {
   try {
-    auto names = datastore_.autostart().names;
+    auto names = datastores_.primary().autostart().names;
     return std::find(names.begin(), names.end(), name) != names.end();
   } catch (const std::exception&) {
     return false;
@@ -59,17 +64,18 @@ bool ControlService::autostarted(const std::string& name) const {
 }
 
 VmRunner& ControlService::runner(const std::string& name) {
-  if (!datastore_.exists(name)) throw DatastoreError("no VM named '" + name + "'");
+  Datastore& store = datastores_.holding(name);
   auto& slot = runners_[name];
-  if (!slot) slot = std::make_unique<VmRunner>(io_, supervisorLoop_, datastore_, coreBinary_, name);
+  if (!slot) slot = std::make_unique<VmRunner>(io_, supervisorLoop_, store, coreBinary_, name);
   return *slot;
 }
 
 void ControlService::fillSummary(proto::VmSummary::Builder summary, const std::string& name) {
   summary.setName(name);
-  summary.setDatastore(datastore_.root().string());
+  Datastore& store = datastores_.holding(name);
+  summary.setDatastore(datastores_.nameOf(store));
   try {
-    VmConfig config = datastore_.load(name);
+    VmConfig config = store.load(name);
     summary.setLoader(config.loader);
     summary.setCpu(config.cpu);
     summary.setMemory(config.memoryText);
@@ -86,7 +92,10 @@ void ControlService::fillSummary(proto::VmSummary::Builder summary, const std::s
 
 kj::Promise<void> ControlService::list(ListContext context) {
   return guarded([&] {
-    auto names = datastore_.list();
+    std::vector<std::string> names;
+    for (const auto& datastore : datastores_.names()) {
+      for (const auto& name : datastores_.named(datastore).list()) names.push_back(name);
+    }
     auto vms = context.getResults().initVms(static_cast<unsigned>(names.size()));
     for (unsigned i = 0; i < names.size(); ++i) fillSummary(vms[i], names[i]);
   });
@@ -96,7 +105,7 @@ kj::Promise<void> ControlService::info(InfoContext context) {
   return guarded([&] {
     std::string name = context.getParams().getName();
     fillSummary(context.getResults().initVm(), name);
-    std::ifstream file(datastore_.configPath(name));
+    std::ifstream file(datastores_.holding(name).configPath(name));
     std::stringstream text;
     text << file.rdbuf();
     context.getResults().setConfig(text.str());
@@ -111,7 +120,11 @@ kj::Promise<void> ControlService::create(CreateContext context) {
     options.cpus = params.getCpus();
     options.memory = params.getMemory();
     options.diskSize = params.getDiskSize();
-    datastore_.create(params.getName(), options);
+    options.templates = datastores_.primary().root() / ".templates";
+    std::string name = params.getName();
+    if (datastores_.anyHolds(name)) throw DatastoreError("VM '" + name + "' already exists");
+    std::string datastore = params.getDatastore();
+    datastores_.named(datastore.empty() ? "default" : datastore).create(name, options);
   });
 }
 
@@ -136,7 +149,7 @@ kj::Promise<void> ControlService::destroy(DestroyContext context) {
       vm.poweroff();
     }
     runners_.erase(name);
-    datastore_.destroy(name);
+    datastores_.holding(name).destroy(name);
   });
 }
 
@@ -204,7 +217,9 @@ kj::Promise<void> ControlService::rename(RenameContext context) {
   return guarded([&] {
     std::string name = context.getParams().getName();
     requireStopped(name);
-    datastore_.rename(name, context.getParams().getNewName());
+    std::string newName = context.getParams().getNewName();
+    if (datastores_.anyHolds(newName)) throw DatastoreError("VM '" + newName + "' already exists");
+    datastores_.holding(name).rename(name, newName);
     runners_.erase(name);
   });
 }
@@ -213,19 +228,24 @@ kj::Promise<void> ControlService::clone(CloneContext context) {
   return guarded([&] {
     std::string name = context.getParams().getName();
     requireStopped(name);
-    datastore_.clone(name, context.getParams().getNewName());
+    std::string newName = context.getParams().getNewName();
+    if (datastores_.anyHolds(newName)) throw DatastoreError("VM '" + newName + "' already exists");
+    datastores_.holding(name).clone(name, newName);
   });
 }
 
 kj::Promise<void> ControlService::configure(ConfigureContext context) {
-  return guarded([&] { datastore_.writeConfig(context.getParams().getName(), context.getParams().getConfig()); });
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    datastores_.holding(name).writeConfig(name, context.getParams().getConfig());
+  });
 }
 
 kj::Promise<void> ControlService::addDisk(AddDiskContext context) {
   return guarded([&] {
     std::string name = context.getParams().getName();
     requireStopped(name);
-    context.getResults().setDisk(datastore_.addDisk(name, context.getParams().getSize()));
+    context.getResults().setDisk(datastores_.holding(name).addDisk(name, context.getParams().getSize()));
   });
 }
 
@@ -255,13 +275,115 @@ kj::Promise<void> ControlService::init(InitContext context) {
     std::vector<std::string> installed;
     for (const auto& file : templates::EMBEDDED_FILES) {
       std::string name(file.name.substr(0, file.name.rfind(".conf")));
-      if (std::filesystem::exists(datastore_.root() / ".templates" / file.name)) continue;
-      datastore_.installTemplate(name, std::string(file.text));
+      if (std::filesystem::exists(datastores_.primary().root() / ".templates" / file.name)) continue;
+      datastores_.primary().installTemplate(name, std::string(file.text));
       installed.push_back(name);
     }
     auto list = context.getResults().initInstalled(static_cast<unsigned>(installed.size()));
     for (unsigned i = 0; i < installed.size(); ++i) list.set(i, installed[i]);
   });
+}
+
+kj::Promise<void> ControlService::media(MediaContext context) {
+  return guarded([&] {
+    auto files = MediaStore(datastores_.primary().root()).list(parseMediaKind(context.getParams().getKind()));
+    auto list = context.getResults().initFiles(static_cast<unsigned>(files.size()));
+    for (unsigned i = 0; i < files.size(); ++i) {
+      list[i].setName(files[i].name);
+      list[i].setSize(files[i].size);
+    }
+  });
+}
+
+kj::Promise<void> ControlService::importMedia(ImportMediaContext context) {
+  return guarded([&] {
+    auto params = context.getParams();
+    MediaStore store(datastores_.primary().root());
+    context.getResults().setName(store.import(parseMediaKind(params.getKind()), std::string(params.getPath())));
+  });
+}
+
+kj::Promise<void> ControlService::install(InstallContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    requireStopped(name);
+    auto medium = MediaStore(datastores_.primary().root()).resolve(context.getParams().getMedium());
+    if (detectMediaContent(medium) == MediaContent::KERNEL) {
+      datastores_.holding(name).setConfigValues(name, {{"loader", "kernel"}, {"kernel", medium.string()}});
+      runner(name).start();
+      context.getResults().setKind("kernel");
+    } else {
+      runner(name).start(medium.string());
+      context.getResults().setKind("iso");
+    }
+  });
+}
+
+kj::Promise<void> ControlService::datastores(DatastoresContext context) {
+  return guarded([&] {
+    auto names = datastores_.names();
+    auto list = context.getResults().initDatastores(static_cast<unsigned>(names.size()));
+    for (unsigned i = 0; i < names.size(); ++i) {
+      Datastore& store = datastores_.named(names[i]);
+      list[i].setName(names[i]);
+      list[i].setPath(store.root().string());
+      list[i].setVms(static_cast<uint32_t>(store.list().size()));
+    }
+  });
+}
+
+kj::Promise<void> ControlService::addDatastore(AddDatastoreContext context) {
+  return guarded([&] {
+    datastores_.add(context.getParams().getName(), std::string(context.getParams().getPath()));
+  });
+}
+
+kj::Promise<void> ControlService::removeDatastore(RemoveDatastoreContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    Datastore& store = datastores_.named(name);
+    for (const auto& vm : store.list()) requireStopped(vm);
+    for (const auto& vm : store.list()) runners_.erase(vm);
+    datastores_.remove(name);
+  });
+}
+
+kj::Promise<void> ControlService::switches(SwitchesContext context) {
+  return guarded([&] {
+    auto switches = switches_.list();
+    auto list = context.getResults().initSwitches(static_cast<unsigned>(switches.size()));
+    for (unsigned i = 0; i < switches.size(); ++i) {
+      const SwitchInfo& info = switches[i];
+      list[i].setName(info.name);
+      list[i].setType(info.type);
+      list[i].setBridge(info.bridge);
+      list[i].setAddress(info.address);
+      list[i].setMtu(info.mtu);
+      auto ports = list[i].initPorts(static_cast<unsigned>(info.ports.size()));
+      for (unsigned p = 0; p < info.ports.size(); ++p) ports.set(p, info.ports[p]);
+      list[i].setPresent(info.present);
+      list[i].setUp(info.up);
+    }
+  });
+}
+
+kj::Promise<void> ControlService::createSwitch(CreateSwitchContext context) {
+  return guarded([&] {
+    auto params = context.getParams();
+    switches_.create(params.getName(), params.getType(), params.getBridge(), params.getAddress(), params.getMtu());
+  });
+}
+
+kj::Promise<void> ControlService::addSwitchPort(AddSwitchPortContext context) {
+  return guarded([&] { switches_.addPort(context.getParams().getName(), context.getParams().getPort()); });
+}
+
+kj::Promise<void> ControlService::removeSwitchPort(RemoveSwitchPortContext context) {
+  return guarded([&] { switches_.removePort(context.getParams().getName(), context.getParams().getPort()); });
+}
+
+kj::Promise<void> ControlService::destroySwitch(DestroySwitchContext context) {
+  return guarded([&] { switches_.destroy(context.getParams().getName()); });
 }
 
 }  // namespace cellvisor

@@ -10,14 +10,15 @@
 #include <string>
 
 #include "control.capnp.h"
-#include "vmmd/datastore.h"
+#include "vmmd/datastore-set.h"
+#include "vmmd/switches.h"
 #include "vmmd/vm-runner.h"
 
 namespace cellvisor {
 
 class ControlService final : public proto::Vmmd::Server {
  public:
-  ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, std::string coreBinary);
+  ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, DatastoreSet& datastores, std::string coreBinary);
   // Starts the datastore's vm_list in order, vm_delay seconds apart.
   kj::Promise<void> autostart();
   bool autostarted(const std::string& name) const;
@@ -41,6 +42,17 @@ class ControlService final : public proto::Vmmd::Server {
   kj::Promise<void> restartDevice(RestartDeviceContext context) override;
   kj::Promise<void> reset(ResetContext context) override;
   kj::Promise<void> init(InitContext context) override;
+  kj::Promise<void> media(MediaContext context) override;
+  kj::Promise<void> importMedia(ImportMediaContext context) override;
+  kj::Promise<void> install(InstallContext context) override;
+  kj::Promise<void> datastores(DatastoresContext context) override;
+  kj::Promise<void> addDatastore(AddDatastoreContext context) override;
+  kj::Promise<void> removeDatastore(RemoveDatastoreContext context) override;
+  kj::Promise<void> switches(SwitchesContext context) override;
+  kj::Promise<void> createSwitch(CreateSwitchContext context) override;
+  kj::Promise<void> addSwitchPort(AddSwitchPortContext context) override;
+  kj::Promise<void> removeSwitchPort(RemoveSwitchPortContext context) override;
+  kj::Promise<void> destroySwitch(DestroySwitchContext context) override;
 
  private:
   VmRunner& runner(const std::string& name);
@@ -50,7 +62,8 @@ class ControlService final : public proto::Vmmd::Server {
 
   kj::AsyncIoContext& io_;
   uv_loop_t* supervisorLoop_;
-  Datastore& datastore_;
+  DatastoreSet& datastores_;
+  Switches switches_;
   std::string coreBinary_;
   std::map<std::string, std::unique_ptr<VmRunner>> runners_;
 };

@@ -1,5 +1,7 @@
 #include "vmmd/datastore.h"
 
+#include "vmmd/system-config.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -87,9 +89,10 @@ void Datastore::create(const std::string& name, const CreateOptions& options) {
   fs::path directory = vmDirectory(name);
   if (fs::exists(directory)) throw DatastoreError("VM '" + name + "' already exists");
   if (!isValidVmName(options.templateName)) throw DatastoreError("invalid template name '" + options.templateName + "'");
-  fs::path templatePath = root_ / ".templates" / (options.templateName + ".conf");
+  fs::path templates = options.templates.empty() ? root_ / ".templates" : options.templates;
+  fs::path templatePath = templates / (options.templateName + ".conf");
   std::ifstream file(templatePath);
-  if (!file) throw DatastoreError("no template '" + options.templateName + "' in " + (root_ / ".templates").string());
+  if (!file) throw DatastoreError("no template '" + options.templateName + "' in " + templates.string());
   std::stringstream text;
   text << file.rdbuf();
   VmConfig config = parseVmConfig(text.str(), templatePath);
@@ -140,10 +143,7 @@ void Datastore::rename(const std::string& from, const std::string& to) {
   fs::rename(vmDirectory(to) / (from + ".conf"), configPath(to));
 }
 
-namespace {
-
-// Copies `from` to `to` block by block, leaving all-zero blocks as holes.
-void copySparse(const fs::path& from, const fs::path& to) {
+void copyFileSparse(const fs::path& from, const fs::path& to) {
   UniqueFd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) throwSystemError("open " + from.string());
   UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
@@ -164,8 +164,6 @@ void copySparse(const fs::path& from, const fs::path& to) {
   checkSyscall(::fsync(out.get()), "fsync");
 }
 
-}  // namespace
-
 void Datastore::clone(const std::string& from, const std::string& to) {
   VmConfig config = load(from);
   fs::path target = vmDirectory(to);
@@ -174,7 +172,7 @@ void Datastore::clone(const std::string& from, const std::string& to) {
   try {
     for (const auto& [index, disk] : config.disks) {
       if (disk.dev == "custom") continue;  // Not ours to copy: the clone shares it.
-      copySparse(diskPath(from, disk), diskPath(to, disk));
+      copyFileSparse(diskPath(from, disk), diskPath(to, disk));
     }
     // A clone must not share its identity: drop uuid and MAC addresses.
     std::vector<std::pair<std::string, std::string>> entries;
@@ -221,37 +219,33 @@ void Datastore::writeConfig(const std::string& name, const std::string& text) {
   writeFileAtomically(configPath(name), text);
 }
 
-Datastore::Autostart Datastore::autostart() const {
-  Autostart result;
-  fs::path path = root_ / ".config" / "system.conf";
-  std::ifstream file(path);
-  std::string line;
-  for (int number = 1; std::getline(file, line); ++number) {
-    auto hash = line.find('#');
-    line = line.substr(0, hash);
-    auto equals = line.find('=');
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    if (equals == std::string::npos) throw DatastoreError(fmt::format("{}:{}: expected key=\"value\"", path.string(), number));
-    std::string key = line.substr(0, equals);
-    std::string value = line.substr(equals + 1);
-    key.erase(0, key.find_first_not_of(" \t"));
-    key.erase(key.find_last_not_of(" \t") + 1);
-    value.erase(0, value.find_first_not_of(" \t\""));
-    value.erase(value.find_last_not_of(" \t\"\r") + 1);
-    if (key == "vm_list") {
-      std::istringstream names(value);
-      for (std::string name; names >> name;) {
-        if (!isValidVmName(name)) throw DatastoreError(fmt::format("{}:{}: vm_list: invalid VM name '{}'", path.string(), number, name));
-        result.names.push_back(name);
-      }
-    } else if (key == "vm_delay") {
-      try {
-        result.delaySeconds = static_cast<unsigned>(std::stoul(value));
-      } catch (const std::exception&) {
-        throw DatastoreError(fmt::format("{}:{}: vm_delay: expected seconds", path.string(), number));
-      }
+void Datastore::setConfigValues(const std::string& name, const std::vector<std::pair<std::string, std::string>>& values) {
+  auto entries = load(name).entries;
+  for (const auto& [key, value] : values) {
+    auto found = std::find_if(entries.begin(), entries.end(), [&](const auto& entry) { return entry.first == key; });
+    if (found != entries.end()) {
+      found->second = value;
     } else {
-      throw DatastoreError(fmt::format("{}:{}: {}: unknown configuration key", path.string(), number, key));
+      entries.emplace_back(key, value);
+    }
+  }
+  writeConfig(name, formatVmConfig(entries));
+}
+
+fs::path Datastore::systemConfigPath() const { return root_ / ".config" / "system.conf"; }
+
+Datastore::Autostart Datastore::autostart() const {
+  SystemConfig config = SystemConfig::load(systemConfigPath());
+  Autostart result;
+  for (const auto& name : config.words("vm_list")) {
+    if (!isValidVmName(name)) throw DatastoreError(systemConfigPath().string() + ": vm_list: invalid VM name '" + name + "'");
+    result.names.push_back(name);
+  }
+  if (auto delay = config.get("vm_delay")) {
+    try {
+      result.delaySeconds = static_cast<unsigned>(std::stoul(*delay));
+    } catch (const std::exception&) {
+      throw DatastoreError(systemConfigPath().string() + ": vm_delay: expected seconds");
     }
   }
   return result;

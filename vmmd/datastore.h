@@ -22,6 +22,7 @@ struct CreateOptions {
   std::string diskSize;  // -s: overrides disk0_size
   std::string cpus;      // -c
   std::string memory;    // -m
+  std::filesystem::path templates;  // where templates are; empty: this datastore's .templates
 };
 
 class Datastore {
@@ -49,6 +50,8 @@ class Datastore {
   std::string addDisk(const std::string& name, const std::string& size);
   // Replaces NAME.conf after validating the new text.
   void writeConfig(const std::string& name, const std::string& text);
+  // Sets keys in NAME.conf (replacing or appending), validated, crash-safe.
+  void setConfigValues(const std::string& name, const std::vector<std::pair<std::string, std::string>>& values);
   // vm-bhyve's autostart settings in .config/system.conf: vm_list="a b"
   // (start order) and vm_delay="N" (seconds between starts).
   struct Autostart {
@@ -56,6 +59,7 @@ class Datastore {
     unsigned delaySeconds = 0;
   };
   Autostart autostart() const;
+  std::filesystem::path systemConfigPath() const;
   // Installs a template file (vmctl init copies the shipped ones).
   void installTemplate(const std::string& name, const std::string& text);
 
@@ -66,5 +70,8 @@ class Datastore {
 // Writes `contents` to `path` so that a crash leaves either the old or the
 // new file, never a mix: temporary file, fsync, rename, fsync the directory.
 void writeFileAtomically(const std::filesystem::path& path, const std::string& contents);
+// Copies `from` to a new file `to` block by block, leaving all-zero blocks
+// as holes, and fsyncs it. Throws std::system_error.
+void copyFileSparse(const std::filesystem::path& from, const std::filesystem::path& to);
 
 }  // namespace cellvisor

@@ -66,7 +66,15 @@ int main(int argc, char** argv) {
     kj::UnixEventPort::captureSignal(SIGTERM);
     kj::UnixEventPort::captureSignal(SIGINT);
     auto io = kj::setupAsyncIo();
-    cellvisor::Datastore datastore(datastorePath);
+    cellvisor::DatastoreSet datastores(datastorePath);
+    // Bridges do not survive a host reboot: make the configured switches.
+    try {
+      for (const auto& problem : cellvisor::Switches(datastores.primary().systemConfigPath()).apply()) {
+        std::cerr << "vmmd: " << problem << '\n';
+      }
+    } catch (const std::exception& error) {
+      std::cerr << "vmmd: switches: " << error.what() << '\n';
+    }
     std::filesystem::create_directories(std::filesystem::path(socketPath).parent_path());
     ::unlink(socketPath.c_str());
     // The socket is the key to every VM: private to its owner from birth.
@@ -75,7 +83,7 @@ int main(int argc, char** argv) {
     auto listener = address->listen();
     ::umask(old);
     cellvisor::UvInKj supervisorLoop(io);
-    auto service = kj::heap<cellvisor::ControlService>(io, supervisorLoop.loop(), datastore, core);
+    auto service = kj::heap<cellvisor::ControlService>(io, supervisorLoop.loop(), datastores, core);
     auto& control = *service;
     capnp::TwoPartyServer server(kj::mv(service));
     auto autostart = control.autostart().eagerlyEvaluate([](kj::Exception&& error) {

@@ -57,16 +57,19 @@ VmRunner::VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore&
       name_(std::move(name)) {}
 
 VmRunner::~VmRunner() {
-  // vmmd is going away: ask the guest to shut down (ACPI power button). The
-  // servers go with us (they watch their bootstrap sockets).
-  if (pid_ > 0) ::kill(pid_, SIGTERM);
-  stopping_ = true;
+  // The last resort (destroy -f, vmmd going away after its shutdown gave
+  // guests their chance): pull the plug, reap the core, and end the servers.
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+    pid_ = 0;
+  }
   stopDevices();
 }
 
 std::string VmRunner::consolePath() const { return datastore_.vmDirectory(name_) / "console.sock"; }
 
-std::vector<PciSlotConfig> VmRunner::serverSlots(const VmConfig& config) const {
+std::vector<PciSlotConfig> VmRunner::serverSlots(const VmConfig& config, const std::string& installMedium) const {
   std::vector<PciSlotConfig> slots;
   int slot = config.startSlot.value_or(4);
   for (const auto& [index, disk] : config.disks) {
@@ -75,11 +78,13 @@ std::vector<PciSlotConfig> VmRunner::serverSlots(const VmConfig& config) const {
     if (!disk.opts.empty()) options += "," + disk.opts;
     slots.push_back({slot++, 0, "virtio-blk", options});
   }
+  if (!installMedium.empty()) slots.push_back({slot++, 0, "virtio-blk", installMedium + ",ro"});
   if (!config.networks.empty()) throw VmConfigError("network interfaces are not served yet");
   return slots;
 }
 
-std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket) const {
+std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
+                                                const std::string& installMedium) const {
   VmConfig config = datastore_.load(name_);
   auto directory = datastore_.vmDirectory(name_);
   std::vector<std::string> args = {coreBinary_, "-c", std::to_string(config.cpu), "-m", config.memoryText,
@@ -87,7 +92,7 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket)
   for (const auto& port : config.comports) {
     args.insert(args.end(), {"-l", port + ",unix=" + (directory / (port == "com1" ? "console.sock" : port + ".sock")).string()});
   }
-  for (const auto& slot : serverSlots(config)) {
+  for (const auto& slot : serverSlots(config, installMedium)) {
     args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
   }
   if (config.utctime) args.push_back("-u");
@@ -105,11 +110,11 @@ void VmRunner::log(const std::string& line) {
   }
 }
 
-void VmRunner::startDevices(const VmConfig& config) {
+void VmRunner::startDevices(const VmConfig& config, const std::string& installMedium) {
   // Guest RAM and each server's resources are made here; the servers start
   // before the core, and a missing disk stops the VM before anything runs.
   ram_ = createGuestRam(config.memoryBytes);
-  for (const auto& slot : serverSlots(config)) {
+  for (const auto& slot : serverSlots(config, installMedium)) {
     ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce");
     ServedDevice device;
     device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
@@ -169,15 +174,15 @@ std::vector<DeviceSnapshot> VmRunner::devices() const {
   return snapshots;
 }
 
-void VmRunner::start() {
+void VmRunner::start(const std::string& installMedium) {
   if (pid_ > 0) throw DatastoreError("VM '" + name_ + "' is already running");
   VmConfig config = datastore_.load(name_);
-  std::vector<std::string> args = coreArguments(STATUS_FD, DEVICE_SOCKET_FD);
+  std::vector<std::string> args = coreArguments(STATUS_FD, DEVICE_SOCKET_FD, installMedium);
   std::string logPath = datastore_.vmDirectory(name_) / "vmm.log";
   log_ = UniqueFd(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   stopping_ = false;
   try {
-    startDevices(config);
+    startDevices(config, installMedium);
   } catch (...) {
     stopping_ = true;
     stopDevices();

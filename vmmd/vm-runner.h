@@ -44,7 +44,10 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   ~VmRunner();
 
   // Throws DatastoreError / VmConfigError / kj exceptions with a user message.
-  void start();
+  // `installMedium`: an ISO attached (read-only virtio-blk, after the VM's
+  // disks) for this boot only, as `vmctl install` does; a reboot comes back
+  // without it.
+  void start(const std::string& installMedium = "");
   void stop();      // ACPI power button
   void poweroff();  // SIGKILL
   // Restarts (or upgrades to `binary`) one device server: the core
@@ -56,7 +59,7 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   std::vector<DeviceSnapshot> devices() const;
   std::string consolePath() const;
   // Core command line for the VM (exposed for tests and `vmctl info`).
-  std::vector<std::string> coreArguments(int statusFd, int deviceSocket) const;
+  std::vector<std::string> coreArguments(int statusFd, int deviceSocket, const std::string& installMedium) const;
 
  private:
   struct ServedDevice {
@@ -66,8 +69,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   };
 
   // The device servers' PCI slots, in the order the core is told about them.
-  std::vector<PciSlotConfig> serverSlots(const VmConfig& config) const;
-  void startDevices(const VmConfig& config);
+  std::vector<PciSlotConfig> serverSlots(const VmConfig& config, const std::string& installMedium) const;
+  void startDevices(const VmConfig& config, const std::string& installMedium);
   void sendDevices(int socket);
   void stopDevices();
   ServedDevice* findDevice(const std::string& name);

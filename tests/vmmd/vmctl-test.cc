@@ -296,6 +296,145 @@ TEST_F(Vmctl, StoppingVmmdStopsItsVms) {
   daemon.reset();
 }
 
+// Install media: an ISO is imported into .iso/ and attached read-only for
+// one boot; a kernel imported into .img/ becomes the VM's kernel.
+TEST_F(Vmctl, InstallFromAnIsoOrAKernel) {
+  writeTemplate("idle", "test=idle");
+  ASSERT_EQ(vmctl({"create", "-t", "idle", "inst"}).first, 0);
+  fs::path iso = root / "installer.iso";
+  {
+    std::ofstream file(iso, std::ios::binary);
+    std::string image(64 * 1024, '\0');
+    image.replace(16 * 2048 + 1, 5, "CD001");  // An ISO 9660 volume descriptor.
+    file << image;
+  }
+  auto [imported, importText] = vmctl({"iso", iso.string()});
+  EXPECT_EQ(imported, 0) << importText;
+  EXPECT_NE(vmctl({"iso"}).second.find("installer.iso"), std::string::npos);
+  EXPECT_NE(vmctl({"iso", "--json"}).second.find(R"({"name":"installer.iso","size":65536})"), std::string::npos);
+  EXPECT_EQ(vmctl({"iso", iso.string()}).first, 1) << "already there";
+
+  auto [installed, installText] = vmctl({"install", "inst", "installer.iso"});
+  ASSERT_EQ(installed, 0) << installText;
+  std::string devices;
+  for (int i = 0; i < 100 && devices.find("virtio-blk-5.0") == std::string::npos; ++i) {
+    devices = vmctl({"devices", "inst"}).second;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(devices.find("virtio-blk-4.0"), std::string::npos) << devices;
+  EXPECT_NE(devices.find("virtio-blk-5.0"), std::string::npos) << "the ISO, attached: " << devices;
+  EXPECT_EQ(vmctl({"install", "inst", "installer.iso"}).first, 1) << "running VMs are not installed";
+  EXPECT_EQ(vmctl({"poweroff", "inst"}).first, 0);
+  waitStopped("inst");
+  EXPECT_EQ(vmctl({"info", "inst"}).second.find("installer.iso"), std::string::npos) << "not kept in the config";
+
+  fs::path kernel = root / "guest-kernel";
+  fs::copy_file(guestImage(), kernel);
+  EXPECT_EQ(vmctl({"img", kernel.string()}).first, 0);
+  auto [booted, bootText] = vmctl({"install", "inst", "guest-kernel"});
+  EXPECT_EQ(booted, 0) << bootText;
+  EXPECT_NE(vmctl({"info", "inst"}).second.find("kernel=\"" + (root / "store" / ".img" / "guest-kernel").string()),
+            std::string::npos);
+  EXPECT_EQ(vmctl({"poweroff", "inst"}).first, 0);
+  waitStopped("inst");
+
+  auto [bad, badText] = vmctl({"install", "inst", "/etc/hostname"});
+  EXPECT_EQ(bad, 1);
+  EXPECT_NE(badText.find("neither an ISO 9660 image nor a kernel"), std::string::npos) << badText;
+  auto [missing, missingText] = vmctl({"install", "inst", "nosuch.iso"});
+  EXPECT_NE(missingText.find("no medium 'nosuch.iso'"), std::string::npos) << missingText;
+  EXPECT_EQ(vmctl({"destroy", "inst"}).first, 0);
+}
+
+// vm-bhyve's datastores: VMs live in any of them, names stay unique, and a
+// removed datastore is forgotten but not deleted.
+TEST_F(Vmctl, DatastoresHoldVms) {
+  fs::path other = root / "other";
+  ASSERT_EQ(vmctl({"datastore", "add", "other", other.string()}).first, 0);
+  EXPECT_NE(vmctl({"datastore", "list"}).second.find(other.string()), std::string::npos);
+  EXPECT_EQ(vmctl({"datastore", "add", "again", other.string()}).first, 1) << "one directory, one datastore";
+  writeTemplate("hello", "test=hello");
+  ASSERT_EQ(vmctl({"create", "-t", "hello", "-d", "other", "far"}).first, 0);
+  EXPECT_TRUE(fs::exists(other / "far" / "far.conf"));
+  EXPECT_NE(vmctl({"list", "--json"}).second.find(R"("name":"far","datastore":"other")"), std::string::npos);
+  EXPECT_EQ(vmctl({"create", "-t", "echo", "far"}).first, 1) << "names are unique across datastores";
+  auto [missing, missingText] = vmctl({"create", "-t", "echo", "-d", "nope", "x"});
+  EXPECT_NE(missingText.find("no datastore named 'nope'"), std::string::npos) << missingText;
+  ASSERT_EQ(vmctl({"start", "far"}).first, 0);
+  std::string info = waitStopped("far");  // The hello guest ends by itself.
+  EXPECT_NE(info.find("datastore: other"), std::string::npos) << info;
+  EXPECT_NE(vmctl({"datastore", "list", "--json"}).second.find(R"("name":"other","type":"directory")"),
+            std::string::npos);
+  EXPECT_EQ(vmctl({"datastore", "remove", "default"}).first, 1);
+  ASSERT_EQ(vmctl({"datastore", "remove", "other"}).first, 0);
+  EXPECT_EQ(vmctl({"list"}).second.find("far"), std::string::npos);
+  EXPECT_TRUE(fs::exists(other / "far" / "far.conf")) << "files stay";
+}
+
+// Switches are Linux bridges, made in a network namespace of the test's own
+// (vmmd runs in it), recreated by vmmd when the host lost them.
+TEST_F(Vmctl, SwitchesAreBridges) {
+  if (::access("/usr/bin/unshare", X_OK) != 0 || ::access("/usr/bin/nsenter", X_OK) != 0 || ::geteuid() != 0) {
+    GTEST_SKIP() << "needs root, unshare and nsenter for a private network namespace";
+  }
+  daemon->signal(SIGTERM);
+  daemon->wait(std::chrono::seconds(10));
+  // A process holds the namespace so vmmd can be restarted into it.
+  CoreProcess holder({"/usr/bin/unshare", "-n", "sleep", "120"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::string inNamespace = "/usr/bin/nsenter -t " + std::to_string(holder.pid()) + " -n ";
+  auto startDaemon = [&] {
+    daemon = std::make_unique<CoreProcess>(std::vector<std::string>{
+        "/usr/bin/nsenter", "-t", std::to_string(holder.pid()), "-n", env("CELLVISOR_VMMD"), "-d",
+        (root / "store").string(), "-S", socket});
+    ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
+  };
+  auto shell = [&](const std::string& command) {
+    CoreProcess process({"/bin/sh", "-c", inNamespace + command});
+    process.wait(std::chrono::seconds(10));
+    return process.output();
+  };
+  startDaemon();
+  ASSERT_EQ(std::system((inNamespace + "ip link add uplink type veth peer name uplink-peer").c_str()), 0);
+
+  auto [created, createText] = vmctl({"switch", "create", "-a", "10.77.0.1/24", "public"});
+  ASSERT_EQ(created, 0) << createText;
+  auto [added, addText] = vmctl({"switch", "add", "public", "uplink"});
+  EXPECT_EQ(added, 0) << addText;
+  EXPECT_NE(shell("ip -br link show master vm-public").find("uplink"), std::string::npos);
+  EXPECT_NE(shell("ip -br addr show vm-public").find("10.77.0.1/24"), std::string::npos);
+  std::string list = vmctl({"switch", "list", "--json"}).second;
+  EXPECT_NE(list.find(R"({"name":"public","type":"standard","bridge":"vm-public","address":"10.77.0.1/24","mtu":0,)"
+                      R"("ports":["uplink"],"present":true,"up":true})"),
+            std::string::npos)
+      << list;
+  std::ifstream config(root / "store" / ".config" / "system.conf");
+  std::string text{std::istreambuf_iterator<char>(config), {}};
+  EXPECT_NE(text.find("switch_list=\"public\""), std::string::npos) << text;
+  EXPECT_NE(text.find("ports_public=\"uplink\""), std::string::npos) << text;
+
+  // Errors: bad names, unknown interfaces, a port in two switches.
+  EXPECT_NE(vmctl({"switch", "create", "a/b"}).second.find("invalid switch name"), std::string::npos);
+  EXPECT_NE(vmctl({"switch", "create", "public"}).second.find("exists"), std::string::npos);
+  EXPECT_NE(vmctl({"switch", "add", "public", "nosuch0"}).second.find("no interface nosuch0"), std::string::npos);
+  EXPECT_NE(vmctl({"switch", "create", "-t", "manual", "-b", "nosuch0", "m"}).second.find("not a bridge"),
+            std::string::npos);
+
+  // The host loses its bridges (a reboot): vmmd makes them again at start.
+  daemon->signal(SIGTERM);
+  daemon->wait(std::chrono::seconds(10));
+  shell("ip link del vm-public");
+  startDaemon();
+  EXPECT_NE(shell("ip -br link show master vm-public").find("uplink"), std::string::npos) << daemon->output();
+
+  EXPECT_EQ(vmctl({"switch", "remove", "public", "uplink"}).first, 0);
+  EXPECT_EQ(shell("ip -br link show master vm-public").find("uplink"), std::string::npos);
+  EXPECT_EQ(vmctl({"switch", "destroy", "public"}).first, 0);
+  EXPECT_NE(shell("ip link show vm-public").find("does not exist"), std::string::npos);
+  EXPECT_EQ(vmctl({"switch", "list", "--json"}).second, "[]\n");
+  holder.signal(SIGKILL);
+}
+
 TEST_F(Vmctl, ClearErrors) {
   auto [missing, missingText] = vmctl({"start", "nosuch"});
   EXPECT_EQ(missing, 1);

@@ -2,8 +2,8 @@
 // over its control socket (Cap'n Proto RPC).
 //
 //   vmctl [-S SOCKET] list [-v] [--json] | info NAME | create [-t T] [-s SIZE] [-c N] [-m MEM] NAME
-//         | start NAME | stop NAME | restart NAME | poweroff NAME | destroy [-f] NAME
-//         | devices NAME [--json] | console NAME ("~." detaches, the guest keeps running)
+//         | start [-i|-f] NAME | stop NAME | restart NAME | poweroff NAME | destroy [-f] NAME
+//         | devices NAME [--json] | console NAME [com1|com2] ("~." detaches, the guest keeps running)
 //         | configure NAME | add -d SIZE NAME | rename NAME NEW | clone NAME NEW
 //         | iso [FILE] | img [FILE] | install NAME MEDIUM | datastore list|add|remove
 //         | switch list|create|add|remove|destroy
@@ -124,6 +124,34 @@ int attachConsole(const std::string& path) {
   return 0;
 }
 
+// Where a VM's serial port `port` is served (com1 is the console).
+std::string consolePath(Vmmd::Client& vmmd, kj::WaitScope& waitScope, const std::string& name,
+                        const std::string& port) {
+  auto request = vmmd.infoRequest();
+  request.setName(name);
+  auto response = request.send().wait(waitScope);
+  std::string path = response.getVm().getConsolePath();
+  if (port == "com1") return path;
+  return path.substr(0, path.rfind('/') + 1) + port + ".sock";
+}
+
+// `start -f` ends with its VM: ACPI stop, then wait (vmmd powers it off
+// after 30 s).
+int stopAndWait(Vmmd::Client& vmmd, kj::WaitScope& waitScope, const std::string& name) {
+  auto state = [&] {
+    auto request = vmmd.infoRequest();
+    request.setName(name);
+    return std::string(request.send().wait(waitScope).getVm().getState());
+  };
+  if (state() == "stopped") return 0;
+  auto stop = vmmd.stopRequest();
+  stop.setName(name);
+  stop.send().wait(waitScope);
+  std::cerr << "vmctl: stopping " << name << '\n';
+  while (state() != "stopped") ::usleep(100000);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -140,6 +168,7 @@ int main(int argc, char** argv) {
   auto* list = app.add_subcommand("list", "list VMs");
   list->add_flag("--json", json);
   auto* info = app.add_subcommand("info", "show a VM");
+  info->add_flag("--json", json);
   auto* create = app.add_subcommand("create", "create a VM from a template");
   create->add_option("-t", templateName, "template (default: default)");
   create->add_option("-s", size, "size of disk0");
@@ -148,6 +177,10 @@ int main(int argc, char** argv) {
   std::string datastoreName;
   create->add_option("-d", datastoreName, "datastore (default: default)");
   auto* start = app.add_subcommand("start", "start a VM");
+  bool interactive = false;
+  bool foreground = false;
+  start->add_flag("-i", interactive, "attach to its console (~. detaches; the guest keeps running)");
+  start->add_flag("-f", foreground, "run in the foreground on its console; leaving it stops the VM");
   auto* stop = app.add_subcommand("stop", "ask a VM to shut down (ACPI power button)");
   auto* poweroff = app.add_subcommand("poweroff", "turn a VM off at once");
   auto* destroy = app.add_subcommand("destroy", "delete a VM and its disks");
@@ -155,6 +188,8 @@ int main(int argc, char** argv) {
   auto* devices = app.add_subcommand("devices", "a VM's device servers: pid, state, restarts, sandbox");
   devices->add_flag("--json", json);
   auto* console = app.add_subcommand("console", "attach to a VM's serial console (~. detaches)");
+  std::string port = "com1";
+  console->add_option("port", port, "com1 (default) or com2")->check(CLI::IsMember({"com1", "com2"}));
   auto* restart = app.add_subcommand("restart", "stop (ACPI) and start a VM again");
   auto* reset = app.add_subcommand("reset", "hard reset: power off and start again");
   auto* init = app.add_subcommand("init", "install the shipped templates into the datastore");
@@ -222,6 +257,16 @@ int main(int argc, char** argv) {
       request.setName(name);
       auto result = request.send().wait(waitScope);
       auto vm = result.getVm();
+      if (json) {
+        std::cout << fmt::format(
+            R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{},)"
+            R"("lastExit":{},"console":{},"config":{}}})",
+            jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()), vm.getCpu(),
+            jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false", jsonString(vm.getState()), vm.getPid(),
+            jsonString(vm.getLastExit()), jsonString(vm.getConsolePath()), jsonString(result.getConfig()))
+                  << '\n';
+        return 0;
+      }
       std::cout << fmt::format("------------------------\nVirtual Machine: {}\n------------------------\n", vm.getName().cStr())
                 << fmt::format("  datastore: {}\n  loader: {}\n  cpu: {}\n  memory: {}\n  state: {}\n  last exit: {}\n"
                                "  console: {}\n\n",
@@ -249,6 +294,14 @@ int main(int argc, char** argv) {
         request.setName(name);
         request.send().wait(waitScope);
         std::cout << "Starting " << name << '\n';
+        if (interactive || foreground) {
+          std::string path = consolePath(vmmd, waitScope, name, "com1");
+          // The core makes its console socket as it starts: give it a moment.
+          for (int i = 0; i < 100 && ::access(path.c_str(), F_OK) != 0; ++i) ::usleep(20000);
+          int status = attachConsole(path);
+          if (foreground) status = stopAndWait(vmmd, waitScope, name);
+          return status;
+        }
       } else if (stop->parsed()) {
         auto request = vmmd.stopRequest();
         request.setName(name);
@@ -357,11 +410,7 @@ int main(int argc, char** argv) {
       save.setConfig(updated.str());
       save.send().wait(waitScope);
     } else if (console->parsed()) {
-      auto request = vmmd.infoRequest();
-      request.setName(name);
-      auto response = request.send().wait(waitScope);
-      std::string path = response.getVm().getConsolePath();
-      return attachConsole(path);
+      return attachConsole(consolePath(vmmd, waitScope, name, port));
     }
   } catch (const kj::Exception& error) {
     std::string message = error.getDescription().cStr();

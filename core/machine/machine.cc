@@ -359,6 +359,11 @@ void Machine::runIoLoop() {
   }
   if (statusPolled_) uv_close(reinterpret_cast<uv_handle_t*>(&statusPoll_), nullptr);
   uv_run(&loop_, UV_RUN_DEFAULT);
+  // Closing the signal handles restored the default actions; a stop request
+  // that arrives now (the guest already ended) must not turn a clean exit
+  // into death by signal.
+  ::signal(SIGTERM, SIG_IGN);
+  ::signal(SIGINT, SIG_IGN);
   uv_loop_close(&loop_);
 }
 

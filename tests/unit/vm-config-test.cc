@@ -2,10 +2,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "vmmd/datastore.h"
+#include "vmmd/system-config.h"
 #include "vmmd/vm-config.h"
 
 namespace cellvisor {
@@ -148,6 +150,42 @@ TEST_F(DatastoreTest, ConfigWritesAreValidatedAndAtomic) {
   EXPECT_EQ(store->load("db").cpu, 4u);
   for (const auto& entry : fs::directory_iterator(root / "db")) {
     EXPECT_EQ(entry.path().string().find(".tmp-"), std::string::npos) << "no temporary left behind";
+  }
+}
+
+TEST(VmConfig, ShippedTemplatesParse) {
+  const char* directory = std::getenv("CELLVISOR_TEMPLATES");
+  if (directory == nullptr) GTEST_SKIP() << "CELLVISOR_TEMPLATES is not set";
+  int templates = 0;
+  for (const auto& entry : fs::directory_iterator(directory)) {
+    EXPECT_NO_THROW(loadVmConfig(entry.path())) << entry.path();
+    ++templates;
+  }
+  EXPECT_GE(templates, 3);
+}
+
+TEST_F(DatastoreTest, SystemConfigKeepsVmBhyveKeysAndRefusesOthers) {
+  fs::path path = root / ".config" / "system.conf";
+  std::ofstream(path) << "# comment\nvm_list=\"a b\"\nswitch_list=\"public\"\nports_public=\"eth0\"\n";
+  SystemConfig config = SystemConfig::load(path);
+  EXPECT_EQ(config.words("vm_list"), (std::vector<std::string>{"a", "b"}));
+  config.setWords("datastore_list", {"default", "other"});
+  config.set("path_other", "/srv/vms");
+  config.erase("ports_public");
+  config.save();
+  SystemConfig again = SystemConfig::load(path);
+  EXPECT_EQ(again.get("path_other"), "/srv/vms");
+  EXPECT_FALSE(again.get("ports_public").has_value());
+  EXPECT_EQ(store->autostart().names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_THROW(again.set("bogus", "1"), DatastoreError);
+  EXPECT_THROW(again.set("path_x", "a\"b"), DatastoreError);
+  std::ofstream(path) << "vm_list=\"a\"\nbogus=\"1\"\n";
+  try {
+    SystemConfig::load(path);
+    FAIL() << "an unknown key was accepted";
+  } catch (const DatastoreError& error) {
+    EXPECT_NE(std::string(error.what()).find("system.conf:2: bogus: unknown configuration key"), std::string::npos)
+        << error.what();
   }
 }
 

@@ -435,6 +435,22 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   holder.signal(SIGKILL);
 }
 
+// start -f: the VM runs on this terminal's console; info --json describes it.
+TEST_F(Vmctl, StartInForegroundOnTheConsole) {
+  ASSERT_EQ(vmctl({"create", "-t", "echo", "fg"}).first, 0);
+  std::string command = "(sleep 1; printf 'hello-foreground\\n'; sleep 2; printf '~.') | " + env("CELLVISOR_VMCTL") +
+                        " -S " + socket + " start -f fg";
+  CoreProcess process({"/bin/sh", "-c", command});
+  EXPECT_EQ(process.wait(std::chrono::seconds(30)), 0) << process.output();
+  EXPECT_NE(process.output().find("echo: hello-foreground"), std::string::npos) << process.output();
+  std::string info = vmctl({"info", "--json", "fg"}).second;
+  EXPECT_NE(info.find(R"("name":"fg","datastore":"default","loader":"kernel","cpu":1,)"), std::string::npos) << info;
+  EXPECT_NE(info.find(R"("state":"stopped")"), std::string::npos) << "start -f ends with its VM: " << info;
+  EXPECT_NE(info.find(R"("lastExit":"exit status 33")"), std::string::npos) << info;
+  EXPECT_NE(info.find(R"("config":"loader=\"kernel\"\u000a)"), std::string::npos) << info;
+  EXPECT_NE(vmctl({"console", "fg", "com3"}).first, 0) << "only com1 and com2";
+}
+
 TEST_F(Vmctl, ClearErrors) {
   auto [missing, missingText] = vmctl({"start", "nosuch"});
   EXPECT_EQ(missing, 1);

@@ -10,4 +10,5 @@ ninja -C build >/dev/null
 build/bench/boot-time --runs "${RUNS:-20}" build/core/vmm-core build/tests/guest/guest.elf "$(command -v qemu-system-x86_64)"
 build/bench/blk-bench --seconds "${SECONDS_PER_RUN:-3}" /dev/shm /var/tmp
 build/bench/restart-bench --restarts "${RESTARTS:-100}" /dev/shm 2>/dev/null
+build/bench/restart-bench --restarts "${RESTARTS:-100}" --vmmd-loop /dev/shm 2>/dev/null
 build/bench/vmmd-bench --runs "${RUNS:-20}" build/vmmd/vmmd build/tests/guest/guest.elf

@@ -23,6 +23,7 @@ struct ServerLaunch {
   std::string deviceName;
   std::string options;
   UniqueFd backend;
+  std::string backendName;        // e.g. the tap's interface name
   uint16_t queues = 1;
   uint16_t vectors = 2;
   std::string policy;             // e.g. "virtio-blk.policy", for reports

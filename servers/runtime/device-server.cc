@@ -64,14 +64,28 @@ DeviceServer::~DeviceServer() {
   uv_loop_close(&loop_);
 }
 
+void DeviceServer::readable(uv_poll_t* poll, int status, int) {
+  if (status >= 0) static_cast<Watch*>(poll->data)->ready();
+}
+
+void DeviceServer::setWatching(int fd, bool watching) {
+  for (auto& entry : watches_) {
+    if (entry->fd != fd) continue;
+    if (!watching) {
+      uv_poll_stop(&entry->poll);
+      continue;
+    }
+    uv_poll_start(&entry->poll, UV_READABLE, readable);
+  }
+}
+
 void DeviceServer::watch(int fd, std::function<void()> ready) {
   auto entry = std::make_unique<Watch>();
+  entry->fd = fd;
   entry->ready = std::move(ready);
   uv_poll_init(&loop_, &entry->poll, fd);
   entry->poll.data = entry.get();
-  uv_poll_start(&entry->poll, UV_READABLE, [](uv_poll_t* poll, int status, int) {
-    if (status >= 0) static_cast<Watch*>(poll->data)->ready();
-  });
+  uv_poll_start(&entry->poll, UV_READABLE, readable);
   watches_.push_back(std::move(entry));
 }
 

@@ -27,6 +27,10 @@ class DeviceServer {
   uv_loop_t* loop() { return &loop_; }
   // Calls `ready` on the loop whenever `fd` is readable.
   void watch(int fd, std::function<void()> ready);
+  // Stops (false) or resumes (true) calling back for a watched fd: e.g. a
+  // network device stops reading its tap while the guest gives it no
+  // receive buffers, leaving the backlog to the kernel.
+  void setWatching(int fd, bool watching);
   // After handling a kick, keep polling queues and completions this long
   // before sleeping again (0: never poll). Saves two wakeups per request
   // under load, at the price of CPU time.
@@ -38,8 +42,10 @@ class DeviceServer {
  private:
   struct Watch {
     uv_poll_t poll;
+    int fd;
     std::function<void()> ready;
   };
+  static void readable(uv_poll_t* poll, int status, int events);
   void serveRequests();
   void kicked(uint16_t queue);
   void injectFault();

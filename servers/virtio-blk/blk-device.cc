@@ -1,5 +1,7 @@
 #include "servers/virtio-blk/blk-device.h"
 
+#include "servers/runtime/chain-io.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstring>
@@ -26,62 +28,26 @@ constexpr uint32_t SECTOR = 512;
 constexpr size_t HEADER = 16;
 constexpr size_t SEGMENT = 16;  // Discard / write-zeroes segment.
 
-void put(uint8_t* at, uint64_t value, int size) {
-  for (int i = 0; i < size; ++i) at[i] = static_cast<uint8_t>(value >> (8 * i));
-}
-
-// Copies `out.size()` bytes starting `skip` bytes into the chain's readable part.
-bool gather(const DescriptorChain& chain, uint64_t skip, std::span<uint8_t> out) {
-  size_t done = 0;
-  for (auto buffer : chain.readable) {
-    if (skip >= buffer.size()) {
-      skip -= buffer.size();
-      continue;
-    }
-    size_t take = std::min(buffer.size() - skip, out.size() - done);
-    std::memcpy(out.data() + done, buffer.data() + skip, take);
-    done += take;
-    skip = 0;
-    if (done == out.size()) return true;
-  }
-  return done == out.size();
-}
-
-// Appends iovecs for `length` bytes of `buffers` starting `skip` bytes in.
-void collect(const std::vector<std::span<uint8_t>>& buffers, uint64_t skip, uint64_t length, std::vector<iovec>& iov) {
-  for (auto buffer : buffers) {
-    if (length == 0) return;
-    if (skip >= buffer.size()) {
-      skip -= buffer.size();
-      continue;
-    }
-    size_t take = static_cast<size_t>(std::min<uint64_t>(buffer.size() - skip, length));
-    if (take > 0) iov.push_back({buffer.data() + skip, take});
-    length -= take;
-    skip = 0;
-  }
-}
-
 }  // namespace
 
 BlkDevice::BlkDevice(const BlkOptions& options, BlockBackend& backend)
     : options_(options), backend_(backend), requests_(options.queues) {
   for (auto& queue : requests_) queue.resize(options_.queueSize);
   uint8_t* config = config_.data();
-  put(config + 0x00, backend.sizeBytes() / SECTOR, 8);
-  put(config + 0x08, SEGMENT_SIZE_MAX, 4);
-  put(config + 0x0c, SEG_MAX, 4);
-  put(config + 0x14, options.logicalSectorSize, 4);
-  put(config + 0x18, static_cast<uint8_t>(std::countr_zero(options.physicalSectorSize / options.logicalSectorSize)), 1);
-  put(config + 0x1a, 1, 2);  // Minimum I/O size, in logical blocks.
-  put(config + 0x1c, 0, 4);
-  put(config + 0x22, options.queues, 2);
-  put(config + 0x24, 0xffffffffu / SECTOR, 4);  // Max discard sectors.
-  put(config + 0x28, MAX_DISCARD_SEGMENTS, 4);
-  put(config + 0x2c, options.logicalSectorSize / SECTOR, 4);
-  put(config + 0x30, 0xffffffffu / SECTOR, 4);  // Max write-zeroes sectors.
-  put(config + 0x34, MAX_DISCARD_SEGMENTS, 4);
-  put(config + 0x38, options.noDelete ? 0 : 1, 1);
+  putLittleEndian(config + 0x00, backend.sizeBytes() / SECTOR, 8);
+  putLittleEndian(config + 0x08, SEGMENT_SIZE_MAX, 4);
+  putLittleEndian(config + 0x0c, SEG_MAX, 4);
+  putLittleEndian(config + 0x14, options.logicalSectorSize, 4);
+  putLittleEndian(config + 0x18, static_cast<uint8_t>(std::countr_zero(options.physicalSectorSize / options.logicalSectorSize)), 1);
+  putLittleEndian(config + 0x1a, 1, 2);  // Minimum I/O size, in logical blocks.
+  putLittleEndian(config + 0x1c, 0, 4);
+  putLittleEndian(config + 0x22, options.queues, 2);
+  putLittleEndian(config + 0x24, 0xffffffffu / SECTOR, 4);  // Max discard sectors.
+  putLittleEndian(config + 0x28, MAX_DISCARD_SEGMENTS, 4);
+  putLittleEndian(config + 0x2c, options.logicalSectorSize / SECTOR, 4);
+  putLittleEndian(config + 0x30, 0xffffffffu / SECTOR, 4);  // Max write-zeroes sectors.
+  putLittleEndian(config + 0x34, MAX_DISCARD_SEGMENTS, 4);
+  putLittleEndian(config + 0x38, options.noDelete ? 0 : 1, 1);
 }
 
 void BlkDevice::attach(VirtioTransport& transport, DeviceStats& stats) {

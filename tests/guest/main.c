@@ -138,12 +138,17 @@ static void test_echo(void) {
 }
 
 /* The README's demo: a tour of the platform, then an ACPI power-off. */
-static void test_demo(void) {
+static void test_demo(const char* cmdline) {
   test_hello();
   test_pci();
   test_smp();
   test_rtc();
   test_virtio_blk();  /* The disk the demo attaches: served by its own sandboxed process. */
+  /* The NIC, when the demo has one (ip= and peer= on the command line). */
+  char ip[16] = "", peer[16] = "";
+  if (cmdline_value(cmdline, "ip", ip, sizeof(ip)) && cmdline_value(cmdline, "peer", peer, sizeof(peer))) {
+    test_virtio_net(ip, peer);
+  }
   if (checks_failed_so_far() != 0) finish();
   printf("demo: all checks passed; powering off through ACPI S5\n");
   outw(platform.pm1a_control, (uint16_t)(platform.s5_type << 10 | 1u << 13));
@@ -184,8 +189,13 @@ void guest_main(const struct hvm_start_info* info) {
     test_virtio_blk_stress(count);
   } else if (strncmp(test, "virtio-blk", 32) == 0) {
     test_virtio_blk();
+  } else if (strncmp(test, "virtio-net", 32) == 0) {
+    char ip[16] = "", peer[16] = "";
+    cmdline_value(cmdline, "ip", ip, sizeof(ip));
+    cmdline_value(cmdline, "peer", peer, sizeof(peer));
+    test_virtio_net(ip, peer);
   } else if (strncmp(test, "demo", 32) == 0) {
-    test_demo();
+    test_demo(cmdline);
   } else if (strncmp(test, "echo", 32) == 0) {
     test_echo();
   } else if (strncmp(test, "idle", 32) == 0) {

@@ -47,6 +47,36 @@ void pci_cf8_write(unsigned bus, unsigned slot, unsigned function, unsigned offs
 /* Starts every AP listed in the MADT; returns how many reported in. */
 unsigned smp_start(const struct platform* platform);
 
+/* The modern virtio-pci transport (virtio-pci.c). */
+struct descriptor {
+  uint64_t address;
+  uint32_t length;
+  uint16_t flags;
+  uint16_t next;
+};
+
+struct virtio_device {
+  unsigned slot;
+  uint64_t bar;
+  uint64_t common;
+  uint64_t notify;
+  uint32_t notify_multiplier;
+  uint64_t device;
+  uint16_t avail_idx;
+  uint16_t last_used;
+};
+
+/* The first virtio device with PCI device ID `id` (0x1042 block, 0x1041 net). */
+bool virtio_find(uint32_t id, struct virtio_device* dev);
+/* Reset, acknowledge, negotiate VERSION_1 plus `features` (low 32 bits). */
+bool virtio_begin(struct virtio_device* dev, uint32_t features);
+bool virtio_queue(struct virtio_device* dev, uint16_t index, uint16_t size, void* descriptors, void* avail,
+                  void* used);
+bool virtio_driver_ok(struct virtio_device* dev);
+void virtio_notify(struct virtio_device* dev, uint16_t queue);
+
 /* Finds the virtio-blk device and writes/reads a pattern (polling). */
 void test_virtio_blk(void);
 void test_virtio_blk_stress(unsigned rounds);
+/* Finds the virtio-net device, resolves `peer` by ARP and pings it. */
+void test_virtio_net(const char* ip, const char* peer);

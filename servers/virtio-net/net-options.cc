@@ -1,0 +1,69 @@
+#include "servers/virtio-net/net-options.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+
+namespace cellvisor {
+
+NetOptions parseNetOptions(const std::string& text) {
+  NetOptions options;
+  std::stringstream stream(text);
+  std::string item;
+  bool first = true;
+  while (std::getline(stream, item, ',')) {
+    if (first) {
+      first = false;
+      static const std::regex tapName(R"([A-Za-z0-9][A-Za-z0-9._%-]{0,14})");
+      if (!std::regex_match(item, tapName)) throw std::invalid_argument("virtio-net: bad tap name '" + item + "'");
+      options.tap = item;
+      continue;
+    }
+    auto equals = item.find('=');
+    std::string key = item.substr(0, equals);
+    std::string value = equals == std::string::npos ? "" : item.substr(equals + 1);
+    if (key == "mac") {
+      unsigned bytes[6];
+      char end;
+      if (std::sscanf(value.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &bytes[0], &bytes[1], &bytes[2], &bytes[3],
+                      &bytes[4], &bytes[5], &end) != 6 ||
+          (bytes[0] & 1) != 0) {
+        throw std::invalid_argument("virtio-net: mac=" + value + " is not a unicast MAC address");
+      }
+      for (int i = 0; i < 6; ++i) options.mac[i] = static_cast<uint8_t>(bytes[i]);
+      options.macGiven = true;
+    } else if (key == "queue-size") {
+      unsigned long size = 0;
+      try {
+        size = std::stoul(value);
+      } catch (const std::exception&) {
+      }
+      if (size < 16 || size > 1024 || (size & (size - 1)) != 0) {
+        throw std::invalid_argument("virtio-net: queue-size must be a power of two, 16-1024");
+      }
+      options.queueSize = static_cast<uint16_t>(size);
+    } else {
+      throw std::invalid_argument("virtio-net: unknown option '" + key + "'");
+    }
+  }
+  if (options.tap.empty()) throw std::invalid_argument("virtio-net: no tap interface given");
+  return options;
+}
+
+std::string formatMac(const std::array<uint8_t, 6>& mac) {
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
+std::array<uint8_t, 6> derivedMac(const std::string& seed) {
+  // FNV-1a: the same MAC on every host and build, for the same seed.
+  uint64_t hash = 0xcbf29ce484222325ull;
+  for (unsigned char c : seed) hash = (hash ^ c) * 0x100000001b3ull;
+  // 0x02: locally administered, unicast.
+  return {0x02, 0x63, static_cast<uint8_t>(hash >> 24), static_cast<uint8_t>(hash >> 16), static_cast<uint8_t>(hash >> 8),
+          static_cast<uint8_t>(hash)};
+}
+
+}  // namespace cellvisor

@@ -1,0 +1,25 @@
+// virtio-net's slot options, bhyve-style: `virtio-net,TAP[,mac=xx:xx:xx:xx:xx:xx][,queue-size=N]`.
+// The spawner opens (or creates) tap TAP and hands the server its fd; the
+// server gets the options string and never opens anything.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+
+namespace cellvisor {
+
+struct NetOptions {
+  std::string tap;                 // Interface name; "cvtap%d" lets the kernel number it.
+  std::array<uint8_t, 6> mac{};    // Zero: derived from the device name.
+  bool macGiven = false;
+  uint16_t queueSize = 256;
+};
+
+// Throws std::invalid_argument naming the bad option.
+NetOptions parseNetOptions(const std::string& text);
+std::string formatMac(const std::array<uint8_t, 6>& mac);
+// A stable, locally administered unicast MAC for a VM's NIC.
+std::array<uint8_t, 6> derivedMac(const std::string& seed);
+
+}  // namespace cellvisor

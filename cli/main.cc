@@ -4,7 +4,7 @@
 //   vmctl [-S SOCKET] list [-v] [--json] | info NAME | create [-t T] [-s SIZE] [-c N] [-m MEM] NAME
 //         | start [-i|-f] NAME | stop NAME | restart NAME | poweroff NAME | destroy [-f] NAME
 //         | devices NAME [--json] | console NAME [com1|com2] ("~." detaches, the guest keeps running)
-//         | configure NAME | add -d SIZE NAME | rename NAME NEW | clone NAME NEW
+//         | configure NAME | add -d disk -s SIZE NAME | add -d network -s SWITCH NAME | rename NAME NEW | clone NAME NEW
 //         | iso [FILE] | img [FILE] | install NAME MEDIUM | datastore list|add|remove
 //         | switch list|create|add|remove|destroy
 #include <CLI/CLI.hpp>
@@ -195,8 +195,10 @@ int main(int argc, char** argv) {
   auto* init = app.add_subcommand("init", "install the shipped templates into the datastore");
   auto* configure = app.add_subcommand("configure", "edit a VM's configuration in $EDITOR (validated on save)");
   auto* add = app.add_subcommand("add", "add a device to a VM");
-  std::string diskSize;
-  add->add_option("-d", diskSize, "a new virtio-blk disk of this size")->required();
+  std::string addKind;
+  std::string addValue;
+  add->add_option("-d", addKind, "disk or network (vm-bhyve's words; a size alone means a disk of that size)")->required();
+  add->add_option("-s", addValue, "disk: its size; network: its switch");
   std::string newName;
   auto* rename = app.add_subcommand("rename", "rename a stopped VM");
   auto* clone = app.add_subcommand("clone", "copy a stopped VM, disks included, under a new name");
@@ -374,11 +376,19 @@ int main(int argc, char** argv) {
       request.setNewName(newName);
       request.send().wait(waitScope);
     } else if (add->parsed()) {
-      auto request = vmmd.addDiskRequest();
-      request.setName(name);
-      request.setSize(diskSize);
-      auto response = request.send().wait(waitScope);
-      std::cout << "Added " << response.getDisk().cStr() << " to " << name << '\n';
+      if (addKind == "network") {
+        auto request = vmmd.addNetworkRequest();
+        request.setName(name);
+        request.setSwitch(addValue);
+        auto response = request.send().wait(waitScope);
+        std::cout << "Added " << response.getNetwork().cStr() << " to " << name << " on switch " << addValue << '\n';
+      } else {
+        auto request = vmmd.addDiskRequest();
+        request.setName(name);
+        request.setSize(addKind == "disk" ? addValue : addKind);
+        auto response = request.send().wait(waitScope);
+        std::cout << "Added " << response.getDisk().cStr() << " to " << name << '\n';
+      }
     } else if (configure->parsed()) {
       auto request = vmmd.infoRequest();
       request.setName(name);

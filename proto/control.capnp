@@ -55,6 +55,8 @@ interface Vmmd {
   addSwitchPort @24 (name :Text, port :Text) -> ();
   removeSwitchPort @25 (name :Text, port :Text) -> ();
   destroySwitch @26 (name :Text) -> ();
+  # Adds a virtio-net NIC on switch `switch` (vmctl add -d network -s SWITCH).
+  addNetwork @27 (name :Text, switch :Text) -> (network :Text);
 }
 
 struct MediaFile {

@@ -66,7 +66,7 @@ bool ControlService::autostarted(const std::string& name) const {
 VmRunner& ControlService::runner(const std::string& name) {
   Datastore& store = datastores_.holding(name);
   auto& slot = runners_[name];
-  if (!slot) slot = std::make_unique<VmRunner>(io_, supervisorLoop_, store, coreBinary_, name);
+  if (!slot) slot = std::make_unique<VmRunner>(io_, supervisorLoop_, store, switches_, coreBinary_, name);
   return *slot;
 }
 
@@ -246,6 +246,19 @@ kj::Promise<void> ControlService::addDisk(AddDiskContext context) {
     std::string name = context.getParams().getName();
     requireStopped(name);
     context.getResults().setDisk(datastores_.holding(name).addDisk(name, context.getParams().getSize()));
+  });
+}
+
+kj::Promise<void> ControlService::addNetwork(AddNetworkContext context) {
+  return guarded([&] {
+    std::string name = context.getParams().getName();
+    std::string vmSwitch = context.getParams().getSwitch();
+    requireStopped(name);
+    auto switches = switches_.list();
+    if (std::none_of(switches.begin(), switches.end(), [&](const SwitchInfo& info) { return info.name == vmSwitch; })) {
+      throw DatastoreError("no switch named '" + vmSwitch + "'");
+    }
+    context.getResults().setNetwork(datastores_.holding(name).addNetwork(name, vmSwitch));
   });
 }
 

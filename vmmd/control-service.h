@@ -53,6 +53,7 @@ class ControlService final : public proto::Vmmd::Server {
   kj::Promise<void> addSwitchPort(AddSwitchPortContext context) override;
   kj::Promise<void> removeSwitchPort(RemoveSwitchPortContext context) override;
   kj::Promise<void> destroySwitch(DestroySwitchContext context) override;
+  kj::Promise<void> addNetwork(AddNetworkContext context) override;
 
  private:
   VmRunner& runner(const std::string& name);

@@ -213,6 +213,17 @@ std::string Datastore::addDisk(const std::string& name, const std::string& size)
   return fmt::format("disk{}", index);
 }
 
+std::string Datastore::addNetwork(const std::string& name, const std::string& vmSwitch) {
+  VmConfig config = load(name);
+  int index = 0;
+  while (config.networks.count(index)) ++index;
+  auto entries = config.entries;
+  entries.emplace_back(fmt::format("network{}_type", index), "virtio-net");
+  entries.emplace_back(fmt::format("network{}_switch", index), vmSwitch);
+  writeConfig(name, formatVmConfig(entries));
+  return fmt::format("network{}", index);
+}
+
 void Datastore::writeConfig(const std::string& name, const std::string& text) {
   if (!exists(name)) throw DatastoreError("no VM named '" + name + "'");
   parseVmConfig(text, configPath(name));  // Refuse before replacing.

@@ -48,6 +48,8 @@ class Datastore {
   void clone(const std::string& from, const std::string& to);
   // Adds diskN (the next free N): a sparse image of `size` and its config lines.
   std::string addDisk(const std::string& name, const std::string& size);
+  // Adds networkN (the next free N): a virtio-net NIC on switch `vmSwitch`.
+  std::string addNetwork(const std::string& name, const std::string& vmSwitch);
   // Replaces NAME.conf after validating the new text.
   void writeConfig(const std::string& name, const std::string& text);
   // Sets keys in NAME.conf (replacing or appending), validated, crash-safe.

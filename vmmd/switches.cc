@@ -141,6 +141,14 @@ void Switches::destroy(const std::string& name) {
   config.save();
 }
 
+std::string Switches::bridgeOf(const std::string& name) const {
+  auto names = SystemConfig::load(path_).words("switch_list");
+  if (std::find(names.begin(), names.end(), name) == names.end()) throw DatastoreError("no switch named '" + name + "'");
+  SwitchInfo info = describe(name);
+  if (!info.present) throw DatastoreError("switch '" + name + "': bridge " + info.bridge + " is missing");
+  return info.bridge;
+}
+
 std::vector<std::string> Switches::apply() {
   std::vector<std::string> problems;
   NetlinkLinks links;

@@ -38,6 +38,9 @@ class Switches {
   // Creates what the config has and the host lacks (after a reboot), and
   // joins the configured ports. Returns one line per problem.
   std::vector<std::string> apply();
+  // The bridge behind switch `name` (a VM's tap joins it). Throws
+  // DatastoreError when there is no such switch or its bridge is missing.
+  std::string bridgeOf(const std::string& name) const;
 
  private:
   SwitchInfo describe(const std::string& name) const;

@@ -16,6 +16,8 @@
 #include "core/base/system-error.h"
 #include "core/base/unique-fd.h"
 #include "core/devices/device-catalog.h"
+#include "servers/virtio-net/net-options.h"
+#include "vmmd/netlink-links.h"
 
 extern char** environ;
 
@@ -48,11 +50,12 @@ std::pair<UniqueFd, UniqueFd> socketPair(int type) {
 
 }  // namespace
 
-VmRunner::VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, std::string coreBinary,
-                   std::string name)
+VmRunner::VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, const Switches& switches,
+                   std::string coreBinary, std::string name)
     : io_(io),
       supervisorLoop_(supervisorLoop),
       datastore_(datastore),
+      switches_(switches),
       coreBinary_(std::move(coreBinary)),
       name_(std::move(name)) {}
 
@@ -78,8 +81,17 @@ std::vector<PciSlotConfig> VmRunner::serverSlots(const VmConfig& config, const s
     if (!disk.opts.empty()) options += "," + disk.opts;
     slots.push_back({slot++, 0, "virtio-blk", options});
   }
+  for (const auto& [index, network] : config.networks) {
+    if (network.type != "virtio-net") {
+      throw VmConfigError(fmt::format("network{}_type={} is not served yet", index, network.type));
+    }
+    if (network.vmSwitch.empty()) throw VmConfigError(fmt::format("network{}_switch is missing", index));
+    // A tap the kernel numbers; a MAC that stays the same for this NIC.
+    std::string mac = network.mac.empty() ? formatMac(derivedMac(fmt::format("{}/network{}", name_, index))) : network.mac;
+    slots.push_back({slot++, 0, "virtio-net", "cvtap%d,mac=" + mac});
+  }
+  // Install media last: the VM's own devices keep their slots.
   if (!installMedium.empty()) slots.push_back({slot++, 0, "virtio-blk", installMedium + ",ro"});
-  if (!config.networks.empty()) throw VmConfigError("network interfaces are not served yet");
   return slots;
 }
 
@@ -114,8 +126,16 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
   // Guest RAM and each server's resources are made here; the servers start
   // before the core, and a missing disk stops the VM before anything runs.
   ram_ = createGuestRam(config.memoryBytes);
+  std::vector<std::string> switchOfNic;
+  for (const auto& [index, network] : config.networks) switchOfNic.push_back(network.vmSwitch);
+  size_t nic = 0;
   for (const auto& slot : serverSlots(config, installMedium)) {
     ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce");
+    if (slot.emulation == "virtio-net") {
+      // The VM's tap joins its switch's bridge (and leaves with the tap).
+      NetlinkLinks links;
+      links.attach(launch.backendName, switches_.bridgeOf(switchOfNic.at(nic++)));
+    }
     ServedDevice device;
     device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources, ram_.memfd.get(),

@@ -22,6 +22,7 @@
 #include "core/devices/device-supervisor.h"
 #include "core/machine/machine-config.h"
 #include "vmmd/datastore.h"
+#include "vmmd/switches.h"
 
 namespace cellvisor {
 
@@ -39,8 +40,9 @@ struct DeviceSnapshot {
 class VmRunner final : private kj::TaskSet::ErrorHandler {
  public:
   // `supervisorLoop`: the libuv loop the device servers are watched on.
-  VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, std::string coreBinary,
-           std::string name);
+  // `switches`: where the VM's NICs find their bridges.
+  VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, const Switches& switches,
+           std::string coreBinary, std::string name);
   ~VmRunner();
 
   // Throws DatastoreError / VmConfigError / kj exceptions with a user message.
@@ -83,6 +85,7 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   kj::AsyncIoContext& io_;
   uv_loop_t* supervisorLoop_;
   Datastore& datastore_;
+  const Switches& switches_;
   std::string coreBinary_;
   std::string name_;
   pid_t pid_ = 0;

@@ -427,6 +427,23 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   startDaemon();
   EXPECT_NE(shell("ip -br link show master vm-public").find("uplink"), std::string::npos) << daemon->output();
 
+  // A VM on the switch: its NIC's tap joins the bridge, and the guest
+  // resolves the bridge's address by ARP and pings it.
+  writeTemplate("net", "test=virtio-net ip=10.77.0.2 peer=10.77.0.1");
+  ASSERT_EQ(vmctl({"create", "-t", "net", "web"}).first, 0);
+  EXPECT_NE(vmctl({"add", "-d", "network", "-s", "nosuch", "web"}).second.find("no switch named 'nosuch'"),
+            std::string::npos);
+  auto [addedNic, nicText] = vmctl({"add", "-d", "network", "-s", "public", "web"});
+  ASSERT_EQ(addedNic, 0) << nicText;
+  EXPECT_NE(nicText.find("Added network0 to web on switch public"), std::string::npos) << nicText;
+  auto [started, startText] = vmctl({"start", "web"});
+  ASSERT_EQ(started, 0) << startText;
+  std::string info = waitStopped("web");
+  EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info << log("web");
+  std::string console = log("web");
+  EXPECT_EQ(shell("ip -br link show master vm-public").find("cvtap"), std::string::npos) << "the tap left with the VM";
+  EXPECT_EQ(vmctl({"destroy", "web"}).first, 0);
+
   EXPECT_EQ(vmctl({"switch", "remove", "public", "uplink"}).first, 0);
   EXPECT_EQ(shell("ip -br link show master vm-public").find("uplink"), std::string::npos);
   EXPECT_EQ(vmctl({"switch", "destroy", "public"}).first, 0);

@@ -258,6 +258,36 @@ TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
   ::unlink(disk.c_str());
 }
 
+// A NIC on a tap in a private network namespace, the tap on a bridge with
+// an address: the guest resolves the bridge by ARP and pings it, and keeps
+// pinging while the host kill -9's its virtio-net server twice.
+TEST_F(GuestBoot, VirtioNetReachesTheHostAcrossServerKills) {
+  if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0 || ::access("/sbin/ip", X_OK) != 0) {
+    GTEST_SKIP() << "needs root, unshare and ip for a private network namespace";
+  }
+  std::string script = ::testing::TempDir() + "/cellvisor-net-" + std::to_string(::getpid()) + ".sh";
+  std::ofstream(script) << "set -e\nip link set lo up\nip link add br0 type bridge\n"
+                           "ip addr add 10.77.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
+                           "ip link set tap0 master br0 up\nexec \"$@\"\n";
+  auto argv = args("virtio-net", {"-s", "5,virtio-net,tap0"});
+  argv[8] = "test=virtio-net ip=10.77.0.2 peer=10.77.0.1 pings=100";
+  argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
+  CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.
+  ASSERT_TRUE(core.waitFor("ok - virtio-net: ping answered by the peer")) << core.output();
+  int kills = 0;
+  for (int round = 0; round < 2; ++round) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    auto children = childrenOf(core.pid());
+    if (!children.empty() && ::kill(children.front(), SIGKILL) == 0) ++kills;
+  }
+  EXPECT_EQ(kills, 2);
+  EXPECT_EQ(core.wait(std::chrono::seconds(60)), GUEST_PASSED) << core.output();
+  EXPECT_NE(core.out().find("ok - virtio-net: ARP reply from the peer"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("virtio-net: 100 pings, 0 unanswered"), std::string::npos) << core.out();
+  EXPECT_NE(core.err().find("virtio-net-5.0: pid"), std::string::npos) << core.err();
+  ::unlink(script.c_str());
+}
+
 TEST_F(GuestBoot, BadInputGetsAClearError) {
   struct Case {
     std::vector<std::string> argv;

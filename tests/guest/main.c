@@ -147,7 +147,7 @@ static void test_demo(const char* cmdline) {
   /* The NIC, when the demo has one (ip= and peer= on the command line). */
   char ip[16] = "", peer[16] = "";
   if (cmdline_value(cmdline, "ip", ip, sizeof(ip)) && cmdline_value(cmdline, "peer", peer, sizeof(peer))) {
-    test_virtio_net(ip, peer);
+    test_virtio_net(ip, peer, 1);
   }
   if (checks_failed_so_far() != 0) finish();
   printf("demo: all checks passed; powering off through ACPI S5\n");
@@ -193,7 +193,11 @@ void guest_main(const struct hvm_start_info* info) {
     char ip[16] = "", peer[16] = "";
     cmdline_value(cmdline, "ip", ip, sizeof(ip));
     cmdline_value(cmdline, "peer", peer, sizeof(peer));
-    test_virtio_net(ip, peer);
+    char pings[12] = "1";
+    cmdline_value(cmdline, "pings", pings, sizeof(pings));
+    unsigned count = 0;
+    for (const char* at = pings; *at >= '0' && *at <= '9'; ++at) count = count * 10 + (unsigned)(*at - '0');
+    test_virtio_net(ip, peer, count);
   } else if (strncmp(test, "demo", 32) == 0) {
     test_demo(cmdline);
   } else if (strncmp(test, "echo", 32) == 0) {

@@ -78,5 +78,6 @@ void virtio_notify(struct virtio_device* dev, uint16_t queue);
 /* Finds the virtio-blk device and writes/reads a pattern (polling). */
 void test_virtio_blk(void);
 void test_virtio_blk_stress(unsigned rounds);
-/* Finds the virtio-net device, resolves `peer` by ARP and pings it. */
-void test_virtio_net(const char* ip, const char* peer);
+/* Finds the virtio-net device, resolves `peer` by ARP and pings it
+ * `pings` times. */
+void test_virtio_net(const char* ip, const char* peer, unsigned pings);

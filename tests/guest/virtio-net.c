@@ -112,7 +112,35 @@ static bool is_echo_reply(const uint8_t* frame, uint32_t length, void* context) 
          get16(frame + 14 + ip_header + 4) == 0xc1f0 /* our identifier */;
 }
 
-void test_virtio_net(const char* ip_text, const char* peer_text) {
+/* One echo request with sequence `sequence`; true once answered (three
+ * tries: a frame may be lost, as on any network). */
+static bool ping_once(const uint8_t ip[4], const uint8_t peer[4], const uint8_t peer_mac[6], uint16_t sequence) {
+  uint8_t ping[14 + 20 + 8 + 32] = {0};
+  memcpy(ping, peer_mac, 6);
+  memcpy(ping + 6, mac, 6);
+  put16(ping + 12, 0x0800);
+  uint8_t* ipv4 = ping + 14;
+  ipv4[0] = 0x45;
+  put16(ipv4 + 2, 20 + 8 + 32);
+  ipv4[8] = 64; /* TTL */
+  ipv4[9] = 1;  /* ICMP */
+  memcpy(ipv4 + 12, ip, 4);
+  memcpy(ipv4 + 16, peer, 4);
+  put16(ipv4 + 10, checksum(ipv4, 20));
+  uint8_t* icmp = ipv4 + 20;
+  icmp[0] = 8; /* echo request */
+  put16(icmp + 4, 0xc1f0);
+  put16(icmp + 6, sequence);
+  for (unsigned i = 0; i < 32; ++i) icmp[8 + i] = (uint8_t)i;
+  put16(icmp + 2, checksum(icmp, 8 + 32));
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    send(ping, sizeof(ping));
+    if (receive(is_echo_reply, (void*)peer, 1000)) return true;
+  }
+  return false;
+}
+
+void test_virtio_net(const char* ip_text, const char* peer_text, unsigned pings) {
   uint8_t ip[4], peer[4];
   if (!parse_ip(ip_text, ip) || !parse_ip(peer_text, peer)) {
     check("virtio-net: ip= and peer= given", false);
@@ -162,29 +190,16 @@ void test_virtio_net(const char* ip_text, const char* peer_text) {
          wait.peer_mac[2], wait.peer_mac[3], wait.peer_mac[4], wait.peer_mac[5]);
 
   /* ICMP echo: the host's IP stack answers through the same path. */
-  uint8_t ping[14 + 20 + 8 + 32] = {0};
-  memcpy(ping, wait.peer_mac, 6);
-  memcpy(ping + 6, mac, 6);
-  put16(ping + 12, 0x0800);
-  uint8_t* ipv4 = ping + 14;
-  ipv4[0] = 0x45;
-  put16(ipv4 + 2, 20 + 8 + 32);
-  ipv4[8] = 64; /* TTL */
-  ipv4[9] = 1;  /* ICMP */
-  memcpy(ipv4 + 12, ip, 4);
-  memcpy(ipv4 + 16, peer, 4);
-  put16(ipv4 + 10, checksum(ipv4, 20));
-  uint8_t* icmp = ipv4 + 20;
-  icmp[0] = 8; /* echo request */
-  put16(icmp + 4, 0xc1f0);
-  put16(icmp + 6, 1);
-  for (unsigned i = 0; i < 32; ++i) icmp[8 + i] = (uint8_t)i;
-  put16(icmp + 2, checksum(icmp, 8 + 32));
-  bool answered = false;
-  for (int attempt = 0; attempt < 3 && !answered; ++attempt) {
-    send(ping, sizeof(ping));
-    answered = receive(is_echo_reply, peer, 1000);
+  check("virtio-net: ping answered by the peer", ping_once(ip, peer, wait.peer_mac, 1));
+  /* More pings, 100 ms apart (the host may restart the server meanwhile). */
+  unsigned unanswered = 0;
+  for (unsigned sequence = 2; sequence <= pings; ++sequence) {
+    if (!ping_once(ip, peer, wait.peer_mac, (uint16_t)sequence)) ++unanswered;
+    delay_us(100000);
   }
-  check("virtio-net: ping answered by the peer", answered);
+  if (pings > 1) {
+    printf("virtio-net: %u pings, %u unanswered\n", pings, unanswered);
+    check("virtio-net: every ping answered", unanswered == 0);
+  }
   check("virtio-net: device healthy", (mmio_read8(dev.common + 0x14) & 0x40) == 0);
 }

@@ -83,8 +83,9 @@ int attachConsole(const std::string& path) {
   std::cerr << "vmctl: attached; type ~. to detach\r\n";
   bool lineStart = true;
   bool tilde = false;
+  bool input = true;  // Until stdin ends: then only the guest's output is followed.
   for (;;) {
-    pollfd fds[2] = {{0, POLLIN, 0}, {fd, POLLIN, 0}};
+    pollfd fds[2] = {{input ? 0 : -1, POLLIN, 0}, {fd, POLLIN, 0}};
     if (::poll(fds, 2, -1) < 0) break;
     char buffer[1024];
     if (fds[1].revents & (POLLIN | POLLHUP)) {
@@ -94,7 +95,10 @@ int attachConsole(const std::string& path) {
     }
     if (fds[0].revents & (POLLIN | POLLHUP)) {
       ssize_t count = ::read(0, buffer, sizeof(buffer));
-      if (count <= 0) break;
+      if (count <= 0) {
+        input = false;
+        continue;
+      }
       bool detach = false;
       std::string out;
       for (ssize_t i = 0; i < count; ++i) {
@@ -143,6 +147,8 @@ int stopAndWait(Vmmd::Client& vmmd, kj::WaitScope& waitScope, const std::string&
     request.setName(name);
     return std::string(request.send().wait(waitScope).getVm().getState());
   };
+  // The console closes when the guest ends: give vmmd a moment to see it.
+  for (int i = 0; i < 20 && state() != "stopped"; ++i) ::usleep(50000);
   if (state() == "stopped") return 0;
   auto stop = vmmd.stopRequest();
   stop.setName(name);

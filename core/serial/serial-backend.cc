@@ -165,7 +165,14 @@ class UnixSocketBackend : public SerialBackend {
 
   void writeOutput(std::span<const uint8_t> bytes) override {
     std::lock_guard lock(clientMutex_);
-    if (client_) writeAll(client_.get(), bytes, true);
+    if (client_) {
+      writeAll(client_.get(), bytes, true);
+      return;
+    }
+    // Nobody attached: keep the latest output for whoever attaches (the boot
+    // messages a `vmctl start -f` or a late `vmctl console` wants to see).
+    backlog_.append(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    if (backlog_.size() > BACKLOG_BYTES) backlog_.erase(0, backlog_.size() - BACKLOG_BYTES);
   }
   void startInput(uv_loop_t* loop, Uart16550& uart) override {
     uart_ = &uart;
@@ -192,6 +199,8 @@ class UnixSocketBackend : public SerialBackend {
     input_.emplace(loop, client.get(), *uart_, [this] { dropClient(); });
     std::lock_guard lock(clientMutex_);
     client_ = std::move(client);
+    writeAll(client_.get(), {reinterpret_cast<const uint8_t*>(backlog_.data()), backlog_.size()}, true);
+    backlog_.clear();
   }
   void dropClient() {
     // The input's poll is stopped; it is replaced when the next client comes.
@@ -203,8 +212,10 @@ class UnixSocketBackend : public SerialBackend {
   UniqueFd listener_;
   uv_poll_t* accept_ = nullptr;
   Uart16550* uart_ = nullptr;
+  static constexpr size_t BACKLOG_BYTES = 64 * 1024;
   std::mutex clientMutex_;
   UniqueFd client_;
+  std::string backlog_;  // Output while no client was attached (the latest 64 KiB).
   std::optional<SerialInput> input_;
 };
 

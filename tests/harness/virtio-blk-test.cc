@@ -405,7 +405,9 @@ TEST(Sandbox, ServerRunsConfined) {
   EXPECT_NE(procStatus(pid, "Seccomp").find('2'), std::string::npos) << "seccomp filter mode";
   EXPECT_NE(procStatus(pid, "NoNewPrivs").find('1'), std::string::npos);
   EXPECT_NE(procStatus(pid, "CapEff").find("0000000000000000"), std::string::npos) << "no capabilities";
-  if (::geteuid() == 0) EXPECT_NE(procStatus(pid, "Uid").find("65534"), std::string::npos) << "its own uid";
+  if (::geteuid() == 0) {
+    EXPECT_NE(procStatus(pid, "Uid").find("65534"), std::string::npos) << "its own uid";
+  }
   auto ns = [](pid_t who) { return std::filesystem::read_symlink("/proc/" + std::to_string(who) + "/ns/net"); };
   EXPECT_NE(ns(pid), ns(::getpid())) << "its own (empty) network namespace";
   if (::geteuid() == 0) {

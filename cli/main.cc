@@ -194,8 +194,6 @@ int main(int argc, char** argv) {
   auto* devices = app.add_subcommand("devices", "a VM's device servers: pid, state, restarts, sandbox");
   devices->add_flag("--json", json);
   auto* console = app.add_subcommand("console", "attach to a VM's serial console (~. detaches)");
-  std::string port = "com1";
-  console->add_option("port", port, "com1 (default) or com2")->check(CLI::IsMember({"com1", "com2"}));
   auto* restart = app.add_subcommand("restart", "stop (ACPI) and start a VM again");
   auto* reset = app.add_subcommand("reset", "hard reset: power off and start again");
   auto* init = app.add_subcommand("init", "install the shipped templates into the datastore");
@@ -223,6 +221,8 @@ int main(int argc, char** argv) {
     command->add_option("name", name, "VM name")->required();
   }
   for (auto* command : {rename, clone}) command->add_option("new-name", newName, "new VM name")->required();
+  std::string port = "com1";
+  console->add_option("port", port, "com1 (default) or com2")->check(CLI::IsMember({"com1", "com2"}));
   cellvisor::cli::HostCommands hostCommands(app, json);
   CLI11_PARSE(app, argc, argv);
 

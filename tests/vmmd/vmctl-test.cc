@@ -465,7 +465,10 @@ TEST_F(Vmctl, StartInForegroundOnTheConsole) {
   EXPECT_NE(info.find(R"("state":"stopped")"), std::string::npos) << "start -f ends with its VM: " << info;
   EXPECT_NE(info.find(R"("lastExit":"exit status 33")"), std::string::npos) << info;
   EXPECT_NE(info.find(R"("config":"loader=\"kernel\"\u000a)"), std::string::npos) << info;
-  EXPECT_NE(vmctl({"console", "fg", "com3"}).first, 0) << "only com1 and com2";
+  auto [badPort, badPortText] = vmctl({"console", "fg", "com3"});
+  EXPECT_NE(badPortText.find("com3 not in {com1,com2}"), std::string::npos) << badPortText;
+  auto [stopped, stoppedText] = vmctl({"console", "fg"});
+  EXPECT_NE(stoppedText.find("cannot attach to"), std::string::npos) << "the VM is not running: " << stoppedText;
 }
 
 TEST_F(Vmctl, ClearErrors) {

@@ -4,6 +4,8 @@
 #include <sys/eventfd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 namespace cellvisor::testing {
@@ -13,7 +15,33 @@ constexpr uint16_t DESC_NEXT = 1;
 constexpr uint16_t DESC_WRITE = 2;
 constexpr uint16_t DESC_INDIRECT = 4;
 
+std::string procStatus(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field + ":", 0) == 0) return line.substr(field.size() + 1);
+  }
+  return "";
+}
+
+std::filesystem::path namespaceOf(pid_t pid, const char* kind) {
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/ns/" + kind);
+}
+
 }  // namespace
+
+std::vector<std::string> confinementProblems(pid_t pid) {
+  std::vector<std::string> problems;
+  if (procStatus(pid, "Seccomp").find('2') == std::string::npos) problems.push_back("no seccomp filter");
+  if (procStatus(pid, "NoNewPrivs").find('1') == std::string::npos) problems.push_back("no no_new_privs");
+  if (procStatus(pid, "CapEff").find("0000000000000000") == std::string::npos) problems.push_back("capabilities");
+  if (namespaceOf(pid, "net") == namespaceOf(::getpid(), "net")) problems.push_back("the host's network namespace");
+  if (::geteuid() == 0) {
+    if (procStatus(pid, "Uid").find("65534") == std::string::npos) problems.push_back("not uid nobody");
+    if (namespaceOf(pid, "pid") == namespaceOf(::getpid(), "pid")) problems.push_back("the host's PID namespace");
+    if (procStatus(pid, "NSpid").find("\t1") == std::string::npos) problems.push_back("not pid 1 inside");
+  }
+  return problems;
+}
 
 VirtioHarness::VirtioHarness(const std::string& server, const std::string& options, UniqueFd backend,
                              uint16_t queues, uint64_t memoryBytes, const std::string& faultInjection)

@@ -37,6 +37,11 @@ class HarnessWiring : public DeviceWiring {
   std::map<uint16_t, std::pair<uint64_t, uint32_t>> routes;
 };
 
+// What is wrong with how server `pid` is confined (empty: nothing): seccomp
+// filter, no_new_privs, no capabilities, uid nobody (as root), its own
+// network and PID namespaces.
+std::vector<std::string> confinementProblems(pid_t pid);
+
 struct Buffer {
   uint64_t address;
   uint32_t length;

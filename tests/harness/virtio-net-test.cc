@@ -80,6 +80,12 @@ TEST(VirtioNet, OffersItsMacAndLink) {
   EXPECT_EQ(net.harness.configRead(6, 2) & 1, 1u) << "link up";
 }
 
+TEST(VirtioNet, ServerRunsConfined) {
+  NetHarness net;
+  auto problems = confinementProblems(net.harness.process().pid());
+  EXPECT_TRUE(problems.empty()) << ::testing::PrintToString(problems);
+}
+
 TEST(VirtioNet, FramesGoOutAndComeIn) {
   NetHarness net;
   auto out = net.frame(60, 1);

@@ -72,14 +72,14 @@ VmRunner::~VmRunner() {
 
 std::string VmRunner::consolePath() const { return datastore_.vmDirectory(name_) / "console.sock"; }
 
-std::vector<PciSlotConfig> VmRunner::serverSlots(const VmConfig& config, const std::string& installMedium) const {
-  std::vector<PciSlotConfig> slots;
+std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config, const std::string& installMedium) const {
+  std::vector<ServerSlot> slots;
   int slot = config.startSlot.value_or(4);
   for (const auto& [index, disk] : config.disks) {
     if (disk.type != "virtio-blk") throw VmConfigError(fmt::format("disk{}_type={} is not served yet", index, disk.type));
     std::string options = datastore_.diskPath(name_, disk).string();
     if (!disk.opts.empty()) options += "," + disk.opts;
-    slots.push_back({slot++, 0, "virtio-blk", options});
+    slots.push_back({{slot++, 0, "virtio-blk", options}, fmt::format("disk{}", index), ""});
   }
   for (const auto& [index, network] : config.networks) {
     if (network.type != "virtio-net") {
@@ -88,10 +88,10 @@ std::vector<PciSlotConfig> VmRunner::serverSlots(const VmConfig& config, const s
     if (network.vmSwitch.empty()) throw VmConfigError(fmt::format("network{}_switch is missing", index));
     // A tap the kernel numbers; a MAC that stays the same for this NIC.
     std::string mac = network.mac.empty() ? formatMac(derivedMac(fmt::format("{}/network{}", name_, index))) : network.mac;
-    slots.push_back({slot++, 0, "virtio-net", "cvtap%d,mac=" + mac});
+    slots.push_back({{slot++, 0, "virtio-net", "cvtap%d,mac=" + mac}, fmt::format("network{}", index), network.vmSwitch});
   }
   // Install media last: the VM's own devices keep their slots.
-  if (!installMedium.empty()) slots.push_back({slot++, 0, "virtio-blk", installMedium + ",ro"});
+  if (!installMedium.empty()) slots.push_back({{slot++, 0, "virtio-blk", installMedium + ",ro"}, "install medium", ""});
   return slots;
 }
 
@@ -104,7 +104,7 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
   for (const auto& port : config.comports) {
     args.insert(args.end(), {"-l", port + ",unix=" + (directory / (port == "com1" ? "console.sock" : port + ".sock")).string()});
   }
-  for (const auto& slot : serverSlots(config, installMedium)) {
+  for (const auto& [slot, label, vmSwitch] : serverSlots(config, installMedium)) {
     args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
   }
   if (config.utctime) args.push_back("-u");
@@ -126,15 +126,19 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
   // Guest RAM and each server's resources are made here; the servers start
   // before the core, and a missing disk stops the VM before anything runs.
   ram_ = createGuestRam(config.memoryBytes);
-  std::vector<std::string> switchOfNic;
-  for (const auto& [index, network] : config.networks) switchOfNic.push_back(network.vmSwitch);
-  size_t nic = 0;
-  for (const auto& slot : serverSlots(config, installMedium)) {
-    ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce");
-    if (slot.emulation == "virtio-net") {
-      // The VM's tap joins its switch's bridge (and leaves with the tap).
-      NetlinkLinks links;
-      links.attach(launch.backendName, switches_.bridgeOf(switchOfNic.at(nic++)));
+  for (const auto& [slot, label, vmSwitch] : serverSlots(config, installMedium)) {
+    ServerLaunch launch;
+    try {
+      launch = prepareServerLaunch(slot, config.cpu, "enforce");
+      // A NIC's tap joins its switch's bridge (and leaves with the tap).
+      if (!vmSwitch.empty()) NetlinkLinks().attach(launch.backendName, switches_.bridgeOf(vmSwitch));
+    } catch (const std::exception& error) {
+      // In the user's words: "disk0: ...", not the core's "-s 4:0,...".
+      std::string message = error.what();
+      if (message.rfind("-s ", 0) == 0 && message.find(": ") != std::string::npos) {
+        message = message.substr(message.find(": ") + 2);
+      }
+      throw DatastoreError(label + ": " + message);
     }
     ServedDevice device;
     device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
@@ -160,8 +164,8 @@ void VmRunner::sendDevices(int socket) {
   }
 }
 
-void VmRunner::stopDevices() {
-  if (!devices_.empty()) {
+void VmRunner::stopDevices(bool remember) {
+  if (remember && !devices_.empty()) {
     lastDevices_ = devices();
     for (auto& device : lastDevices_) {
       device.state = "stopped";
@@ -205,7 +209,7 @@ void VmRunner::start(const std::string& installMedium) {
     startDevices(config, installMedium);
   } catch (...) {
     stopping_ = true;
-    stopDevices();
+    stopDevices(false);  // A start that never happened leaves no device history.
     throw;
   }
   auto [control, controlForCore] = socketPair(SOCK_STREAM);

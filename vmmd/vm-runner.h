@@ -70,11 +70,18 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
     std::unique_ptr<DeviceSupervisor> supervisor;
   };
 
-  // The device servers' PCI slots, in the order the core is told about them.
-  std::vector<PciSlotConfig> serverSlots(const VmConfig& config, const std::string& installMedium) const;
+  // The device servers' PCI slots, in the order the core is told about
+  // them, with the config's name for each ("disk0") and a NIC's switch.
+  struct ServerSlot {
+    PciSlotConfig pci;
+    std::string label;
+    std::string vmSwitch;
+  };
+  std::vector<ServerSlot> serverSlots(const VmConfig& config, const std::string& installMedium) const;
   void startDevices(const VmConfig& config, const std::string& installMedium);
   void sendDevices(int socket);
-  void stopDevices();
+  // Ends the servers; `remember`: keep their last state for `vmctl devices`.
+  void stopDevices(bool remember = true);
   ServedDevice* findDevice(const std::string& name);
   void log(const std::string& line);
   void watchExit();

@@ -488,6 +488,23 @@ TEST_F(Vmctl, ClearErrors) {
   EXPECT_EQ(vmctl({"destroy", "-f", "busy"}).first, 0);
 }
 
+TEST_F(Vmctl, StartErrorsNameTheDevice) {
+  ASSERT_EQ(vmctl({"create", "-t", "echo", "lost"}).first, 0);
+  fs::remove(root / "store" / "lost" / "disk0.img");
+  auto [status, text] = vmctl({"start", "lost"});
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(text.find("vmctl: disk0: " + (root / "store" / "lost" / "disk0.img").string() + ": No such file or directory"),
+            std::string::npos)
+      << text;
+  std::ofstream(root / "store" / "lost" / "disk0.img").put(0);
+  std::ofstream(root / "store" / "lost" / "lost.conf", std::ios::app)
+      << "network0_type=\"virtio-net\"\nnetwork0_switch=\"nope\"\n";
+  auto [nic, nicText] = vmctl({"start", "lost"});
+  EXPECT_NE(nicText.find("vmctl: network0: no switch named 'nope'"), std::string::npos) << nicText;
+  EXPECT_EQ(vmctl({"devices", "lost", "--json"}).second, "[]\n") << "a start that failed leaves no device behind";
+  EXPECT_NE(vmctl({"info", "lost"}).second.find("state: stopped"), std::string::npos);
+}
+
 TEST_F(Vmctl, ManageStoppedVms) {
   ASSERT_EQ(vmctl({"create", "-t", "stress", "base"}).first, 0);
   EXPECT_EQ(vmctl({"add", "-d", "8M", "base"}).second, "Added disk1 to base\n");

@@ -5,13 +5,14 @@
 // peer figure from the same run: the same frames through the socketpair
 // alone, the ceiling any device behind it can reach.
 //
-//   net-bench [--frames N]
+//   net-bench [--frames N] [--poll-us N]
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -56,7 +57,12 @@ int main(int argc, char** argv) {
   using namespace cellvisor;
   using namespace cellvisor::testing;
   long frames = 200000;
-  if (argc == 3 && std::strcmp(argv[1], "--frames") == 0) frames = std::atol(argv[2]);
+  std::string options = "tap0";
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (std::strcmp(argv[i], "--frames") == 0) frames = std::atol(argv[i + 1]);
+    if (std::strcmp(argv[i], "--poll-us") == 0) options += std::string(",poll-us=") + argv[i + 1];
+  }
+  std::printf("server options: %s\n", options.c_str());
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return 1;
   // A tap takes every frame written to it (the kernel drops on overflow,
@@ -69,7 +75,7 @@ int main(int argc, char** argv) {
   timeval patience{2, 0};
   ::setsockopt(fds[1], SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof(patience));
   UniqueFd network(fds[1]);
-  VirtioHarness harness("virtio-net", "tap0", UniqueFd(fds[0]), 2, 64ull << 20);
+  VirtioHarness harness("virtio-net", options, UniqueFd(fds[0]), 2, 64ull << 20);
   harness.initialize(~0ull);
   std::vector<uint64_t> buffers;
   for (int i = 0; i < IN_FLIGHT; ++i) {

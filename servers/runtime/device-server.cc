@@ -102,6 +102,10 @@ int DeviceServer::run() {
 
 void DeviceServer::kicked(uint16_t queue) {
   transport_->doorbell(queue);
+  busyPoll();
+}
+
+void DeviceServer::busyPoll() {
   if (pollMicros_ == 0) return;
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::microseconds(pollMicros_);

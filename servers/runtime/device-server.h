@@ -35,6 +35,9 @@ class DeviceServer {
   // before sleeping again (0: never poll). Saves two wakeups per request
   // under load, at the price of CPU time.
   void setPollMicros(uint32_t micros) { pollMicros_ = micros; }
+  // After work that did not come from a kick (a frame from a tap): poll for
+  // the configured time, as after a kick.
+  void busyPoll();
   // Runs until the core closes the channel or breaks the protocol; returns
   // the process exit status.
   int run();

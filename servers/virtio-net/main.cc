@@ -24,7 +24,11 @@ int main() {
     auto mac = options.macGiven ? options.mac : derivedMac(resources.deviceName);
     NetDevice device(options, tap, mac);
     DeviceServer server("virtio-net:" + resources.deviceName, resources, device);
-    server.watch(tap, [&device] { device.onTapReadable(); });
+    server.setPollMicros(options.pollMicros);
+    server.watch(tap, [&device, &server] {
+      device.onTapReadable();
+      server.busyPoll();
+    });
     device.attach(server.transport(), server.stats(), [&server, tap](bool reading) { server.setWatching(tap, reading); });
     enterSandbox(loadEmbeddedPolicy("virtio-net.policy"), parseSandboxMode(resources.sandbox),
                  &resources.state->state().sandboxViolation);

@@ -80,6 +80,13 @@ void NetDevice::queueNotified(uint16_t queue) {
   }
 }
 
+bool NetDevice::poll() {
+  if (transport_ == nullptr || !transport_->live() || !reading_) return false;
+  uint64_t before = stats_->requests;
+  onTapReadable();
+  return stats_->requests != before;
+}
+
 void NetDevice::transmit() {
   for (;;) {
     auto result = transport_->pop(TX, chain_);

@@ -47,6 +47,8 @@ class NetDevice : public VirtioDevice {
   void activate(VirtioTransport& transport) override;
   void reset() override;
   void queueNotified(uint16_t queue) override;
+  // Busy polling: frames waiting on the tap. True if any was received.
+  bool poll() override;
 
  private:
   void transmit();

@@ -45,6 +45,14 @@ NetOptions parseNetOptions(const std::string& text) {
         throw std::invalid_argument("virtio-net: queue-size must be a power of two, 16-1024");
       }
       options.queueSize = static_cast<uint16_t>(size);
+    } else if (key == "poll-us") {
+      unsigned long micros = 1001;
+      try {
+        micros = std::stoul(value);
+      } catch (const std::exception&) {
+      }
+      if (micros > 1000) throw std::invalid_argument("virtio-net: poll-us must be 0-1000");
+      options.pollMicros = static_cast<uint32_t>(micros);
     } else {
       throw std::invalid_argument("virtio-net: unknown option '" + key + "'");
     }

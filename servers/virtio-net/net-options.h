@@ -1,4 +1,5 @@
-// virtio-net's slot options, bhyve-style: `virtio-net,TAP[,mac=xx:xx:xx:xx:xx:xx][,queue-size=N]`.
+// virtio-net's slot options, bhyve-style:
+// `virtio-net,TAP[,mac=xx:xx:xx:xx:xx:xx][,queue-size=N][,poll-us=N]`.
 // The spawner opens (or creates) tap TAP and hands the server its fd; the
 // server gets the options string and never opens anything.
 #pragma once
@@ -14,6 +15,7 @@ struct NetOptions {
   std::array<uint8_t, 6> mac{};    // Zero: derived from the device name.
   bool macGiven = false;
   uint16_t queueSize = 256;
+  uint32_t pollMicros = 0;  // Busy-poll this long after work (0: sleep at once).
 };
 
 // Throws std::invalid_argument naming the bad option.

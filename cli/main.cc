@@ -335,18 +335,20 @@ int main(int argc, char** argv) {
         for (unsigned i = 0; i < list.size(); ++i) {
           auto d = list[i];
           std::cout << (i ? "," : "") << fmt::format(
-              R"({{"name":{},"pid":{},"state":{},"restarts":{},"lastExit":{},"policy":{},"sandbox":{},"lastViolation":{}}})",
+              R"({{"name":{},"pid":{},"state":{},"restarts":{},"lastExit":{},"policy":{},"sandbox":{},"lastViolation":{},)"
+              R"("backend":{}}})",
               jsonString(d.getName()), d.getPid(), jsonString(d.getState()), d.getRestarts(), jsonString(d.getLastExit()),
-              jsonString(d.getPolicy()), jsonString(d.getSandbox()), jsonString(d.getLastViolation()));
+              jsonString(d.getPolicy()), jsonString(d.getSandbox()), jsonString(d.getLastViolation()),
+              jsonString(d.getBackend()));
         }
         std::cout << "]\n";
       } else {
-        std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<28} {:<10} {}\n", "DEVICE", "PID", "STATE", "RESTARTS",
-                                 "POLICY", "SANDBOX", "LAST EXIT");
+        std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<20} {:<10} {:<30} {}\n", "DEVICE", "PID", "STATE",
+                                 "RESTARTS", "POLICY", "SANDBOX", "BACKEND", "LAST EXIT");
         for (auto d : list) {
-          std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<28} {:<10} {}{}\n", d.getName().cStr(), d.getPid(),
+          std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<20} {:<10} {:<30} {}{}\n", d.getName().cStr(), d.getPid(),
                                    d.getState().cStr(), d.getRestarts(), d.getPolicy().cStr(), d.getSandbox().cStr(),
-                                   d.getLastExit().cStr(),
+                                   d.getBackend().cStr(), d.getLastExit().cStr(),
                                    d.getLastViolation().size() ? std::string(" [violation: ") + d.getLastViolation().cStr() + "]" : "");
         }
       }

@@ -103,6 +103,7 @@ struct DeviceStatus {
   policy @5 :Text;
   sandbox @6 :Text;        # off | log | enforce
   lastViolation @7 :Text;
+  backend @8 :Text;        # the disk image, or the tap and its switch
 }
 
 # vmmd -> vmm-core, over the core's status socket (--status-fd). vmmd runs

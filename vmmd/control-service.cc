@@ -168,6 +168,7 @@ kj::Promise<void> ControlService::devices(DevicesContext context) {
       list[i].setPolicy(device.policy);
       list[i].setSandbox(device.sandbox);
       list[i].setLastViolation(device.lastViolation);
+      list[i].setBackend(device.backend);
     }
   });
 }

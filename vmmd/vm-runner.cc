@@ -77,9 +77,9 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config, 
   int slot = config.startSlot.value_or(4);
   for (const auto& [index, disk] : config.disks) {
     if (disk.type != "virtio-blk") throw VmConfigError(fmt::format("disk{}_type={} is not served yet", index, disk.type));
-    std::string options = datastore_.diskPath(name_, disk).string();
-    if (!disk.opts.empty()) options += "," + disk.opts;
-    slots.push_back({{slot++, 0, "virtio-blk", options}, fmt::format("disk{}", index), ""});
+    std::string image = datastore_.diskPath(name_, disk).string();
+    std::string options = disk.opts.empty() ? image : image + "," + disk.opts;
+    slots.push_back({{slot++, 0, "virtio-blk", options}, fmt::format("disk{}", index), "", image});
   }
   for (const auto& [index, network] : config.networks) {
     if (network.type != "virtio-net") {
@@ -88,10 +88,13 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config, 
     if (network.vmSwitch.empty()) throw VmConfigError(fmt::format("network{}_switch is missing", index));
     // A tap the kernel numbers; a MAC that stays the same for this NIC.
     std::string mac = network.mac.empty() ? formatMac(derivedMac(fmt::format("{}/network{}", name_, index))) : network.mac;
-    slots.push_back({{slot++, 0, "virtio-net", "cvtap%d,mac=" + mac}, fmt::format("network{}", index), network.vmSwitch});
+    slots.push_back({{slot++, 0, "virtio-net", "cvtap%d,mac=" + mac}, fmt::format("network{}", index), network.vmSwitch,
+                     ""});
   }
   // Install media last: the VM's own devices keep their slots.
-  if (!installMedium.empty()) slots.push_back({{slot++, 0, "virtio-blk", installMedium + ",ro"}, "install medium", ""});
+  if (!installMedium.empty()) {
+    slots.push_back({{slot++, 0, "virtio-blk", installMedium + ",ro"}, "install medium", "", installMedium + " (ro)"});
+  }
   return slots;
 }
 
@@ -104,7 +107,7 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
   for (const auto& port : config.comports) {
     args.insert(args.end(), {"-l", port + ",unix=" + (directory / (port == "com1" ? "console.sock" : port + ".sock")).string()});
   }
-  for (const auto& [slot, label, vmSwitch] : serverSlots(config, installMedium)) {
+  for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
   }
   if (config.utctime) args.push_back("-u");
@@ -126,7 +129,7 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
   // Guest RAM and each server's resources are made here; the servers start
   // before the core, and a missing disk stops the VM before anything runs.
   ram_ = createGuestRam(config.memoryBytes);
-  for (const auto& [slot, label, vmSwitch] : serverSlots(config, installMedium)) {
+  for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     ServerLaunch launch;
     try {
       launch = prepareServerLaunch(slot, config.cpu, "enforce");
@@ -141,6 +144,7 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
       throw DatastoreError(label + ": " + message);
     }
     ServedDevice device;
+    device.backend = vmSwitch.empty() ? backend : launch.backendName + " on switch " + vmSwitch;
     device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources, ram_.memfd.get(),
                                                            ram_.regions);
@@ -193,7 +197,7 @@ std::vector<DeviceSnapshot> VmRunner::devices() const {
     snapshots.push_back({process.deviceName(), process.pid(),
                          process.failed() ? "failed" : process.pid() > 0 ? "running" : "restarting",
                          process.restarts(), process.lastExit(), process.launch().policy, process.launch().sandbox,
-                         process.lastViolation()});
+                         process.lastViolation(), device.backend});
   }
   return snapshots;
 }

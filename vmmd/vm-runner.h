@@ -35,6 +35,7 @@ struct DeviceSnapshot {
   std::string policy;
   std::string sandbox;
   std::string lastViolation;
+  std::string backend;
 };
 
 class VmRunner final : private kj::TaskSet::ErrorHandler {
@@ -68,6 +69,7 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
     std::unique_ptr<DeviceResources> resources;
     std::unique_ptr<DeviceServerProcess> process;
     std::unique_ptr<DeviceSupervisor> supervisor;
+    std::string backend;  // What it serves, for `vmctl devices`.
   };
 
   // The device servers' PCI slots, in the order the core is told about
@@ -76,6 +78,7 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
     PciSlotConfig pci;
     std::string label;
     std::string vmSwitch;
+    std::string backend;  // A disk's image (a NIC's is known once its tap exists).
   };
   std::vector<ServerSlot> serverSlots(const VmConfig& config, const std::string& installMedium) const;
   void startDevices(const VmConfig& config, const std::string& installMedium);

@@ -159,6 +159,8 @@ TEST_F(Vmctl, DeviceCrashShowsInDevices) {
   pid_t server = std::atoi(devices.c_str() + pidAt + 6);
   ASSERT_GT(server, 0);
   EXPECT_NE(devices.find(R"("policy":"virtio-blk.policy","sandbox":"enforce")"), std::string::npos) << devices;
+  EXPECT_NE(devices.find(R"("backend":")" + (root / "store" / "db" / "disk0.img").string() + "\""), std::string::npos)
+      << devices;
   EXPECT_EQ(parentOf(server), daemon->pid()) << "vmmd, not the core, runs the device servers";
   ASSERT_EQ(::kill(server, SIGKILL), 0);
   for (int i = 0; i < 100 && devices.find(R"("restarts":1)") == std::string::npos; ++i) {
@@ -440,7 +442,10 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   ASSERT_EQ(started, 0) << startText;
   std::string info = waitStopped("web");
   EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info << log("web");
-  std::string console = log("web");
+  std::string nics = vmctl({"devices", "web", "--json"}).second;
+  EXPECT_NE(nics.find(R"("name":"virtio-net-5.0")"), std::string::npos) << nics;
+  EXPECT_NE(nics.find(R"("backend":"cvtap)"), std::string::npos) << nics;
+  EXPECT_NE(nics.find(R"( on switch public")"), std::string::npos) << nics;
   EXPECT_EQ(shell("ip -br link show master vm-public").find("cvtap"), std::string::npos) << "the tap left with the VM";
   EXPECT_EQ(vmctl({"destroy", "web"}).first, 0);
 

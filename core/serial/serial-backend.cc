@@ -1,6 +1,7 @@
 #include "core/serial/serial-backend.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <pty.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -93,6 +94,7 @@ class TerminalBackend : public SerialBackend {
   }
   void writeOutput(std::span<const uint8_t> bytes) override { writeAll(fd_.get(), bytes, true); }
   ~TerminalBackend() override {
+    drainPty();
     input_.reset();
     if (retry_ != nullptr) {
       uv_close(reinterpret_cast<uv_handle_t*>(retry_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
@@ -108,6 +110,24 @@ class TerminalBackend : public SerialBackend {
   std::string endpoint() const override { return endpoint_; }
 
  private:
+  // Closing a pty master hangs up its slave and throws away what the user
+  // has not read yet: the guest's last words before it powered off. While
+  // a reader is taking them, wait (half a second at most); with nobody
+  // reading, the output stops shrinking and there is nothing to wait for.
+  void drainPty() {
+    if (endpoint_.rfind("/dev/pts/", 0) != 0) return;
+    UniqueFd slave(::open(endpoint_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+    if (!slave) return;
+    int last = -1;
+    for (int waited = 0, still = 0; waited < 50 && still < 5; ++waited) {
+      int unread = 0;
+      if (::ioctl(slave.get(), FIONREAD, &unread) != 0 || unread == 0) return;
+      still = unread == last ? still + 1 : 0;
+      last = unread;
+      ::usleep(10000);
+    }
+  }
+
   void listen() {
     // A pty master reports EIO while no one holds the slave open: look again
     // a little later instead of giving up on input.

@@ -117,4 +117,18 @@ std::string kvmUnavailableReason() {
   return "";
 }
 
+std::string networkUnavailableReason() {
+  if (::geteuid() != 0) return "needs root for a private network namespace";
+  for (const char* tool : {"/usr/bin/unshare", "/usr/bin/nsenter", "/sbin/ip"}) {
+    if (::access(tool, X_OK) != 0) return std::string("needs ") + tool;
+  }
+  // Try it once: a bridge and a tap in a throwaway namespace.
+  CoreProcess probe({"/usr/bin/unshare", "-n", "/bin/sh", "-c",
+                     "ip link add probe-br type bridge && ip tuntap add probe-tap mode tap"});
+  if (probe.wait(std::chrono::seconds(10)) != 0) {
+    return "this host cannot make a bridge and a tap in a network namespace: " + probe.output();
+  }
+  return "";
+}
+
 }  // namespace cellvisor::testing

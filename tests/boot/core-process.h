@@ -45,5 +45,8 @@ std::string coreBinary();
 std::string guestImage();
 // Empty when the host can run guests; otherwise why not.
 std::string kvmUnavailableReason();
+// Why this host cannot give a test a private network namespace with a bridge
+// and a tap (not root, no unshare/ip, no bridge or tun support), or "".
+std::string networkUnavailableReason();
 
 }  // namespace cellvisor::testing

@@ -262,9 +262,7 @@ TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
 // an address: the guest resolves the bridge by ARP and pings it, and keeps
 // pinging while the host kill -9's its virtio-net server twice.
 TEST_F(GuestBoot, VirtioNetReachesTheHostAcrossServerKills) {
-  if (::geteuid() != 0 || ::access("/usr/bin/unshare", X_OK) != 0 || ::access("/sbin/ip", X_OK) != 0) {
-    GTEST_SKIP() << "needs root, unshare and ip for a private network namespace";
-  }
+  if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
   std::string script = ::testing::TempDir() + "/cellvisor-net-" + std::to_string(::getpid()) + ".sh";
   std::ofstream(script) << "set -e\nip link set lo up\nip link add br0 type bridge\n"
                            "ip addr add 10.77.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"

@@ -376,9 +376,7 @@ TEST_F(Vmctl, DatastoresHoldVms) {
 // Switches are Linux bridges, made in a network namespace of the test's own
 // (vmmd runs in it), recreated by vmmd when the host lost them.
 TEST_F(Vmctl, SwitchesAreBridges) {
-  if (::access("/usr/bin/unshare", X_OK) != 0 || ::access("/usr/bin/nsenter", X_OK) != 0 || ::geteuid() != 0) {
-    GTEST_SKIP() << "needs root, unshare and nsenter for a private network namespace";
-  }
+  if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
   daemon->signal(SIGTERM);
   daemon->wait(std::chrono::seconds(10));
   // A process holds the namespace so vmmd can be restarted into it.

@@ -429,7 +429,7 @@ TEST_F(Vmctl, SwitchesAreBridges) {
 
   // A VM on the switch: its NIC's tap joins the bridge, and the guest
   // resolves the bridge's address by ARP and pings it.
-  writeTemplate("net", "test=virtio-net ip=10.77.0.2 peer=10.77.0.1 pings=40");
+  writeTemplate("net", "test=virtio-net ip=10.77.0.2 peer=10.77.0.1 pings=100");
   ASSERT_EQ(vmctl({"create", "-t", "net", "web"}).first, 0);
   EXPECT_NE(vmctl({"add", "-d", "network", "-s", "nosuch", "web"}).second.find("no switch named 'nosuch'"),
             std::string::npos);
@@ -438,9 +438,9 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   EXPECT_NE(nicText.find("Added network0 to web on switch public"), std::string::npos) << nicText;
   auto [started, startText] = vmctl({"start", "web"});
   ASSERT_EQ(started, 0) << startText;
-  // Mid-run, the NIC's server is replaced (the live-upgrade path): the
-  // guest's pings go on, none unanswered.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Early in the guest's 100 pings (about 4 s), the NIC's server is replaced
+  // (the live-upgrade path): the pings go on, none unanswered.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
   auto [replaced, replaceText] = vmctl({"device", "restart", "web", "virtio-net-5.0"});
   EXPECT_EQ(replaced, 0) << replaceText;
   std::string info = waitStopped("web");

@@ -255,10 +255,7 @@ kj::Promise<void> ControlService::addNetwork(AddNetworkContext context) {
     std::string name = context.getParams().getName();
     std::string vmSwitch = context.getParams().getSwitch();
     requireStopped(name);
-    auto switches = switches_.list();
-    if (std::none_of(switches.begin(), switches.end(), [&](const SwitchInfo& info) { return info.name == vmSwitch; })) {
-      throw DatastoreError("no switch named '" + vmSwitch + "'");
-    }
+    if (!switches_.has(vmSwitch)) throw DatastoreError("no switch named '" + vmSwitch + "'");
     context.getResults().setNetwork(datastores_.holding(name).addNetwork(name, vmSwitch));
   });
 }

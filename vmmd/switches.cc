@@ -24,8 +24,7 @@ bool isValidSwitchName(const std::string& name) {
   return std::regex_match(name, valid);
 }
 
-SwitchInfo Switches::describe(const std::string& name) const {
-  SystemConfig config = SystemConfig::load(path_);
+SwitchInfo Switches::describe(const SystemConfig& config, NetlinkLinks& links, const std::string& name) {
   SwitchInfo info;
   info.name = name;
   info.type = config.get("type_" + name).value_or("standard");
@@ -34,7 +33,6 @@ SwitchInfo Switches::describe(const std::string& name) const {
   info.mtu = static_cast<unsigned>(std::stoul(config.get("mtu_" + name).value_or("0")));
   info.ports = config.words("ports_" + name);
   if (!info.bridge.empty()) {
-    NetlinkLinks links;
     if (auto state = links.find(info.bridge)) {
       info.present = true;
       info.up = state->up;
@@ -43,9 +41,22 @@ SwitchInfo Switches::describe(const std::string& name) const {
   return info;
 }
 
+std::vector<std::string> Switches::requireSwitch(const SystemConfig& config, const std::string& name) {
+  auto names = config.words("switch_list");
+  if (std::find(names.begin(), names.end(), name) == names.end()) throw DatastoreError("no switch named '" + name + "'");
+  return names;
+}
+
+bool Switches::has(const std::string& name) const {
+  auto names = SystemConfig::load(path_).words("switch_list");
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 std::vector<SwitchInfo> Switches::list() const {
+  SystemConfig config = SystemConfig::load(path_);
+  NetlinkLinks links;
   std::vector<SwitchInfo> switches;
-  for (const auto& name : SystemConfig::load(path_).words("switch_list")) switches.push_back(describe(name));
+  for (const auto& name : config.words("switch_list")) switches.push_back(describe(config, links, name));
   return switches;
 }
 
@@ -92,10 +103,8 @@ void Switches::create(const std::string& name, const std::string& type, const st
 }
 
 void Switches::addPort(const std::string& name, const std::string& port) {
-  SwitchInfo info = describe(name);
   SystemConfig config = SystemConfig::load(path_);
-  auto names = config.words("switch_list");
-  if (std::find(names.begin(), names.end(), name) == names.end()) throw DatastoreError("no switch named '" + name + "'");
+  auto names = requireSwitch(config, name);
   if (!isValidInterfaceName(port)) throw DatastoreError("invalid interface name '" + port + "'");
   for (const auto& other : names) {
     auto ports = config.words("ports_" + other);
@@ -105,7 +114,7 @@ void Switches::addPort(const std::string& name, const std::string& port) {
   }
   NetlinkLinks links;
   if (!links.find(port)) throw DatastoreError("no interface " + port + " on this host");
-  links.attach(port, info.bridge);
+  links.attach(port, describe(config, links, name).bridge);
   auto ports = config.words("ports_" + name);
   ports.push_back(port);
   config.setWords("ports_" + name, ports);
@@ -125,26 +134,25 @@ void Switches::removePort(const std::string& name, const std::string& port) {
 }
 
 void Switches::destroy(const std::string& name) {
-  SwitchInfo info = describe(name);
   SystemConfig config = SystemConfig::load(path_);
-  auto names = config.words("switch_list");
-  auto found = std::find(names.begin(), names.end(), name);
-  if (found == names.end()) throw DatastoreError("no switch named '" + name + "'");
+  auto names = requireSwitch(config, name);
   NetlinkLinks links;
+  SwitchInfo info = describe(config, links, name);
   for (const auto& port : info.ports) {
     if (links.find(port)) links.detach(port);
   }
   if (info.type != "manual" && info.present) links.remove(info.bridge);
-  names.erase(found);
+  std::erase(names, name);
   config.setWords("switch_list", names);
   for (const char* key : {"type_", "ports_", "addr_", "mtu_", "bridge_"}) config.erase(key + name);
   config.save();
 }
 
 std::string Switches::bridgeOf(const std::string& name) const {
-  auto names = SystemConfig::load(path_).words("switch_list");
-  if (std::find(names.begin(), names.end(), name) == names.end()) throw DatastoreError("no switch named '" + name + "'");
-  SwitchInfo info = describe(name);
+  SystemConfig config = SystemConfig::load(path_);
+  requireSwitch(config, name);
+  NetlinkLinks links;
+  SwitchInfo info = describe(config, links, name);
   if (!info.present) throw DatastoreError("switch '" + name + "': bridge " + info.bridge + " is missing");
   return info.bridge;
 }

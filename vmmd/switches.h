@@ -13,6 +13,9 @@
 
 namespace cellvisor {
 
+class NetlinkLinks;
+class SystemConfig;
+
 struct SwitchInfo {
   std::string name;
   std::string type;     // standard | manual
@@ -29,6 +32,7 @@ class Switches {
   explicit Switches(std::filesystem::path systemConfig) : path_(std::move(systemConfig)) {}
 
   std::vector<SwitchInfo> list() const;
+  bool has(const std::string& name) const;
   // Throws DatastoreError (bad name, exists, bad address) or NetlinkError.
   void create(const std::string& name, const std::string& type, const std::string& bridge,
               const std::string& address, unsigned mtu);
@@ -43,7 +47,10 @@ class Switches {
   std::string bridgeOf(const std::string& name) const;
 
  private:
-  SwitchInfo describe(const std::string& name) const;
+  // Switch `name` as the loaded config has it, and its bridge as the host does.
+  static SwitchInfo describe(const SystemConfig& config, NetlinkLinks& links, const std::string& name);
+  // The configured switches; throws DatastoreError if `name` is not one.
+  static std::vector<std::string> requireSwitch(const SystemConfig& config, const std::string& name);
   std::filesystem::path path_;
 };
 

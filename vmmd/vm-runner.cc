@@ -130,18 +130,15 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
   // before the core, and a missing disk stops the VM before anything runs.
   ram_ = createGuestRam(config.memoryBytes);
   for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
-    ServerLaunch launch;
-    try {
-      launch = prepareServerLaunch(slot, config.cpu, "enforce");
+    // Errors in the user's words: "disk0: ...", "network0: ...".
+    ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce", label);
+    if (!vmSwitch.empty()) {
       // A NIC's tap joins its switch's bridge (and leaves with the tap).
-      if (!vmSwitch.empty()) NetlinkLinks().attach(launch.backendName, switches_.bridgeOf(vmSwitch));
-    } catch (const std::exception& error) {
-      // In the user's words: "disk0: ...", not the core's "-s 4:0,...".
-      std::string message = error.what();
-      if (message.rfind("-s ", 0) == 0 && message.find(": ") != std::string::npos) {
-        message = message.substr(message.find(": ") + 2);
+      try {
+        NetlinkLinks().attach(launch.backendName, switches_.bridgeOf(vmSwitch));
+      } catch (const std::exception& error) {
+        throw DatastoreError(label + ": " + error.what());
       }
-      throw DatastoreError(label + ": " + message);
     }
     ServedDevice device;
     device.backend = vmSwitch.empty() ? backend : launch.backendName + " on switch " + vmSwitch;
@@ -159,12 +156,8 @@ void VmRunner::sendDevices(int socket) {
   for (const auto& device : devices_) {
     capnp::MallocMessageBuilder builder;
     auto bootstrap = builder.initRoot<proto::Bootstrap>();
-    std::vector<int> fds;
-    std::vector<proto::FdRole> roles;
-    device.resources->describe(bootstrap, ram_.memfd.get(), ram_.regions, fds, roles);
-    auto list = bootstrap.initFds(static_cast<unsigned>(roles.size()));
-    for (unsigned i = 0; i < roles.size(); ++i) list.set(i, roles[i]);
-    sendWithFds(socket, builder, fds);
+    // The core gets no backend: it never touches a disk or a tap.
+    sendWithFds(socket, builder, device.resources->describe(bootstrap, ram_.memfd.get(), ram_.regions));
   }
 }
 

@@ -36,8 +36,9 @@ std::string serverDeviceName(const PciSlotConfig& slot) {
   return fmt::format("{}-{}.{}", slot.emulation, slot.slot, slot.function);
 }
 
-ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, const std::string& sandbox) {
-  std::string where = fmt::format("-s {}:{},{}", slot.slot, slot.function, slot.emulation);
+ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, const std::string& sandbox,
+                                 std::string where) {
+  if (where.empty()) where = fmt::format("-s {}:{},{}", slot.slot, slot.function, slot.emulation);
   ServerLaunch launch;
   launch.sandbox = sandbox;
   launch.deviceName = serverDeviceName(slot);

@@ -46,8 +46,8 @@ DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
       queueDoorbells_(std::move(fds.queueDoorbells)),
       interrupts_(std::move(fds.interrupts)) {}
 
-void DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd, const std::vector<RamRegion>& regions,
-                               std::vector<int>& fds, std::vector<proto::FdRole>& roles) const {
+std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd,
+                                           const std::vector<RamRegion>& regions, int backend) const {
   bootstrap.setProtocolVersion(proto::PROTOCOL_VERSION);
   bootstrap.setDeviceName(deviceName_);
   bootstrap.setQueueCount(queueCount());
@@ -58,6 +58,8 @@ void DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd, c
     list[i].setSize(regions[i].size);
     list[i].setMemfdOffset(regions[i].memfdOffset);
   }
+  std::vector<int> fds;
+  std::vector<proto::FdRole> roles;
   auto add = [&](int fd, proto::FdRole role) {
     fds.push_back(fd);
     roles.push_back(role);
@@ -69,6 +71,10 @@ void DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd, c
   add(replyDoorbell_.get(), proto::FdRole::REPLY_DOORBELL);
   for (const auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
   for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
+  if (backend >= 0) add(backend, proto::FdRole::BACKEND);
+  auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
+  for (unsigned i = 0; i < roles.size(); ++i) roleList.set(i, roles[i]);
+  return fds;
 }
 
 void DeviceResources::markFailed() {

@@ -41,9 +41,10 @@ class DeviceResources {
   int interrupt(uint16_t vector) const { return interrupts_.at(vector).get(); }
 
   // Fills the device's part of a bootstrap message (name, counts, RAM
-  // layout) and appends the fds with their roles, guest RAM first.
-  void describe(proto::Bootstrap::Builder bootstrap, int memfd, const std::vector<RamRegion>& regions,
-                std::vector<int>& fds, std::vector<proto::FdRole>& roles) const;
+  // layout, the role of each fd) and returns the fds to send with it, guest
+  // RAM first; `backend` (a disk, a tap) last when there is one (>= 0).
+  std::vector<int> describe(proto::Bootstrap::Builder bootstrap, int memfd, const std::vector<RamRegion>& regions,
+                            int backend = -1) const;
 
   // Past the crash-loop limit: marks the device failed for the core and
   // tells the guest in virtio's terms (DEVICE_NEEDS_RESET plus a

@@ -125,20 +125,12 @@ void DeviceServerProcess::spawn(bool restart) {
 
   capnp::MallocMessageBuilder builder;
   auto bootstrap = builder.initRoot<proto::Bootstrap>();
-  std::vector<int> fds;
-  std::vector<proto::FdRole> roles;
-  resources_.describe(bootstrap, memfd_, regions_, fds, roles);
+  // The backend is kept open here: a restarted server needs it again.
+  std::vector<int> fds = resources_.describe(bootstrap, memfd_, regions_, launch_.backend ? launch_.backend.get() : -1);
   bootstrap.setOptions(launch_.options);
   bootstrap.setRestart(restart);
   bootstrap.setSandbox(launch_.sandbox);
   bootstrap.setFaultInjection(launch_.faultInjection);
-  // Kept open here: a restarted server needs it again.
-  if (launch_.backend) {
-    fds.push_back(launch_.backend.get());
-    roles.push_back(proto::FdRole::BACKEND);
-  }
-  auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
-  for (unsigned i = 0; i < roles.size(); ++i) roleList.set(i, roles[i]);
   try {
     sendWithFds(ours.get(), builder, fds);
   } catch (const std::system_error&) {

@@ -193,14 +193,13 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
     });
     if (adopted == adoptedDevices_.end()) throw std::runtime_error("vmmd sent no resources for " + name);
     device.resources = std::move(adopted->resources);
-    device.channel = std::make_unique<DeviceChannel>(*device.resources);
   } else {
     ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
     device.resources = std::make_unique<DeviceResources>(name, launch.queues, launch.vectors);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources, memory_->memfd(),
                                                            memory_->regions());
-    device.channel = std::make_unique<DeviceChannel>(*device.resources);
   }
+  device.channel = std::make_unique<DeviceChannel>(*device.resources);
   device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, name);
   device.proxy = std::make_unique<PciServerProxy>(*device.channel, *device.wiring);
   // Place the BARs as firmware would, naturally aligned in the 32-bit window.
@@ -395,7 +394,7 @@ void Machine::handleCoreCommand() {
     uv_poll_stop(&statusPoll_);
     // vmmd is gone, and with it the servers of our devices: stop rather
     // than run a guest whose disks no longer answer.
-    if (!serverDevices_.empty() && !serverDevices_.front().process) {
+    if (config_.deviceSocket >= 0 && !serverDevices_.empty()) {
       requestExit(ExitStatus::ERROR, "vmmd went away, and with it this VM's device servers");
     }
   } catch (const std::exception& error) {

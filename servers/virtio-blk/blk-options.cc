@@ -2,21 +2,16 @@
 
 #include <fcntl.h>
 
-#include <charconv>
-#include <sstream>
 #include <stdexcept>
+
+#include "servers/runtime/slot-options.h"
 
 namespace cellvisor {
 namespace {
 
 template <typename T>
 T number(const std::string& key, const std::string& text) {
-  T value{};
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size()) {
-    throw std::invalid_argument("virtio-blk: " + key + ": not a number: '" + text + "'");
-  }
-  return value;
+  return slotOptionNumber<T>("virtio-blk", key, text);
 }
 
 bool validSectorSize(uint32_t size) { return size >= 512 && size <= 65536 && (size & (size - 1)) == 0; }
@@ -25,19 +20,10 @@ bool validSectorSize(uint32_t size) { return size >= 512 && size <= 65536 && (si
 
 BlkOptions parseBlkOptions(const std::string& text) {
   BlkOptions options;
-  std::stringstream stream(text);
-  std::string item;
-  bool first = true;
-  while (std::getline(stream, item, ',')) {
-    if (first) {
-      first = false;
-      if (item.empty()) throw std::invalid_argument("virtio-blk: no disk image path");
-      options.path = item;
-      continue;
-    }
-    auto equals = item.find('=');
-    std::string key = item.substr(0, equals);
-    std::string value = equals == std::string::npos ? "" : item.substr(equals + 1);
+  SlotOptions slot = splitSlotOptions(text);
+  if (slot.first.empty()) throw std::invalid_argument("virtio-blk: no disk image path");
+  options.path = slot.first;
+  for (const auto& [key, value] : slot.settings) {
     if (key == "ro") options.readOnly = true;
     else if (key == "nocache") options.noCache = true;
     else if (key == "direct") options.direct = true;
@@ -69,7 +55,6 @@ BlkOptions parseBlkOptions(const std::string& text) {
       throw std::invalid_argument("virtio-blk: unknown option '" + key + "'");
     }
   }
-  if (options.path.empty()) throw std::invalid_argument("virtio-blk: no disk image path");
   return options;
 }
 

@@ -4,27 +4,20 @@
 
 #include <cstdio>
 #include <regex>
-#include <sstream>
 #include <stdexcept>
+
+#include "servers/runtime/slot-options.h"
 
 namespace cellvisor {
 
 NetOptions parseNetOptions(const std::string& text) {
   NetOptions options;
-  std::stringstream stream(text);
-  std::string item;
-  bool first = true;
-  while (std::getline(stream, item, ',')) {
-    if (first) {
-      first = false;
-      static const std::regex tapName(R"([A-Za-z0-9][A-Za-z0-9._%-]{0,14})");
-      if (!std::regex_match(item, tapName)) throw std::invalid_argument("virtio-net: bad tap name '" + item + "'");
-      options.tap = item;
-      continue;
-    }
-    auto equals = item.find('=');
-    std::string key = item.substr(0, equals);
-    std::string value = equals == std::string::npos ? "" : item.substr(equals + 1);
+  SlotOptions slot = splitSlotOptions(text);
+  if (slot.first.empty()) throw std::invalid_argument("virtio-net: no tap interface given");
+  static const std::regex tapName(R"([A-Za-z0-9][A-Za-z0-9._%-]{0,14})");
+  if (!std::regex_match(slot.first, tapName)) throw std::invalid_argument("virtio-net: bad tap name '" + slot.first + "'");
+  options.tap = slot.first;
+  for (const auto& [key, value] : slot.settings) {
     if (key == "mac") {
       unsigned bytes[6];
       char end;
@@ -36,28 +29,19 @@ NetOptions parseNetOptions(const std::string& text) {
       for (int i = 0; i < 6; ++i) options.mac[i] = static_cast<uint8_t>(bytes[i]);
       options.macGiven = true;
     } else if (key == "queue-size") {
-      unsigned long size = 0;
-      try {
-        size = std::stoul(value);
-      } catch (const std::exception&) {
-      }
+      auto size = slotOptionNumber<uint32_t>("virtio-net", key, value);
       if (size < 16 || size > 1024 || (size & (size - 1)) != 0) {
         throw std::invalid_argument("virtio-net: queue-size must be a power of two, 16-1024");
       }
       options.queueSize = static_cast<uint16_t>(size);
     } else if (key == "poll-us") {
-      unsigned long micros = 1001;
-      try {
-        micros = std::stoul(value);
-      } catch (const std::exception&) {
-      }
+      auto micros = slotOptionNumber<uint32_t>("virtio-net", key, value);
       if (micros > 1000) throw std::invalid_argument("virtio-net: poll-us must be 0-1000");
       options.pollMicros = static_cast<uint32_t>(micros);
     } else {
       throw std::invalid_argument("virtio-net: unknown option '" + key + "'");
     }
   }
-  if (options.tap.empty()) throw std::invalid_argument("virtio-net: no tap interface given");
   return options;
 }
 

@@ -16,6 +16,7 @@
 #include "servers/runtime/state-segment.h"
 #include "servers/runtime/virtio-transport.h"
 #include "servers/virtio-blk/blk-device.h"
+#include "tests/fuzz/fuzz-queue.h"
 
 namespace {
 
@@ -76,32 +77,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!rig.transport->live()) rig.start();  // A previous input broke the ring: reset, as a driver would.
   // Layout of an input: how many heads to publish, the descriptor table
   // (zero-padded when short), avail entries, then buffer bytes.
-  constexpr size_t TABLE = 16 * QUEUE_SIZE;
   if (size < 1) return 0;
   uint8_t count = data[0] % (QUEUE_SIZE + 4);
   ++data;
   --size;
   uint8_t* guest = rig.memory.translate(0, RAM);
-  std::memset(guest + DESCRIPTORS, 0, TABLE);
-  std::memcpy(guest + DESCRIPTORS, data, std::min(size, TABLE));
-  // Addresses in the table are taken modulo a little more than RAM, so most
-  // land inside it (deep paths) and some just outside (the bounds checks).
-  for (size_t i = 0; i < QUEUE_SIZE; ++i) {
-    uint64_t address;
-    std::memcpy(&address, guest + DESCRIPTORS + 16 * i, 8);
-    if (!(address >> 63)) address %= RAM + 8192;
-    std::memcpy(guest + DESCRIPTORS + 16 * i, &address, 8);
-  }
-  size_t at = std::min(size, TABLE);
-  uint16_t availIdx;
-  std::memcpy(&availIdx, guest + AVAIL + 2, 2);
-  for (uint8_t i = 0; i < count && at + 2 <= size; ++i, at += 2) {
-    std::memcpy(guest + AVAIL + 4 + 2 * ((availIdx + i) % QUEUE_SIZE), data + at, 2);
-  }
-  size_t payload = std::min<size_t>(size - std::min(size, at), RAM - DATA);
+  size_t at = loadFuzzedQueue(guest, RAM, QUEUE_SIZE, DESCRIPTORS, AVAIL, count, data, size);
+  size_t payload = std::min<size_t>(size - at, RAM - DATA);
   if (payload > 0) std::memcpy(guest + DATA, data + at, payload);
-  availIdx = static_cast<uint16_t>(availIdx + count);
-  std::memcpy(guest + AVAIL + 2, &availIdx, 2);
   rig.device->queueNotified(0);
   rig.device->drain();
   return 0;

@@ -15,6 +15,7 @@
 #include "servers/runtime/state-segment.h"
 #include "servers/runtime/virtio-transport.h"
 #include "servers/virtio-net/net-device.h"
+#include "tests/fuzz/fuzz-queue.h"
 
 namespace {
 
@@ -79,34 +80,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // An input: a control byte (queue, head count), the descriptor table
   // (zero-padded when short), avail entries, then a frame (receive) or
   // buffer bytes (transmit).
-  constexpr size_t TABLE = 16 * QUEUE_SIZE;
   if (size < 1) return 0;
   uint16_t queue = data[0] >> 7;
   uint8_t count = (data[0] & 0x7f) % (QUEUE_SIZE + 4);
   ++data;
   --size;
   uint8_t* guest = rig.memory.translate(0, RAM);
-  uint64_t descriptors = QUEUE_AREA[queue];
-  uint64_t avail = descriptors + 0x1000;
-  std::memset(guest + descriptors, 0, TABLE);
-  std::memcpy(guest + descriptors, data, std::min(size, TABLE));
-  // Most addresses land inside RAM (deep paths), some just outside (the
-  // bounds checks).
-  for (size_t i = 0; i < QUEUE_SIZE; ++i) {
-    uint64_t address;
-    std::memcpy(&address, guest + descriptors + 16 * i, 8);
-    if (!(address >> 63)) address %= RAM + 8192;
-    std::memcpy(guest + descriptors + 16 * i, &address, 8);
-  }
-  size_t at = std::min(size, TABLE);
-  uint16_t availIdx;
-  std::memcpy(&availIdx, guest + avail + 2, 2);
-  for (uint8_t i = 0; i < count && at + 2 <= size; ++i, at += 2) {
-    std::memcpy(guest + avail + 4 + 2 * ((availIdx + i) % QUEUE_SIZE), data + at, 2);
-  }
-  availIdx = static_cast<uint16_t>(availIdx + count);
-  std::memcpy(guest + avail + 2, &availIdx, 2);
-  size_t rest = size - std::min(size, at);
+  size_t at = loadFuzzedQueue(guest, RAM, QUEUE_SIZE, QUEUE_AREA[queue], QUEUE_AREA[queue] + 0x1000, count, data, size);
+  size_t rest = size - at;
   if (queue == NetDevice::RX) {
     if (rest > 0) ::send(rig.tap[1], data + at, rest, MSG_DONTWAIT);  // A frame from the network.
     rig.device->queueNotified(NetDevice::RX);

@@ -261,7 +261,12 @@ TEST_F(Vmctl, GuestSeesNoErrorWhileItsServerIsKilledRepeatedly) {
     }
   }
   EXPECT_EQ(kills, 20);
-  std::string devices = vmctl({"devices", "crash", "--json"}).second;
+  // The last kill may not have been restarted yet: give vmmd a moment.
+  std::string devices;
+  for (int i = 0; i < 100 && devices.find(R"("restarts":20)") == std::string::npos; ++i) {
+    if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    devices = vmctl({"devices", "crash", "--json"}).second;
+  }
   EXPECT_NE(devices.find(R"("restarts":20)"), std::string::npos) << devices;
   std::string info = waitStopped("crash");
   EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << "the guest saw an error:\n" << info << log("crash");

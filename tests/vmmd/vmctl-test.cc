@@ -320,6 +320,10 @@ TEST_F(Vmctl, InstallFromAnIsoOrAKernel) {
   EXPECT_NE(vmctl({"iso"}).second.find("installer.iso"), std::string::npos);
   EXPECT_NE(vmctl({"iso", "--json"}).second.find(R"({"name":"installer.iso","size":65536})"), std::string::npos);
   EXPECT_EQ(vmctl({"iso", iso.string()}).first, 1) << "already there";
+  auto [absent, absentText] = vmctl({"iso", (root / "nosuch.iso").string()});
+  EXPECT_NE(absentText.find("no file '" + (root / "nosuch.iso").string() + "' to import"), std::string::npos)
+      << absentText;
+  EXPECT_EQ(vmctl({"iso", "--json"}).second, R"([{"name":"installer.iso","size":65536}])" "\n") << "nothing added";
 
   auto [installed, installText] = vmctl({"install", "inst", "installer.iso"});
   ASSERT_EQ(installed, 0) << installText;
@@ -422,6 +426,17 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   EXPECT_NE(vmctl({"switch", "create", "a/b"}).second.find("invalid switch name"), std::string::npos);
   EXPECT_NE(vmctl({"switch", "create", "public"}).second.find("exists"), std::string::npos);
   EXPECT_NE(vmctl({"switch", "add", "public", "nosuch0"}).second.find("no interface nosuch0"), std::string::npos);
+  // A bad address: the half-made bridge is taken down again, nothing kept.
+  auto [badAddress, badAddressText] = vmctl({"switch", "create", "-a", "10.1.2.3/99", "lan"});
+  EXPECT_EQ(badAddress, 1) << badAddressText;
+  EXPECT_NE(badAddressText.find("vmctl: add 10.1.2.3/99 to vm-lan: "), std::string::npos) << badAddressText;
+  EXPECT_NE(shell("ip link show vm-lan").find("does not exist"), std::string::npos);
+  EXPECT_EQ(vmctl({"switch", "list", "--json"}).second.find("\"lan\""), std::string::npos);
+  // One interface, one switch.
+  ASSERT_EQ(vmctl({"switch", "create", "other"}).first, 0);
+  EXPECT_NE(vmctl({"switch", "add", "other", "uplink"}).second.find("uplink is already a port of switch 'public'"),
+            std::string::npos);
+  EXPECT_EQ(vmctl({"switch", "destroy", "other"}).first, 0);
   EXPECT_NE(vmctl({"switch", "create", "-t", "manual", "-b", "nosuch0", "m"}).second.find("not a bridge"),
             std::string::npos);
 

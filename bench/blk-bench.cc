@@ -65,8 +65,8 @@ void prefill(const std::string& path) {
   ::close(fd);
 }
 
-Figures runHarness(const std::string& path, bool direct, const Workload& work, double seconds, uint32_t pollMicros,
-                   long* pssKiB) {
+Figures runHarness(const std::string& path, bool direct, const Workload& work, double seconds,
+                   uint32_t pollMicros, long* pssKiB) {
   int flags = (work.write ? O_RDWR : O_RDONLY) | O_CLOEXEC | (direct ? O_DIRECT : 0);
   std::string options = path + (work.write ? "" : ",ro") + (direct ? ",nocache" : "") +
                         ",queues=1,queue-size=256,poll-us=" + std::to_string(pollMicros);
@@ -90,8 +90,8 @@ Figures runHarness(const std::string& path, bool direct, const Workload& work, d
     uint64_t sector = block * work.blockBytes / 512;
     std::memcpy(harness.host(slot.header, 16), &type, 4);
     std::memcpy(harness.host(slot.header + 8, 8), &sector, 8);
-    uint16_t head = harness.submit(0, {{slot.header, 16, false}, {slot.data, work.blockBytes, !work.write},
-                                       {slot.status, 1, true}});
+    uint16_t head = harness.submit(
+        0, {{slot.header, 16, false}, {slot.data, work.blockBytes, !work.write}, {slot.status, 1, true}});
     inFlight[head] = slotIndex;
   };
   for (size_t i = 0; i < slots.size(); ++i) {
@@ -129,10 +129,11 @@ Figures runHarness(const std::string& path, bool direct, const Workload& work, d
 }
 
 Figures runFio(const std::string& path, bool direct, const Workload& work, double seconds) {
-  std::string command = "fio --name=peer --filename=" + path + " --ioengine=io_uring --direct=" +
-                        (direct ? "1" : "0") + " --rw=" + work.fioMode + " --bs=" + std::to_string(work.blockBytes) +
-                        " --iodepth=" + std::to_string(work.depth) + " --size=" + std::to_string(FILE_BYTES) +
-                        " --runtime=" + std::to_string(seconds) + " --time_based --output-format=terse 2>/dev/null";
+  std::string command =
+      "fio --name=peer --filename=" + path + " --ioengine=io_uring --direct=" + (direct ? "1" : "0") +
+      " --rw=" + work.fioMode + " --bs=" + std::to_string(work.blockBytes) +
+      " --iodepth=" + std::to_string(work.depth) + " --size=" + std::to_string(FILE_BYTES) +
+      " --runtime=" + std::to_string(seconds) + " --time_based --output-format=terse 2>/dev/null";
   FILE* pipe = ::popen(command.c_str(), "r");
   char line[8192] = {};
   std::string output;
@@ -152,7 +153,8 @@ Figures runFio(const std::string& path, bool direct, const Workload& work, doubl
 // Round trip: the harness rings the doorbell, the server completes a request
 // that needs no backend I/O (GET_ID) and raises the irqfd.
 std::vector<double> kickToInterrupt(const std::string& path, int rounds) {
-  VirtioHarness harness("virtio-blk", path + ",ro,queues=1", UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), 1);
+  VirtioHarness harness("virtio-blk", path + ",ro,queues=1",
+                        UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), 1);
   harness.initialize(~0ull & ~(1ull << 29));  // No EVENT_IDX: an interrupt for every completion.
   uint64_t header = harness.allocate(16, 16);
   uint32_t type = 8;
@@ -224,9 +226,10 @@ int main(int argc, char** argv) {
     std::string path = directory + "/cellvisor-blk-bench.img";
     bool direct = supportsDirectIo(directory);
     prefill(path);
-    std::printf("\n%s (%s), %.0f s per run\n", directory.c_str(), direct ? "O_DIRECT" : "page cache", seconds);
-    std::printf("%-20s %14s %14s %10s %14s %10s %8s %8s\n", "workload", "cellvisor", "+poll 50us", "MiB/s", "fio",
-                "MiB/s", "ratio", "+poll");
+    std::printf("\n%s (%s), %.0f s per run\n", directory.c_str(), direct ? "O_DIRECT" : "page cache",
+                seconds);
+    std::printf("%-20s %14s %14s %10s %14s %10s %8s %8s\n", "workload", "cellvisor", "+poll 50us", "MiB/s",
+                "fio", "MiB/s", "ratio", "+poll");
     long pss = 0;
     for (const auto& work : workloads) {
       Figures ours = runHarness(path, direct, work, seconds, 0, &pss);

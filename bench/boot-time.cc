@@ -125,11 +125,24 @@ int main(int argc, char** argv) {
   std::string guest = argv[first + 1];
   std::string qemu = argc - first > 2 ? argv[first + 2] : "";
 
-  std::vector<std::string> coreArgs = {core, "--trace-boot", "-m", "128M", "--kernel", guest,
+  std::vector<std::string> coreArgs = {core,        "--trace-boot",  "-m",   "128M", "--kernel", guest,
                                        "--cmdline", "exit-at-entry", "bench"};
-  std::vector<std::string> qemuArgs = {qemu, "-accel", "kvm", "-M", "microvm", "-nodefaults", "-no-user-config",
-                                       "-nographic", "-m", "128M", "-kernel", guest, "-append", "exit-at-entry",
-                                       "-device", "isa-debug-exit,iobase=0x501,iosize=2"};
+  std::vector<std::string> qemuArgs = {qemu,
+                                       "-accel",
+                                       "kvm",
+                                       "-M",
+                                       "microvm",
+                                       "-nodefaults",
+                                       "-no-user-config",
+                                       "-nographic",
+                                       "-m",
+                                       "128M",
+                                       "-kernel",
+                                       guest,
+                                       "-append",
+                                       "exit-at-entry",
+                                       "-device",
+                                       "isa-debug-exit,iobase=0x501,iosize=2"};
 
   std::vector<int64_t> coreFirst, coreExit, qemuExit;
   long coreRss = 0, qemuRss = 0;
@@ -158,11 +171,13 @@ int main(int argc, char** argv) {
   std::printf("%-44s %10s %10s\n", "measure", "median ms", "p90 ms");
   std::printf("%-44s %10.2f %10.2f\n", "vmm-core: exec -> first guest debug write", medianMs(coreFirst),
               percentileMs(coreFirst, 0.9));
-  std::printf("%-44s %10.2f %10.2f\n", "vmm-core: exec -> exit", medianMs(coreExit), percentileMs(coreExit, 0.9));
+  std::printf("%-44s %10.2f %10.2f\n", "vmm-core: exec -> exit", medianMs(coreExit),
+              percentileMs(coreExit, 0.9));
   if (!qemu.empty()) {
     std::printf("%-44s %10.2f %10.2f\n", "qemu microvm (PVH): exec -> exit", medianMs(qemuExit),
                 percentileMs(qemuExit, 0.9));
-    std::printf("\nratio qemu/vmm-core (exec -> exit, medians): %.2fx\n", medianMs(qemuExit) / medianMs(coreExit));
+    std::printf("\nratio qemu/vmm-core (exec -> exit, medians): %.2fx\n",
+                medianMs(qemuExit) / medianMs(coreExit));
   }
   std::printf("\npeak RSS: vmm-core %ld KiB", coreRss);
   if (!qemu.empty()) std::printf(", qemu %ld KiB", qemuRss);

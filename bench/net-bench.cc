@@ -25,7 +25,9 @@ constexpr size_t FRAME = 1514;
 constexpr size_t HEADER = 12;
 constexpr int IN_FLIGHT = 64;
 
-double seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+double seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
 
 void report(const char* what, long frames, double elapsed, double peer) {
   double rate = frames / elapsed;
@@ -90,7 +92,7 @@ int main(int argc, char** argv) {
   Clock::time_point lastFrame;
   std::thread sink([&] {
     std::vector<uint8_t> buffer(70000);
-    while (delivered < frames && ::recv(network.get(), buffer.data(), buffer.size(), 0) > 0) {
+    while (delivered<frames&& ::recv(network.get(), buffer.data(), buffer.size(), 0)> 0) {
       ++delivered;
       lastFrame = Clock::now();
     }
@@ -111,7 +113,8 @@ int main(int argc, char** argv) {
   sink.join();
   report("virtio-net transmit, 1514 B frames", delivered,
          std::chrono::duration<double>(lastFrame - start).count(), peer);
-  if (delivered != frames) std::printf("  (%ld frames dropped at a full socket buffer)\n", frames - delivered);
+  if (delivered != frames)
+    std::printf("  (%ld frames dropped at a full socket buffer)\n", frames - delivered);
 
   // Receive: 64 buffers posted and re-posted; a thread feeds the network side.
   for (int i = 0; i < IN_FLIGHT; ++i) harness.submit(0, {{buffers[i], 2048, true}});

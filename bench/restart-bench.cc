@@ -19,8 +19,8 @@
 #include <thread>
 
 #include "core/devices/device-supervisor.h"
-#include "vmmd/uv-in-kj.h"
 #include "tests/harness/virtio-harness.h"
+#include "vmmd/uv-in-kj.h"
 
 int main(int argc, char** argv) {
   using namespace cellvisor;
@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
   if (fd < 0 || ::ftruncate(fd, 16 << 20) != 0) return 1;
   ::close(fd);
 
-  VirtioHarness harness("virtio-blk", path + ",queues=1", UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC)), 1);
+  VirtioHarness harness("virtio-blk", path + ",queues=1", UniqueFd(::open(path.c_str(), O_RDWR | O_CLOEXEC)),
+                        1);
   harness.initialize(~0ull);
   std::atomic<bool> stopping{false};
   std::atomic<bool> ready{false};
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
     loopThread = std::thread([&] {
       auto io = kj::setupAsyncIo();
       UvInKj bridge(io);
-      supervisor = std::make_unique<DeviceSupervisor>(bridge.loop(), harness.process(), [&] { return stopping.load(); });
+      supervisor = std::make_unique<DeviceSupervisor>(bridge.loop(), harness.process(),
+                                                      [&] { return stopping.load(); });
       supervisor->setLog([](const std::string&) {});  // Figures only.
       ready = true;
       while (!stopping) io.provider->getTimer().afterDelay(50 * kj::MILLISECONDS).wait(io.waitScope);
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
     while (!ready) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   } else {
     uv_loop_init(&loop);
-    supervisor = std::make_unique<DeviceSupervisor>(&loop, harness.process(), [&] { return stopping.load(); });
+    supervisor =
+        std::make_unique<DeviceSupervisor>(&loop, harness.process(), [&] { return stopping.load(); });
     supervisor->setLog([](const std::string&) {});  // Figures only.
     uv_async_init(&loop, &stop, [](uv_async_t* async) { uv_stop(async->loop); });
     loopThread = std::thread([&] { uv_run(&loop, UV_RUN_DEFAULT); });
@@ -115,10 +118,10 @@ int main(int argc, char** argv) {
     uv_loop_close(&loop);
   }
   std::sort(millis.begin(), millis.end());
-  std::printf("kill -9 -> virtio-blk serving again (%s), %d restarts: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
-              vmmdLoop ? "supervisor on vmmd's KJ+libuv loop" : "supervisor on a libuv loop", restarts,
-              millis[millis.size() / 2], millis[static_cast<size_t>(0.99 * (millis.size() - 1))],
-              millis.back());
+  std::printf(
+      "kill -9 -> virtio-blk serving again (%s), %d restarts: median %.2f ms, p99 %.2f ms, max %.2f ms\n",
+      vmmdLoop ? "supervisor on vmmd's KJ+libuv loop" : "supervisor on a libuv loop", restarts,
+      millis[millis.size() / 2], millis[static_cast<size_t>(0.99 * (millis.size() - 1))], millis.back());
   ::unlink(path.c_str());
   return 0;
 }

@@ -67,20 +67,22 @@ int main(int argc, char** argv) {
   fs::create_directories(root / "store" / ".templates");
   for (auto [name, cmdline] : {std::pair{"exit", "exit-at-entry"}, std::pair{"idle", "test=idle"}}) {
     std::ofstream(root / "store" / ".templates" / (std::string(name) + ".conf"))
-        << "loader=\"kernel\"\nkernel=\"" << fs::canonical(argv[first + 1]).string() << "\"\nkernel_cmdline=\""
-        << cmdline << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\n"
+        << "loader=\"kernel\"\nkernel=\"" << fs::canonical(argv[first + 1]).string()
+        << "\"\nkernel_cmdline=\"" << cmdline
+        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\n"
         << "disk0_size=\"16M\"\n";
   }
   std::string socket = (root / "vmmd.sock").string();
   std::string store = (root / "store").string();
-  char* daemonArgs[] = {argv[first], const_cast<char*>("-d"), store.data(), const_cast<char*>("-S"), socket.data(),
-                        nullptr};
+  char* daemonArgs[] = {
+      argv[first], const_cast<char*>("-d"), store.data(), const_cast<char*>("-S"), socket.data(), nullptr};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
   pid_t daemon;
   posix_spawn(&daemon, argv[first], &actions, nullptr, daemonArgs, environ);
-  for (int i = 0; i < 500 && !fs::exists(socket); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && !fs::exists(socket); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
   {
     capnp::EzRpcClient client("unix:" + socket);
@@ -111,9 +113,10 @@ int main(int argc, char** argv) {
       destroy.send().wait(wait);
     }
     std::sort(millis.begin(), millis.end());
-    std::printf("vmctl-path create + start -> guest's first instruction ended the VM, seen by vmmd (%d runs): "
-                "median %.2f ms, p90 %.2f ms\n",
-                runs, millis[millis.size() / 2], millis[static_cast<size_t>(0.9 * (millis.size() - 1))]);
+    std::printf(
+        "vmctl-path create + start -> guest's first instruction ended the VM, seen by vmmd (%d runs): "
+        "median %.2f ms, p90 %.2f ms\n",
+        runs, millis[millis.size() / 2], millis[static_cast<size_t>(0.9 * (millis.size() - 1))]);
 
     auto create = vmmd.createRequest();
     create.setName("idle");

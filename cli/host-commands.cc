@@ -30,7 +30,8 @@ HostCommands::HostCommands(CLI::App& app, bool& json) : json_(json) {
     command->add_option("file", file_, "a local file to copy in");
     command->add_flag("--json", json_);
   }
-  install_ = app.add_subcommand("install", "boot a stopped VM from an ISO (attached for this boot) or a kernel");
+  install_ =
+      app.add_subcommand("install", "boot a stopped VM from an ISO (attached for this boot) or a kernel");
   install_->add_option("name", name_, "VM name")->required();
   install_->add_option("medium", file_, "a name in .iso/ or .img/, or an absolute path")->required();
 
@@ -60,7 +61,8 @@ HostCommands::HostCommands(CLI::App& app, bool& json) : json_(json) {
     command->add_option("interface", port_, "host interface")->required();
   }
   switchDestroy_ = switch_->add_subcommand("destroy", "remove a switch and its bridge");
-  for (auto* command : {switchCreate_, switchDestroy_}) command->add_option("name", name_, "switch name")->required();
+  for (auto* command : {switchCreate_, switchDestroy_})
+    command->add_option("name", name_, "switch name")->required();
 }
 
 std::optional<int> HostCommands::run(proto::Vmmd::Client& vmmd, kj::WaitScope& waitScope) {
@@ -102,7 +104,8 @@ int HostCommands::media(proto::Vmmd::Client& vmmd, kj::WaitScope& waitScope, con
     return 0;
   }
   fmt::print("{:<48} {:>10}\n", "FILENAME", "SIZE");
-  for (auto file : response.getFiles()) fmt::print("{:<48} {:>10}\n", file.getName().cStr(), humanSize(file.getSize()));
+  for (auto file : response.getFiles())
+    fmt::print("{:<48} {:>10}\n", file.getName().cStr(), humanSize(file.getSize()));
   return 0;
 }
 
@@ -123,8 +126,8 @@ int HostCommands::datastore(proto::Vmmd::Client& vmmd, kj::WaitScope& waitScope)
   auto response = vmmd.datastoresRequest().send().wait(waitScope);
   if (json_) {
     printJsonArray(response.getDatastores(), [](auto store) {
-      return fmt::format(R"({{"name":{},"type":"directory","path":{},"vms":{}}})", jsonString(store.getName()),
-                         jsonString(store.getPath()), store.getVms());
+      return fmt::format(R"({{"name":{},"type":"directory","path":{},"vms":{}}})",
+                         jsonString(store.getName()), jsonString(store.getPath()), store.getVms());
     });
     return 0;
   }
@@ -177,14 +180,16 @@ int HostCommands::virtualSwitch(proto::Vmmd::Client& vmmd, kj::WaitScope& waitSc
     printJsonArray(response.getSwitches(), [&](auto entry) {
       std::string portList;
       for (auto port : entry.getPorts()) portList += (portList.empty() ? "" : ",") + jsonString(port);
-      return fmt::format(R"({{"name":{},"type":{},"bridge":{},"address":{},"mtu":{},"ports":[{}],"present":{},"up":{}}})",
-                         jsonString(entry.getName()), jsonString(entry.getType()), jsonString(entry.getBridge()),
-                         jsonString(entry.getAddress()), entry.getMtu(), portList, entry.getPresent() ? "true" : "false",
-                         entry.getUp() ? "true" : "false");
+      return fmt::format(
+          R"({{"name":{},"type":{},"bridge":{},"address":{},"mtu":{},"ports":[{}],"present":{},"up":{}}})",
+          jsonString(entry.getName()), jsonString(entry.getType()), jsonString(entry.getBridge()),
+          jsonString(entry.getAddress()), entry.getMtu(), portList, entry.getPresent() ? "true" : "false",
+          entry.getUp() ? "true" : "false");
     });
     return 0;
   }
-  fmt::print("{:<14} {:<10} {:<16} {:<20} {:<6} {:<8} {}\n", "NAME", "TYPE", "IFACE", "ADDRESS", "MTU", "STATE", "PORTS");
+  fmt::print("{:<14} {:<10} {:<16} {:<20} {:<6} {:<8} {}\n", "NAME", "TYPE", "IFACE", "ADDRESS", "MTU",
+             "STATE", "PORTS");
   for (auto entry : response.getSwitches()) {
     std::string state = !entry.getPresent() ? "missing" : entry.getUp() ? "up" : "down";
     fmt::print("{:<14} {:<10} {:<16} {:<20} {:<6} {:<8} {}\n", entry.getName().cStr(), entry.getType().cStr(),

@@ -2,9 +2,9 @@
 // words: iso and img (install media), install, datastore and switch.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <kj/async.h>
 
+#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 

@@ -4,10 +4,9 @@
 //   vmctl [-S SOCKET] list [-v] [--json] | info NAME | create [-t T] [-s SIZE] [-c N] [-m MEM] NAME
 //         | start [-i|-f] NAME | stop NAME | restart NAME | poweroff NAME | destroy [-f] NAME
 //         | devices NAME [--json] | console NAME [com1|com2] ("~." detaches, the guest keeps running)
-//         | configure NAME | add -d disk -s SIZE NAME | add -d network -s SWITCH NAME | rename NAME NEW | clone NAME NEW
-//         | iso [FILE] | img [FILE] | install NAME MEDIUM | datastore list|add|remove
-//         | switch list|create|add|remove|destroy
-#include <CLI/CLI.hpp>
+//         | configure NAME | add -d disk -s SIZE NAME | add -d network -s SWITCH NAME | rename NAME NEW |
+//         clone NAME NEW | iso [FILE] | img [FILE] | install NAME MEDIUM | datastore list|add|remove | switch
+//         list|create|add|remove|destroy
 #include <capnp/ez-rpc.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -16,6 +15,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -28,8 +28,8 @@
 
 namespace {
 
-using cellvisor::proto::Vmmd;
 using cellvisor::cli::jsonString;
+using cellvisor::proto::Vmmd;
 
 struct Usage {
   std::string cpu = "-";
@@ -197,18 +197,21 @@ int main(int argc, char** argv) {
   auto* restart = app.add_subcommand("restart", "stop (ACPI) and start a VM again");
   auto* reset = app.add_subcommand("reset", "hard reset: power off and start again");
   auto* init = app.add_subcommand("init", "install the shipped templates into the datastore");
-  auto* configure = app.add_subcommand("configure", "edit a VM's configuration in $EDITOR (validated on save)");
+  auto* configure =
+      app.add_subcommand("configure", "edit a VM's configuration in $EDITOR (validated on save)");
   auto* add = app.add_subcommand("add", "add a device to a VM");
   std::string addKind;
   std::string addValue;
-  add->add_option("-d", addKind, "disk or network (vm-bhyve's words; a size alone means a disk of that size)")->required();
+  add->add_option("-d", addKind, "disk or network (vm-bhyve's words; a size alone means a disk of that size)")
+      ->required();
   add->add_option("-s", addValue, "disk: its size; network: its switch");
   std::string newName;
   auto* rename = app.add_subcommand("rename", "rename a stopped VM");
   auto* clone = app.add_subcommand("clone", "copy a stopped VM, disks included, under a new name");
   auto* device = app.add_subcommand("device", "act on one device server of a running VM");
   device->require_subcommand(1);
-  auto* deviceRestart = device->add_subcommand("restart", "restart it (optionally on a new binary: live upgrade)");
+  auto* deviceRestart =
+      device->add_subcommand("restart", "restart it (optionally on a new binary: live upgrade)");
   std::string deviceName;
   std::string binary;
   deviceRestart->add_option("name", name, "VM name")->required();
@@ -216,8 +219,8 @@ int main(int argc, char** argv) {
   deviceRestart->add_option("binary", binary, "absolute path of the new server binary");
   bool verbose = false;
   list->add_flag("-v", verbose, "add %CPU, RSZ and UPTIME");
-  for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console, restart, reset, configure, add,
-                        rename, clone}) {
+  for (auto* command : {info, create, start, stop, poweroff, destroy, devices, console, restart, reset,
+                        configure, add, rename, clone}) {
     command->add_option("name", name, "VM name")->required();
   }
   for (auto* command : {rename, clone}) command->add_option("new-name", newName, "new VM name")->required();
@@ -239,20 +242,24 @@ int main(int argc, char** argv) {
         std::cout << "[";
         for (unsigned i = 0; i < vms.size(); ++i) {
           auto vm = vms[i];
-          std::cout << (i ? "," : "") << fmt::format(
-              R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{}}})",
-              jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()), vm.getCpu(),
-              jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false", jsonString(vm.getState()), vm.getPid());
+          std::cout
+              << (i ? "," : "")
+              << fmt::format(
+                     R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{}}})",
+                     jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()),
+                     vm.getCpu(), jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false",
+                     jsonString(vm.getState()), vm.getPid());
         }
         std::cout << "]\n";
       } else {
-        std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", "NAME", "DATASTORE", "LOADER",
-                                 "CPU", "MEMORY", "VNC", "AUTO", "STATE")
+        std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", "NAME", "DATASTORE",
+                                 "LOADER", "CPU", "MEMORY", "VNC", "AUTO", "STATE")
                   << (verbose ? fmt::format(" {:>6} {:>10} {:>10}", "%CPU", "RSZ", "UPTIME") : "") << '\n';
         for (auto vm : vms) {
           std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", vm.getName().cStr(),
-                                   vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
-                                   "-", vm.getAutostart() ? "Yes" : "No", vm.getState().cStr());
+                                   vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(),
+                                   vm.getMemory().cStr(), "-", vm.getAutostart() ? "Yes" : "No",
+                                   vm.getState().cStr());
           if (verbose) {
             auto usage = processUsage(vm.getPid());
             std::cout << fmt::format(" {:>6} {:>10} {:>10}", usage.cpu, usage.rss, usage.uptime);
@@ -266,21 +273,26 @@ int main(int argc, char** argv) {
       auto result = request.send().wait(waitScope);
       auto vm = result.getVm();
       if (json) {
-        std::cout << fmt::format(
-            R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{},)"
-            R"("lastExit":{},"console":{},"config":{}}})",
-            jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()), vm.getCpu(),
-            jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false", jsonString(vm.getState()), vm.getPid(),
-            jsonString(vm.getLastExit()), jsonString(vm.getConsolePath()), jsonString(result.getConfig()))
-                  << '\n';
+        std::cout
+            << fmt::format(
+                   R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{},)"
+                   R"("lastExit":{},"console":{},"config":{}}})",
+                   jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()),
+                   vm.getCpu(), jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false",
+                   jsonString(vm.getState()), vm.getPid(), jsonString(vm.getLastExit()),
+                   jsonString(vm.getConsolePath()), jsonString(result.getConfig()))
+            << '\n';
         return 0;
       }
-      std::cout << fmt::format("------------------------\nVirtual Machine: {}\n------------------------\n", vm.getName().cStr())
-                << fmt::format("  datastore: {}\n  loader: {}\n  cpu: {}\n  memory: {}\n  state: {}\n  last exit: {}\n"
-                               "  console: {}\n\n",
-                               vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
-                               vm.getState().cStr(), vm.getLastExit().cStr(), vm.getConsolePath().cStr())
-                << "  configuration:\n";
+      std::cout
+          << fmt::format("------------------------\nVirtual Machine: {}\n------------------------\n",
+                         vm.getName().cStr())
+          << fmt::format(
+                 "  datastore: {}\n  loader: {}\n  cpu: {}\n  memory: {}\n  state: {}\n  last exit: {}\n"
+                 "  console: {}\n\n",
+                 vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
+                 vm.getState().cStr(), vm.getLastExit().cStr(), vm.getConsolePath().cStr())
+          << "  configuration:\n";
       std::string config = result.getConfig();
       for (size_t at = 0, end; at < config.size(); at = end + 1) {
         end = config.find('\n', at);
@@ -334,22 +346,26 @@ int main(int argc, char** argv) {
         std::cout << "[";
         for (unsigned i = 0; i < list.size(); ++i) {
           auto d = list[i];
-          std::cout << (i ? "," : "") << fmt::format(
-              R"({{"name":{},"pid":{},"state":{},"restarts":{},"lastExit":{},"policy":{},"sandbox":{},"lastViolation":{},)"
-              R"("backend":{}}})",
-              jsonString(d.getName()), d.getPid(), jsonString(d.getState()), d.getRestarts(), jsonString(d.getLastExit()),
-              jsonString(d.getPolicy()), jsonString(d.getSandbox()), jsonString(d.getLastViolation()),
-              jsonString(d.getBackend()));
+          std::cout
+              << (i ? "," : "")
+              << fmt::format(
+                     R"({{"name":{},"pid":{},"state":{},"restarts":{},"lastExit":{},"policy":{},"sandbox":{},"lastViolation":{},)"
+                     R"("backend":{}}})",
+                     jsonString(d.getName()), d.getPid(), jsonString(d.getState()), d.getRestarts(),
+                     jsonString(d.getLastExit()), jsonString(d.getPolicy()), jsonString(d.getSandbox()),
+                     jsonString(d.getLastViolation()), jsonString(d.getBackend()));
         }
         std::cout << "]\n";
       } else {
-        std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<20} {:<10} {:<30} {}\n", "DEVICE", "PID", "STATE",
-                                 "RESTARTS", "POLICY", "SANDBOX", "BACKEND", "LAST EXIT");
+        std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<20} {:<10} {:<30} {}\n", "DEVICE", "PID",
+                                 "STATE", "RESTARTS", "POLICY", "SANDBOX", "BACKEND", "LAST EXIT");
         for (auto d : list) {
-          std::cout << fmt::format("{:<18} {:<8} {:<10} {:<8} {:<20} {:<10} {:<30} {}{}\n", d.getName().cStr(), d.getPid(),
-                                   d.getState().cStr(), d.getRestarts(), d.getPolicy().cStr(), d.getSandbox().cStr(),
-                                   d.getBackend().cStr(), d.getLastExit().cStr(),
-                                   d.getLastViolation().size() ? std::string(" [violation: ") + d.getLastViolation().cStr() + "]" : "");
+          std::cout << fmt::format(
+              "{:<18} {:<8} {:<10} {:<8} {:<20} {:<10} {:<30} {}{}\n", d.getName().cStr(), d.getPid(),
+              d.getState().cStr(), d.getRestarts(), d.getPolicy().cStr(), d.getSandbox().cStr(),
+              d.getBackend().cStr(), d.getLastExit().cStr(),
+              d.getLastViolation().size() ? std::string(" [violation: ") + d.getLastViolation().cStr() + "]"
+                                          : "");
         }
       }
     } else if (deviceRestart->parsed()) {
@@ -358,7 +374,8 @@ int main(int argc, char** argv) {
       request.setDevice(deviceName);
       request.setBinary(binary);
       request.send().wait(waitScope);
-      std::cout << "Restarting " << deviceName << " of " << name << (binary.empty() ? "" : " on " + binary) << '\n';
+      std::cout << "Restarting " << deviceName << " of " << name << (binary.empty() ? "" : " on " + binary)
+                << '\n';
     } else if (reset->parsed()) {
       auto request = vmmd.resetRequest();
       request.setName(name);
@@ -389,7 +406,8 @@ int main(int argc, char** argv) {
         request.setName(name);
         request.setSwitch(addValue);
         auto response = request.send().wait(waitScope);
-        std::cout << "Added " << response.getNetwork().cStr() << " to " << name << " on switch " << addValue << '\n';
+        std::cout << "Added " << response.getNetwork().cStr() << " to " << name << " on switch " << addValue
+                  << '\n';
       } else {
         auto request = vmmd.addDiskRequest();
         request.setName(name);

@@ -4,14 +4,14 @@
 // Every option also has a config key (-o key=value, -k FILE), as in bhyve.
 // Exit status: 0 reboot, 1 poweroff, 2 halt, 3 triple fault, 4 error; a
 // guest write of V to the debug-exit port gives (V << 1) | 1.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 
 #include "core/boot/load-error.h"
-#include "core/machine/machine.h"
 #include "core/machine/machine-config.h"
+#include "core/machine/machine.h"
 
 namespace {
 
@@ -67,22 +67,29 @@ int main(int argc, char** argv) {
   int statusFd = -1;
   int deviceSocket = -1;
   app.add_option("-c", cpus, "vCPUs: N or cpus=N")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("-m", memory, "guest memory, e.g. 512M or 2G (no suffix: MiB)")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  app.add_option("-l", lpcDevices, "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/...)")->allow_extra_args(false);
+  app.add_option("-m", memory, "guest memory, e.g. 512M or 2G (no suffix: MiB)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("-l", lpcDevices,
+                 "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/...)")
+      ->allow_extra_args(false);
   app.add_option("-s", slots, "PCI slot: SLOT[:FUNC],EMULATION[,OPTIONS]")->allow_extra_args(false);
   app.add_option("-k", configFiles, "read key=value configuration from FILE")->allow_extra_args(false);
   app.add_option("-o", overrides, "set a configuration key: KEY=VALUE")->allow_extra_args(false);
   app.add_flag("-u", utc, "RTC keeps UTC (default: local time)");
-  app.add_flag("-D", destroyOnPoweroff, "destroy the VM on guest poweroff (always so: the core owns no state)");
+  app.add_flag("-D", destroyOnPoweroff,
+               "destroy the VM on guest poweroff (always so: the core owns no state)");
   app.add_option("--kernel", kernel, "boot this Linux bzImage or PVH ELF directly");
   app.add_option("--initrd", initrd, "initial ramdisk for --kernel");
-  app.add_option("--cmdline", cmdline, "kernel command line for --kernel")->each([&](const std::string&) { cmdlineGiven = true; });
+  app.add_option("--cmdline", cmdline, "kernel command line for --kernel")->each([&](const std::string&) {
+    cmdlineGiven = true;
+  });
   app.add_option("--cpuid-mask", cpuidMask, "comma-separated CPUID features to hide (e.g. cx16,xsave)");
   app.add_option("--sandbox", sandbox, "device server sandbox: off, log (violations only logged) or enforce");
   app.add_option("--status-fd", statusFd, "take commands from vmmd (Cap'n Proto CoreCommand) on this socket");
   app.add_option("--device-socket", deviceSocket,
                  "run under vmmd: it runs the device servers and sends their resources on this socket");
-  app.add_flag("--trace-boot", traceBoot, "print when the guest first wrote the debug-exit port (CLOCK_MONOTONIC)");
+  app.add_flag("--trace-boot", traceBoot,
+               "print when the guest first wrote the debug-exit port (CLOCK_MONOTONIC)");
   app.add_option("vmname", name, "VM name");
   CLI11_PARSE(app, argc, argv);
 
@@ -102,7 +109,8 @@ int main(int argc, char** argv) {
     if (!sandbox.empty()) store.set("sandbox", sandbox, "--sandbox");
     for (const auto& entry : overrides) {
       auto equals = entry.find('=');
-      if (equals == std::string::npos || equals == 0) throw ConfigError("-o " + entry + ": expected KEY=VALUE");
+      if (equals == std::string::npos || equals == 0)
+        throw ConfigError("-o " + entry + ": expected KEY=VALUE");
       store.set(entry.substr(0, equals), entry.substr(equals + 1), "-o " + entry);
     }
     cellvisor::MachineConfig config = store.build();

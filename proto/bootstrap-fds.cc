@@ -8,8 +8,9 @@ namespace cellvisor {
 
 BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<UniqueFd>& fds) {
   if (bootstrap.getProtocolVersion() != proto::PROTOCOL_VERSION) {
-    throw ProtocolError("the other side speaks device protocol " + std::to_string(bootstrap.getProtocolVersion()) +
-                        ", this one speaks " + std::to_string(proto::PROTOCOL_VERSION));
+    throw ProtocolError("the other side speaks device protocol " +
+                        std::to_string(bootstrap.getProtocolVersion()) + ", this one speaks " +
+                        std::to_string(proto::PROTOCOL_VERSION));
   }
   auto roles = bootstrap.getFds();
   if (roles.size() != fds.size()) throw ProtocolError("bootstrap names more descriptors than it carries");
@@ -17,14 +18,30 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
   for (size_t i = 0; i < roles.size(); ++i) {
     UniqueFd fd = std::move(fds[i]);
     switch (roles[i]) {
-      case proto::FdRole::GUEST_MEMORY: sorted.memory = std::move(fd); break;
-      case proto::FdRole::RING_SEGMENT: sorted.rings = std::move(fd); break;
-      case proto::FdRole::STATE_SEGMENT: sorted.state = std::move(fd); break;
-      case proto::FdRole::REQUEST_DOORBELL: sorted.requestDoorbell = std::move(fd); break;
-      case proto::FdRole::REPLY_DOORBELL: sorted.replyDoorbell = std::move(fd); break;
-      case proto::FdRole::QUEUE_DOORBELL: sorted.queueDoorbells.push_back(std::move(fd)); break;
-      case proto::FdRole::INTERRUPT: sorted.interrupts.push_back(std::move(fd)); break;
-      case proto::FdRole::BACKEND: sorted.backend = std::move(fd); break;
+      case proto::FdRole::GUEST_MEMORY:
+        sorted.memory = std::move(fd);
+        break;
+      case proto::FdRole::RING_SEGMENT:
+        sorted.rings = std::move(fd);
+        break;
+      case proto::FdRole::STATE_SEGMENT:
+        sorted.state = std::move(fd);
+        break;
+      case proto::FdRole::REQUEST_DOORBELL:
+        sorted.requestDoorbell = std::move(fd);
+        break;
+      case proto::FdRole::REPLY_DOORBELL:
+        sorted.replyDoorbell = std::move(fd);
+        break;
+      case proto::FdRole::QUEUE_DOORBELL:
+        sorted.queueDoorbells.push_back(std::move(fd));
+        break;
+      case proto::FdRole::INTERRUPT:
+        sorted.interrupts.push_back(std::move(fd));
+        break;
+      case proto::FdRole::BACKEND:
+        sorted.backend = std::move(fd);
+        break;
     }
   }
   fds.clear();

@@ -58,7 +58,8 @@ MessageWithFds receiveWithFds(int socket) {
       result.fds.emplace_back(fd);
     }
   }
-  if (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) throw ProtocolError("bootstrap message or descriptors truncated");
+  if (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+    throw ProtocolError("bootstrap message or descriptors truncated");
   if (received == 0) throw ProtocolError("bootstrap socket closed before any message");
   result.bytes.resize(static_cast<size_t>(received));
   return result;

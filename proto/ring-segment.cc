@@ -27,9 +27,11 @@ constexpr size_t SEGMENT_BYTES = sizeof(DeviceRings) + 64 * 1024;
 }  // namespace
 
 RingSegment RingSegment::create() {
-  UniqueFd memfd(checkSyscall(::memfd_create("device-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
+  UniqueFd memfd(
+      checkSyscall(::memfd_create("device-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
   checkSyscall(::ftruncate(memfd.get(), SEGMENT_BYTES), "ftruncate ring segment");
-  checkSyscall(::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), "seal ring segment");
+  checkSyscall(::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+               "seal ring segment");
   Mapping mapping = Mapping::map(memfd.get(), SEGMENT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED);
   bip::managed_external_buffer segment(bip::create_only, mapping.data(), SEGMENT_BYTES);
   void* memory = segment.allocate_aligned(sizeof(DeviceRings), alignof(DeviceRings));
@@ -39,9 +41,10 @@ RingSegment RingSegment::create() {
 }
 
 RingSegment RingSegment::open(UniqueFd memfd) {
-  struct stat st{};
+  struct stat st {};
   checkSyscall(::fstat(memfd.get(), &st), "fstat ring segment");
-  if (static_cast<size_t>(st.st_size) != SEGMENT_BYTES) throw std::runtime_error("ring segment has the wrong size");
+  if (static_cast<size_t>(st.st_size) != SEGMENT_BYTES)
+    throw std::runtime_error("ring segment has the wrong size");
   Mapping mapping = Mapping::map(memfd.get(), SEGMENT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED);
   bip::managed_external_buffer segment(bip::open_only, mapping.data(), SEGMENT_BYTES);
   auto [directory, count] = segment.find<RingDirectory>(RINGS_NAME);

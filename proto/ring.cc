@@ -6,15 +6,22 @@
 namespace cellvisor {
 namespace {
 
-constexpr uint64_t align8(uint64_t n) { return (n + 7) & ~uint64_t{7}; }
+constexpr uint64_t align8(uint64_t n) {
+  return (n + 7) & ~uint64_t{7};
+}
 constexpr uint64_t HEADER = 8;  // u32 length + u32 reserved, keeps payloads 8-aligned.
 
-void storeLength(uint8_t* at, uint32_t length) { std::memcpy(at, &length, sizeof(length)); }
+void storeLength(uint8_t* at, uint32_t length) {
+  std::memcpy(at, &length, sizeof(length));
+}
 
 }  // namespace
 
 RingWriter::RingWriter(RingIndices* indices, uint8_t* data, uint32_t capacity)
-    : indices_(indices), data_(data), capacity_(capacity), head_(indices->head.load(std::memory_order_relaxed)) {
+    : indices_(indices),
+      data_(data),
+      capacity_(capacity),
+      head_(indices->head.load(std::memory_order_relaxed)) {
   if (capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity < 64) {
     throw std::invalid_argument("ring capacity must be a power of two >= 64");
   }
@@ -44,7 +51,10 @@ bool RingWriter::tryWrite(std::span<const uint8_t> message) {
 }
 
 RingReader::RingReader(RingIndices* indices, uint8_t* data, uint32_t capacity)
-    : indices_(indices), data_(data), capacity_(capacity), tail_(indices->tail.load(std::memory_order_relaxed)) {
+    : indices_(indices),
+      data_(data),
+      capacity_(capacity),
+      tail_(indices->tail.load(std::memory_order_relaxed)) {
   if (capacity == 0 || (capacity & (capacity - 1)) != 0 || capacity < 64) {
     throw std::invalid_argument("ring capacity must be a power of two >= 64");
   }

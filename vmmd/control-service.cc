@@ -1,16 +1,15 @@
 #include "vmmd/control-service.h"
 
-#include <filesystem>
-
-#include "templates.h"
-#include "vmmd/media-store.h"
-
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
+
+#include "templates.h"
+#include "vmmd/media-store.h"
 
 namespace cellvisor {
 namespace {
@@ -42,14 +41,15 @@ kj::Promise<void> ControlService::autostart() {
   for (size_t i = 0; i < settings.names.size(); ++i) {
     std::string name = settings.names[i];
     auto delay = i == 0 ? 0 * kj::SECONDS : settings.delaySeconds * kj::SECONDS;
-    chain = chain.then([this, delay]() { return io_.provider->getTimer().afterDelay(delay); }).then([this, name]() {
-      try {
-        runner(name).start();
-        std::cerr << "vmmd: autostart: started " << name << '\n';
-      } catch (const std::exception& error) {
-        std::cerr << "vmmd: autostart: " << name << ": " << error.what() << '\n';
-      }
-    });
+    chain = chain.then([this, delay]() { return io_.provider->getTimer().afterDelay(delay); })
+                .then([this, name]() {
+                  try {
+                    runner(name).start();
+                    std::cerr << "vmmd: autostart: started " << name << '\n';
+                  } catch (const std::exception& error) {
+                    std::cerr << "vmmd: autostart: " << name << ": " << error.what() << '\n';
+                  }
+                });
   }
   return chain;
 }
@@ -145,7 +145,8 @@ kj::Promise<void> ControlService::destroy(DestroyContext context) {
     std::string name = context.getParams().getName();
     VmRunner& vm = runner(name);
     if (vm.running()) {
-      if (!context.getParams().getForce()) throw DatastoreError("VM '" + name + "' is running (destroy -f to force)");
+      if (!context.getParams().getForce())
+        throw DatastoreError("VM '" + name + "' is running (destroy -f to force)");
       vm.poweroff();
     }
     runners_.erase(name);
@@ -264,7 +265,8 @@ kj::Promise<void> ControlService::restartDevice(RestartDeviceContext context) {
   auto params = context.getParams();
   try {
     std::string binary = params.getBinary();
-    if (!binary.empty() && binary.front() != '/') throw DatastoreError("the new binary needs an absolute path");
+    if (!binary.empty() && binary.front() != '/')
+      throw DatastoreError("the new binary needs an absolute path");
     return runner(params.getName()).restartDevice(params.getDevice(), binary);
   } catch (const std::exception& error) {
     return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(error.what()));
@@ -310,7 +312,8 @@ kj::Promise<void> ControlService::importMedia(ImportMediaContext context) {
   return guarded([&] {
     auto params = context.getParams();
     MediaStore store(datastores_.primary().root());
-    context.getResults().setName(store.import(parseMediaKind(params.getKind()), std::string(params.getPath())));
+    context.getResults().setName(
+        store.import(parseMediaKind(params.getKind()), std::string(params.getPath())));
   });
 }
 
@@ -344,9 +347,8 @@ kj::Promise<void> ControlService::datastores(DatastoresContext context) {
 }
 
 kj::Promise<void> ControlService::addDatastore(AddDatastoreContext context) {
-  return guarded([&] {
-    datastores_.add(context.getParams().getName(), std::string(context.getParams().getPath()));
-  });
+  return guarded(
+      [&] { datastores_.add(context.getParams().getName(), std::string(context.getParams().getPath())); });
 }
 
 kj::Promise<void> ControlService::removeDatastore(RemoveDatastoreContext context) {
@@ -381,7 +383,8 @@ kj::Promise<void> ControlService::switches(SwitchesContext context) {
 kj::Promise<void> ControlService::createSwitch(CreateSwitchContext context) {
   return guarded([&] {
     auto params = context.getParams();
-    switches_.create(params.getName(), params.getType(), params.getBridge(), params.getAddress(), params.getMtu());
+    switches_.create(params.getName(), params.getType(), params.getBridge(), params.getAddress(),
+                     params.getMtu());
   });
 }
 

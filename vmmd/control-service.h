@@ -18,7 +18,8 @@ namespace cellvisor {
 
 class ControlService final : public proto::Vmmd::Server {
  public:
-  ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, DatastoreSet& datastores, std::string coreBinary);
+  ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, DatastoreSet& datastores,
+                 std::string coreBinary);
   // Starts the datastore's vm_list in order, vm_delay seconds apart.
   kj::Promise<void> autostart();
   bool autostarted(const std::string& name) const;

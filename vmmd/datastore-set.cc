@@ -15,8 +15,8 @@ DatastoreSet::DatastoreSet(std::filesystem::path defaultRoot) {
     if (name == "default") continue;
     auto path = config.get("path_" + name);
     if (!isValidVmName(name) || !path || !std::filesystem::path(*path).is_absolute()) {
-      throw DatastoreError(primary().systemConfigPath().string() + ": datastore '" + name + "' needs path_" + name +
-                           " (an absolute path)");
+      throw DatastoreError(primary().systemConfigPath().string() + ": datastore '" + name + "' needs path_" +
+                           name + " (an absolute path)");
     }
     stores_[name] = std::make_unique<Datastore>(*path);
     order_.push_back(name);
@@ -30,7 +30,8 @@ Datastore& DatastoreSet::named(const std::string& name) {
 }
 
 bool DatastoreSet::anyHolds(const std::string& vm) const {
-  return std::any_of(stores_.begin(), stores_.end(), [&](const auto& entry) { return entry.second->exists(vm); });
+  return std::any_of(stores_.begin(), stores_.end(),
+                     [&](const auto& entry) { return entry.second->exists(vm); });
 }
 
 Datastore& DatastoreSet::holding(const std::string& vm) {
@@ -50,7 +51,8 @@ std::string DatastoreSet::nameOf(const Datastore& store) const {
 void DatastoreSet::add(const std::string& name, const std::filesystem::path& path) {
   if (!isValidVmName(name)) throw DatastoreError("invalid datastore name '" + name + "'");
   if (stores_.count(name)) throw DatastoreError("datastore '" + name + "' exists");
-  if (!path.is_absolute()) throw DatastoreError("a datastore needs an absolute path, not '" + path.string() + "'");
+  if (!path.is_absolute())
+    throw DatastoreError("a datastore needs an absolute path, not '" + path.string() + "'");
   for (const auto& [other, store] : stores_) {
     if (std::filesystem::weakly_canonical(store->root()) == std::filesystem::weakly_canonical(path)) {
       throw DatastoreError(path.string() + " is already datastore '" + other + "'");
@@ -58,7 +60,8 @@ void DatastoreSet::add(const std::string& name, const std::filesystem::path& pat
   }
   auto store = std::make_unique<Datastore>(path);
   for (const auto& vm : store->list()) {
-    if (anyHolds(vm)) throw DatastoreError(path.string() + " holds a VM named '" + vm + "', and so does another datastore");
+    if (anyHolds(vm))
+      throw DatastoreError(path.string() + " holds a VM named '" + vm + "', and so does another datastore");
   }
   SystemConfig config = SystemConfig::load(primary().systemConfigPath());
   auto names = config.words("datastore_list");

@@ -1,7 +1,5 @@
 #include "vmmd/datastore.h"
 
-#include "vmmd/system-config.h"
-
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -14,6 +12,7 @@
 #include "core/base/system-error.h"
 #include "core/base/unique-fd.h"
 #include "core/machine/machine-config.h"
+#include "vmmd/system-config.h"
 
 namespace cellvisor {
 namespace fs = std::filesystem;
@@ -49,7 +48,8 @@ void writeFileAtomically(const fs::path& path, const std::string& contents) {
 Datastore::Datastore(fs::path root) : root_(std::move(root)) {
   for (const char* sub : {"", ".templates", ".iso", ".config"}) {
     fs::path directory = root_ / sub;
-    if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) throwSystemError("mkdir " + directory.string());
+    if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST)
+      throwSystemError("mkdir " + directory.string());
   }
 }
 
@@ -60,9 +60,13 @@ fs::path Datastore::vmDirectory(const std::string& name) const {
   return root_ / name;
 }
 
-fs::path Datastore::configPath(const std::string& name) const { return vmDirectory(name) / (name + ".conf"); }
+fs::path Datastore::configPath(const std::string& name) const {
+  return vmDirectory(name) / (name + ".conf");
+}
 
-bool Datastore::exists(const std::string& name) const { return fs::exists(configPath(name)); }
+bool Datastore::exists(const std::string& name) const {
+  return fs::exists(configPath(name));
+}
 
 std::vector<std::string> Datastore::list() const {
   std::vector<std::string> names;
@@ -88,7 +92,8 @@ fs::path Datastore::diskPath(const std::string& name, const DiskConfig& disk) co
 void Datastore::create(const std::string& name, const CreateOptions& options) {
   fs::path directory = vmDirectory(name);
   if (fs::exists(directory)) throw DatastoreError("VM '" + name + "' already exists");
-  if (!isValidVmName(options.templateName)) throw DatastoreError("invalid template name '" + options.templateName + "'");
+  if (!isValidVmName(options.templateName))
+    throw DatastoreError("invalid template name '" + options.templateName + "'");
   fs::path templates = options.templates.empty() ? root_ / ".templates" : options.templates;
   fs::path templatePath = templates / (options.templateName + ".conf");
   std::ifstream file(templatePath);
@@ -148,7 +153,7 @@ void copyFileSparse(const fs::path& from, const fs::path& to) {
   if (!in) throwSystemError("open " + from.string());
   UniqueFd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!out) throwSystemError("create " + to.string());
-  struct stat st{};
+  struct stat st {};
   checkSyscall(::fstat(in.get(), &st), "fstat");
   checkSyscall(::ftruncate(out.get(), st.st_size), "ftruncate");
   std::vector<char> block(1 << 16);
@@ -230,10 +235,12 @@ void Datastore::writeConfig(const std::string& name, const std::string& text) {
   writeFileAtomically(configPath(name), text);
 }
 
-void Datastore::setConfigValues(const std::string& name, const std::vector<std::pair<std::string, std::string>>& values) {
+void Datastore::setConfigValues(const std::string& name,
+                                const std::vector<std::pair<std::string, std::string>>& values) {
   auto entries = load(name).entries;
   for (const auto& [key, value] : values) {
-    auto found = std::find_if(entries.begin(), entries.end(), [&](const auto& entry) { return entry.first == key; });
+    auto found =
+        std::find_if(entries.begin(), entries.end(), [&](const auto& entry) { return entry.first == key; });
     if (found != entries.end()) {
       found->second = value;
     } else {
@@ -243,13 +250,16 @@ void Datastore::setConfigValues(const std::string& name, const std::vector<std::
   writeConfig(name, formatVmConfig(entries));
 }
 
-fs::path Datastore::systemConfigPath() const { return root_ / ".config" / "system.conf"; }
+fs::path Datastore::systemConfigPath() const {
+  return root_ / ".config" / "system.conf";
+}
 
 Datastore::Autostart Datastore::autostart() const {
   SystemConfig config = SystemConfig::load(systemConfigPath());
   Autostart result;
   for (const auto& name : config.words("vm_list")) {
-    if (!isValidVmName(name)) throw DatastoreError(systemConfigPath().string() + ": vm_list: invalid VM name '" + name + "'");
+    if (!isValidVmName(name))
+      throw DatastoreError(systemConfigPath().string() + ": vm_list: invalid VM name '" + name + "'");
     result.names.push_back(name);
   }
   if (auto delay = config.get("vm_delay")) {

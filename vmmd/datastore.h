@@ -19,9 +19,9 @@ class DatastoreError : public std::runtime_error {
 
 struct CreateOptions {
   std::string templateName = "default";
-  std::string diskSize;  // -s: overrides disk0_size
-  std::string cpus;      // -c
-  std::string memory;    // -m
+  std::string diskSize;             // -s: overrides disk0_size
+  std::string cpus;                 // -c
+  std::string memory;               // -m
   std::filesystem::path templates;  // where templates are; empty: this datastore's .templates
 };
 
@@ -53,7 +53,8 @@ class Datastore {
   // Replaces NAME.conf after validating the new text.
   void writeConfig(const std::string& name, const std::string& text);
   // Sets keys in NAME.conf (replacing or appending), validated, crash-safe.
-  void setConfigValues(const std::string& name, const std::vector<std::pair<std::string, std::string>>& values);
+  void setConfigValues(const std::string& name,
+                       const std::vector<std::pair<std::string, std::string>>& values);
   // vm-bhyve's autostart settings in .config/system.conf: vm_list="a b"
   // (start order) and vm_delay="N" (seconds between starts).
   struct Autostart {

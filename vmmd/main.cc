@@ -3,7 +3,6 @@
 // may use, keeps VMs in a vm-bhyve-style datastore, and runs each VM's core.
 //
 //   vmmd [-d DATASTORE] [-S SOCKET] [--core PATH]
-#include <CLI/CLI.hpp>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
@@ -11,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <filesystem>
 #include <iostream>
 

@@ -21,7 +21,9 @@ MediaKind parseMediaKind(const std::string& text) {
   throw DatastoreError("unknown media kind '" + text + "' (iso or img)");
 }
 
-fs::path MediaStore::directory(MediaKind kind) const { return root_ / (kind == MediaKind::ISO ? ".iso" : ".img"); }
+fs::path MediaStore::directory(MediaKind kind) const {
+  return root_ / (kind == MediaKind::ISO ? ".iso" : ".img");
+}
 
 std::vector<MediaFile> MediaStore::list(MediaKind kind) const {
   std::vector<MediaFile> files;
@@ -30,13 +32,15 @@ std::vector<MediaFile> MediaStore::list(MediaKind kind) const {
     if (!entry.is_regular_file() || entry.path().filename().string().starts_with(".")) continue;
     files.push_back({entry.path().filename().string(), entry.file_size()});
   }
-  std::sort(files.begin(), files.end(), [](const MediaFile& a, const MediaFile& b) { return a.name < b.name; });
+  std::sort(files.begin(), files.end(),
+            [](const MediaFile& a, const MediaFile& b) { return a.name < b.name; });
   return files;
 }
 
 std::string MediaStore::import(MediaKind kind, const fs::path& source) const {
-  if (!source.is_absolute()) throw DatastoreError("give the medium's absolute path, not '" + source.string() + "'");
-  struct stat st{};
+  if (!source.is_absolute())
+    throw DatastoreError("give the medium's absolute path, not '" + source.string() + "'");
+  struct stat st {};
   if (::stat(source.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
     throw DatastoreError("no file '" + source.string() + "' to import");
   }
@@ -58,7 +62,8 @@ std::string MediaStore::import(MediaKind kind, const fs::path& source) const {
 fs::path MediaStore::resolve(const std::string& nameOrPath) const {
   if (nameOrPath.find('/') != std::string::npos) {
     fs::path path(nameOrPath);
-    if (!path.is_absolute() || !fs::is_regular_file(path)) throw DatastoreError("no medium at '" + nameOrPath + "'");
+    if (!path.is_absolute() || !fs::is_regular_file(path))
+      throw DatastoreError("no medium at '" + nameOrPath + "'");
     return path;
   }
   if (!isValidVmName(nameOrPath)) throw DatastoreError("'" + nameOrPath + "' is not a media name");
@@ -75,7 +80,11 @@ MediaContent detectMediaContent(const fs::path& path) {
   if (!fd) throw DatastoreError("cannot open " + path.string());
   char head[0x206] = {};
   ssize_t got = ::pread(fd.get(), head, sizeof(head), 0);
-  if (got >= 4 && std::memcmp(head, "\x7f" "ELF", 4) == 0) return MediaContent::KERNEL;
+  if (got >= 4 && std::memcmp(head,
+                              "\x7f"
+                              "ELF",
+                              4) == 0)
+    return MediaContent::KERNEL;
   if (got >= 0x206 && std::memcmp(head + 0x202, "HdrS", 4) == 0) return MediaContent::KERNEL;
   char volume[5] = {};
   if (::pread(fd.get(), volume, sizeof(volume), 16 * 2048 + 1) == 5 && std::memcmp(volume, "CD001", 5) == 0) {

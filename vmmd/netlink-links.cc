@@ -52,7 +52,9 @@ NetlinkLinks::NetlinkLinks() : socket_(nl_socket_alloc()) {
   }
 }
 
-NetlinkLinks::~NetlinkLinks() { nl_socket_free(socket_); }
+NetlinkLinks::~NetlinkLinks() {
+  nl_socket_free(socket_);
+}
 
 std::optional<LinkState> NetlinkLinks::find(const std::string& name) {
   rtnl_link* raw = nullptr;
@@ -125,7 +127,8 @@ std::vector<std::string> NetlinkLinks::ports(const std::string& bridge) {
   check(rtnl_link_alloc_cache(socket_, AF_UNSPEC, &raw), "list links");
   std::unique_ptr<nl_cache, CachePut> cache(raw);
   std::vector<std::string> names;
-  for (nl_object* object = nl_cache_get_first(cache.get()); object != nullptr; object = nl_cache_get_next(object)) {
+  for (nl_object* object = nl_cache_get_first(cache.get()); object != nullptr;
+       object = nl_cache_get_next(object)) {
     auto* link = reinterpret_cast<rtnl_link*>(object);
     if (rtnl_link_get_master(link) == master) names.push_back(rtnl_link_get_name(link));
   }

@@ -10,7 +10,9 @@
 namespace cellvisor {
 namespace {
 
-std::string standardBridge(const std::string& name) { return "vm-" + name; }
+std::string standardBridge(const std::string& name) {
+  return "vm-" + name;
+}
 
 bool isValidInterfaceName(const std::string& name) {
   static const std::regex valid(R"([A-Za-z0-9][A-Za-z0-9._-]{0,14})");
@@ -43,7 +45,8 @@ SwitchInfo Switches::describe(const SystemConfig& config, NetlinkLinks& links, c
 
 std::vector<std::string> Switches::requireSwitch(const SystemConfig& config, const std::string& name) {
   auto names = config.words("switch_list");
-  if (std::find(names.begin(), names.end(), name) == names.end()) throw DatastoreError("no switch named '" + name + "'");
+  if (std::find(names.begin(), names.end(), name) == names.end())
+    throw DatastoreError("no switch named '" + name + "'");
   return names;
 }
 
@@ -67,7 +70,8 @@ void Switches::create(const std::string& name, const std::string& type, const st
   }
   SystemConfig config = SystemConfig::load(path_);
   auto names = config.words("switch_list");
-  if (std::find(names.begin(), names.end(), name) != names.end()) throw DatastoreError("switch '" + name + "' exists");
+  if (std::find(names.begin(), names.end(), name) != names.end())
+    throw DatastoreError("switch '" + name + "' exists");
   NetlinkLinks links;
   if (type == "manual") {
     if (!isValidInterfaceName(bridge)) throw DatastoreError("a manual switch needs its bridge's name (-b)");
@@ -77,7 +81,8 @@ void Switches::create(const std::string& name, const std::string& type, const st
     config.set("bridge_" + name, bridge);
   } else if (type == "standard" || type.empty()) {
     if (!bridge.empty()) throw DatastoreError("a standard switch makes its own bridge (vm-" + name + ")");
-    if (links.find(standardBridge(name))) throw DatastoreError(standardBridge(name) + " already exists on this host");
+    if (links.find(standardBridge(name)))
+      throw DatastoreError(standardBridge(name) + " already exists on this host");
     links.create(standardBridge(name), "bridge");
     try {
       if (mtu != 0) links.setMtu(standardBridge(name), mtu);

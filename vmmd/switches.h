@@ -18,10 +18,10 @@ class SystemConfig;
 
 struct SwitchInfo {
   std::string name;
-  std::string type;     // standard | manual
-  std::string bridge;   // the Linux bridge behind it
-  std::string address;  // CIDR, standard switches only
-  unsigned mtu = 0;     // 0: the kernel's default
+  std::string type;                // standard | manual
+  std::string bridge;              // the Linux bridge behind it
+  std::string address;             // CIDR, standard switches only
+  unsigned mtu = 0;                // 0: the kernel's default
   std::vector<std::string> ports;  // configured
   bool present = false;            // the bridge exists now
   bool up = false;

@@ -42,10 +42,13 @@ SystemConfig SystemConfig::load(const std::filesystem::path& path) {
     }
     std::string key = trim(line.substr(0, equals), " \t");
     std::string value = trim(line.substr(equals + 1), " \t\r");
-    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
-    if (!knownKey(key)) throw DatastoreError(fmt::format("{}:{}: {}: unknown configuration key", path.string(), number, key));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      value = value.substr(1, value.size() - 2);
+    if (!knownKey(key))
+      throw DatastoreError(fmt::format("{}:{}: {}: unknown configuration key", path.string(), number, key));
     if (value.find('"') != std::string::npos) {
-      throw DatastoreError(fmt::format("{}:{}: {}: a value may not contain '\"'", path.string(), number, key));
+      throw DatastoreError(
+          fmt::format("{}:{}: {}: a value may not contain '\"'", path.string(), number, key));
     }
     config.entries_.emplace_back(key, value);
   }
@@ -69,7 +72,8 @@ std::vector<std::string> SystemConfig::words(const std::string& key) const {
 void SystemConfig::set(const std::string& key, const std::string& value) {
   if (!knownKey(key)) throw DatastoreError(key + ": unknown configuration key");
   if (value.find_first_of("\"\n") != std::string::npos) throw DatastoreError(key + ": bad value");
-  auto found = std::find_if(entries_.begin(), entries_.end(), [&](const auto& entry) { return entry.first == key; });
+  auto found =
+      std::find_if(entries_.begin(), entries_.end(), [&](const auto& entry) { return entry.first == key; });
   if (found != entries_.end()) {
     found->second = value;
   } else {

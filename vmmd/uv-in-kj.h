@@ -4,10 +4,9 @@
 // next timer, and runs the libuv loop without blocking whenever either fires.
 #pragma once
 
-#include <uv.h>
-
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
+#include <uv.h>
 
 namespace cellvisor {
 

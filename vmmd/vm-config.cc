@@ -50,7 +50,8 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
     auto fail = [&](const std::string& key, const std::string& why) {
       return VmConfigError(fmt::format("{}:{}: {}{}", origin, number_, key.empty() ? "" : key + ": ", why));
     };
-    if (equals == std::string::npos || equals == 0) throw fail("", "expected key=\"value\", got '" + body + "'");
+    if (equals == std::string::npos || equals == 0)
+      throw fail("", "expected key=\"value\", got '" + body + "'");
     std::string key = trim(body.substr(0, equals));
     std::string value = trim(body.substr(equals + 1));
     if (value.size() >= 2 && value.front() == '"') {
@@ -66,10 +67,12 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
       if (value != "kernel" && value != "uefi" && value != "bhyveload" && value != "grub") {
         throw fail(key, "expected kernel, uefi, grub or bhyveload");
       }
-      if (value != "kernel") throw fail(key, "loader '" + value + "' is not supported yet; use loader=\"kernel\"");
+      if (value != "kernel")
+        throw fail(key, "loader '" + value + "' is not supported yet; use loader=\"kernel\"");
       config.loader = value;
     } else if (key == "cpu") {
-      if (!number(value, config.cpu) || config.cpu < 1 || config.cpu > 255) throw fail(key, "expected 1 to 255");
+      if (!number(value, config.cpu) || config.cpu < 1 || config.cpu > 255)
+        throw fail(key, "expected 1 to 255");
     } else if (key == "memory") {
       try {
         config.memoryBytes = parseMemorySize(value);
@@ -145,7 +148,8 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
     } else if (key == "utctime") {
       if (!yesNo(value, config.utctime)) throw fail(key, "expected yes or no");
     } else if (key == "uuid") {
-      static const std::regex uuid("[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
+      static const std::regex uuid(
+          "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}");
       if (!std::regex_match(value, uuid)) throw fail(key, "expected a UUID");
       config.uuid = value;
     } else if (key == "start_slot") {
@@ -167,13 +171,16 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
     if (disk.type.empty()) throw VmConfigError(where + "_type is missing");
     if (disk.name.empty()) throw VmConfigError(where + "_name is missing");
     bool custom = disk.dev == "custom";
-    if (custom && disk.name.front() != '/') throw VmConfigError(where + "_name: a custom disk needs an absolute path");
+    if (custom && disk.name.front() != '/')
+      throw VmConfigError(where + "_name: a custom disk needs an absolute path");
     if (!custom && !plainName(disk.name)) {
-      throw VmConfigError(where + "_name: '" + disk.name + "' must be a plain file name in the VM's directory");
+      throw VmConfigError(where + "_name: '" + disk.name +
+                          "' must be a plain file name in the VM's directory");
     }
   }
   for (const auto& [index, network] : config.networks) {
-    if (network.type.empty()) throw VmConfigError(fmt::format("{}: network{}_type is missing", origin, index));
+    if (network.type.empty())
+      throw VmConfigError(fmt::format("{}: network{}_type is missing", origin, index));
   }
   if (config.loader == "kernel" && config.kernel.empty()) {
     throw VmConfigError(origin + ": loader=\"kernel\" needs kernel=\"PATH\"");

@@ -20,15 +20,15 @@ class VmConfigError : public std::runtime_error {
 };
 
 struct DiskConfig {
-  std::string type;  // virtio-blk (nvme and ahci-hd are recognised, not yet served)
-  std::string dev;   // file | custom
-  std::string name;  // file in the VM's directory, or an absolute path for custom
-  std::string opts;  // device options, e.g. "ro,nocache"
+  std::string type;        // virtio-blk (nvme and ahci-hd are recognised, not yet served)
+  std::string dev;         // file | custom
+  std::string name;        // file in the VM's directory, or an absolute path for custom
+  std::string opts;        // device options, e.g. "ro,nocache"
   uint64_t sizeBytes = 0;  // diskN_size: used when the image is created
 };
 
 struct NetworkConfig {
-  std::string type;    // virtio-net
+  std::string type;  // virtio-net
   std::string vmSwitch;
   std::string mac;
 };

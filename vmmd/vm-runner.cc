@@ -31,14 +31,21 @@ constexpr int DEVICE_SOCKET_FD = 4;
 constexpr auto QUIESCE_TIMEOUT = 5 * kj::SECONDS;
 
 std::string describeExit(int status) {
-  if (WIFSIGNALED(status)) return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  if (WIFSIGNALED(status))
+    return fmt::format("killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
   switch (WEXITSTATUS(status)) {
-    case 0: return "reboot";
-    case 1: return "poweroff";
-    case 2: return "halt";
-    case 3: return "triple fault";
-    case 4: return "error (see vmm.log)";
-    default: return fmt::format("exit status {}", WEXITSTATUS(status));
+    case 0:
+      return "reboot";
+    case 1:
+      return "poweroff";
+    case 2:
+      return "halt";
+    case 3:
+      return "triple fault";
+    case 4:
+      return "error (see vmm.log)";
+    default:
+      return fmt::format("exit status {}", WEXITSTATUS(status));
   }
 }
 
@@ -50,8 +57,8 @@ std::pair<UniqueFd, UniqueFd> socketPair(int type) {
 
 }  // namespace
 
-VmRunner::VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, const Switches& switches,
-                   std::string coreBinary, std::string name)
+VmRunner::VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore,
+                   const Switches& switches, std::string coreBinary, std::string name)
     : io_(io),
       supervisorLoop_(supervisorLoop),
       datastore_(datastore),
@@ -70,13 +77,17 @@ VmRunner::~VmRunner() {
   stopDevices();
 }
 
-std::string VmRunner::consolePath() const { return datastore_.vmDirectory(name_) / "console.sock"; }
+std::string VmRunner::consolePath() const {
+  return datastore_.vmDirectory(name_) / "console.sock";
+}
 
-std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config, const std::string& installMedium) const {
+std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config,
+                                                        const std::string& installMedium) const {
   std::vector<ServerSlot> slots;
   int slot = config.startSlot.value_or(4);
   for (const auto& [index, disk] : config.disks) {
-    if (disk.type != "virtio-blk") throw VmConfigError(fmt::format("disk{}_type={} is not served yet", index, disk.type));
+    if (disk.type != "virtio-blk")
+      throw VmConfigError(fmt::format("disk{}_type={} is not served yet", index, disk.type));
     std::string image = datastore_.diskPath(name_, disk).string();
     std::string options = disk.opts.empty() ? image : image + "," + disk.opts;
     slots.push_back({{slot++, 0, "virtio-blk", options}, fmt::format("disk{}", index), "", image});
@@ -87,25 +98,32 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config, 
     }
     if (network.vmSwitch.empty()) throw VmConfigError(fmt::format("network{}_switch is missing", index));
     // A tap the kernel numbers; a MAC that stays the same for this NIC.
-    std::string mac = network.mac.empty() ? formatMac(derivedMac(fmt::format("{}/network{}", name_, index))) : network.mac;
-    slots.push_back({{slot++, 0, "virtio-net", "cvtap%d,mac=" + mac}, fmt::format("network{}", index), network.vmSwitch,
+    std::string mac =
+        network.mac.empty() ? formatMac(derivedMac(fmt::format("{}/network{}", name_, index))) : network.mac;
+    slots.push_back({{slot++, 0, "virtio-net", "cvtap%d,mac=" + mac},
+                     fmt::format("network{}", index),
+                     network.vmSwitch,
                      ""});
   }
   // Install media last: the VM's own devices keep their slots.
   if (!installMedium.empty()) {
-    slots.push_back({{slot++, 0, "virtio-blk", installMedium + ",ro"}, "install medium", "", installMedium + " (ro)"});
+    slots.push_back(
+        {{slot++, 0, "virtio-blk", installMedium + ",ro"}, "install medium", "", installMedium + " (ro)"});
   }
   return slots;
 }
 
 std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
-                                                const std::string& installMedium) const {
+                                                 const std::string& installMedium) const {
   VmConfig config = datastore_.load(name_);
   auto directory = datastore_.vmDirectory(name_);
-  std::vector<std::string> args = {coreBinary_, "-c", std::to_string(config.cpu), "-m", config.memoryText,
-                                   "-s", "0,hostbridge", "-s", "31,lpc"};
+  std::vector<std::string> args = {
+      coreBinary_, "-c",    std::to_string(config.cpu), "-m", config.memoryText, "-s", "0,hostbridge",
+      "-s",        "31,lpc"};
   for (const auto& port : config.comports) {
-    args.insert(args.end(), {"-l", port + ",unix=" + (directory / (port == "com1" ? "console.sock" : port + ".sock")).string()});
+    args.insert(
+        args.end(),
+        {"-l", port + ",unix=" + (directory / (port == "com1" ? "console.sock" : port + ".sock")).string()});
   }
   for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
@@ -113,7 +131,8 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
   if (config.utctime) args.push_back("-u");
   args.insert(args.end(), {"--kernel", config.kernel, "--cmdline", config.kernelCmdline});
   if (!config.kernelInitrd.empty()) args.insert(args.end(), {"--initrd", config.kernelInitrd});
-  args.insert(args.end(), {"--status-fd", std::to_string(statusFd), "--device-socket", std::to_string(deviceSocket), name_});
+  args.insert(args.end(), {"--status-fd", std::to_string(statusFd), "--device-socket",
+                           std::to_string(deviceSocket), name_});
   return args;
 }
 
@@ -143,10 +162,10 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
     ServedDevice device;
     device.backend = vmSwitch.empty() ? backend : launch.backendName + " on switch " + vmSwitch;
     device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
-    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources, ram_.memfd.get(),
-                                                           ram_.regions);
-    device.supervisor = std::make_unique<DeviceSupervisor>(supervisorLoop_, *device.process,
-                                                           [this] { return pid_ <= 0; });
+    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
+                                                           ram_.memfd.get(), ram_.regions);
+    device.supervisor =
+        std::make_unique<DeviceSupervisor>(supervisorLoop_, *device.process, [this] { return pid_ <= 0; });
     device.supervisor->setLog([this](const std::string& line) { log(line); });
     devices_.push_back(std::move(device));
   }
@@ -188,9 +207,11 @@ std::vector<DeviceSnapshot> VmRunner::devices() const {
   for (const auto& device : devices_) {
     const DeviceServerProcess& process = *device.process;
     snapshots.push_back({process.deviceName(), process.pid(),
-                         process.failed() ? "failed" : process.pid() > 0 ? "running" : "restarting",
-                         process.restarts(), process.lastExit(), process.launch().policy, process.launch().sandbox,
-                         process.lastViolation(), device.backend});
+                         process.failed()    ? "failed"
+                         : process.pid() > 0 ? "running"
+                                             : "restarting",
+                         process.restarts(), process.lastExit(), process.launch().policy,
+                         process.launch().sandbox, process.lastViolation(), device.backend});
   }
   return snapshots;
 }
@@ -244,15 +265,19 @@ void VmRunner::start(const std::string& installMedium) {
   try {
     sendDevices(devices.get());
   } catch (const std::system_error& error) {
-    log(std::string("the core did not take its devices: ") + error.what());  // It exited; watchExit reports it.
+    log(std::string("the core did not take its devices: ") +
+        error.what());  // It exited; watchExit reports it.
   }
-  control_ = io_.lowLevelProvider->wrapSocketFd(control.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
+  control_ =
+      io_.lowLevelProvider->wrapSocketFd(control.release(), kj::LowLevelAsyncIoProvider::TAKE_OWNERSHIP);
   eventTask_ = readEvents().eagerlyEvaluate([](kj::Exception&&) {
     // The core closed its end (it exited); the exit watcher takes it from here.
   });
 }
 
-void VmRunner::taskFailed(kj::Exception&& exception) { lastExit_ = exception.getDescription().cStr(); }
+void VmRunner::taskFailed(kj::Exception&& exception) {
+  lastExit_ = exception.getDescription().cStr();
+}
 
 void VmRunner::watchExit() {
   corePidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
@@ -305,21 +330,25 @@ kj::Promise<std::string> VmRunner::sendCommand(const std::string& device, bool q
 
 kj::Promise<void> VmRunner::restartDevice(const std::string& device, const std::string& binary) {
   if (pid_ <= 0 || control_.get() == nullptr) throw DatastoreError("VM '" + name_ + "' is not running");
-  if (findDevice(device) == nullptr) throw DatastoreError("VM '" + name_ + "' has no device '" + device + "'");
+  if (findDevice(device) == nullptr)
+    throw DatastoreError("VM '" + name_ + "' has no device '" + device + "'");
   if (!binary.empty() && ::access(binary.c_str(), X_OK) != 0) {
     throw DatastoreError(device + ": " + binary + " is not an executable");
   }
   auto timeout = io_.provider->getTimer().afterDelay(QUIESCE_TIMEOUT).then([] {
     return std::string("the core did not quiesce it in time");
   });
-  return sendCommand(device, true).exclusiveJoin(kj::mv(timeout)).then([this, device, binary](std::string error) {
-    ServedDevice* served = findDevice(device);
-    if (served == nullptr) throw DatastoreError("VM '" + name_ + "' stopped before " + device + " was replaced");
-    if (!error.empty()) log(device + ": replacing it without quiescing: " + error);
-    // The supervisor starts the successor at once (not counted as a crash);
-    // it resumes from the state segment.
-    served->process->requestRestart(binary);
-  });
+  return sendCommand(device, true)
+      .exclusiveJoin(kj::mv(timeout))
+      .then([this, device, binary](std::string error) {
+        ServedDevice* served = findDevice(device);
+        if (served == nullptr)
+          throw DatastoreError("VM '" + name_ + "' stopped before " + device + " was replaced");
+        if (!error.empty()) log(device + ": replacing it without quiescing: " + error);
+        // The supervisor starts the successor at once (not counted as a crash);
+        // it resumes from the state segment.
+        served->process->requestRestart(binary);
+      });
 }
 
 void VmRunner::stop() {

@@ -62,7 +62,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   std::vector<DeviceSnapshot> devices() const;
   std::string consolePath() const;
   // Core command line for the VM (exposed for tests and `vmctl info`).
-  std::vector<std::string> coreArguments(int statusFd, int deviceSocket, const std::string& installMedium) const;
+  std::vector<std::string> coreArguments(int statusFd, int deviceSocket,
+                                         const std::string& installMedium) const;
 
  private:
   struct ServedDevice {

@@ -14,18 +14,25 @@ AcpiPm::AcpiPm(IrqLine& sci, MachineControl& control) : sci_(sci), control_(cont
 uint32_t AcpiPm::readRegister(uint64_t offset, size_t size) {
   auto byteOf = [&](uint64_t at) -> uint8_t {
     switch (at) {
-      case 0: return static_cast<uint8_t>(status_);
-      case 1: return static_cast<uint8_t>(status_ >> 8);
-      case 2: return static_cast<uint8_t>(enable_);
-      case 3: return static_cast<uint8_t>(enable_ >> 8);
-      case 4: return static_cast<uint8_t>(control_register_);
-      case 5: return static_cast<uint8_t>(control_register_ >> 8);
-      default: break;
+      case 0:
+        return static_cast<uint8_t>(status_);
+      case 1:
+        return static_cast<uint8_t>(status_ >> 8);
+      case 2:
+        return static_cast<uint8_t>(enable_);
+      case 3:
+        return static_cast<uint8_t>(enable_ >> 8);
+      case 4:
+        return static_cast<uint8_t>(control_register_);
+      case 5:
+        return static_cast<uint8_t>(control_register_ >> 8);
+      default:
+        break;
     }
     if (at >= 8 && at < 12) {
       auto elapsed = std::chrono::steady_clock::now() - start_;
-      auto ticks = static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) *
+      auto ticks =
+          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) *
           PM_TIMER_HZ / 1'000'000'000;
       uint32_t timer = static_cast<uint32_t>(ticks) & 0x00ff'ffff;  // 24-bit timer.
       return static_cast<uint8_t>(timer >> (8 * (at - 8)));

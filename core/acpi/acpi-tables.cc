@@ -23,9 +23,9 @@ class TableBuilder {
     bytes_[8] = revision;
     std::memcpy(bytes_.data() + 10, OEM_ID, 6);
     std::memcpy(bytes_.data() + 16, OEM_TABLE_ID, 8);
-    put32At(24, 1);                               // OEM revision.
-    std::memcpy(bytes_.data() + 28, "CVSR", 4);   // Creator id.
-    put32At(32, 1);                               // Creator revision.
+    put32At(24, 1);                              // OEM revision.
+    std::memcpy(bytes_.data() + 28, "CVSR", 4);  // Creator id.
+    put32At(32, 1);                              // Creator revision.
   }
 
   void put8(uint8_t value) { bytes_.push_back(value); }
@@ -44,7 +44,8 @@ class TableBuilder {
   void pad(size_t to) { bytes_.resize(to, 0); }
   size_t size() const { return bytes_.size(); }
   void put32At(size_t offset, uint32_t value) {
-    for (int i = 0; i < 4; ++i) bytes_[offset + static_cast<size_t>(i)] = static_cast<uint8_t>(value >> (8 * i));
+    for (int i = 0; i < 4; ++i)
+      bytes_[offset + static_cast<size_t>(i)] = static_cast<uint8_t>(value >> (8 * i));
   }
 
   std::vector<uint8_t> finish() {
@@ -91,8 +92,8 @@ std::vector<uint8_t> buildDsdt() {
 std::vector<uint8_t> buildFacs() {
   std::vector<uint8_t> facs(64, 0);
   std::memcpy(facs.data(), "FACS", 4);
-  facs[4] = 64;   // Length.
-  facs[32] = 2;   // Version.
+  facs[4] = 64;  // Length.
+  facs[32] = 2;  // Version.
   return facs;
 }
 
@@ -111,11 +112,11 @@ std::vector<uint8_t> buildFadt(const AcpiLayout& acpi, uint64_t facs, uint64_t d
   fadt.put32(0);
   fadt.put32(0);
   fadt.put32(acpi.pmTimerBlock);
-  fadt.put32(0);  // GPE0.
-  fadt.put32(0);  // GPE1.
+  fadt.put32(0);                            // GPE0.
+  fadt.put32(0);                            // GPE1.
   fadt.putBytes({4, 2, 0, 4, 0, 0, 0, 0});  // Block lengths.
-  fadt.put16(101);  // C2 latency > 100: C2 unsupported.
-  fadt.put16(1001);  // C3 latency > 1000: C3 unsupported.
+  fadt.put16(101);                          // C2 latency > 100: C2 unsupported.
+  fadt.put16(1001);                         // C3 latency > 1000: C3 unsupported.
   fadt.put16(0);
   fadt.put16(0);
   fadt.putBytes({0, 0, 0, 0, 0x32});  // Duty cycle, alarms, CMOS century index.
@@ -202,7 +203,8 @@ uint64_t writeAcpiTables(GuestMemory& memory, const AcpiLayout& acpi) {
   std::memcpy(rsdp.data() + 9, OEM_ID, 6);
   rsdp[15] = 2;  // Revision: ACPI 2.0+, XSDT valid.
   rsdp[20] = 36;
-  for (int i = 0; i < 8; ++i) rsdp[24 + static_cast<size_t>(i)] = static_cast<uint8_t>(xsdtAddress >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    rsdp[24 + static_cast<size_t>(i)] = static_cast<uint8_t>(xsdtAddress >> (8 * i));
   rsdp[8] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 20));
   rsdp[32] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 36));
   memory.write(boot::ACPI_ADDRESS, rsdp);

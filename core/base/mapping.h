@@ -34,7 +34,9 @@ class Mapping {
   uint8_t* data() const { return static_cast<uint8_t*>(data_); }
   size_t size() const { return size_; }
   template <typename T>
-  T* as() const { return static_cast<T*>(data_); }
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
 
  private:
   Mapping(void* data, size_t size) : data_(data), size_(size) {}

@@ -36,7 +36,8 @@ KernelFormat detectKernelFormat(std::span<const uint8_t> image, const std::strin
 uint64_t placeInitrd(const GuestMemory& memory, uint64_t size, uint64_t kernelEnd, uint64_t limit) {
   constexpr uint64_t PAGE = 4096;
   uint64_t top = std::min(memory.lowRamEnd(), limit);
-  if (size > top) throw LoadError("initrd of " + std::to_string(size) + " bytes does not fit in guest memory");
+  if (size > top)
+    throw LoadError("initrd of " + std::to_string(size) + " bytes does not fit in guest memory");
   uint64_t address = (top - size) & ~(PAGE - 1);
   if (address < kernelEnd) {
     throw LoadError("initrd of " + std::to_string(size) +

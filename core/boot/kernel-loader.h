@@ -18,7 +18,7 @@ struct BootRequest {
   std::vector<uint8_t> kernel;  // The image's bytes.
   std::vector<uint8_t> initrd;  // Empty when there is none.
   std::string cmdline;
-  uint64_t rsdpAddress = 0;     // 0 when there are no ACPI tables.
+  uint64_t rsdpAddress = 0;  // 0 when there are no ACPI tables.
 };
 
 enum class KernelFormat { BZIMAGE, PVH_ELF };

@@ -1,7 +1,6 @@
 // PVH: an ELF whose "Xen" note XEN_ELFNOTE_PHYS32_ENTRY gives a 32-bit
 // entry point, started in flat protected mode with %ebx = hvm_start_info.
 #include <elf.h>
-
 #include <fmt/format.h>
 
 #include <cstring>
@@ -74,9 +73,7 @@ class ElfImage {
     return bytes_.subspan(phdr.p_offset, phdr.p_filesz);
   }
 
-  [[noreturn]] void fail(const std::string& what) const {
-    throw LoadError("kernel " + path_ + ": " + what);
-  }
+  [[noreturn]] void fail(const std::string& what) const { throw LoadError("kernel " + path_ + ": " + what); }
 
  private:
   std::span<const uint8_t> bytes_;
@@ -100,8 +97,7 @@ std::optional<uint64_t> findPvhEntry(const ElfImage& elf, std::span<const uint8_
     const uint8_t* name = notes.data() + offset;
     const uint8_t* desc = name + nameSize;
     offset += nameSize + descSize;
-    if (note.n_type != XEN_ELFNOTE_PHYS32_ENTRY || note.n_namesz != 4 ||
-        std::memcmp(name, "Xen", 4) != 0) {
+    if (note.n_type != XEN_ELFNOTE_PHYS32_ENTRY || note.n_namesz != 4 || std::memcmp(name, "Xen", 4) != 0) {
       continue;
     }
     if (note.n_descsz == 4) {
@@ -134,7 +130,7 @@ BootEntry loadPvhElf(GuestMemory& memory, const BootRequest& request) {
     if (phdr.p_paddr < layout::BIOS_END) elf.fail("segment below 1 MiB overlaps the boot area");
     if (!memory.contains(phdr.p_paddr, phdr.p_memsz)) {
       elf.fail(fmt::format("too large for memory: segment at {:#x} of {} bytes is outside guest RAM",
-                         phdr.p_paddr, phdr.p_memsz));
+                           phdr.p_paddr, phdr.p_memsz));
     }
     auto data = elf.segmentBytes(phdr);
     memory.write(phdr.p_paddr, data);

@@ -23,8 +23,7 @@ constexpr uint64_t gdtEntry(uint16_t flags, uint32_t base, uint32_t limit) {
   return ((static_cast<uint64_t>(base) & 0xff000000u) << (56 - 24)) |
          ((static_cast<uint64_t>(flags) & 0x0000f0ffu) << 40) |
          ((static_cast<uint64_t>(limit) & 0x000f0000u) << (48 - 16)) |
-         ((static_cast<uint64_t>(base) & 0x00ffffffu) << 16) |
-         (static_cast<uint64_t>(limit) & 0x0000ffffu);
+         ((static_cast<uint64_t>(base) & 0x00ffffffu) << 16) | (static_cast<uint64_t>(limit) & 0x0000ffffu);
 }
 
 constexpr std::array<uint64_t, 5> BOOT_GDT = {
@@ -104,7 +103,7 @@ void setBootRegisters(Vcpu& vcpu, const BootEntry& entry) {
   vcpu.setRegs(regs);
 
   kvm_fpu fpu{};
-  fpu.fcw = 0x37f;    // Power-on x87 control word.
+  fpu.fcw = 0x37f;     // Power-on x87 control word.
   fpu.mxcsr = 0x1f80;  // Power-on SSE control/status.
   vcpu.setFpu(fpu);
 }

@@ -55,10 +55,14 @@ constexpr std::array FEATURES = {
 
 uint32_t& registerOf(kvm_cpuid_entry2& entry, CpuidFeature::Register reg) {
   switch (reg) {
-    case CpuidFeature::EAX: return entry.eax;
-    case CpuidFeature::EBX: return entry.ebx;
-    case CpuidFeature::ECX: return entry.ecx;
-    case CpuidFeature::EDX: return entry.edx;
+    case CpuidFeature::EAX:
+      return entry.eax;
+    case CpuidFeature::EBX:
+      return entry.ebx;
+    case CpuidFeature::ECX:
+      return entry.ecx;
+    case CpuidFeature::EDX:
+      return entry.edx;
   }
   throw std::logic_error("bad CPUID register");
 }
@@ -75,8 +79,8 @@ const CpuidFeature* findCpuidFeature(const std::string& name) {
 std::vector<std::string> defaultCpuidMask(bool hostEmulates) {
   if (!hostEmulates) return {};
   // The emulator lacks cmpxchg16b and xsave/xrstor; 1 GiB pages fault there.
-  return {"cx16", "xsave", "avx", "avx2", "avx512f", "fma", "f16c", "pdpe1gb",
-          "xsaveopt", "xsavec", "xsaves"};
+  return {"cx16", "xsave",   "avx",      "avx2",   "avx512f", "fma",
+          "f16c", "pdpe1gb", "xsaveopt", "xsavec", "xsaves"};
 }
 
 std::vector<kvm_cpuid_entry2> buildCpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t cpuIndex,

@@ -1,12 +1,12 @@
 #include "core/devices/device-catalog.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
 
 #include <cstring>
-#include <fmt/format.h>
 
 #include "core/base/system-error.h"
 #include "servers/virtio-blk/blk-options.h"
@@ -30,7 +30,9 @@ std::pair<UniqueFd, std::string> openTap(const std::string& name, const std::str
 
 }  // namespace
 
-bool isServerDevice(const std::string& emulation) { return emulation == "virtio-blk" || emulation == "virtio-net"; }
+bool isServerDevice(const std::string& emulation) {
+  return emulation == "virtio-blk" || emulation == "virtio-net";
+}
 
 std::string serverDeviceName(const PciSlotConfig& slot) {
   return fmt::format("{}-{}.{}", slot.emulation, slot.slot, slot.function);

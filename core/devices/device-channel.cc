@@ -4,8 +4,8 @@ namespace cellvisor {
 
 DeviceChannel::DeviceChannel(DeviceResources& resources)
     : resources_(resources),
-      channel_(resources.rings().requestWriter(), resources.rings().replyReader(), resources.requestDoorbell(),
-               resources.replyDoorbell()) {}
+      channel_(resources.rings().requestWriter(), resources.rings().replyReader(),
+               resources.requestDoorbell(), resources.replyDoorbell()) {}
 
 void DeviceChannel::pause() {
   auto reply = call([](proto::Request::Builder request) { request.setPause(); });

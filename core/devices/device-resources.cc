@@ -24,7 +24,9 @@ std::vector<UniqueFd> makeEventFds(uint16_t count) {
 
 // The state segment is shared with the server (and the supervisor): read
 // its words as the atomics they are.
-uint32_t loadShared(uint32_t& word) { return std::atomic_ref<uint32_t>(word).load(std::memory_order_acquire); }
+uint32_t loadShared(uint32_t& word) {
+  return std::atomic_ref<uint32_t>(word).load(std::memory_order_acquire);
+}
 
 }  // namespace
 
@@ -88,9 +90,13 @@ void DeviceResources::markFailed() {
   eventfd_write(replyDoorbell_.get(), 1);
 }
 
-bool DeviceResources::failed() const { return loadShared(state_.state().supervisorFailed) != 0; }
+bool DeviceResources::failed() const {
+  return loadShared(state_.state().supervisorFailed) != 0;
+}
 
-uint32_t DeviceResources::serverGeneration() const { return loadShared(state_.state().generation); }
+uint32_t DeviceResources::serverGeneration() const {
+  return loadShared(state_.state().generation);
+}
 
 AdoptedDevice receiveDeviceResources(int socket) {
   MessageWithFds received = receiveWithFds(socket);

@@ -43,8 +43,8 @@ class DeviceResources {
   // Fills the device's part of a bootstrap message (name, counts, RAM
   // layout, the role of each fd) and returns the fds to send with it, guest
   // RAM first; `backend` (a disk, a tap) last when there is one (>= 0).
-  std::vector<int> describe(proto::Bootstrap::Builder bootstrap, int memfd, const std::vector<RamRegion>& regions,
-                            int backend = -1) const;
+  std::vector<int> describe(proto::Bootstrap::Builder bootstrap, int memfd,
+                            const std::vector<RamRegion>& regions, int backend = -1) const;
 
   // Past the crash-loop limit: marks the device failed for the core and
   // tells the guest in virtio's terms (DEVICE_NEEDS_RESET plus a

@@ -1,19 +1,18 @@
 #include "core/devices/device-server-process.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <grp.h>
 #include <linux/sched.h>
-#include <sched.h>
-#include <sys/prctl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <fmt/format.h>
-#include <sys/syscall.h>
 
 #include <cstring>
 #include <filesystem>
@@ -32,10 +31,10 @@ constexpr int BOOTSTRAP_FD = 3;
 
 std::string findServerBinary(const std::string& name) {
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe").parent_path();
-  for (const auto& candidate : {self / ".." / "servers" / name / (name + "-server"),
-                                self / ".." / ".." / "servers" / name / (name + "-server"),
-                                self / ".." / "libexec" / "cellvisor" / (name + "-server"),
-                                self / (name + "-server")}) {
+  for (const auto& candidate :
+       {self / ".." / "servers" / name / (name + "-server"),
+        self / ".." / ".." / "servers" / name / (name + "-server"),
+        self / ".." / "libexec" / "cellvisor" / (name + "-server"), self / (name + "-server")}) {
     if (::access(candidate.c_str(), X_OK) == 0) return std::filesystem::canonical(candidate);
   }
   throw std::runtime_error("cannot find the " + name + " device server next to " + self.string());
@@ -126,7 +125,8 @@ void DeviceServerProcess::spawn(bool restart) {
   capnp::MallocMessageBuilder builder;
   auto bootstrap = builder.initRoot<proto::Bootstrap>();
   // The backend is kept open here: a restarted server needs it again.
-  std::vector<int> fds = resources_.describe(bootstrap, memfd_, regions_, launch_.backend ? launch_.backend.get() : -1);
+  std::vector<int> fds =
+      resources_.describe(bootstrap, memfd_, regions_, launch_.backend ? launch_.backend.get() : -1);
   bootstrap.setOptions(launch_.options);
   bootstrap.setRestart(restart);
   bootstrap.setSandbox(launch_.sandbox);
@@ -197,7 +197,8 @@ std::vector<uint8_t> DeviceServerProcess::saveState() const {
 }
 
 void DeviceServerProcess::restoreState(const std::vector<uint8_t>& saved) {
-  if (saved.size() != sizeof(VirtioState)) throw std::invalid_argument("saved device state has the wrong size");
+  if (saved.size() != sizeof(VirtioState))
+    throw std::invalid_argument("saved device state has the wrong size");
   pid_t pid = pid_.load();
   if (pid > 0) {
     // Supervised: the supervisor sees the exit and restarts on the restored

@@ -23,19 +23,20 @@ struct ServerLaunch {
   std::string deviceName;
   std::string options;
   UniqueFd backend;
-  std::string backendName;        // e.g. the tap's interface name
+  std::string backendName;  // e.g. the tap's interface name
   uint16_t queues = 1;
   uint16_t vectors = 2;
-  std::string policy;             // e.g. "virtio-blk.policy", for reports
+  std::string policy;               // e.g. "virtio-blk.policy", for reports
   std::string sandbox = "enforce";  // off | log | enforce
-  std::string faultInjection;     // tests only
+  std::string faultInjection;       // tests only
 };
 
 class DeviceServerProcess {
  public:
   // Starts the server (fresh exec, empty environment, bootstrap socket on
   // fd 3) and hands it its resources and the guest RAM in `memfd`.
-  DeviceServerProcess(ServerLaunch launch, DeviceResources& resources, int memfd, std::vector<RamRegion> regions);
+  DeviceServerProcess(ServerLaunch launch, DeviceResources& resources, int memfd,
+                      std::vector<RamRegion> regions);
 
   // Crash-restart, driven by the supervisor: a new instance gets the same
   // fds and the same state segment and continues where the last one stopped.

@@ -1,15 +1,14 @@
 #include "core/devices/device-supervisor.h"
 
-#include <fmt/format.h>
-
 #include <errno.h>
+#include <fmt/format.h>
 
 #include <iostream>
 
 namespace cellvisor {
 
-DeviceSupervisor::DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown,
-                                   std::function<void()> changed)
+DeviceSupervisor::DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process,
+                                   std::function<bool()> shuttingDown, std::function<void()> changed)
     : loop_(loop), process_(process), shuttingDown_(std::move(shuttingDown)), changed_(std::move(changed)) {
   log_ = [](const std::string& line) { std::cerr << program_invocation_short_name << ": " << line << '\n'; };
   process_.setSupervised(true);
@@ -19,13 +18,17 @@ DeviceSupervisor::DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process
   watch();
 }
 
-DeviceSupervisor::~DeviceSupervisor() { close(); }
+DeviceSupervisor::~DeviceSupervisor() {
+  close();
+}
 
 void DeviceSupervisor::close() {
   auto closeHandle = [](uv_handle_t* handle) {
     uv_close(handle, [](uv_handle_t* h) {
-      if (h->type == UV_POLL) delete reinterpret_cast<uv_poll_t*>(h);
-      else delete reinterpret_cast<uv_timer_t*>(h);
+      if (h->type == UV_POLL)
+        delete reinterpret_cast<uv_poll_t*>(h);
+      else
+        delete reinterpret_cast<uv_timer_t*>(h);
     });
   };
   if (poll_ != nullptr) closeHandle(reinterpret_cast<uv_handle_t*>(poll_));
@@ -38,15 +41,15 @@ void DeviceSupervisor::watch() {
   poll_ = new uv_poll_t;
   uv_poll_init(loop_, poll_, process_.pidfd());
   poll_->data = this;
-  uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* handle, int, int) {
-    static_cast<DeviceSupervisor*>(handle->data)->onExit();
-  });
+  uv_poll_start(poll_, UV_READABLE,
+                [](uv_poll_t* handle, int, int) { static_cast<DeviceSupervisor*>(handle->data)->onExit(); });
 }
 
 void DeviceSupervisor::onExit() {
   // The pidfd belongs to the dead instance: stop watching it before reaping.
   uv_poll_stop(poll_);
-  uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+  uv_close(reinterpret_cast<uv_handle_t*>(poll_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
   poll_ = nullptr;
   std::string how = process_.reap();
   if (shuttingDown_()) return;
@@ -71,8 +74,8 @@ void DeviceSupervisor::onExit() {
   uint64_t delay = youngDeaths_ == 0 ? 0 : std::min<uint64_t>(1000, 10ull << (youngDeaths_ - 1));
   log(fmt::format("{}: {}; restarting (restart {}{})", process_.deviceName(), how, process_.restarts() + 1,
                   delay ? fmt::format(", after {} ms", delay) : ""));
-  uv_timer_start(timer_, [](uv_timer_t* timer) { static_cast<DeviceSupervisor*>(timer->data)->restartNow(); },
-                 delay, 0);
+  uv_timer_start(
+      timer_, [](uv_timer_t* timer) { static_cast<DeviceSupervisor*>(timer->data)->restartNow(); }, delay, 0);
   if (changed_) changed_();
 }
 

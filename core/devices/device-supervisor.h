@@ -1,9 +1,8 @@
 // Watches one device server on its supervisor's libuv loop (vmmd, or a
 // standalone core) and restarts it when it dies: at once when the instance
-// had been running a while, with growing back-off when instances die young (a request that crashes the server on
-// every resubmission), and past the crash-loop limit of young deaths in a row
-// the device is failed and the guest told.
-// Every exit is logged with how the process ended and counted.
+// had been running a while, with growing back-off when instances die young (a request that crashes the server
+// on every resubmission), and past the crash-loop limit of young deaths in a row the device is failed and the
+// guest told. Every exit is logged with how the process ended and counted.
 #pragma once
 
 #include <uv.h>
@@ -18,7 +17,7 @@ namespace cellvisor {
 class DeviceSupervisor {
  public:
   static constexpr std::chrono::milliseconds YOUNG{250};  // An instance that dies younger ...
-  static constexpr int CRASH_LOOP_LIMIT = 10;              // ... this many times in a row fails the device.
+  static constexpr int CRASH_LOOP_LIMIT = 10;             // ... this many times in a row fails the device.
 
   // `changed` runs after every exit, restart or failure (status reports).
   DeviceSupervisor(uv_loop_t* loop, DeviceServerProcess& process, std::function<bool()> shuttingDown,

@@ -13,7 +13,8 @@ constexpr uint16_t COMMAND_BUS_MASTER = 4;
 
 }  // namespace
 
-PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring) : server_(server), wiring_(wiring) {
+PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring)
+    : server_(server), wiring_(wiring) {
   auto reply = server_.call([](proto::Request::Builder request) {
     request.initHello().setCoreProtocolVersion(proto::PROTOCOL_VERSION);
   });
@@ -34,7 +35,8 @@ PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring) : se
     if (doorbell.getQueue() >= server_.queueCount()) {
       throw DeviceUnavailable(server_.deviceName() + ": doorbell for a queue it has no eventfd for");
     }
-    doorbells_.push_back({doorbell.getBar(), doorbell.getOffset(), doorbell.getLength(), doorbell.getQueue()});
+    doorbells_.push_back(
+        {doorbell.getBar(), doorbell.getOffset(), doorbell.getLength(), doorbell.getQueue()});
   }
   if (hello.getMsixVectors() > server_.vectorCount()) {
     throw DeviceUnavailable(server_.deviceName() + ": more MSI-X vectors than interrupt eventfds");
@@ -122,7 +124,8 @@ void PciServerProxy::refreshMappings() {
         mapDoorbells(bar, true);
       } catch (const std::exception& error) {
         // The guest placed the BAR over something else: leave it unmapped.
-        std::cerr << "vmm-core: " << server_.deviceName() << ": BAR" << int{bar.index} << ": " << error.what() << '\n';
+        std::cerr << "vmm-core: " << server_.deviceName() << ": BAR" << int{bar.index} << ": " << error.what()
+                  << '\n';
       }
     }
   }
@@ -143,7 +146,8 @@ void PciServerProxy::mapDoorbells(const ProxyBar& bar, bool add) {
 void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
   for (auto update : effects.getMsixUpdates()) {
     if (update.getIndex() >= server_.vectorCount()) continue;  // Not a vector we wired.
-    wiring_.routeVector(update.getIndex(), server_.interrupt(update.getIndex()), update.getAddress(), update.getData());
+    wiring_.routeVector(update.getIndex(), server_.interrupt(update.getIndex()), update.getAddress(),
+                        update.getData());
   }
 }
 

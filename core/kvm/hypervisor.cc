@@ -26,16 +26,14 @@ bool hostEmulatesGuestKernel() {
   return true;
 }
 
-Hypervisor::Hypervisor(const std::string& devicePath)
-    : kvm_(::open(devicePath.c_str(), O_RDWR | O_CLOEXEC)) {
+Hypervisor::Hypervisor(const std::string& devicePath) : kvm_(::open(devicePath.c_str(), O_RDWR | O_CLOEXEC)) {
   if (!kvm_) throwSystemError("open " + devicePath);
   int version = checkSyscall(::ioctl(kvm_.get(), KVM_GET_API_VERSION, 0), "KVM_GET_API_VERSION");
   if (version != KVM_API_VERSION) {
     throw std::runtime_error("KVM API version " + std::to_string(version) + " (expected " +
                              std::to_string(KVM_API_VERSION) + ")");
   }
-  vcpuMmapSize_ = checkSyscall(::ioctl(kvm_.get(), KVM_GET_VCPU_MMAP_SIZE, 0),
-                               "KVM_GET_VCPU_MMAP_SIZE");
+  vcpuMmapSize_ = checkSyscall(::ioctl(kvm_.get(), KVM_GET_VCPU_MMAP_SIZE, 0), "KVM_GET_VCPU_MMAP_SIZE");
 }
 
 int Hypervisor::checkExtension(long capability) const {

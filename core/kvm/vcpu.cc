@@ -12,8 +12,7 @@ namespace cellvisor {
 Vcpu::Vcpu(UniqueFd fd, uint32_t id, int mmapSize)
     : fd_(std::move(fd)),
       id_(id),
-      run_(Mapping::map(fd_.get(), static_cast<size_t>(mmapSize), PROT_READ | PROT_WRITE,
-                        MAP_SHARED)) {}
+      run_(Mapping::map(fd_.get(), static_cast<size_t>(mmapSize), PROT_READ | PROT_WRITE, MAP_SHARED)) {}
 
 kvm_regs Vcpu::regs() const {
   kvm_regs regs{};
@@ -53,8 +52,7 @@ void Vcpu::setMsrs(std::span<const std::pair<uint32_t, uint64_t>> msrs) {
   kvm_abi::Table<kvm_msr_entry> table(entries);
   int written = checkSyscall(::ioctl(fd(), kvm_abi::SET_MSRS, table.data()), "KVM_SET_MSRS");
   if (static_cast<size_t>(written) != msrs.size()) {
-    throwSystemError("KVM_SET_MSRS rejected MSR " +
-                         std::to_string(msrs[static_cast<size_t>(written)].first),
+    throwSystemError("KVM_SET_MSRS rejected MSR " + std::to_string(msrs[static_cast<size_t>(written)].first),
                      EINVAL);
   }
 }

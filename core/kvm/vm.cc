@@ -56,8 +56,7 @@ void Vm::createIrqchip() {
   std::lock_guard lock(routesMutex_);
   for (uint32_t pin = 0; pin < PIC_PINS; ++pin) {
     if (pin == 2) continue;  // The cascade pin is not routable.
-    routes_.push_back(irqchipRoute(pin, pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-                                   pin % 8));
+    routes_.push_back(irqchipRoute(pin, pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, pin % 8));
   }
   for (uint32_t pin = 0; pin < IOAPIC_PINS; ++pin) {
     routes_.push_back(irqchipRoute(pin == 0 ? 2 : pin, KVM_IRQCHIP_IOAPIC, pin));
@@ -71,8 +70,7 @@ void Vm::createPit() {
 }
 
 void Vm::setTssAddress(uint64_t address) {
-  checkSyscall(::ioctl(fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(address)),
-               "KVM_SET_TSS_ADDR");
+  checkSyscall(::ioctl(fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(address)), "KVM_SET_TSS_ADDR");
 }
 
 void Vm::setIdentityMapAddress(uint64_t address) {
@@ -160,8 +158,8 @@ void Vm::commitRoutes() {
 }
 
 std::unique_ptr<Vcpu> Vm::createVcpu(uint32_t id) {
-  int vcpuFd = checkSyscall(::ioctl(fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)),
-                            "KVM_CREATE_VCPU");
+  int vcpuFd =
+      checkSyscall(::ioctl(fd(), KVM_CREATE_VCPU, static_cast<unsigned long>(id)), "KVM_CREATE_VCPU");
   return std::make_unique<Vcpu>(UniqueFd(vcpuFd), id, vcpuMmapSize_);
 }
 

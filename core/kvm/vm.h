@@ -54,8 +54,8 @@ class Vm {
 
  private:
   void commitRoutes();
-  void ioEventfd(int eventfd, uint64_t address, uint32_t length, bool pio,
-                 std::optional<uint64_t> datamatch, uint32_t extraFlags);
+  void ioEventfd(int eventfd, uint64_t address, uint32_t length, bool pio, std::optional<uint64_t> datamatch,
+                 uint32_t extraFlags);
 
   UniqueFd fd_;
   int vcpuMmapSize_;

@@ -48,11 +48,20 @@ uint64_t parseMemorySize(const std::string& text) {
   if (std::isalpha(static_cast<unsigned char>(suffix))) {
     digits.pop_back();
     switch (suffix) {
-      case 'K': multiplier = 1ull << 10; break;
-      case 'M': multiplier = 1ull << 20; break;
-      case 'G': multiplier = 1ull << 30; break;
-      case 'T': multiplier = 1ull << 40; break;
-      default: throw ConfigError("bad memory size suffix in '" + text + "' (use K, M, G or T)");
+      case 'K':
+        multiplier = 1ull << 10;
+        break;
+      case 'M':
+        multiplier = 1ull << 20;
+        break;
+      case 'G':
+        multiplier = 1ull << 30;
+        break;
+      case 'T':
+        multiplier = 1ull << 40;
+        break;
+      default:
+        throw ConfigError("bad memory size suffix in '" + text + "' (use K, M, G or T)");
     }
   }
   uint64_t value = 0;
@@ -97,7 +106,8 @@ MachineConfig ConfigStore::build() const {
     };
     std::smatch match;
     if (key == "name") {
-      if (!isValidVmName(value)) throw bad("invalid VM name '" + value + "' (letters, digits, '.', '_', '-'; at most 64)");
+      if (!isValidVmName(value))
+        throw bad("invalid VM name '" + value + "' (letters, digits, '.', '_', '-'; at most 64)");
       config.name = value;
     } else if (key == "cpus") {
       if (!parseNumber(value, config.cpus) || config.cpus < 1 || config.cpus > 255) {
@@ -136,7 +146,8 @@ MachineConfig ConfigStore::build() const {
     } else if (std::regex_match(key, match, pciKey)) {
       int slot = 0;
       int function = 0;
-      if (!parseNumber(match[1].str(), slot) || slot > 31 || !parseNumber(match[2].str(), function) || function > 7) {
+      if (!parseNumber(match[1].str(), slot) || slot > 31 || !parseNumber(match[2].str(), function) ||
+          function > 7) {
         throw bad("PCI slot must be 0-31 and function 0-7");
       }
       auto& pci = slots[{slot, function}];

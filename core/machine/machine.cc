@@ -1,5 +1,6 @@
 #include "core/machine/machine.h"
 
+#include <capnp/serialize.h>
 #include <fmt/format.h>
 #include <pthread.h>
 #include <signal.h>
@@ -7,17 +8,12 @@
 #include <algorithm>
 #include <iostream>
 
+#include "control.capnp.h"
 #include "core/acpi/acpi-pm.h"
 #include "core/acpi/acpi-tables.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
 #include "core/cpu/cpuid.h"
-#include "core/kvm/hypervisor.h"
-#include "core/kvm/vcpu.h"
-#include "core/kvm/vm.h"
-#include <capnp/serialize.h>
-
-#include "control.capnp.h"
 #include "core/devices/device-catalog.h"
 #include "core/devices/device-channel.h"
 #include "core/devices/device-resources.h"
@@ -25,6 +21,9 @@
 #include "core/devices/device-supervisor.h"
 #include "core/devices/kvm-device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
+#include "core/kvm/hypervisor.h"
+#include "core/kvm/vcpu.h"
+#include "core/kvm/vm.h"
 #include "core/machine/kvm-irq-line.h"
 #include "core/machine/platform-pci.h"
 #include "core/memory/guest-memory.h"
@@ -50,7 +49,7 @@ struct SerialPortLayout {
 constexpr SerialPortLayout SERIAL_PORTS[] = {{"com1", 0x3f8, 4}, {"com2", 0x2f8, 3}};
 
 void installKickHandler() {
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = [](int) {};  // Only to interrupt KVM_RUN (no SA_RESTART).
   sigemptyset(&action.sa_mask);
   sigaction(KICK_SIGNAL, &action, nullptr);
@@ -74,7 +73,8 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
   installKickHandler();
   hypervisor_ = std::make_unique<Hypervisor>();
   if (config_.cpus > static_cast<uint32_t>(hypervisor_->maxVcpus())) {
-    throw std::invalid_argument(fmt::format("{} vCPUs requested; KVM allows {}", config_.cpus, hypervisor_->maxVcpus()));
+    throw std::invalid_argument(
+        fmt::format("{} vCPUs requested; KVM allows {}", config_.cpus, hypervisor_->maxVcpus()));
   }
   vm_ = hypervisor_->createVm();
   adoptDevicesFromVmmd();
@@ -128,7 +128,8 @@ void Machine::buildPlatform() {
   }
 
   uint64_t high = memory_->size() - memory_->lowRamEnd();
-  portBus_.add(CmosRtc::PORT, 2, add(std::make_unique<CmosRtc>(config_.utcClock, memory_->lowRamEnd(), high)), "rtc");
+  portBus_.add(CmosRtc::PORT, 2, add(std::make_unique<CmosRtc>(config_.utcClock, memory_->lowRamEnd(), high)),
+               "rtc");
   auto debugExit = std::make_unique<DebugExit>(*this);
   debugExit_ = debugExit.get();
   portBus_.add(DebugExit::PORT, 2, add(std::move(debugExit)), "debug-exit");
@@ -178,7 +179,8 @@ void Machine::adoptDevicesFromVmmd() {
     }
     if (!memory_) {
       memory_ = std::make_unique<GuestMemory>(std::move(device.memory), device.regions);
-      if (memory_->size() != config_.memoryBytes) throw std::runtime_error("vmmd's guest RAM has the wrong size");
+      if (memory_->size() != config_.memoryBytes)
+        throw std::runtime_error("vmmd's guest RAM has the wrong size");
     }
     adoptedDevices_.push_back(std::move(device));
   }
@@ -188,16 +190,17 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
   ServerDevice device;
   std::string name = serverDeviceName(slot);
   if (config_.deviceSocket >= 0) {
-    auto adopted = std::find_if(adoptedDevices_.begin(), adoptedDevices_.end(), [&](const AdoptedDevice& candidate) {
-      return candidate.resources && candidate.resources->deviceName() == name;
-    });
+    auto adopted =
+        std::find_if(adoptedDevices_.begin(), adoptedDevices_.end(), [&](const AdoptedDevice& candidate) {
+          return candidate.resources && candidate.resources->deviceName() == name;
+        });
     if (adopted == adoptedDevices_.end()) throw std::runtime_error("vmmd sent no resources for " + name);
     device.resources = std::move(adopted->resources);
   } else {
     ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
     device.resources = std::make_unique<DeviceResources>(name, launch.queues, launch.vectors);
-    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources, memory_->memfd(),
-                                                           memory_->regions());
+    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
+                                                           memory_->memfd(), memory_->regions());
   }
   device.channel = std::make_unique<DeviceChannel>(*device.resources);
   device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, name);
@@ -221,15 +224,10 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
 void Machine::loadGuest() {
   if (config_.kernelPath.empty()) throw LoadError("no kernel given (--kernel or kernel.path)");
   writeBootTables(*memory_);
-  AcpiLayout acpi{config_.cpus,
-                  layout::ECAM_BASE,
-                  static_cast<uint8_t>((layout::ECAM_SIZE >> 20) - 1),
-                  AcpiPm::EVENT_BLOCK,
-                  AcpiPm::CONTROL_BLOCK,
-                  AcpiPm::TIMER_BLOCK,
-                  AcpiPm::SCI_IRQ,
-                  ResetControlRegister::PORT,
-                  0x06};
+  AcpiLayout acpi{
+      config_.cpus,        layout::ECAM_BASE,          static_cast<uint8_t>((layout::ECAM_SIZE >> 20) - 1),
+      AcpiPm::EVENT_BLOCK, AcpiPm::CONTROL_BLOCK,      AcpiPm::TIMER_BLOCK,
+      AcpiPm::SCI_IRQ,     ResetControlRegister::PORT, 0x06};
   BootRequest request;
   request.kernelPath = config_.kernelPath;
   request.kernel = readImageFile(config_.kernelPath, "kernel");
@@ -274,36 +272,39 @@ int Machine::run() {
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &loopStop_, [](uv_async_t* async) { uv_stop(async->loop); });
   loopStop_.data = this;
-  uv_async_init(&loop_, &shutdownRequest_, [](uv_async_t* async) {
-    static_cast<Machine*>(async->data)->requestShutdown();
-  });
+  uv_async_init(&loop_, &shutdownRequest_,
+                [](uv_async_t* async) { static_cast<Machine*>(async->data)->requestShutdown(); });
   shutdownRequest_.data = this;
   for (uv_signal_t* signal : {&sigterm_, &sigint_}) {
     uv_signal_init(&loop_, signal);
     signal->data = this;
-    uv_signal_start(signal, [](uv_signal_t* handle, int) {
-      static_cast<Machine*>(handle->data)->requestShutdown();
-    }, signal == &sigterm_ ? SIGTERM : SIGINT);
+    uv_signal_start(
+        signal, [](uv_signal_t* handle, int) { static_cast<Machine*>(handle->data)->requestShutdown(); },
+        signal == &sigterm_ ? SIGTERM : SIGINT);
   }
   uv_timer_init(&loop_, &haltProbe_);
   haltProbe_.data = this;
-  uv_timer_start(&haltProbe_, [](uv_timer_t* timer) {
-    auto* self = static_cast<Machine*>(timer->data);
-    // All vCPUs answered "halted with interrupts off" to the last probe.
-    if (self->haltedVcpus_.load() == self->vcpus_.size()) {
-      self->requestExit(ExitStatus::HALT, "all vCPUs halted with interrupts disabled");
-      return;
-    }
-    self->haltedVcpus_ = 0;
-    self->probeHalt_ = true;
-    std::lock_guard lock(self->vcpuHandlesMutex_);
-    if (self->stopping_) return;
-    for (pthread_t handle : self->vcpuHandles_) pthread_kill(handle, KICK_SIGNAL);
-  }, HALT_PROBE_MS, HALT_PROBE_MS);
+  uv_timer_start(
+      &haltProbe_,
+      [](uv_timer_t* timer) {
+        auto* self = static_cast<Machine*>(timer->data);
+        // All vCPUs answered "halted with interrupts off" to the last probe.
+        if (self->haltedVcpus_.load() == self->vcpus_.size()) {
+          self->requestExit(ExitStatus::HALT, "all vCPUs halted with interrupts disabled");
+          return;
+        }
+        self->haltedVcpus_ = 0;
+        self->probeHalt_ = true;
+        std::lock_guard lock(self->vcpuHandlesMutex_);
+        if (self->stopping_) return;
+        for (pthread_t handle : self->vcpuHandles_) pthread_kill(handle, KICK_SIGNAL);
+      },
+      HALT_PROBE_MS, HALT_PROBE_MS);
   for (auto& [backend, uart] : serialPorts_) backend->startInput(&loop_, *uart);
   for (auto& device : serverDevices_) {
     if (!device.process) continue;
-    device.supervisor = std::make_unique<DeviceSupervisor>(&loop_, *device.process, [this] { return stopping_.load(); });
+    device.supervisor =
+        std::make_unique<DeviceSupervisor>(&loop_, *device.process, [this] { return stopping_.load(); });
   }
   if (config_.statusFd >= 0 && uv_poll_init(&loop_, &statusPoll_, config_.statusFd) == 0) {
     statusPolled_ = true;
@@ -375,8 +376,9 @@ void Machine::handleCoreCommand() {
     capnp::MallocMessageBuilder builder;
     auto result = builder.initRoot<proto::CoreEvent>();
     result.setDevice(device);
-    auto server = std::find_if(serverDevices_.begin(), serverDevices_.end(),
-                               [&](const ServerDevice& candidate) { return candidate.channel->deviceName() == device; });
+    auto server = std::find_if(
+        serverDevices_.begin(), serverDevices_.end(),
+        [&](const ServerDevice& candidate) { return candidate.channel->deviceName() == device; });
     try {
       if (server == serverDevices_.end()) throw std::invalid_argument("no device " + device);
       // Before vmmd replaces a server (live upgrade): let what is in flight
@@ -402,7 +404,9 @@ void Machine::handleCoreCommand() {
   }
 }
 
-int64_t Machine::firstDebugWriteNs() const { return debugExit_->firstWriteNs(); }
+int64_t Machine::firstDebugWriteNs() const {
+  return debugExit_->firstWriteNs();
+}
 
 void Machine::requestExit(int status, const std::string& reason) {
   std::lock_guard lock(exitMutex_);
@@ -433,7 +437,8 @@ void Machine::stopVcpus() {
 bool Machine::vcpuIsHaltedForGood(Vcpu& vcpu) {
   kvm_mp_state state = vcpu.mpState();
   // A CPU the guest never started does not count as running.
-  if (state.mp_state == KVM_MP_STATE_UNINITIALIZED || state.mp_state == KVM_MP_STATE_INIT_RECEIVED) return true;
+  if (state.mp_state == KVM_MP_STATE_UNINITIALIZED || state.mp_state == KVM_MP_STATE_INIT_RECEIVED)
+    return true;
   constexpr uint64_t RFLAGS_IF = 1u << 9;
   return state.mp_state == KVM_MP_STATE_HALTED && (vcpu.regs().rflags & RFLAGS_IF) == 0;
 }
@@ -478,8 +483,9 @@ void Machine::runVcpu(Vcpu& vcpu) {
                                   run.fail_entry.hardware_entry_failure_reason, describeRegisters(vcpu)));
           return;
         case KVM_EXIT_INTERNAL_ERROR:
-          requestExit(ExitStatus::ERROR, fmt::format("vCPU {} KVM internal error (suberror {}): {}", vcpu.id(),
-                                                     run.internal.suberror, describeRegisters(vcpu)));
+          requestExit(ExitStatus::ERROR,
+                      fmt::format("vCPU {} KVM internal error (suberror {}): {}", vcpu.id(),
+                                  run.internal.suberror, describeRegisters(vcpu)));
           return;
         default:
           requestExit(ExitStatus::ERROR, fmt::format("vCPU {} unhandled exit reason {}: {}", vcpu.id(),

@@ -94,7 +94,7 @@ class Machine : public MachineControl {
   };
   std::vector<ServerDevice> serverDevices_;
   std::vector<AdoptedDevice> adoptedDevices_;  // From vmmd, until attached.
-  uint64_t nextMmio32_ = 0;  // BAR allocator in the 32-bit PCI window.
+  uint64_t nextMmio32_ = 0;                    // BAR allocator in the 32-bit PCI window.
   std::vector<std::unique_ptr<SerialBackend>> serialBackends_;
   std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;
   std::unique_ptr<PciHost> pciHost_;

@@ -19,10 +19,12 @@ GuestRamFile createGuestRam(uint64_t size) {
                                 std::to_string(size) + " bytes");
   }
   GuestRamFile file;
-  file.memfd = UniqueFd(checkSyscall(::memfd_create("guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
+  file.memfd =
+      UniqueFd(checkSyscall(::memfd_create("guest-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
   checkSyscall(::ftruncate(file.memfd.get(), static_cast<off_t>(size)), "ftruncate guest RAM");
   // Servers map this fd too: a shrink would turn their accesses into SIGBUS.
-  checkSyscall(::fcntl(file.memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), "F_ADD_SEALS");
+  checkSyscall(::fcntl(file.memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+               "F_ADD_SEALS");
   uint64_t low = size < layout::LOW_RAM_LIMIT ? size : layout::LOW_RAM_LIMIT;
   file.regions.push_back({0, low, 0});
   if (size > low) file.regions.push_back({layout::HIGH_RAM_BASE, size - low, low});
@@ -37,7 +39,7 @@ GuestMemory::GuestMemory(GuestRamFile file) : GuestMemory(std::move(file.memfd),
 
 GuestMemory::GuestMemory(UniqueFd memfd, std::vector<RamRegion> regions)
     : size_(0), memfd_(std::move(memfd)), regions_(std::move(regions)) {
-  struct stat st{};
+  struct stat st {};
   checkSyscall(::fstat(memfd_.get(), &st), "fstat guest RAM");
   uint64_t fileSize = static_cast<uint64_t>(st.st_size);
   if (regions_.empty()) throw std::invalid_argument("no RAM regions");

@@ -65,9 +65,7 @@ class GuestMemory {
   // Host pointer for [address, address+length) or nullptr when any byte falls
   // outside RAM. Never faults: the check is done before any access.
   uint8_t* translate(uint64_t address, uint64_t length) const;
-  bool contains(uint64_t address, uint64_t length) const {
-    return translate(address, length) != nullptr;
-  }
+  bool contains(uint64_t address, uint64_t length) const { return translate(address, length) != nullptr; }
 
   // Copies with bounds checks; throw std::out_of_range (host-controlled data
   // such as kernel images only; guest-controlled paths use translate()).

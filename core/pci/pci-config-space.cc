@@ -94,7 +94,7 @@ bool PciConfigSpace::decodes(int index) const {
   std::lock_guard lock(mutex_);
   uint32_t command = rawRead(COMMAND, 2);
   return bars_[static_cast<size_t>(index)].kind == PciBarKind::IO ? (command & COMMAND_IO)
-                                                                   : (command & COMMAND_MEMORY);
+                                                                  : (command & COMMAND_MEMORY);
 }
 
 uint32_t PciConfigSpace::rawRead(uint16_t offset, uint8_t size) const {

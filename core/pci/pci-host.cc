@@ -22,7 +22,8 @@ void PciHost::attach(int slot, int function, PciDevice& device) {
   }
   std::lock_guard lock(mutex_);
   auto& entry = functions_[static_cast<size_t>(slot * FUNCTIONS + function)];
-  if (entry != nullptr) throw std::invalid_argument(fmt::format("PCI slot {}:{} is already in use", slot, function));
+  if (entry != nullptr)
+    throw std::invalid_argument(fmt::format("PCI slot {}:{} is already in use", slot, function));
   entry = &device;
 }
 
@@ -67,10 +68,10 @@ void PciHost::DataPort::read(uint64_t offset, std::span<uint8_t> data) {
     storeLittleEndian(data, 0xffffffff);
     return;
   }
-  storeLittleEndian(data, host_.readConfig((address >> 16) & 0xff, (address >> 11) & 0x1f,
-                                           (address >> 8) & 0x7,
-                                           static_cast<uint16_t>((address & 0xfc) + offset),
-                                           static_cast<uint8_t>(data.size())));
+  storeLittleEndian(
+      data,
+      host_.readConfig((address >> 16) & 0xff, (address >> 11) & 0x1f, (address >> 8) & 0x7,
+                       static_cast<uint16_t>((address & 0xfc) + offset), static_cast<uint8_t>(data.size())));
 }
 
 void PciHost::DataPort::write(uint64_t offset, std::span<const uint8_t> data) {
@@ -87,10 +88,10 @@ void PciHost::DataPort::write(uint64_t offset, std::span<const uint8_t> data) {
 
 void PciHost::Ecam::read(uint64_t offset, std::span<uint8_t> data) {
   if (!validAccess(offset, data.size())) return storeLittleEndian(data, 0xffffffff);
-  storeLittleEndian(data, host_.readConfig(static_cast<int>(offset >> 20), static_cast<int>((offset >> 15) & 0x1f),
-                                           static_cast<int>((offset >> 12) & 0x7),
-                                           static_cast<uint16_t>(offset & 0xfff),
-                                           static_cast<uint8_t>(data.size())));
+  storeLittleEndian(
+      data, host_.readConfig(static_cast<int>(offset >> 20), static_cast<int>((offset >> 15) & 0x1f),
+                             static_cast<int>((offset >> 12) & 0x7), static_cast<uint16_t>(offset & 0xfff),
+                             static_cast<uint8_t>(data.size())));
 }
 
 void PciHost::Ecam::write(uint64_t offset, std::span<const uint8_t> data) {

@@ -20,7 +20,7 @@ enum : uint8_t {
   CENTURY = 0x32,
   MEMORY_ABOVE_16M_LOW = 0x34,  // In 64 KiB units, up to 4 GiB.
   MEMORY_ABOVE_16M_HIGH = 0x35,
-  MEMORY_ABOVE_4G_0 = 0x5b,     // In 64 KiB units.
+  MEMORY_ABOVE_4G_0 = 0x5b,  // In 64 KiB units.
   MEMORY_ABOVE_4G_1 = 0x5c,
   MEMORY_ABOVE_4G_2 = 0x5d,
 };
@@ -33,7 +33,13 @@ constexpr uint8_t INDEX_MASK = 0x7f;  // Bit 7 is the NMI disable bit.
 
 bool isTimeRegister(uint8_t index) {
   switch (index) {
-    case SECONDS: case MINUTES: case HOURS: case WEEKDAY: case DAY: case MONTH: case YEAR:
+    case SECONDS:
+    case MINUTES:
+    case HOURS:
+    case WEEKDAY:
+    case DAY:
+    case MONTH:
+    case YEAR:
     case CENTURY:
       return true;
     default:
@@ -105,19 +111,27 @@ uint8_t CmosRtc::readRegister(uint8_t index) {
   if (!isTimeRegister(index) || (cmos_[STATUS_B] & B_SET)) return cmos_[index];
   std::tm time = guestTime();
   switch (index) {
-    case SECONDS: return encode(std::min(time.tm_sec, 59));
-    case MINUTES: return encode(time.tm_min);
+    case SECONDS:
+      return encode(std::min(time.tm_sec, 59));
+    case MINUTES:
+      return encode(time.tm_min);
     case HOURS: {
       if (cmos_[STATUS_B] & B_24_HOUR) return encode(time.tm_hour);
       int hour12 = time.tm_hour % 12 == 0 ? 12 : time.tm_hour % 12;
       return static_cast<uint8_t>(encode(hour12) | (time.tm_hour >= 12 ? 0x80 : 0));
     }
-    case WEEKDAY: return encode(time.tm_wday + 1);
-    case DAY: return encode(time.tm_mday);
-    case MONTH: return encode(time.tm_mon + 1);
-    case YEAR: return encode(time.tm_year % 100);
-    case CENTURY: return encode((time.tm_year + 1900) / 100);
-    default: return cmos_[index];  // Alarm registers.
+    case WEEKDAY:
+      return encode(time.tm_wday + 1);
+    case DAY:
+      return encode(time.tm_mday);
+    case MONTH:
+      return encode(time.tm_mon + 1);
+    case YEAR:
+      return encode(time.tm_year % 100);
+    case CENTURY:
+      return encode((time.tm_year + 1900) / 100);
+    default:
+      return cmos_[index];  // Alarm registers.
   }
 }
 

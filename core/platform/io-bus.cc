@@ -13,14 +13,14 @@ void IoBus::add(uint64_t base, uint64_t size, IoDevice& device, std::string owne
   std::unique_lock lock(mutex_);
   auto next = ranges_.lower_bound(base);
   if (next != ranges_.end() && next->first < base + size) {
-    throw std::invalid_argument(fmt::format("{} range {:#x}+{:#x} for {} overlaps {}", name_, base,
-                                            size, owner, next->second.owner));
+    throw std::invalid_argument(
+        fmt::format("{} range {:#x}+{:#x} for {} overlaps {}", name_, base, size, owner, next->second.owner));
   }
   if (next != ranges_.begin()) {
     auto previous = std::prev(next);
     if (previous->first + previous->second.size > base) {
-      throw std::invalid_argument(fmt::format("{} range {:#x}+{:#x} for {} overlaps {}", name_,
-                                              base, size, owner, previous->second.owner));
+      throw std::invalid_argument(fmt::format("{} range {:#x}+{:#x} for {} overlaps {}", name_, base, size,
+                                              owner, previous->second.owner));
     }
   }
   ranges_.emplace(base, Range{size, &device, std::move(owner)});

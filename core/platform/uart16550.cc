@@ -104,10 +104,8 @@ uint8_t Uart16550::readRegister(uint64_t offset) {
     case MSR: {
       if (mcr_ & MCR_LOOPBACK) {
         // Loopback wires DTR->DSR, RTS->CTS, OUT1->RI, OUT2->DCD.
-        return static_cast<uint8_t>(((mcr_ & MCR_DTR) ? MSR_DSR : 0) |
-                                    ((mcr_ & MCR_RTS) ? MSR_CTS : 0) |
-                                    ((mcr_ & MCR_OUT1) ? 0x40 : 0) |
-                                    ((mcr_ & MCR_OUT2) ? MSR_DCD : 0));
+        return static_cast<uint8_t>(((mcr_ & MCR_DTR) ? MSR_DSR : 0) | ((mcr_ & MCR_RTS) ? MSR_CTS : 0) |
+                                    ((mcr_ & MCR_OUT1) ? 0x40 : 0) | ((mcr_ & MCR_OUT2) ? MSR_DCD : 0));
       }
       uint8_t value = msr_ | MSR_CTS | MSR_DSR | MSR_DCD;
       msr_ = 0;  // Delta bits clear on read.

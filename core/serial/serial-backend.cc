@@ -1,8 +1,8 @@
 #include "core/serial/serial-backend.h"
 
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <pty.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -97,7 +97,8 @@ class TerminalBackend : public SerialBackend {
     drainPty();
     input_.reset();
     if (retry_ != nullptr) {
-      uv_close(reinterpret_cast<uv_handle_t*>(retry_), [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      uv_close(reinterpret_cast<uv_handle_t*>(retry_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
     }
   }
   void startInput(uv_loop_t* loop, Uart16550& uart) override {
@@ -132,8 +133,8 @@ class TerminalBackend : public SerialBackend {
     // A pty master reports EIO while no one holds the slave open: look again
     // a little later instead of giving up on input.
     input_.emplace(retry_->loop, fd_.get(), *uart_, [this] {
-      uv_timer_start(retry_, [](uv_timer_t* timer) { static_cast<TerminalBackend*>(timer->data)->listen(); },
-                     200, 0);
+      uv_timer_start(
+          retry_, [](uv_timer_t* timer) { static_cast<TerminalBackend*>(timer->data)->listen(); }, 200, 0);
     });
   }
 
@@ -164,9 +165,11 @@ class UnixSocketBackend : public SerialBackend {
   explicit UnixSocketBackend(const std::string& path) : path_(path) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
-    if (path.size() >= sizeof(address.sun_path)) throw std::invalid_argument("unix socket path too long: " + path);
+    if (path.size() >= sizeof(address.sun_path))
+      throw std::invalid_argument("unix socket path too long: " + path);
     std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    listener_ = UniqueFd(checkSyscall(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket"));
+    listener_ =
+        UniqueFd(checkSyscall(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket"));
     ::unlink(path.c_str());
     // The console is the guest's root shell: only our user may connect.
     mode_t old = ::umask(0177);
@@ -178,7 +181,8 @@ class UnixSocketBackend : public SerialBackend {
   ~UnixSocketBackend() override {
     if (accept_ != nullptr) {
       uv_poll_stop(accept_);
-      uv_close(reinterpret_cast<uv_handle_t*>(accept_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      uv_close(reinterpret_cast<uv_handle_t*>(accept_),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     }
     ::unlink(path_.c_str());
   }
@@ -261,7 +265,8 @@ std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec) {
   if (spec == "stdio") return std::make_unique<StdioBackend>();
   if (spec == "pty") return openPty();
   if (spec.rfind("file=", 0) == 0 && spec.size() > 5) return std::make_unique<FileBackend>(spec.substr(5));
-  if (spec.rfind("unix=", 0) == 0 && spec.size() > 5) return std::make_unique<UnixSocketBackend>(spec.substr(5));
+  if (spec.rfind("unix=", 0) == 0 && spec.size() > 5)
+    return std::make_unique<UnixSocketBackend>(spec.substr(5));
   if (spec.rfind("/dev/", 0) == 0) {
     int fd = ::open(spec.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) throwSystemError("open " + spec);

@@ -15,7 +15,7 @@ namespace cellvisor {
 
 BlockBackend::BlockBackend(UniqueFd fd, unsigned depth, bool readOnly)
     : fd_(std::move(fd)), readOnly_(readOnly) {
-  struct stat st{};
+  struct stat st {};
   checkSyscall(::fstat(fd_.get(), &st), "fstat disk image");
   if (S_ISBLK(st.st_mode)) {
     checkSyscall(::ioctl(fd_.get(), BLKGETSIZE64, &sizeBytes_), "BLKGETSIZE64");
@@ -32,7 +32,9 @@ BlockBackend::BlockBackend(UniqueFd fd, unsigned depth, bool readOnly)
   if (result < 0) throwSystemError("io_uring_register_eventfd", -result);
 }
 
-BlockBackend::~BlockBackend() { io_uring_queue_exit(&ring_); }
+BlockBackend::~BlockBackend() {
+  io_uring_queue_exit(&ring_);
+}
 
 void BlockBackend::submit(Op op, uint64_t tag, std::span<const iovec> iov, uint64_t offset, uint64_t length,
                           bool unmap) {
@@ -58,9 +60,10 @@ bool BlockBackend::prepare(const Pending& operation) {
                               static_cast<off_t>(operation.offset), static_cast<off_t>(operation.length));
       break;
     case Op::WRITE_ZEROES:
-      io_uring_prep_fallocate(sqe, fd_.get(),
-                              (operation.unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE,
-                              static_cast<off_t>(operation.offset), static_cast<off_t>(operation.length));
+      io_uring_prep_fallocate(
+          sqe, fd_.get(),
+          (operation.unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE,
+          static_cast<off_t>(operation.offset), static_cast<off_t>(operation.length));
       break;
   }
   io_uring_sqe_set_data64(sqe, operation.tag);

@@ -38,7 +38,8 @@ bool scatter(const DescriptorChain& chain, uint64_t skip, std::span<const uint8_
   return done == data.size();
 }
 
-void collect(const std::vector<std::span<uint8_t>>& buffers, uint64_t skip, uint64_t length, std::vector<iovec>& iov) {
+void collect(const std::vector<std::span<uint8_t>>& buffers, uint64_t skip, uint64_t length,
+             std::vector<iovec>& iov) {
   for (auto buffer : buffers) {
     if (length == 0) return;
     if (skip >= buffer.size()) {

@@ -18,16 +18,17 @@ DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, V
   VirtioState& state = resources_.state->state();
   if (resources_.restart && state.magic == STATE_MAGIC) {
     if (state.layoutVersion != STATE_LAYOUT_VERSION) {
-      throw std::runtime_error("state segment layout " + std::to_string(state.layoutVersion) + " is not ours (" +
-                               std::to_string(STATE_LAYOUT_VERSION) + ")");
+      throw std::runtime_error("state segment layout " + std::to_string(state.layoutVersion) +
+                               " is not ours (" + std::to_string(STATE_LAYOUT_VERSION) + ")");
     }
     ++state.restarts;
   }
   ++state.generation;
   transport_ = std::make_unique<VirtioTransport>(device_, *resources_.memory, state,
                                                  [this](uint16_t vector) { signalVector(vector); });
-  channel_ = std::make_unique<MessageChannel>(resources_.rings->replyWriter(), resources_.rings->requestReader(),
-                                              resources_.replyDoorbell.get(), resources_.requestDoorbell.get());
+  channel_ =
+      std::make_unique<MessageChannel>(resources_.rings->replyWriter(), resources_.rings->requestReader(),
+                                       resources_.replyDoorbell.get(), resources_.requestDoorbell.get());
   if (resources_.queueDoorbells.size() < device_.queueCount() ||
       resources_.interrupts.size() < transport_->vectorCount()) {
     throw std::runtime_error("the spawner gave fewer doorbells or interrupts than the device has queues");
@@ -164,8 +165,8 @@ void DeviceServer::serveRequests() {
         case proto::Request::HELLO: {
           if (request.getHello().getCoreProtocolVersion() != proto::PROTOCOL_VERSION) {
             reply.setError("core speaks device protocol " +
-                           std::to_string(request.getHello().getCoreProtocolVersion()) + ", server " + serverName_ +
-                           " speaks " + std::to_string(proto::PROTOCOL_VERSION));
+                           std::to_string(request.getHello().getCoreProtocolVersion()) + ", server " +
+                           serverName_ + " speaks " + std::to_string(proto::PROTOCOL_VERSION));
             break;
           }
           auto hello = reply.initHello();
@@ -202,7 +203,8 @@ void DeviceServer::serveRequests() {
         }
         case proto::Request::BAR_WRITE: {
           auto access = request.getBarWrite();
-          addEffects(transport_->barWrite(access.getBar(), access.getOffset(), access.getSize(), access.getValue()));
+          addEffects(
+              transport_->barWrite(access.getBar(), access.getOffset(), access.getSize(), access.getValue()));
           break;
         }
         case proto::Request::RESET:

@@ -30,7 +30,7 @@ struct SyscallRule {
 };
 
 struct ResourceLimit {
-  std::string name;        // core, nofile, ...
+  std::string name;               // core, nofile, ...
   std::optional<uint64_t> value;  // Empty for "handed".
 };
 

@@ -39,12 +39,18 @@ int highestOpenFd() {
 void applyLimits(const SandboxPolicy& policy) {
   for (const auto& limit : policy.limits) {
     int resource;
-    if (limit.name == "core") resource = RLIMIT_CORE;
-    else if (limit.name == "nofile") resource = RLIMIT_NOFILE;
-    else if (limit.name == "nproc") resource = RLIMIT_NPROC;
-    else if (limit.name == "fsize") resource = RLIMIT_FSIZE;
-    else if (limit.name == "memlock") resource = RLIMIT_MEMLOCK;
-    else throw std::invalid_argument(policy.name + ": unknown rlimit " + limit.name);
+    if (limit.name == "core")
+      resource = RLIMIT_CORE;
+    else if (limit.name == "nofile")
+      resource = RLIMIT_NOFILE;
+    else if (limit.name == "nproc")
+      resource = RLIMIT_NPROC;
+    else if (limit.name == "fsize")
+      resource = RLIMIT_FSIZE;
+    else if (limit.name == "memlock")
+      resource = RLIMIT_MEMLOCK;
+    else
+      throw std::invalid_argument(policy.name + ": unknown rlimit " + limit.name);
     // "handed": exactly the descriptors the server already holds.
     rlim_t value = limit.value ? *limit.value : static_cast<rlim_t>(highestOpenFd() + 1);
 #if defined(__SANITIZE_ADDRESS__)
@@ -62,7 +68,7 @@ void denyFilesystem() {
   long abi = syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
   if (abi < 1) return;
   landlock_ruleset_attr attributes{};
-  attributes.handled_access_fs = (1ull << 13) - 1;  // ABI 1 rights.
+  attributes.handled_access_fs = (1ull << 13) - 1;           // ABI 1 rights.
   if (abi >= 2) attributes.handled_access_fs |= 1ull << 13;  // REFER
   if (abi >= 3) attributes.handled_access_fs |= 1ull << 14;  // TRUNCATE
   int ruleset = static_cast<int>(syscall(SYS_landlock_create_ruleset, &attributes, sizeof(attributes), 0));
@@ -90,7 +96,7 @@ size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint
   if (mode == SandboxMode::ENFORCE) denyFilesystem();
 
   violationSlot = violation;
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_sigaction = &onViolation;
   action.sa_flags = SA_SIGINFO;
   sigemptyset(&action.sa_mask);
@@ -112,9 +118,9 @@ size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint
       result = seccomp_rule_add(filter, SCMP_ACT_ALLOW, number, 1,
                                 SCMP_CMP(rule.condition->index, SCMP_CMP_EQ, rule.condition->value));
     } else {
-      result = seccomp_rule_add(filter, SCMP_ACT_ALLOW, number, 1,
-                                SCMP_CMP(rule.condition->index, SCMP_CMP_MASKED_EQ, rule.condition->mask,
-                                         rule.condition->value));
+      result = seccomp_rule_add(
+          filter, SCMP_ACT_ALLOW, number, 1,
+          SCMP_CMP(rule.condition->index, SCMP_CMP_MASKED_EQ, rule.condition->mask, rule.condition->value));
     }
     if (result != 0) {
       release();

@@ -29,7 +29,8 @@ inline SlotOptions splitSlotOptions(const std::string& text) {
       continue;
     }
     auto equals = item.find('=');
-    options.settings.emplace_back(item.substr(0, equals), equals == std::string::npos ? "" : item.substr(equals + 1));
+    options.settings.emplace_back(item.substr(0, equals),
+                                  equals == std::string::npos ? "" : item.substr(equals + 1));
   }
   return options;
 }

@@ -32,13 +32,18 @@ uint64_t get(const uint8_t* bytes, uint64_t offset, int size) {
   return value;
 }
 
-bool validSize(uint8_t size) { return size == 1 || size == 2 || size == 4 || size == 8; }
+bool validSize(uint8_t size) {
+  return size == 1 || size == 2 || size == 4 || size == 8;
+}
 
 }  // namespace
 
 VirtioTransport::VirtioTransport(VirtioDevice& device, GuestMemory& memory, VirtioState& state,
                                  std::function<void(uint16_t)> signalVector)
-    : device_(device), memory_(memory), state_(state), signalVector_(std::move(signalVector)),
+    : device_(device),
+      memory_(memory),
+      state_(state),
+      signalVector_(std::move(signalVector)),
       queues_(device.queueCount()) {
   initializeConfigSpace();
   // A restarted server finds the guest's programming in place; rebuild the
@@ -83,8 +88,9 @@ void VirtioTransport::initializeConfigSpace() {
     uint8_t type;
     uint32_t offset;
   };
-  for (const Cap& cap : {Cap{0x40, 0x50, 16, 1, COMMON}, Cap{0x50, 0x64, 20, 2, NOTIFY}, Cap{0x64, 0x74, 16, 3, ISR},
-                         Cap{0x74, PCI_CFG_CAP, 16, 4, DEVICE_CONFIG}, Cap{PCI_CFG_CAP, MSIX_CAP, 20, 5, 0}}) {
+  for (const Cap& cap :
+       {Cap{0x40, 0x50, 16, 1, COMMON}, Cap{0x50, 0x64, 20, 2, NOTIFY}, Cap{0x64, 0x74, 16, 3, ISR},
+        Cap{0x74, PCI_CFG_CAP, 16, 4, DEVICE_CONFIG}, Cap{PCI_CFG_CAP, MSIX_CAP, 20, 5, 0}}) {
     put(config, cap.at, CAP_VENDOR, 1);
     put(config, cap.at + 1, cap.next, 1);
     put(config, cap.at + 2, cap.length, 1);
@@ -120,7 +126,8 @@ uint32_t VirtioTransport::configRead(uint16_t offset, uint8_t size) {
 
 std::vector<MsixUpdate> VirtioTransport::configWrite(uint16_t offset, uint8_t size, uint32_t value) {
   std::vector<MsixUpdate> effects;
-  if ((size != 1 && size != 2 && size != 4) || offset % size || offset >= sizeof(state_.pciConfig)) return effects;
+  if ((size != 1 && size != 2 && size != 4) || offset % size || offset >= sizeof(state_.pciConfig))
+    return effects;
   if (offset >= PCI_CFG_DATA && offset < PCI_CFG_DATA + 4) {
     pciCfgWindowAccess(true, size, value, effects);
     return effects;
@@ -174,7 +181,8 @@ uint64_t VirtioTransport::barRead(uint8_t bar, uint64_t offset, uint8_t size) {
   return get(reinterpret_cast<const uint8_t*>(state_.msixPending), relative, size);
 }
 
-std::vector<MsixUpdate> VirtioTransport::barWrite(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) {
+std::vector<MsixUpdate> VirtioTransport::barWrite(uint8_t bar, uint64_t offset, uint8_t size,
+                                                  uint64_t value) {
   std::vector<MsixUpdate> effects;
   if (bar != 0 || !validSize(size) || offset >= BAR0_SIZE || size > BAR0_SIZE - offset) return effects;
   if (offset < ISR) {
@@ -203,12 +211,14 @@ uint64_t VirtioTransport::commonRead(uint64_t offset, uint8_t size) {
   };
   if (offset < 0x04) return field(state_.deviceFeatureSelect, 0x00, 4);
   if (offset < 0x08) {
-    uint64_t features = state_.deviceFeatureSelect < 2 ? offeredFeatures() >> (32 * state_.deviceFeatureSelect) : 0;
+    uint64_t features =
+        state_.deviceFeatureSelect < 2 ? offeredFeatures() >> (32 * state_.deviceFeatureSelect) : 0;
     return field(static_cast<uint32_t>(features), 0x04, 4);
   }
   if (offset < 0x0c) return field(state_.driverFeatureSelect, 0x08, 4);
   if (offset < 0x10) {
-    uint64_t features = state_.driverFeatureSelect < 2 ? state_.driverFeatures >> (32 * state_.driverFeatureSelect) : 0;
+    uint64_t features =
+        state_.driverFeatureSelect < 2 ? state_.driverFeatures >> (32 * state_.driverFeatureSelect) : 0;
     return field(static_cast<uint32_t>(features), 0x0c, 4);
   }
   if (offset < 0x12) return field(state_.configVector, 0x10, 2);
@@ -238,17 +248,28 @@ void VirtioTransport::commonWrite(uint64_t offset, uint8_t size, uint64_t value)
   };
   bool queueEditable = queue != nullptr && !(state_.status & DRIVER_OK);
   switch (offset) {
-    case 0x00: state_.deviceFeatureSelect = static_cast<uint32_t>(value); return;
-    case 0x08: state_.driverFeatureSelect = static_cast<uint32_t>(value); return;
+    case 0x00:
+      state_.deviceFeatureSelect = static_cast<uint32_t>(value);
+      return;
+    case 0x08:
+      state_.driverFeatureSelect = static_cast<uint32_t>(value);
+      return;
     case 0x0c:
       if (state_.driverFeatureSelect < 2 && !(state_.status & FEATURES_OK)) {
         uint64_t shift = 32 * state_.driverFeatureSelect;
-        state_.driverFeatures = (state_.driverFeatures & ~(0xffffffffull << shift)) | ((value & 0xffffffff) << shift);
+        state_.driverFeatures =
+            (state_.driverFeatures & ~(0xffffffffull << shift)) | ((value & 0xffffffff) << shift);
       }
       return;
-    case 0x10: state_.configVector = static_cast<uint16_t>(value); return;
-    case 0x14: setStatus(static_cast<uint8_t>(value)); return;
-    case 0x16: state_.queueSelect = static_cast<uint16_t>(value); return;
+    case 0x10:
+      state_.configVector = static_cast<uint16_t>(value);
+      return;
+    case 0x14:
+      setStatus(static_cast<uint8_t>(value));
+      return;
+    case 0x16:
+      state_.queueSelect = static_cast<uint16_t>(value);
+      return;
     case 0x18:
       // Sizes must be powers of two no larger than we offer; others are ignored.
       if (queueEditable && value != 0 && value <= device_.queueMaxSize() && (value & (value - 1)) == 0) {
@@ -256,7 +277,9 @@ void VirtioTransport::commonWrite(uint64_t offset, uint8_t size, uint64_t value)
       }
       return;
     case 0x1a:
-      if (queue != nullptr) queue->msixVector = static_cast<uint16_t>(value) < vectorCount() ? static_cast<uint16_t>(value) : NO_VECTOR;
+      if (queue != nullptr)
+        queue->msixVector =
+            static_cast<uint16_t>(value) < vectorCount() ? static_cast<uint16_t>(value) : NO_VECTOR;
       return;
     case 0x1c:
       if (queueEditable) queue->enabled = value == 1;
@@ -265,9 +288,12 @@ void VirtioTransport::commonWrite(uint64_t offset, uint8_t size, uint64_t value)
       break;
   }
   if (!queueEditable) return;
-  if (offset >= 0x20 && offset < 0x28) merge(queue->descriptors, 0x20);
-  else if (offset >= 0x28 && offset < 0x30) merge(queue->driverArea, 0x28);
-  else if (offset >= 0x30 && offset < 0x38) merge(queue->deviceArea, 0x30);
+  if (offset >= 0x20 && offset < 0x28)
+    merge(queue->descriptors, 0x20);
+  else if (offset >= 0x28 && offset < 0x30)
+    merge(queue->driverArea, 0x28);
+  else if (offset >= 0x30 && offset < 0x38)
+    merge(queue->deviceArea, 0x30);
 }
 
 void VirtioTransport::setStatus(uint8_t status) {
@@ -312,7 +338,8 @@ void VirtioTransport::activateQueues() {
     queues_[i].reset();
     if (!queue.enabled) continue;
     try {
-      queues_[i].emplace(memory_, VirtqueueLayout{queue.size, queue.descriptors, queue.driverArea, queue.deviceArea},
+      queues_[i].emplace(memory_,
+                         VirtqueueLayout{queue.size, queue.descriptors, queue.driverArea, queue.deviceArea},
                          queue.position, featureNegotiated(F_INDIRECT_DESC), featureNegotiated(F_EVENT_IDX));
     } catch (const std::invalid_argument&) {
       markBroken();  // Rings outside RAM: the driver must reset us.
@@ -435,7 +462,8 @@ std::optional<MsixUpdate> VirtioTransport::msixTableWrite(uint64_t offset, uint8
   state_.msix[vector].control &= 1;  // Only the mask bit exists.
   deliverPending();
   const MsixEntry& entry = state_.msix[vector];
-  return MsixUpdate{static_cast<uint16_t>(vector), uint64_t{entry.addressHigh} << 32 | entry.addressLow, entry.data};
+  return MsixUpdate{static_cast<uint16_t>(vector), uint64_t{entry.addressHigh} << 32 | entry.addressLow,
+                    entry.data};
 }
 
 std::vector<MsixUpdate> VirtioTransport::msixVectors() const {

@@ -25,8 +25,8 @@ void storeShared16(uint8_t* at, uint16_t value) {
 
 }  // namespace
 
-SplitVirtqueue::SplitVirtqueue(GuestMemory& memory, const VirtqueueLayout& layout, VirtqueuePosition& position,
-                               bool indirect, bool eventIdx)
+SplitVirtqueue::SplitVirtqueue(GuestMemory& memory, const VirtqueueLayout& layout,
+                               VirtqueuePosition& position, bool indirect, bool eventIdx)
     : memory_(memory), layout_(layout), position_(position), indirect_(indirect), eventIdx_(eventIdx) {
   uint32_t size = layout.size;
   if (size == 0 || size > 32768 || (size & (size - 1)) != 0) throw std::invalid_argument("bad queue size");
@@ -43,7 +43,9 @@ uint16_t SplitVirtqueue::pending() const {
   return static_cast<uint16_t>(loadShared16(avail_ + 2) - position_.lastAvail);
 }
 
-uint16_t SplitVirtqueue::publishedUsed() const { return loadShared16(used_ + 2); }
+uint16_t SplitVirtqueue::publishedUsed() const {
+  return loadShared16(used_ + 2);
+}
 
 SplitVirtqueue::Pop SplitVirtqueue::peek(DescriptorChain& chain) {
   uint16_t availIdx = loadShared16(avail_ + 2);
@@ -57,7 +59,7 @@ SplitVirtqueue::Pop SplitVirtqueue::peek(DescriptorChain& chain) {
     waiting = static_cast<uint16_t>(availIdx - position_.lastAvail);
     if (waiting == 0) return Pop::EMPTY;
   }
-  if (waiting > layout_.size) return Pop::BROKEN;  // The driver claims more than the ring holds.
+  if (waiting > layout_.size) return Pop::BROKEN;       // The driver claims more than the ring holds.
   std::atomic_thread_fence(std::memory_order_acquire);  // Ring entries after the index.
   uint16_t head = loadShared16(avail_ + 4 + 2 * (position_.lastAvail % layout_.size));
   if (head >= layout_.size) return Pop::BROKEN;  // No way to even name this request.
@@ -79,11 +81,13 @@ bool SplitVirtqueue::walk(const uint8_t* table, uint32_t count, uint16_t first, 
   for (uint32_t steps = 0; steps < count; ++steps) {
     if (index >= count) return false;
     Descriptor descriptor;
-    std::memcpy(&descriptor, table + uint64_t{index} * DESCRIPTOR_BYTES, sizeof(descriptor));  // Copy, then check.
+    std::memcpy(&descriptor, table + uint64_t{index} * DESCRIPTOR_BYTES,
+                sizeof(descriptor));  // Copy, then check.
     if (descriptor.flags & DESC_F_INDIRECT) {
       if (!indirect_ || isIndirect || (descriptor.flags & DESC_F_NEXT)) return false;
       if (descriptor.length == 0 || descriptor.length % DESCRIPTOR_BYTES != 0 ||
-          descriptor.length / DESCRIPTOR_BYTES > MAX_INDIRECT || !chain.readable.empty() || !chain.writable.empty()) {
+          descriptor.length / DESCRIPTOR_BYTES > MAX_INDIRECT || !chain.readable.empty() ||
+          !chain.writable.empty()) {
         return false;
       }
       const uint8_t* indirectTable = memory_.translate(descriptor.address, descriptor.length);

@@ -1,10 +1,10 @@
 #include "servers/virtio-blk/blk-device.h"
 
-#include "servers/runtime/chain-io.h"
-
 #include <algorithm>
 #include <bit>
 #include <cstring>
+
+#include "servers/runtime/chain-io.h"
 
 namespace cellvisor {
 namespace {
@@ -22,7 +22,14 @@ enum Feature : uint64_t {
   WRITE_ZEROES = 1ull << 14,
 };
 
-enum RequestType : uint32_t { IN = 0, OUT = 1, FLUSH_REQ = 4, GET_ID = 8, DISCARD_REQ = 11, WRITE_ZEROES_REQ = 13 };
+enum RequestType : uint32_t {
+  IN = 0,
+  OUT = 1,
+  FLUSH_REQ = 4,
+  GET_ID = 8,
+  DISCARD_REQ = 11,
+  WRITE_ZEROES_REQ = 13
+};
 enum Status : uint8_t { OK = 0, IOERR = 1, UNSUPP = 2 };
 constexpr uint32_t SECTOR = 512;
 constexpr size_t HEADER = 16;
@@ -38,7 +45,9 @@ BlkDevice::BlkDevice(const BlkOptions& options, BlockBackend& backend)
   putLittleEndian(config + 0x08, SEGMENT_SIZE_MAX, 4);
   putLittleEndian(config + 0x0c, SEG_MAX, 4);
   putLittleEndian(config + 0x14, options.logicalSectorSize, 4);
-  putLittleEndian(config + 0x18, static_cast<uint8_t>(std::countr_zero(options.physicalSectorSize / options.logicalSectorSize)), 1);
+  putLittleEndian(
+      config + 0x18,
+      static_cast<uint8_t>(std::countr_zero(options.physicalSectorSize / options.logicalSectorSize)), 1);
   putLittleEndian(config + 0x1a, 1, 2);  // Minimum I/O size, in logical blocks.
   putLittleEndian(config + 0x1c, 0, 4);
   putLittleEndian(config + 0x22, options.queues, 2);
@@ -88,7 +97,9 @@ void BlkDevice::writeConfig(uint32_t offset, std::span<const uint8_t> data) {
   if (offset == 0x20 && data.size() == 1) writeback_ = data[0] != 0;
 }
 
-void BlkDevice::activate(VirtioTransport& transport) { transport_ = &transport; }
+void BlkDevice::activate(VirtioTransport& transport) {
+  transport_ = &transport;
+}
 
 void BlkDevice::reset() {
   // Backend operations still point into guest memory; their completions are
@@ -163,7 +174,7 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
   uint64_t capacity = backend_.sizeBytes() / SECTOR;
   uint64_t tag = (uint64_t{queue} << 16) | chain.head;
   uint64_t dataOut = chain.readableBytes - HEADER;  // Driver-to-device payload.
-  uint64_t dataIn = chain.writableBytes - 1;       // Room before the status byte.
+  uint64_t dataIn = chain.writableBytes - 1;        // Room before the status byte.
 
   switch (type) {
     case IN:
@@ -186,7 +197,8 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
       request.bytes = bytes;
       request.operations = 1;
       ++outstanding_;
-      backend_.submit(isRead ? BlockBackend::Op::READ : BlockBackend::Op::WRITE, tag, request.iov, sector * SECTOR);
+      backend_.submit(isRead ? BlockBackend::Op::READ : BlockBackend::Op::WRITE, tag, request.iov,
+                      sector * SECTOR);
       return -1;
     }
     case FLUSH_REQ:
@@ -231,7 +243,8 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
       // Validate every segment before touching the disk.
       for (uint64_t at = 0; at < dataOut; at += SEGMENT) {
         auto [start, count, flags] = segmentAt(at);
-        if (start > capacity || count > capacity - start || (flags & ~1u) || (discard && flags)) return UNSUPP;
+        if (start > capacity || count > capacity - start || (flags & ~1u) || (discard && flags))
+          return UNSUPP;
       }
       for (uint64_t at = 0; at < dataOut; at += SEGMENT) {
         auto [start, count, flags] = segmentAt(at);
@@ -257,7 +270,8 @@ void BlkDevice::onCompletions() {
     if (queue >= requests_.size()) return;
     Request& request = requests_[queue][head % requests_[queue].size()];
     if (!request.busy || request.operations == 0) return;  // Reset while in flight.
-    if (result < 0 || (request.bytes != 0 && static_cast<uint64_t>(result) != request.bytes)) request.failed = true;
+    if (result < 0 || (request.bytes != 0 && static_cast<uint64_t>(result) != request.bytes))
+      request.failed = true;
     if (--request.operations > 0) return;
     if (!request.failed && request.isRead) request.written += static_cast<uint32_t>(request.bytes);
     (request.isRead ? stats_->readBytes : stats_->writtenBytes) += request.failed ? 0 : request.bytes;

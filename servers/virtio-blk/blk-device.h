@@ -12,8 +12,8 @@
 
 #include "servers/runtime/block-backend.h"
 #include "servers/runtime/device-stats.h"
-#include "servers/runtime/virtio-transport.h"
 #include "servers/runtime/virtio-device.h"
+#include "servers/runtime/virtio-transport.h"
 #include "servers/virtio-blk/blk-options.h"
 
 namespace cellvisor {
@@ -53,8 +53,8 @@ class BlkDevice : public VirtioDevice {
   struct Request {
     bool busy = false;
     uint8_t* status = nullptr;
-    uint32_t written = 0;      // Bytes the device wrote to driver buffers (incl. status).
-    uint32_t operations = 0;   // Backend operations still outstanding.
+    uint32_t written = 0;     // Bytes the device wrote to driver buffers (incl. status).
+    uint32_t operations = 0;  // Backend operations still outstanding.
     bool failed = false;
     std::vector<iovec> iov;
     uint64_t bytes = 0;

@@ -20,7 +20,8 @@ int main() {
     int tap = resources.backend.get();
     // Reads and writes never block the loop (set before the sandbox, which
     // has no fcntl).
-    if (::fcntl(tap, F_SETFL, ::fcntl(tap, F_GETFL) | O_NONBLOCK) != 0) throw std::runtime_error("tap: fcntl failed");
+    if (::fcntl(tap, F_SETFL, ::fcntl(tap, F_GETFL) | O_NONBLOCK) != 0)
+      throw std::runtime_error("tap: fcntl failed");
     auto mac = options.macGiven ? options.mac : derivedMac(resources.deviceName);
     NetDevice device(options, tap, mac);
     DeviceServer server("virtio-net:" + resources.deviceName, resources, device);
@@ -29,7 +30,8 @@ int main() {
       device.onTapReadable();
       server.busyPoll();
     });
-    device.attach(server.transport(), server.stats(), [&server, tap](bool reading) { server.setWatching(tap, reading); });
+    device.attach(server.transport(), server.stats(),
+                  [&server, tap](bool reading) { server.setWatching(tap, reading); });
     enterSandbox(loadEmbeddedPolicy("virtio-net.policy"), parseSandboxMode(resources.sandbox),
                  &resources.state->state().sandboxViolation);
     return server.run();

@@ -46,7 +46,9 @@ void NetDevice::attach(VirtioTransport& transport, DeviceStats& stats, std::func
   for (uint16_t head : transport.inflight(RX)) heldReceiveBuffers_.push_back(head);
 }
 
-uint64_t NetDevice::deviceFeatures() const { return MAC | STATUS; }
+uint64_t NetDevice::deviceFeatures() const {
+  return MAC | STATUS;
+}
 
 void NetDevice::readConfig(uint32_t offset, std::span<uint8_t> data) {
   for (size_t i = 0; i < data.size(); ++i) data[i] = offset + i < config_.size() ? config_[offset + i] : 0;
@@ -64,7 +66,9 @@ void NetDevice::activate(VirtioTransport& transport) {
   }
 }
 
-void NetDevice::reset() { heldReceiveBuffers_.clear(); }
+void NetDevice::reset() {
+  heldReceiveBuffers_.clear();
+}
 
 void NetDevice::queueNotified(uint16_t queue) {
   if (transport_ == nullptr) return;

@@ -15,7 +15,8 @@ NetOptions parseNetOptions(const std::string& text) {
   SlotOptions slot = splitSlotOptions(text);
   if (slot.first.empty()) throw std::invalid_argument("virtio-net: no tap interface given");
   static const std::regex tapName(R"([A-Za-z0-9][A-Za-z0-9._%-]{0,14})");
-  if (!std::regex_match(slot.first, tapName)) throw std::invalid_argument("virtio-net: bad tap name '" + slot.first + "'");
+  if (!std::regex_match(slot.first, tapName))
+    throw std::invalid_argument("virtio-net: bad tap name '" + slot.first + "'");
   options.tap = slot.first;
   for (const auto& [key, value] : slot.settings) {
     if (key == "mac") {
@@ -46,7 +47,8 @@ NetOptions parseNetOptions(const std::string& text) {
 }
 
 std::string formatMac(const std::array<uint8_t, 6>& mac) {
-  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", mac[0], mac[1], mac[2], mac[3], mac[4],
+                     mac[5]);
 }
 
 std::array<uint8_t, 6> derivedMac(const std::string& seed) {
@@ -54,7 +56,11 @@ std::array<uint8_t, 6> derivedMac(const std::string& seed) {
   uint64_t hash = 0xcbf29ce484222325ull;
   for (unsigned char c : seed) hash = (hash ^ c) * 0x100000001b3ull;
   // 0x02: locally administered, unicast.
-  return {0x02, 0x63, static_cast<uint8_t>(hash >> 24), static_cast<uint8_t>(hash >> 16), static_cast<uint8_t>(hash >> 8),
+  return {0x02,
+          0x63,
+          static_cast<uint8_t>(hash >> 24),
+          static_cast<uint8_t>(hash >> 16),
+          static_cast<uint8_t>(hash >> 8),
           static_cast<uint8_t>(hash)};
 }
 

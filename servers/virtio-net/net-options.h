@@ -11,8 +11,8 @@
 namespace cellvisor {
 
 struct NetOptions {
-  std::string tap;                 // Interface name; "cvtap%d" lets the kernel number it.
-  std::array<uint8_t, 6> mac{};    // Zero: derived from the device name.
+  std::string tap;               // Interface name; "cvtap%d" lets the kernel number it.
+  std::array<uint8_t, 6> mac{};  // Zero: derived from the device name.
   bool macGiven = false;
   uint16_t queueSize = 256;
   uint32_t pollMicros = 0;  // Busy-poll this long after work (0: sleep at once).

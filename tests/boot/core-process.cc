@@ -68,7 +68,8 @@ bool CoreProcess::pump(std::chrono::milliseconds timeout) {
 bool CoreProcess::waitFor(const std::string& text, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (output().find(text) == std::string::npos) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     if (!pump(std::min(left, std::chrono::milliseconds(100))) && status_ != -2) return false;
     int status;
@@ -100,7 +101,9 @@ int CoreProcess::wait(std::chrono::milliseconds timeout) {
   return status_;
 }
 
-void CoreProcess::signal(int number) { ::kill(pid_, number); }
+void CoreProcess::signal(int number) {
+  ::kill(pid_, number);
+}
 
 std::string coreBinary() {
   const char* path = std::getenv("CELLVISOR_CORE");

@@ -10,12 +10,12 @@
 
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 #include <random>
 #include <regex>
-#include <thread>
 #include <sstream>
+#include <thread>
 
 #include "tests/boot/core-process.h"
 
@@ -31,8 +31,8 @@ class GuestBoot : public ::testing::Test {
   }
 
   static std::vector<std::string> args(const std::string& test, std::vector<std::string> extra = {}) {
-    std::vector<std::string> all = {coreBinary(), "-m", "128M", "-l", "com1,stdio", "--kernel", guestImage(),
-                                    "--cmdline", "test=" + test};
+    std::vector<std::string> all = {coreBinary(), "-m",         "128M",      "-l",          "com1,stdio",
+                                    "--kernel",   guestImage(), "--cmdline", "test=" + test};
     all.insert(all.end(), extra.begin(), extra.end());
     all.push_back("guest-test");
     return all;
@@ -65,8 +65,10 @@ TEST_F(GuestBoot, SmpBringsUpEveryVcpu) {
   for (int cpus : {2, 4}) {
     CoreProcess core(args("smp", {"-c", std::to_string(cpus)}));
     EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
-    EXPECT_NE(core.out().find("smp: MADT lists " + std::to_string(cpus) + " CPUs"), std::string::npos) << core.out();
-    EXPECT_NE(core.out().find("smp: " + std::to_string(cpus) + " CPUs running"), std::string::npos) << core.out();
+    EXPECT_NE(core.out().find("smp: MADT lists " + std::to_string(cpus) + " CPUs"), std::string::npos)
+        << core.out();
+    EXPECT_NE(core.out().find("smp: " + std::to_string(cpus) + " CPUs running"), std::string::npos)
+        << core.out();
   }
 }
 
@@ -131,7 +133,8 @@ TEST_F(GuestBoot, ConsoleOnUnixSocketCarriesInputAndOutput) {
   ASSERT_EQ(::write(fd, line.data(), line.size()), static_cast<ssize_t>(line.size()));
   EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
   char buffer[4096];
-  for (ssize_t count; (count = ::read(fd, buffer, sizeof(buffer))) > 0;) console.append(buffer, static_cast<size_t>(count));
+  for (ssize_t count; (count = ::read(fd, buffer, sizeof(buffer))) > 0;)
+    console.append(buffer, static_cast<size_t>(count));
   ::close(fd);
   EXPECT_NE(console.find("echo: typed-by-the-host"), std::string::npos) << console;
   EXPECT_EQ(::access(path.c_str(), F_OK), -1) << "the socket is removed on exit";
@@ -251,7 +254,8 @@ TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
   EXPECT_NE(core.out().find("ok - virtio-blk stress: no I/O errors"), std::string::npos) << core.out();
   EXPECT_NE(core.out().find("ok - virtio-blk stress: every block verified"), std::string::npos) << core.out();
   size_t restarts = 0;
-  for (size_t at = 0; (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
+  for (size_t at = 0;
+       (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
     ++restarts;
   }
   EXPECT_EQ(restarts, static_cast<size_t>(kills)) << core.err();
@@ -264,9 +268,10 @@ TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
 TEST_F(GuestBoot, VirtioNetReachesTheHostAcrossServerKills) {
   if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
   std::string script = ::testing::TempDir() + "/cellvisor-net-" + std::to_string(::getpid()) + ".sh";
-  std::ofstream(script) << "set -e\nip link set lo up\nip link add br0 type bridge\n"
-                           "ip addr add 10.77.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
-                           "ip link set tap0 master br0 up\nexec \"$@\"\n";
+  std::ofstream(script)
+      << "set -e\nip link set lo up\nip link add br0 type bridge\n"
+         "ip addr add 10.77.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
+         "ip link set tap0 master br0 up\nexec \"$@\"\n";
   auto argv = args("virtio-net", {"-s", "5,virtio-net,tap0"});
   argv[8] = "test=virtio-net ip=10.77.0.2 peer=10.77.0.1 pings=100";
   argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
@@ -294,7 +299,8 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
   std::vector<Case> cases = {
       {{coreBinary(), "--kernel", "/etc/hostname", "vm"}, "bad magic"},
       {{coreBinary(), "--kernel", "/nonexistent/kernel", "vm"}, "cannot open"},
-      {{coreBinary(), "--kernel", guestImage(), "-o", "memroy.size=1G", "vm"}, "memroy.size: unknown configuration key"},
+      {{coreBinary(), "--kernel", guestImage(), "-o", "memroy.size=1G", "vm"},
+       "memroy.size: unknown configuration key"},
       {{coreBinary(), "--kernel", guestImage(), "-m", "3M", "vm"}, "multiple of 2 MiB"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "5,virtio-gpu", "vm"}, "unknown device emulation"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,carrier-pigeon", "vm"}, "bad serial backend"},
@@ -302,7 +308,8 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
       {{coreBinary(), "--kernel", guestImage(), "-c", "0", "vm"}, "vCPU count"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/nonexistent/disk.img", "vm"},
        "-s 4:0,virtio-blk: /nonexistent/disk.img: No such file or directory"},
-      {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/dev/null,sectorsize=3", "vm"}, "sectorsize"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/dev/null,sectorsize=3", "vm"},
+       "sectorsize"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk", "vm"}, "no disk image path"},
   };
   for (const auto& c : cases) {

@@ -27,11 +27,12 @@ TEST(LinuxBoot, BootsToRootMount) {
                     "Linux guests do not boot here";
   }
   std::string kernel = linuxKernel();
-  if (kernel.empty()) GTEST_SKIP() << "no Linux kernel: run tools/fetch-linux.sh or set CELLVISOR_LINUX_KERNEL";
+  if (kernel.empty())
+    GTEST_SKIP() << "no Linux kernel: run tools/fetch-linux.sh or set CELLVISOR_LINUX_KERNEL";
   // No root disk yet: the kernel boots, finds no root and panics; panic=-1
   // turns that into a reboot, which the core reports as status 0.
-  CoreProcess core({coreBinary(), "-c", "2", "-m", "512M", "-l", "com1,stdio", "--kernel", kernel, "--cmdline",
-                    "console=ttyS0 panic=-1 reboot=acpi", "linux"});
+  CoreProcess core({coreBinary(), "-c", "2", "-m", "512M", "-l", "com1,stdio", "--kernel", kernel,
+                    "--cmdline", "console=ttyS0 panic=-1 reboot=acpi", "linux"});
   EXPECT_EQ(core.wait(std::chrono::seconds(120)), 0) << core.output();
   EXPECT_NE(core.out().find("Linux version"), std::string::npos) << core.out();
   EXPECT_NE(core.out().find("smpboot: Total of 2 processors activated"), std::string::npos) << core.out();
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   int status = RUN_ALL_TESTS();
   const auto& run = *::testing::UnitTest::GetInstance();
-  if (status == 0 && run.test_to_run_count() > 0 && run.skipped_test_count() == run.test_to_run_count()) return 77;
+  if (status == 0 && run.test_to_run_count() > 0 && run.skipped_test_count() == run.test_to_run_count())
+    return 77;
   return status;
 }

@@ -49,9 +49,7 @@ struct Rig {
     start();
   }
 
-  void write(uint64_t offset, uint64_t value, uint8_t size) {
-    transport->barWrite(0, offset, size, value);
-  }
+  void write(uint64_t offset, uint64_t value, uint8_t size) { transport->barWrite(0, offset, size, value); }
   void start() {
     write(0x14, 0, 1);
     write(0x14, 3, 1);

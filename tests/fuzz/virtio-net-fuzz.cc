@@ -23,7 +23,8 @@ using namespace cellvisor;
 
 constexpr uint64_t RAM = 2 << 20;
 constexpr uint16_t QUEUE_SIZE = 16;
-constexpr uint64_t QUEUE_AREA[2] = {0x1000, 0x4000};  // Per queue: descriptors, avail (+0x1000), used (+0x2000).
+constexpr uint64_t QUEUE_AREA[2] = {0x1000,
+                                    0x4000};  // Per queue: descriptors, avail (+0x1000), used (+0x2000).
 constexpr uint64_t DATA = 0x10000;
 
 struct Rig {
@@ -86,7 +87,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ++data;
   --size;
   uint8_t* guest = rig.memory.translate(0, RAM);
-  size_t at = loadFuzzedQueue(guest, RAM, QUEUE_SIZE, QUEUE_AREA[queue], QUEUE_AREA[queue] + 0x1000, count, data, size);
+  size_t at = loadFuzzedQueue(guest, RAM, QUEUE_SIZE, QUEUE_AREA[queue], QUEUE_AREA[queue] + 0x1000, count,
+                              data, size);
   size_t rest = size - at;
   if (queue == NetDevice::RX) {
     if (rest > 0) ::send(rig.tap[1], data + at, rest, MSG_DONTWAIT);  // A frame from the network.

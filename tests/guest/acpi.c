@@ -19,8 +19,12 @@ static bool checksum_ok(const void* table, size_t length) {
   return sum == 0;
 }
 
-static uint32_t read32(const uint8_t* at) { return at[0] | at[1] << 8 | at[2] << 16 | (uint32_t)at[3] << 24; }
-static uint64_t read64(const uint8_t* at) { return read32(at) | (uint64_t)read32(at + 4) << 32; }
+static uint32_t read32(const uint8_t* at) {
+  return at[0] | at[1] << 8 | at[2] << 16 | (uint32_t)at[3] << 24;
+}
+static uint64_t read64(const uint8_t* at) {
+  return read32(at) | (uint64_t)read32(at + 4) << 32;
+}
 
 static void parse_madt(const uint8_t* madt, uint32_t length, struct platform* out) {
   for (uint32_t at = 44; at + 2 <= length;) {

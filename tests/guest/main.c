@@ -143,7 +143,7 @@ static void test_demo(const char* cmdline) {
   test_pci();
   test_smp();
   test_rtc();
-  test_virtio_blk();  /* The disk the demo attaches: served by its own sandboxed process. */
+  test_virtio_blk(); /* The disk the demo attaches: served by its own sandboxed process. */
   /* The NIC, when the demo has one (ip= and peer= on the command line). */
   char ip[16] = "", peer[16] = "";
   if (cmdline_value(cmdline, "ip", ip, sizeof(ip)) && cmdline_value(cmdline, "peer", peer, sizeof(peer))) {

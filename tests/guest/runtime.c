@@ -91,24 +91,41 @@ void printf(const char* format, ...) {
     int longs = 0;
     while (*format == 'l') ++longs, ++format;
     switch (*format) {
-      case 's': console_puts(va_arg(args, const char*)); break;
-      case 'c': console_putc((char)va_arg(args, int)); break;
+      case 's':
+        console_puts(va_arg(args, const char*));
+        break;
+      case 'c':
+        console_putc((char)va_arg(args, int));
+        break;
       case 'd': {
         int64_t value = longs ? va_arg(args, int64_t) : va_arg(args, int);
         put_number(value < 0 ? (uint64_t)-value : (uint64_t)value, 10, width, pad, value < 0);
         break;
       }
-      case 'u': put_number(longs ? va_arg(args, uint64_t) : va_arg(args, unsigned), 10, width, pad, false); break;
-      case 'x': put_number(longs ? va_arg(args, uint64_t) : va_arg(args, unsigned), 16, width, pad, false); break;
-      case 'p': console_puts("0x"); put_number((uint64_t)va_arg(args, void*), 16, 0, ' ', false); break;
-      case '%': console_putc('%'); break;
-      default: console_putc('?'); break;
+      case 'u':
+        put_number(longs ? va_arg(args, uint64_t) : va_arg(args, unsigned), 10, width, pad, false);
+        break;
+      case 'x':
+        put_number(longs ? va_arg(args, uint64_t) : va_arg(args, unsigned), 16, width, pad, false);
+        break;
+      case 'p':
+        console_puts("0x");
+        put_number((uint64_t)va_arg(args, void*), 16, 0, ' ', false);
+        break;
+      case '%':
+        console_putc('%');
+        break;
+      default:
+        console_putc('?');
+        break;
     }
   }
   va_end(args);
 }
 
-uint32_t pm_timer_ticks(void) { return inl(PM_TIMER_PORT) & 0xffffff; }
+uint32_t pm_timer_ticks(void) {
+  return inl(PM_TIMER_PORT) & 0xffffff;
+}
 
 void delay_us(uint32_t microseconds) {
   uint64_t wanted = (uint64_t)microseconds * 3579545 / 1000000;
@@ -127,7 +144,9 @@ void check(const char* name, bool ok) {
   printf("%s - %s\n", ok ? "ok" : "FAIL", name);
 }
 
-unsigned checks_failed_so_far(void) { return checks_failed; }
+unsigned checks_failed_so_far(void) {
+  return checks_failed;
+}
 
 void debug_exit(uint8_t value) {
   outb(DEBUG_EXIT_PORT, value);

@@ -10,9 +10,15 @@
 #define GUEST_PASS 0x10 /* exit status (0x10 << 1) | 1 = 33 */
 #define GUEST_FAIL 0x11 /* exit status 35 */
 
-static inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" ::"a"(value), "Nd"(port)); }
-static inline void outw(uint16_t port, uint16_t value) { __asm__ volatile("outw %0, %1" ::"a"(value), "Nd"(port)); }
-static inline void outl(uint16_t port, uint32_t value) { __asm__ volatile("outl %0, %1" ::"a"(value), "Nd"(port)); }
+static inline void outb(uint16_t port, uint8_t value) {
+  __asm__ volatile("outb %0, %1" ::"a"(value), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t value) {
+  __asm__ volatile("outw %0, %1" ::"a"(value), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t value) {
+  __asm__ volatile("outl %0, %1" ::"a"(value), "Nd"(port));
+}
 static inline uint8_t inb(uint16_t port) {
   uint8_t value;
   __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
@@ -28,11 +34,21 @@ static inline uint32_t inl(uint16_t port) {
   __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
   return value;
 }
-static inline uint32_t mmio_read32(uint64_t address) { return *(volatile uint32_t*)address; }
-static inline void mmio_write32(uint64_t address, uint32_t value) { *(volatile uint32_t*)address = value; }
-static inline uint16_t mmio_read16(uint64_t address) { return *(volatile uint16_t*)address; }
-static inline uint8_t mmio_read8(uint64_t address) { return *(volatile uint8_t*)address; }
-static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+static inline uint32_t mmio_read32(uint64_t address) {
+  return *(volatile uint32_t*)address;
+}
+static inline void mmio_write32(uint64_t address, uint32_t value) {
+  *(volatile uint32_t*)address = value;
+}
+static inline uint16_t mmio_read16(uint64_t address) {
+  return *(volatile uint16_t*)address;
+}
+static inline uint8_t mmio_read8(uint64_t address) {
+  return *(volatile uint8_t*)address;
+}
+static inline void cpu_relax(void) {
+  __asm__ volatile("pause" ::: "memory");
+}
 
 void* memset(void* dest, int value, size_t count);
 void* memcpy(void* dest, const void* src, size_t count);

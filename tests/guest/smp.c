@@ -37,9 +37,9 @@ unsigned smp_start(const struct platform* platform) {
     uint8_t id = platform->apic_ids[i];
     if (id == self) continue;
     ++expected;
-    send_ipi(id, 0x00004500);  /* INIT, assert */
+    send_ipi(id, 0x00004500); /* INIT, assert */
     delay_us(10000);
-    send_ipi(id, 0x00004600 | (AP_TRAMPOLINE >> 12));  /* STARTUP */
+    send_ipi(id, 0x00004600 | (AP_TRAMPOLINE >> 12)); /* STARTUP */
     delay_us(200);
     send_ipi(id, 0x00004600 | (AP_TRAMPOLINE >> 12));
   }

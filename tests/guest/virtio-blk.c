@@ -89,7 +89,8 @@ void test_virtio_blk_stress(unsigned rounds) {
   unsigned bad_blocks = 0;
   for (unsigned round = 0; round < rounds; ++round) {
     for (uint64_t sector = 0; sector < 256; sector += SECTORS) {
-      for (unsigned i = 0; i < sizeof(data); i += 8) *(uint64_t*)(data + i) = (round << 24) ^ (sector << 12) ^ i;
+      for (unsigned i = 0; i < sizeof(data); i += 8)
+        *(uint64_t*)(data + i) = (round << 24) ^ (sector << 12) ^ i;
       if (transfer(&dev, 1, sector) != 0) ++io_errors;
     }
     for (uint64_t sector = 0; sector < 256; sector += SECTORS) {

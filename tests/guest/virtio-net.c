@@ -25,15 +25,20 @@ static uint8_t mac[6];
 static bool parse_ip(const char* text, uint8_t out[4]) {
   for (int part = 0; part < 4; ++part) {
     unsigned value = 0, digits = 0;
-    while (*text >= '0' && *text <= '9' && digits < 3) value = value * 10 + (unsigned)(*text++ - '0'), ++digits;
+    while (*text >= '0' && *text <= '9' && digits < 3)
+      value = value * 10 + (unsigned)(*text++ - '0'), ++digits;
     if (digits == 0 || value > 255 || (part < 3 && *text++ != '.')) return false;
     out[part] = (uint8_t)value;
   }
   return *text == 0;
 }
 
-static void put16(uint8_t* at, uint16_t value) { at[0] = (uint8_t)(value >> 8), at[1] = (uint8_t)value; }
-static uint16_t get16(const uint8_t* at) { return (uint16_t)(at[0] << 8 | at[1]); }
+static void put16(uint8_t* at, uint16_t value) {
+  at[0] = (uint8_t)(value >> 8), at[1] = (uint8_t)value;
+}
+static uint16_t get16(const uint8_t* at) {
+  return (uint16_t)(at[0] << 8 | at[1]);
+}
 
 static uint16_t checksum(const uint8_t* data, size_t length) {
   uint32_t sum = 0;
@@ -71,7 +76,8 @@ static bool send(const uint8_t* frame, size_t length) {
 
 /* Waits up to `ms` for a frame that `match` accepts; every frame seen is
  * handed back to the device. */
-static bool receive(bool (*match)(const uint8_t* frame, uint32_t length, void* context), void* context, unsigned ms) {
+static bool receive(bool (*match)(const uint8_t* frame, uint32_t length, void* context), void* context,
+                    unsigned ms) {
   uint32_t start = pm_timer_ticks();
   while ((uint32_t)(pm_timer_ticks() - start) < ms * 3580u) {
     uint16_t used_idx = __atomic_load_n((volatile uint16_t*)(rx_used + 2), __ATOMIC_ACQUIRE);
@@ -80,7 +86,8 @@ static bool receive(bool (*match)(const uint8_t* frame, uint32_t length, void* c
       uint32_t id = *(const uint32_t*)element;
       uint32_t length = *(const uint32_t*)(element + 4);
       ++rx_last_used;
-      bool found = id < QUEUE_SIZE && length > HEADER && match(rx_buffers[id] + HEADER, length - HEADER, context);
+      bool found =
+          id < QUEUE_SIZE && length > HEADER && match(rx_buffers[id] + HEADER, length - HEADER, context);
       give_rx_buffer((uint16_t)(id % QUEUE_SIZE));
       virtio_notify(&dev, 0);
       if (found) return true;
@@ -114,7 +121,8 @@ static bool is_echo_reply(const uint8_t* frame, uint32_t length, void* context) 
 
 /* One echo request with sequence `sequence`; true once answered (three
  * tries: a frame may be lost, as on any network). */
-static bool ping_once(const uint8_t ip[4], const uint8_t peer[4], const uint8_t peer_mac[6], uint16_t sequence) {
+static bool ping_once(const uint8_t ip[4], const uint8_t peer[4], const uint8_t peer_mac[6],
+                      uint16_t sequence) {
   uint8_t ping[14 + 20 + 8 + 32] = {0};
   memcpy(ping, peer_mac, 6);
   memcpy(ping + 6, mac, 6);
@@ -156,8 +164,8 @@ void test_virtio_net(const char* ip_text, const char* peer_text, unsigned pings)
   if (!ready) return;
   for (unsigned i = 0; i < 6; ++i) mac[i] = mmio_read8(dev.device + i);
   uint16_t status = mmio_read16(dev.device + 6);
-  printf("virtio-net: MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s\n", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
-         (status & 1) ? "up" : "down");
+  printf("virtio-net: MAC %02x:%02x:%02x:%02x:%02x:%02x, link %s\n", mac[0], mac[1], mac[2], mac[3], mac[4],
+         mac[5], (status & 1) ? "up" : "down");
   check("virtio-net: link is up", (status & 1) != 0);
   for (uint16_t i = 0; i < QUEUE_SIZE; ++i) give_rx_buffer(i);
   virtio_notify(&dev, 0);
@@ -186,8 +194,8 @@ void test_virtio_net(const char* ip_text, const char* peer_text, unsigned pings)
   check("virtio-net: frames transmitted", sent);
   check("virtio-net: ARP reply from the peer", resolved);
   if (!resolved) return;
-  printf("virtio-net: %s is at %02x:%02x:%02x:%02x:%02x:%02x\n", peer_text, wait.peer_mac[0], wait.peer_mac[1],
-         wait.peer_mac[2], wait.peer_mac[3], wait.peer_mac[4], wait.peer_mac[5]);
+  printf("virtio-net: %s is at %02x:%02x:%02x:%02x:%02x:%02x\n", peer_text, wait.peer_mac[0],
+         wait.peer_mac[1], wait.peer_mac[2], wait.peer_mac[3], wait.peer_mac[4], wait.peer_mac[5]);
 
   /* ICMP echo: the host's IP stack answers through the same path. */
   check("virtio-net: ping answered by the peer", ping_once(ip, peer, wait.peer_mac, 1));

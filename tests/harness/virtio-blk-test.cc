@@ -2,19 +2,18 @@
 // its real fds and shared memory exactly as a guest driver would.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstring>
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <signal.h>
 #include <thread>
 
 #include "core/devices/device-supervisor.h"
-
 #include "tests/harness/virtio-harness.h"
 
 namespace cellvisor::testing {
@@ -49,8 +48,8 @@ struct BlkHarness {
 
   explicit BlkHarness(const std::string& options = "", uint16_t queues = 1, uint64_t accept = ALL_FEATURES,
                       int openFlags = O_RDWR)
-      : harness("virtio-blk", disk.path() + options + ",queues=" + std::to_string(queues), disk.open(openFlags),
-                queues),
+      : harness("virtio-blk", disk.path() + options + ",queues=" + std::to_string(queues),
+                disk.open(openFlags), queues),
         offered(harness.initialize(accept)) {}
 
   // One request: header, payload buffers, status. Returns (status, used length).
@@ -91,7 +90,8 @@ struct BlkHarness {
 
 TEST(VirtioBlk, NegotiatesFeaturesAndReportsGeometry) {
   BlkHarness blk(",ser=CELLVISOR-1,sectorsize=512/4096", 2);
-  for (int bit : {1, 2, 6, 9, 10, 12, 13, 14, 28, 29, 32}) EXPECT_TRUE(blk.offered & (1ull << bit)) << "bit " << bit;
+  for (int bit : {1, 2, 6, 9, 10, 12, 13, 14, 28, 29, 32})
+    EXPECT_TRUE(blk.offered & (1ull << bit)) << "bit " << bit;
   EXPECT_FALSE(blk.offered & (1ull << 5)) << "not read-only";
   EXPECT_EQ(blk.harness.status(), 1 | 2 | 4 | 8);
   EXPECT_EQ(blk.harness.configRead(0, 8), DISK_BYTES / 512) << "capacity in sectors";
@@ -118,11 +118,13 @@ TEST(VirtioBlk, WritesAndReadsBackWithChecksums) {
     auto read = blk.io(IN, sector, back, length);
     ASSERT_EQ(read.status, S_OK);
     EXPECT_EQ(read.length, length + 1);
-    ASSERT_EQ(std::memcmp(blk.harness.host(data, length), blk.harness.host(back, length), length), 0) << round;
+    ASSERT_EQ(std::memcmp(blk.harness.host(data, length), blk.harness.host(back, length), length), 0)
+        << round;
     // And it really is on the disk.
     std::vector<uint8_t> onDisk(length);
     UniqueFd fd = blk.disk.open(O_RDONLY);
-    ASSERT_EQ(::pread(fd.get(), onDisk.data(), length, static_cast<off_t>(sector * 512)), static_cast<ssize_t>(length));
+    ASSERT_EQ(::pread(fd.get(), onDisk.data(), length, static_cast<off_t>(sector * 512)),
+              static_cast<ssize_t>(length));
     ASSERT_EQ(std::memcmp(onDisk.data(), blk.harness.host(data, length), length), 0);
   }
 }
@@ -132,7 +134,8 @@ TEST(VirtioBlk, ScatterGatherAndIndirectDescriptors) {
   uint64_t a = blk.pattern(4096, 1);
   uint64_t b = blk.pattern(512, 2);
   uint64_t c = blk.pattern(8192, 3);
-  auto written = blk.run(0, {{blk.header(OUT, 100), 16, false}, {a, 4096, false}, {b, 512, false}, {c, 8192, false}}, true);
+  auto written = blk.run(
+      0, {{blk.header(OUT, 100), 16, false}, {a, 4096, false}, {b, 512, false}, {c, 8192, false}}, true);
   ASSERT_EQ(written.status, S_OK);
   uint64_t back = blk.harness.allocate(4096 + 512 + 8192);
   auto read = blk.run(0, {{blk.header(IN, 100), 16, false}, {back, 4096 + 512 + 8192, true}});
@@ -152,7 +155,8 @@ TEST(VirtioBlk, ManyRequestsInFlightOnSeveralQueues) {
       uint64_t sector = (queue * PER_QUEUE + i) * 8ull;
       uint64_t data = blk.pattern(4096, queue * 1000u + static_cast<uint32_t>(i));
       uint64_t status = blk.harness.allocate(1, 1);
-      uint16_t head = blk.harness.submit(queue, {{blk.header(OUT, sector), 16, false}, {data, 4096, false}, {status, 1, true}});
+      uint16_t head = blk.harness.submit(
+          queue, {{blk.header(OUT, sector), 16, false}, {data, 4096, false}, {status, 1, true}});
       statuses[{queue, head}] = status;
     }
   }
@@ -160,7 +164,8 @@ TEST(VirtioBlk, ManyRequestsInFlightOnSeveralQueues) {
   for (uint16_t queue = 0; queue < QUEUES; ++queue) {
     auto done = blk.harness.waitForCompletions(queue, PER_QUEUE);
     ASSERT_EQ(done.size(), static_cast<size_t>(PER_QUEUE)) << "queue " << queue;
-    for (const auto& completion : done) EXPECT_EQ(*blk.harness.host(statuses[{queue, completion.head}]), S_OK);
+    for (const auto& completion : done)
+      EXPECT_EQ(*blk.harness.host(statuses[{queue, completion.head}]), S_OK);
   }
   UniqueFd fd = blk.disk.open(O_RDONLY);
   for (uint16_t queue = 0; queue < QUEUES; ++queue) {
@@ -169,7 +174,8 @@ TEST(VirtioBlk, ManyRequestsInFlightOnSeveralQueues) {
       std::mt19937 random(queue * 1000u + static_cast<uint32_t>(i));
       for (auto& byte : expected) byte = static_cast<uint8_t>(random());
       std::vector<uint8_t> onDisk(4096);
-      ASSERT_EQ(::pread(fd.get(), onDisk.data(), 4096, static_cast<off_t>((queue * PER_QUEUE + i) * 4096)), 4096);
+      ASSERT_EQ(::pread(fd.get(), onDisk.data(), 4096, static_cast<off_t>((queue * PER_QUEUE + i) * 4096)),
+                4096);
       ASSERT_EQ(onDisk, expected) << queue << "/" << i;
     }
   }
@@ -185,8 +191,8 @@ TEST(VirtioBlk, EventIdxNeverLosesAKick) {
   std::map<uint16_t, size_t> inFlight;
   uint64_t data = blk.harness.allocate(4096 * DEPTH);
   auto issue = [&](size_t slot) {
-    uint16_t head = blk.harness.submit(0, {{slots[slot].first, 16, false}, {data + 4096 * slot, 4096, true},
-                                           {slots[slot].second, 1, true}});
+    uint16_t head = blk.harness.submit(
+        0, {{slots[slot].first, 16, false}, {data + 4096 * slot, 4096, true}, {slots[slot].second, 1, true}});
     inFlight[head] = slot;
   };
   for (size_t i = 0; i < DEPTH; ++i) {
@@ -223,7 +229,8 @@ TEST(VirtioBlk, FlushDiscardWriteZeroesAndGetId) {
     return at;
   };
   ASSERT_EQ(blk.run(0, {{blk.header(DISCARD, 0), 16, false}, {segment(0, 8, 0), 16, false}}).status, S_OK);
-  ASSERT_EQ(blk.run(0, {{blk.header(WRITE_ZEROES, 0), 16, false}, {segment(64, 16, 0), 16, false}}).status, S_OK);
+  ASSERT_EQ(blk.run(0, {{blk.header(WRITE_ZEROES, 0), 16, false}, {segment(64, 16, 0), 16, false}}).status,
+            S_OK);
   uint64_t back = blk.harness.allocate(65536);
   ASSERT_EQ(blk.io(IN, 0, back, 65536).status, S_OK);
   std::vector<uint8_t> zeros(8192, 0);
@@ -262,7 +269,8 @@ TEST(VirtioBlk, HostileRequestsFailAloneAndTheServerKeepsServing) {
   EXPECT_EQ(blk.run(0, {{blk.header(IN, 0), 8, false}, {buffer, 512, true}}).status, S_IOERR);
 
   // A buffer outside guest RAM: the chain is rejected, nothing is touched.
-  auto outside = blk.run(0, {{blk.header(IN, 0), 16, false}, {blk.harness.memory().size() + 4096, 512, true}});
+  auto outside =
+      blk.run(0, {{blk.header(IN, 0), 16, false}, {blk.harness.memory().size() + 4096, 512, true}});
   EXPECT_TRUE(outside.completed);
   EXPECT_EQ(outside.length, 0u);
   EXPECT_EQ(outside.status, 0xee) << "status byte untouched";
@@ -305,7 +313,8 @@ TEST(VirtioBlk, BrokenRingMarksDeviceNeedsReset) {
 
 TEST(VirtioBlk, ServerRefusesBadOptions) {
   TempDisk disk;
-  EXPECT_THROW(VirtioHarness("virtio-blk", disk.path() + ",sectorsize=1000", disk.open(), 1), DeviceUnavailable);
+  EXPECT_THROW(VirtioHarness("virtio-blk", disk.path() + ",sectorsize=1000", disk.open(), 1),
+               DeviceUnavailable);
   EXPECT_THROW(VirtioHarness("virtio-blk", disk.path() + ",bogus", disk.open(), 1), DeviceUnavailable);
 }
 
@@ -321,7 +330,8 @@ class SupervisedHarness {
   explicit SupervisedHarness(VirtioHarness& harness) {
     uv_loop_init(&loop_);
     uv_async_init(&loop_, &stop_, [](uv_async_t* async) { uv_stop(async->loop); });
-    supervisor_ = std::make_unique<DeviceSupervisor>(&loop_, harness.process(), [this] { return stopping_.load(); });
+    supervisor_ =
+        std::make_unique<DeviceSupervisor>(&loop_, harness.process(), [this] { return stopping_.load(); });
     thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
   }
   ~SupervisedHarness() {
@@ -351,7 +361,8 @@ TEST(VirtioBlkRestart, InFlightRequestsSurviveAKill) {
     // Queue work, kill the server before it can finish, let its successor do it.
     uint64_t status = blk.harness.allocate(1, 1);
     *blk.harness.host(status) = 0xee;
-    blk.harness.submit(0, {{blk.header(OUT, 128u * round), 16, false}, {data, 65536, false}, {status, 1, true}});
+    blk.harness.submit(0,
+                       {{blk.header(OUT, 128u * round), 16, false}, {data, 65536, false}, {status, 1, true}});
     blk.harness.kick(0);
     ::kill(blk.harness.process().pid(), SIGKILL);
     auto done = blk.harness.waitForCompletions(0, 1, std::chrono::seconds(10));
@@ -421,7 +432,8 @@ TEST_P(SandboxViolation, KillsNamesAndRestarts) {
   EXPECT_EQ(harness.process().restarts(), 1u);
   EXPECT_NE(harness.process().pid(), before);
   EXPECT_EQ(harness.process().lastViolation(), syscall) << harness.process().lastExit();
-  EXPECT_NE(harness.process().lastExit().find("killed by signal 31"), std::string::npos) << harness.process().lastExit();
+  EXPECT_NE(harness.process().lastExit().find("killed by signal 31"), std::string::npos)
+      << harness.process().lastExit();
   // The device still serves: a write and read through the new instance.
   uint64_t header = harness.allocate(16, 16);
   uint64_t data = harness.allocate(512);
@@ -435,7 +447,8 @@ TEST_P(SandboxViolation, KillsNamesAndRestarts) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Faults, SandboxViolation,
-                         ::testing::Values(std::make_pair("open", "openat"), std::make_pair("socket", "socket"),
+                         ::testing::Values(std::make_pair("open", "openat"),
+                                           std::make_pair("socket", "socket"),
                                            std::make_pair("execve", "execve")));
 
 }  // namespace

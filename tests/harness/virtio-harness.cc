@@ -33,11 +33,14 @@ std::vector<std::string> confinementProblems(pid_t pid) {
   std::vector<std::string> problems;
   if (procStatus(pid, "Seccomp").find('2') == std::string::npos) problems.push_back("no seccomp filter");
   if (procStatus(pid, "NoNewPrivs").find('1') == std::string::npos) problems.push_back("no no_new_privs");
-  if (procStatus(pid, "CapEff").find("0000000000000000") == std::string::npos) problems.push_back("capabilities");
-  if (namespaceOf(pid, "net") == namespaceOf(::getpid(), "net")) problems.push_back("the host's network namespace");
+  if (procStatus(pid, "CapEff").find("0000000000000000") == std::string::npos)
+    problems.push_back("capabilities");
+  if (namespaceOf(pid, "net") == namespaceOf(::getpid(), "net"))
+    problems.push_back("the host's network namespace");
   if (::geteuid() == 0) {
     if (procStatus(pid, "Uid").find("65534") == std::string::npos) problems.push_back("not uid nobody");
-    if (namespaceOf(pid, "pid") == namespaceOf(::getpid(), "pid")) problems.push_back("the host's PID namespace");
+    if (namespaceOf(pid, "pid") == namespaceOf(::getpid(), "pid"))
+      problems.push_back("the host's PID namespace");
     if (procStatus(pid, "NSpid").find("\t1") == std::string::npos) problems.push_back("not pid 1 inside");
   }
   return problems;
@@ -55,7 +58,8 @@ VirtioHarness::VirtioHarness(const std::string& server, const std::string& optio
   launch.vectors = static_cast<uint16_t>(queues + 1);
   launch.faultInjection = faultInjection;
   resources_ = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
-  process_ = std::make_unique<DeviceServerProcess>(std::move(launch), *resources_, memory_.memfd(), memory_.regions());
+  process_ = std::make_unique<DeviceServerProcess>(std::move(launch), *resources_, memory_.memfd(),
+                                                   memory_.regions());
   channel_ = std::make_unique<DeviceChannel>(*resources_);
   // Unless a test supervises it, a dead server stays dead: fail at once.
   channel_->setServerGone([this] { return !process_->supervised() && process_->exited(); });
@@ -86,7 +90,8 @@ uint64_t VirtioHarness::initialize(uint64_t accept, uint16_t queueSize) {
     }
     at = next;
   }
-  if (notifyMultiplier_ == 0 || msixTable_ == 0) throw std::runtime_error("device lacks notify or MSI-X capability");
+  if (notifyMultiplier_ == 0 || msixTable_ == 0)
+    throw std::runtime_error("device lacks notify or MSI-X capability");
 
   barWrite(common_ + 0x14, 1, 0);  // Reset.
   barWrite(common_ + 0x14, 1, 1);  // ACKNOWLEDGE
@@ -128,15 +133,20 @@ uint64_t VirtioHarness::initialize(uint64_t accept, uint16_t queueSize) {
     barWrite(common_ + 0x30, 8, queue.used);
     barWrite(common_ + 0x1a, 2, index + 1u);
     barWrite(common_ + 0x1c, 2, 1);
-    for (uint16_t i = 0; i < queue.size; ++i) queue.freeDescriptors.push_back(static_cast<uint16_t>(queue.size - 1 - i));
+    for (uint16_t i = 0; i < queue.size; ++i)
+      queue.freeDescriptors.push_back(static_cast<uint16_t>(queue.size - 1 - i));
   }
   barWrite(common_ + 0x14, 1, 3 | 8 | 4);  // DRIVER_OK
   return offered;
 }
 
-uint8_t VirtioHarness::status() { return static_cast<uint8_t>(barRead(common_ + 0x14, 1)); }
+uint8_t VirtioHarness::status() {
+  return static_cast<uint8_t>(barRead(common_ + 0x14, 1));
+}
 
-uint64_t VirtioHarness::configRead(uint32_t offset, uint8_t size) { return barRead(deviceConfig_ + offset, size); }
+uint64_t VirtioHarness::configRead(uint32_t offset, uint8_t size) {
+  return barRead(deviceConfig_ + offset, size);
+}
 
 uint64_t VirtioHarness::allocate(uint64_t bytes, uint64_t alignment) {
   nextFree_ = (nextFree_ + alignment - 1) & ~(alignment - 1);
@@ -162,7 +172,8 @@ uint16_t VirtioHarness::submit(uint16_t queueIndex, const std::vector<Buffer>& b
   if (indirect) {
     uint64_t table = allocate(16ull * buffers.size(), 16);
     for (size_t i = 0; i < buffers.size(); ++i) {
-      uint16_t flags = static_cast<uint16_t>((buffers[i].writable ? DESC_WRITE : 0) | (i + 1 < buffers.size() ? DESC_NEXT : 0));
+      uint16_t flags = static_cast<uint16_t>((buffers[i].writable ? DESC_WRITE : 0) |
+                                             (i + 1 < buffers.size() ? DESC_NEXT : 0));
       uint8_t* at = host(table + 16 * i, 16);
       uint16_t next = static_cast<uint16_t>(i + 1);
       std::memcpy(at, &buffers[i].address, 8);
@@ -187,7 +198,8 @@ uint16_t VirtioHarness::submit(uint16_t queueIndex, const std::vector<Buffer>& b
   for (size_t i = 0; i < buffers.size(); ++i) {
     bool last = i + 1 == buffers.size();
     uint16_t flags = static_cast<uint16_t>((buffers[i].writable ? DESC_WRITE : 0) | (last ? 0 : DESC_NEXT));
-    writeDescriptor(queueIndex, used[i], buffers[i].address, buffers[i].length, flags, last ? 0 : used[i + 1]);
+    writeDescriptor(queueIndex, used[i], buffers[i].address, buffers[i].length, flags,
+                    last ? 0 : used[i + 1]);
   }
   queue.chains[used.front()] = used;
   publish(queueIndex, used.front());
@@ -253,10 +265,12 @@ std::vector<Completion> VirtioHarness::waitForCompletions(uint16_t queueIndex, s
     }
     // EVENT_IDX: ask for an interrupt as soon as anything beyond what we saw is used.
     uint8_t* avail = host(queue.avail, 6 + 2ull * queue.size);
-    __atomic_store_n(reinterpret_cast<uint16_t*>(avail + 4 + 2 * queue.size), queue.lastUsed, __ATOMIC_SEQ_CST);
+    __atomic_store_n(reinterpret_cast<uint16_t*>(avail + 4 + 2 * queue.size), queue.lastUsed,
+                     __ATOMIC_SEQ_CST);
     if (completions.size() >= atLeast) break;
     if (__atomic_load_n(reinterpret_cast<uint16_t*>(used + 2), __ATOMIC_ACQUIRE) != queue.lastUsed) continue;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) break;
     interruptPending(static_cast<uint16_t>(queueIndex + 1), std::min(left, std::chrono::milliseconds(50)));
   }

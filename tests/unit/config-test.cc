@@ -95,7 +95,8 @@ TEST(Config, FileLinesAndComments) {
     store.loadFile(path);
     FAIL() << "expected an error";
   } catch (const ConfigError& error) {
-    EXPECT_NE(std::string(error.what()).find(path + ":5: expected key=value"), std::string::npos) << error.what();
+    EXPECT_NE(std::string(error.what()).find(path + ":5: expected key=value"), std::string::npos)
+        << error.what();
   }
   EXPECT_THROW(store.loadFile("/nonexistent/vm.conf"), ConfigError);
 }

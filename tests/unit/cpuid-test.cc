@@ -1,7 +1,7 @@
 // CPUID: topology per vCPU and feature masking.
-#include <gtest/gtest.h>
-
 #include "core/cpu/cpuid.h"
+
+#include <gtest/gtest.h>
 
 namespace cellvisor {
 namespace {

@@ -42,6 +42,8 @@ inline uint8_t readByte(IoDevice& device, uint64_t offset) {
   device.read(offset, {&value, 1});
   return value;
 }
-inline void writeByte(IoDevice& device, uint64_t offset, uint8_t value) { device.write(offset, {&value, 1}); }
+inline void writeByte(IoDevice& device, uint64_t offset, uint8_t value) {
+  device.write(offset, {&value, 1});
+}
 
 }  // namespace cellvisor::testing

@@ -3,7 +3,6 @@
 #include <asm/bootparam.h>
 #include <elf.h>
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -20,7 +19,8 @@ namespace {
 constexpr uint64_t MEMORY = 64 << 20;
 
 // A minimal bzImage: boot sector + setup header, then the "kernel" bytes.
-std::vector<uint8_t> makeBzImage(uint16_t version = 0x020f, uint16_t xloadflags = 1, uint32_t initSize = 4 << 20) {
+std::vector<uint8_t> makeBzImage(uint16_t version = 0x020f, uint16_t xloadflags = 1,
+                                 uint32_t initSize = 4 << 20) {
   constexpr size_t setupSectors = 4;
   std::vector<uint8_t> image((setupSectors + 1) * 512 + 4096, 0);
   setup_header header{};
@@ -42,7 +42,8 @@ std::vector<uint8_t> makeBzImage(uint16_t version = 0x020f, uint16_t xloadflags 
 }
 
 // A minimal PVH ELF: one PT_LOAD at `loadAddress`, one PT_NOTE with the entry.
-std::vector<uint8_t> makePvhElf(uint64_t loadAddress = 0x100000, bool withNote = true, uint64_t fileSize = 256) {
+std::vector<uint8_t> makePvhElf(uint64_t loadAddress = 0x100000, bool withNote = true,
+                                uint64_t fileSize = 256) {
   std::vector<uint8_t> image(0x1000 + fileSize, 0);
   Elf64_Ehdr header{};
   std::memcpy(header.e_ident, ELFMAG, SELFMAG);
@@ -124,19 +125,27 @@ TEST(BzImageLoader, RejectsBadImages) {
   GuestMemory memory(MEMORY);
   auto truncated = makeBzImage();
   truncated.resize(0x210);
-  EXPECT_NE(loadErrorOf([&] { loadBzImage(memory, request(truncated)); }).find("truncated"), std::string::npos);
+  EXPECT_NE(loadErrorOf([&] { loadBzImage(memory, request(truncated)); }).find("truncated"),
+            std::string::npos);
 
   auto badFlag = makeBzImage();
   badFlag[0x1fe] = 0;
   EXPECT_NE(loadErrorOf([&] { loadBzImage(memory, request(badFlag)); }).find("bad magic"), std::string::npos);
 
-  EXPECT_NE(loadErrorOf([&] { loadBzImage(memory, request(makeBzImage(0x0204))); }).find("unsupported boot protocol version 2.04"),
+  EXPECT_NE(loadErrorOf([&] {
+              loadBzImage(memory, request(makeBzImage(0x0204)));
+            }).find("unsupported boot protocol version 2.04"),
             std::string::npos);
-  EXPECT_NE(loadErrorOf([&] { loadBzImage(memory, request(makeBzImage(0x020f, 0))); }).find("no 64-bit entry"),
+  EXPECT_NE(
+      loadErrorOf([&] { loadBzImage(memory, request(makeBzImage(0x020f, 0))); }).find("no 64-bit entry"),
+      std::string::npos);
+  EXPECT_NE(loadErrorOf([&] {
+              loadBzImage(memory, request(makeBzImage(0x020f, 1, 512u << 20)));
+            }).find("too large for memory"),
             std::string::npos);
-  EXPECT_NE(loadErrorOf([&] { loadBzImage(memory, request(makeBzImage(0x020f, 1, 512u << 20))); }).find("too large for memory"),
-            std::string::npos);
-  EXPECT_NE(loadErrorOf([&] { loadBzImage(memory, request(makeBzImage(), std::string(3000, 'x'))); }).find("command line"),
+  EXPECT_NE(loadErrorOf([&] {
+              loadBzImage(memory, request(makeBzImage(), std::string(3000, 'x')));
+            }).find("command line"),
             std::string::npos);
 }
 
@@ -167,19 +176,26 @@ TEST(PvhLoader, LoadsSegmentsAndStartInfo) {
 
 TEST(PvhLoader, RejectsBadElves) {
   GuestMemory memory(MEMORY);
-  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(makePvhElf(0x100000, false))); }).find("no PVH entry note"),
+  EXPECT_NE(loadErrorOf([&] {
+              loadPvhElf(memory, request(makePvhElf(0x100000, false)));
+            }).find("no PVH entry note"),
             std::string::npos);
-  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(makePvhElf(0x7000))); }).find("below 1 MiB"), std::string::npos);
-  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(makePvhElf(MEMORY - 1024))); }).find("too large for memory"),
+  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(makePvhElf(0x7000))); }).find("below 1 MiB"),
+            std::string::npos);
+  EXPECT_NE(loadErrorOf([&] {
+              loadPvhElf(memory, request(makePvhElf(MEMORY - 1024)));
+            }).find("too large for memory"),
             std::string::npos);
 
   auto truncated = makePvhElf();
   truncated.resize(0x900);  // Segment data cut off.
-  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(truncated)); }).find("past end of file"), std::string::npos);
+  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(truncated)); }).find("past end of file"),
+            std::string::npos);
 
   auto wrongMachine = makePvhElf();
   wrongMachine[18] = EM_AARCH64;
-  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(wrongMachine)); }).find("not an x86-64"), std::string::npos);
+  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(wrongMachine)); }).find("not an x86-64"),
+            std::string::npos);
 
   auto hugeTable = makePvhElf();
   hugeTable[56] = 0xff;  // e_phnum
@@ -190,7 +206,8 @@ TEST(PvhLoader, RejectsBadElves) {
   auto badNote = makePvhElf();
   uint32_t hugeName = 0x7fffffff;
   std::memcpy(badNote.data() + 0x800, &hugeName, 4);
-  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(badNote)); }).find("truncated ELF note"), std::string::npos);
+  EXPECT_NE(loadErrorOf([&] { loadPvhElf(memory, request(badNote)); }).find("truncated ELF note"),
+            std::string::npos);
 }
 
 TEST(InitrdPlacement, RefusesWhatDoesNotFit) {

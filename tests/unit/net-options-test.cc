@@ -1,7 +1,7 @@
 // virtio-net's slot options: what a user types after `-s N,virtio-net,`.
-#include <gtest/gtest.h>
-
 #include "servers/virtio-net/net-options.h"
+
+#include <gtest/gtest.h>
 
 namespace cellvisor {
 namespace {
@@ -21,12 +21,13 @@ TEST(NetOptions, BadValuesAreNamed) {
     const char* text;
     const char* message;
   };
-  for (auto [text, message] : {Case{"", "no tap"}, Case{"../tap", "bad tap name"},
-                               Case{"tap0,mac=01:00:5e:00:00:01", "not a unicast MAC"},
-                               Case{"tap0,mac=zz:00:00:00:00:00", "not a unicast MAC"},
-                               Case{"tap0,mac=02:00:00:00:00:00:00", "not a unicast MAC"},
-                               Case{"tap0,queue-size=100", "power of two"}, Case{"tap0,poll-us=5000", "0-1000"},
-                               Case{"tap0,speed=10G", "unknown option 'speed'"}}) {
+  for (auto [text, message] :
+       {Case{"", "no tap"}, Case{"../tap", "bad tap name"},
+        Case{"tap0,mac=01:00:5e:00:00:01", "not a unicast MAC"},
+        Case{"tap0,mac=zz:00:00:00:00:00", "not a unicast MAC"},
+        Case{"tap0,mac=02:00:00:00:00:00:00", "not a unicast MAC"},
+        Case{"tap0,queue-size=100", "power of two"}, Case{"tap0,poll-us=5000", "0-1000"},
+        Case{"tap0,speed=10G", "unknown option 'speed'"}}) {
     try {
       parseNetOptions(text);
       ADD_FAILURE() << text << " was accepted";

@@ -92,7 +92,8 @@ TEST(PciBar, SizingAndRelocation) {
   PciConfigSpace device{PciIdentity{.vendor = 0x1af4, .device = 0x1042}};
   device.setBar(0, {PciBarKind::MEMORY64, 0x4000, true}, 0xc0000000);
   std::vector<std::tuple<int, uint64_t, bool>> changes;
-  device.setBarCallback([&](int bar, uint64_t address, bool enabled) { changes.emplace_back(bar, address, enabled); });
+  device.setBarCallback(
+      [&](int bar, uint64_t address, bool enabled) { changes.emplace_back(bar, address, enabled); });
 
   EXPECT_EQ(device.readConfig(0x10, 4), 0xc000000cu) << "64-bit prefetchable flags";
   device.writeConfig(0x10, 4, 0xffffffff);

@@ -14,7 +14,9 @@ namespace {
 using testing::readByte;
 using testing::writeByte;
 
-std::time_t fixedClock() { return 1'700'000'000; }  // 2023-11-14 22:13:20 UTC, a Tuesday.
+std::time_t fixedClock() {
+  return 1'700'000'000;
+}  // 2023-11-14 22:13:20 UTC, a Tuesday.
 
 uint8_t rtcRead(CmosRtc& rtc, uint8_t index) {
   writeByte(rtc, 0, index);

@@ -1,5 +1,7 @@
 // The shared-memory message ring: order, wrap-around, full and empty, and a
 // peer that writes garbage (rejected, never trusted).
+#include "proto/ring.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -8,7 +10,6 @@
 #include <thread>
 
 #include "proto/ring-segment.h"
-#include "proto/ring.h"
 
 namespace cellvisor {
 namespace {

@@ -1,4 +1,6 @@
 // vm-bhyve configuration files and the datastore around them.
+#include "vmmd/vm-config.h"
+
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -8,7 +10,6 @@
 
 #include "vmmd/datastore.h"
 #include "vmmd/system-config.h"
-#include "vmmd/vm-config.h"
 
 namespace cellvisor {
 namespace {
@@ -64,12 +65,15 @@ TEST(VmConfig, ParsesVmBhyveKeys) {
 }
 
 TEST(VmConfig, ErrorsNameFileLineAndKey) {
-  EXPECT_EQ(errorOf("loader=\"kernel\"\nkernel=\"/k\"\nmemroy=\"1G\"\n"), "vm.conf:3: memroy: unknown configuration key");
+  EXPECT_EQ(errorOf("loader=\"kernel\"\nkernel=\"/k\"\nmemroy=\"1G\"\n"),
+            "vm.conf:3: memroy: unknown configuration key");
   EXPECT_EQ(errorOf("kernel=\"/k\"\ncpu=0\n"), "vm.conf:2: cpu: expected 1 to 255");
   EXPECT_NE(errorOf("kernel=\"/k\"\nmemory=\"lots\"\n").find("vm.conf:2: memory:"), std::string::npos);
-  EXPECT_NE(errorOf("kernel=\"/k\"\ndisk0_type=\"floppy\"\n").find("disk0_type: expected"), std::string::npos);
-  EXPECT_NE(errorOf("kernel=\"/k\"\nnetwork0_type=\"virtio-net\"\nnetwork0_mac=\"xx\"\n").find("network0_mac"),
+  EXPECT_NE(errorOf("kernel=\"/k\"\ndisk0_type=\"floppy\"\n").find("disk0_type: expected"),
             std::string::npos);
+  EXPECT_NE(
+      errorOf("kernel=\"/k\"\nnetwork0_type=\"virtio-net\"\nnetwork0_mac=\"xx\"\n").find("network0_mac"),
+      std::string::npos);
   EXPECT_NE(errorOf("kernel=\"/k\"\ncomports=\"com3\"\n").find("comports"), std::string::npos);
   EXPECT_NE(errorOf("kernel=\"/k\"\nuuid=\"nope\"\n").find("uuid"), std::string::npos);
   EXPECT_NE(errorOf("kernel=\"/k\nmemory=1G\n").find("unterminated"), std::string::npos);
@@ -84,9 +88,10 @@ TEST(VmConfig, HostileDiskAndSwitchNamesAreRefused) {
     std::string text = std::string("kernel=\"/k\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"") + name + "\"\n";
     EXPECT_NE(errorOf(text).find("plain file name"), std::string::npos) << name;
   }
-  EXPECT_NE(errorOf("kernel=\"/k\"\ndisk0_type=\"virtio-blk\"\ndisk0_dev=\"custom\"\ndisk0_name=\"rel.img\"\n")
-                .find("absolute path"),
-            std::string::npos);
+  EXPECT_NE(
+      errorOf("kernel=\"/k\"\ndisk0_type=\"virtio-blk\"\ndisk0_dev=\"custom\"\ndisk0_name=\"rel.img\"\n")
+          .find("absolute path"),
+      std::string::npos);
   EXPECT_NE(errorOf("kernel=\"/k\"\nnetwork0_type=\"virtio-net\"\nnetwork0_switch=\"../x\"\n").find("switch"),
             std::string::npos);
 }
@@ -97,8 +102,9 @@ class DatastoreTest : public ::testing::Test {
     root = fs::path(::testing::TempDir()) / ("cellvisor-datastore-" + std::to_string(::getpid()));
     fs::remove_all(root);
     store = std::make_unique<Datastore>(root);
-    store->installTemplate("default", "loader=\"kernel\"\nkernel=\"/k\"\ncpu=1\nmemory=\"256M\"\n"
-                                      "disk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size=\"16M\"\n");
+    store->installTemplate("default",
+                           "loader=\"kernel\"\nkernel=\"/k\"\ncpu=1\nmemory=\"256M\"\n"
+                           "disk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size=\"16M\"\n");
   }
   void TearDown() override { fs::remove_all(root); }
   fs::path root;
@@ -107,7 +113,7 @@ class DatastoreTest : public ::testing::Test {
 
 TEST_F(DatastoreTest, LaysOutLikeVmBhyve) {
   for (const char* sub : {".templates", ".iso", ".config"}) EXPECT_TRUE(fs::is_directory(root / sub)) << sub;
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(root.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u) << "private to its owner";
 }
@@ -184,7 +190,8 @@ TEST_F(DatastoreTest, SystemConfigKeepsVmBhyveKeysAndRefusesOthers) {
     SystemConfig::load(path);
     FAIL() << "an unknown key was accepted";
   } catch (const DatastoreError& error) {
-    EXPECT_NE(std::string(error.what()).find("system.conf:2: bogus: unknown configuration key"), std::string::npos)
+    EXPECT_NE(std::string(error.what()).find("system.conf:2: bogus: unknown configuration key"),
+              std::string::npos)
         << error.what();
   }
 }

@@ -59,7 +59,8 @@ class Vmctl : public ::testing::Test {
   void writeTemplate(const std::string& name, const std::string& cmdline) {
     std::ofstream(root / "store" / ".templates" / (name + ".conf"))
         << "loader=\"kernel\"\nkernel=\"" << guestImage() << "\"\nkernel_cmdline=\"" << cmdline
-        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size=\"16M\"\n";
+        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size="
+           "\"16M\"\n";
   }
   // Runs vmctl; returns (status, stdout + stderr).
   std::pair<int, std::string> vmctl(std::vector<std::string> args) {
@@ -125,8 +126,10 @@ TEST_F(Vmctl, LifecycleFromTemplateToDestroy) {
   char buffer[1024];
   for (int i = 0; i < 100 && seen.find("echo: hello-console") == std::string::npos; ++i) {
     ssize_t count = ::recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
-    if (count > 0) seen.append(buffer, static_cast<size_t>(count));
-    else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (count > 0)
+      seen.append(buffer, static_cast<size_t>(count));
+    else
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ::close(fd);
   EXPECT_NE(seen.find("echo: hello-console"), std::string::npos) << seen;
@@ -158,8 +161,10 @@ TEST_F(Vmctl, DeviceCrashShowsInDevices) {
   ASSERT_NE(pidAt, std::string::npos) << devices;
   pid_t server = std::atoi(devices.c_str() + pidAt + 6);
   ASSERT_GT(server, 0);
-  EXPECT_NE(devices.find(R"("policy":"virtio-blk.policy","sandbox":"enforce")"), std::string::npos) << devices;
-  EXPECT_NE(devices.find(R"("backend":")" + (root / "store" / "db" / "disk0.img").string() + "\""), std::string::npos)
+  EXPECT_NE(devices.find(R"("policy":"virtio-blk.policy","sandbox":"enforce")"), std::string::npos)
+      << devices;
+  EXPECT_NE(devices.find(R"("backend":")" + (root / "store" / "db" / "disk0.img").string() + "\""),
+            std::string::npos)
       << devices;
   EXPECT_EQ(parentOf(server), daemon->pid()) << "vmmd, not the core, runs the device servers";
   ASSERT_EQ(::kill(server, SIGKILL), 0);
@@ -210,7 +215,7 @@ TEST_F(Vmctl, DeviceRestartOnANewBinaryIsInvisibleToTheGuest) {
   fs::permissions(upgraded, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                 fs::perms::others_read | fs::perms::others_exec);
   fs::permissions(root, fs::perms::others_exec, fs::perm_options::add);  // The server's uid must reach it.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // Mid-run.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));          // Mid-run.
   auto [status, output] = vmctl({"device", "restart", "up", "virtio-blk-4.0", upgraded.string()});
   ASSERT_EQ(status, 0) << output;
   int after = 0;
@@ -269,10 +274,12 @@ TEST_F(Vmctl, GuestSeesNoErrorWhileItsServerIsKilledRepeatedly) {
   }
   EXPECT_NE(devices.find(R"("restarts":20)"), std::string::npos) << devices;
   std::string info = waitStopped("crash");
-  EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << "the guest saw an error:\n" << info << log("crash");
+  EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << "the guest saw an error:\n"
+                                                                       << info << log("crash");
   std::string text = log("crash");
   size_t restarts = 0;
-  for (size_t at = 0; (at = text.find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
+  for (size_t at = 0; (at = text.find("killed by signal 9 (Killed); restarting", at)) != std::string::npos;
+       ++at) {
     ++restarts;
   }
   EXPECT_EQ(restarts, 20u) << text;
@@ -318,12 +325,15 @@ TEST_F(Vmctl, InstallFromAnIsoOrAKernel) {
   auto [imported, importText] = vmctl({"iso", iso.string()});
   EXPECT_EQ(imported, 0) << importText;
   EXPECT_NE(vmctl({"iso"}).second.find("installer.iso"), std::string::npos);
-  EXPECT_NE(vmctl({"iso", "--json"}).second.find(R"({"name":"installer.iso","size":65536})"), std::string::npos);
+  EXPECT_NE(vmctl({"iso", "--json"}).second.find(R"({"name":"installer.iso","size":65536})"),
+            std::string::npos);
   EXPECT_EQ(vmctl({"iso", iso.string()}).first, 1) << "already there";
   auto [absent, absentText] = vmctl({"iso", (root / "nosuch.iso").string()});
   EXPECT_NE(absentText.find("no file '" + (root / "nosuch.iso").string() + "' to import"), std::string::npos)
       << absentText;
-  EXPECT_EQ(vmctl({"iso", "--json"}).second, R"([{"name":"installer.iso","size":65536}])" "\n") << "nothing added";
+  EXPECT_EQ(vmctl({"iso", "--json"}).second, R"([{"name":"installer.iso","size":65536}])"
+                                             "\n")
+      << "nothing added";
 
   auto [installed, installText] = vmctl({"install", "inst", "installer.iso"});
   ASSERT_EQ(installed, 0) << installText;
@@ -337,15 +347,17 @@ TEST_F(Vmctl, InstallFromAnIsoOrAKernel) {
   EXPECT_EQ(vmctl({"install", "inst", "installer.iso"}).first, 1) << "running VMs are not installed";
   EXPECT_EQ(vmctl({"poweroff", "inst"}).first, 0);
   waitStopped("inst");
-  EXPECT_EQ(vmctl({"info", "inst"}).second.find("installer.iso"), std::string::npos) << "not kept in the config";
+  EXPECT_EQ(vmctl({"info", "inst"}).second.find("installer.iso"), std::string::npos)
+      << "not kept in the config";
 
   fs::path kernel = root / "guest-kernel";
   fs::copy_file(guestImage(), kernel);
   EXPECT_EQ(vmctl({"img", kernel.string()}).first, 0);
   auto [booted, bootText] = vmctl({"install", "inst", "guest-kernel"});
   EXPECT_EQ(booted, 0) << bootText;
-  EXPECT_NE(vmctl({"info", "inst"}).second.find("kernel=\"" + (root / "store" / ".img" / "guest-kernel").string()),
-            std::string::npos);
+  EXPECT_NE(
+      vmctl({"info", "inst"}).second.find("kernel=\"" + (root / "store" / ".img" / "guest-kernel").string()),
+      std::string::npos);
   EXPECT_EQ(vmctl({"poweroff", "inst"}).first, 0);
   waitStopped("inst");
 
@@ -393,9 +405,9 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::string inNamespace = "/usr/bin/nsenter -t " + std::to_string(holder.pid()) + " -n ";
   auto startDaemon = [&] {
-    daemon = std::make_unique<CoreProcess>(std::vector<std::string>{
-        "/usr/bin/nsenter", "-t", std::to_string(holder.pid()), "-n", env("CELLVISOR_VMMD"), "-d",
-        (root / "store").string(), "-S", socket});
+    daemon = std::make_unique<CoreProcess>(
+        std::vector<std::string>{"/usr/bin/nsenter", "-t", std::to_string(holder.pid()), "-n",
+                                 env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
     ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
   };
   auto shell = [&](const std::string& command) {
@@ -413,9 +425,10 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   EXPECT_NE(shell("ip -br link show master vm-public").find("uplink"), std::string::npos);
   EXPECT_NE(shell("ip -br addr show vm-public").find("10.77.0.1/24"), std::string::npos);
   std::string list = vmctl({"switch", "list", "--json"}).second;
-  EXPECT_NE(list.find(R"({"name":"public","type":"standard","bridge":"vm-public","address":"10.77.0.1/24","mtu":0,)"
-                      R"("ports":["uplink"],"present":true,"up":true})"),
-            std::string::npos)
+  EXPECT_NE(
+      list.find(R"({"name":"public","type":"standard","bridge":"vm-public","address":"10.77.0.1/24","mtu":0,)"
+                R"("ports":["uplink"],"present":true,"up":true})"),
+      std::string::npos)
       << list;
   std::ifstream config(root / "store" / ".config" / "system.conf");
   std::string text{std::istreambuf_iterator<char>(config), {}};
@@ -425,7 +438,8 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   // Errors: bad names, unknown interfaces, a port in two switches.
   EXPECT_NE(vmctl({"switch", "create", "a/b"}).second.find("invalid switch name"), std::string::npos);
   EXPECT_NE(vmctl({"switch", "create", "public"}).second.find("exists"), std::string::npos);
-  EXPECT_NE(vmctl({"switch", "add", "public", "nosuch0"}).second.find("no interface nosuch0"), std::string::npos);
+  EXPECT_NE(vmctl({"switch", "add", "public", "nosuch0"}).second.find("no interface nosuch0"),
+            std::string::npos);
   // A bad address: the half-made bridge is taken down again, nothing kept.
   auto [badAddress, badAddressText] = vmctl({"switch", "create", "-a", "10.1.2.3/99", "lan"});
   EXPECT_EQ(badAddress, 1) << badAddressText;
@@ -434,8 +448,9 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   EXPECT_EQ(vmctl({"switch", "list", "--json"}).second.find("\"lan\""), std::string::npos);
   // One interface, one switch.
   ASSERT_EQ(vmctl({"switch", "create", "other"}).first, 0);
-  EXPECT_NE(vmctl({"switch", "add", "other", "uplink"}).second.find("uplink is already a port of switch 'public'"),
-            std::string::npos);
+  EXPECT_NE(
+      vmctl({"switch", "add", "other", "uplink"}).second.find("uplink is already a port of switch 'public'"),
+      std::string::npos);
   EXPECT_EQ(vmctl({"switch", "destroy", "other"}).first, 0);
   EXPECT_NE(vmctl({"switch", "create", "-t", "manual", "-b", "nosuch0", "m"}).second.find("not a bridge"),
             std::string::npos);
@@ -470,7 +485,8 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   EXPECT_NE(nics.find(R"("name":"virtio-net-5.0")"), std::string::npos) << nics;
   EXPECT_NE(nics.find(R"("backend":"cvtap)"), std::string::npos) << nics;
   EXPECT_NE(nics.find(R"( on switch public")"), std::string::npos) << nics;
-  EXPECT_EQ(shell("ip -br link show master vm-public").find("cvtap"), std::string::npos) << "the tap left with the VM";
+  EXPECT_EQ(shell("ip -br link show master vm-public").find("cvtap"), std::string::npos)
+      << "the tap left with the VM";
   EXPECT_EQ(vmctl({"destroy", "web"}).first, 0);
 
   EXPECT_EQ(vmctl({"switch", "remove", "public", "uplink"}).first, 0);
@@ -484,20 +500,22 @@ TEST_F(Vmctl, SwitchesAreBridges) {
 // start -f: the VM runs on this terminal's console; info --json describes it.
 TEST_F(Vmctl, StartInForegroundOnTheConsole) {
   ASSERT_EQ(vmctl({"create", "-t", "echo", "fg"}).first, 0);
-  std::string command = "(sleep 1; printf 'hello-foreground\\n'; sleep 2; printf '~.') | " + env("CELLVISOR_VMCTL") +
-                        " -S " + socket + " start -f fg";
+  std::string command = "(sleep 1; printf 'hello-foreground\\n'; sleep 2; printf '~.') | " +
+                        env("CELLVISOR_VMCTL") + " -S " + socket + " start -f fg";
   CoreProcess process({"/bin/sh", "-c", command});
   EXPECT_EQ(process.wait(std::chrono::seconds(30)), 0) << process.output();
   EXPECT_NE(process.output().find("echo: hello-foreground"), std::string::npos) << process.output();
   std::string info = vmctl({"info", "--json", "fg"}).second;
-  EXPECT_NE(info.find(R"("name":"fg","datastore":"default","loader":"kernel","cpu":1,)"), std::string::npos) << info;
+  EXPECT_NE(info.find(R"("name":"fg","datastore":"default","loader":"kernel","cpu":1,)"), std::string::npos)
+      << info;
   EXPECT_NE(info.find(R"("state":"stopped")"), std::string::npos) << "start -f ends with its VM: " << info;
   EXPECT_NE(info.find(R"("lastExit":"exit status 33")"), std::string::npos) << info;
   EXPECT_NE(info.find(R"("config":"loader=\"kernel\"\u000a)"), std::string::npos) << info;
   auto [badPort, badPortText] = vmctl({"console", "fg", "com3"});
   EXPECT_NE(badPortText.find("com3 not in {com1,com2}"), std::string::npos) << badPortText;
   auto [stopped, stoppedText] = vmctl({"console", "fg"});
-  EXPECT_NE(stoppedText.find("cannot attach to"), std::string::npos) << "the VM is not running: " << stoppedText;
+  EXPECT_NE(stoppedText.find("cannot attach to"), std::string::npos)
+      << "the VM is not running: " << stoppedText;
 }
 
 TEST_F(Vmctl, ClearErrors) {
@@ -522,7 +540,8 @@ TEST_F(Vmctl, StartErrorsNameTheDevice) {
   fs::remove(root / "store" / "lost" / "disk0.img");
   auto [status, text] = vmctl({"start", "lost"});
   EXPECT_EQ(status, 1);
-  EXPECT_NE(text.find("vmctl: disk0: " + (root / "store" / "lost" / "disk0.img").string() + ": No such file or directory"),
+  EXPECT_NE(text.find("vmctl: disk0: " + (root / "store" / "lost" / "disk0.img").string() +
+                      ": No such file or directory"),
             std::string::npos)
       << text;
   std::ofstream(root / "store" / "lost" / "disk0.img").put(0);
@@ -530,7 +549,8 @@ TEST_F(Vmctl, StartErrorsNameTheDevice) {
       << "network0_type=\"virtio-net\"\nnetwork0_switch=\"nope\"\n";
   auto [nic, nicText] = vmctl({"start", "lost"});
   EXPECT_NE(nicText.find("vmctl: network0: no switch named 'nope'"), std::string::npos) << nicText;
-  EXPECT_EQ(vmctl({"devices", "lost", "--json"}).second, "[]\n") << "a start that failed leaves no device behind";
+  EXPECT_EQ(vmctl({"devices", "lost", "--json"}).second, "[]\n")
+      << "a start that failed leaves no device behind";
   EXPECT_NE(vmctl({"info", "lost"}).second.find("state: stopped"), std::string::npos);
 }
 
@@ -552,7 +572,8 @@ TEST_F(Vmctl, ManageStoppedVms) {
   auto [refused, message] = vmctl({"configure", "moved"});
   EXPECT_EQ(refused, 1);
   EXPECT_NE(message.find("bogus: unknown configuration key"), std::string::npos) << message;
-  EXPECT_NE(vmctl({"info", "moved"}).second.find("cpu: 2"), std::string::npos) << "unchanged by the refused edit";
+  EXPECT_NE(vmctl({"info", "moved"}).second.find("cpu: 2"), std::string::npos)
+      << "unchanged by the refused edit";
   ::unsetenv("EDITOR");
 
   // restart: the stress guest has no ACPI handler, so the button stops it at once.
@@ -606,7 +627,7 @@ TEST_F(Vmctl, InitAndReset) {
 }
 
 TEST_F(Vmctl, SocketIsPrivateToItsOwner) {
-  struct stat st{};
+  struct stat st {};
   ASSERT_EQ(::stat(socket.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to try as another user";

@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
       supervisor = std::make_unique<DeviceSupervisor>(bridge.loop(), harness.process(),
                                                       [&] { return stopping.load(); });
       supervisor->setLog([](const std::string&) {});  // Figures only.
+      bridge.wake();                                  // The supervisor's handles are new to the loop.
       ready = true;
       while (!stopping) io.provider->getTimer().afterDelay(50 * kj::MILLISECONDS).wait(io.waitScope);
       supervisor->close();

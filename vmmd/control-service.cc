@@ -27,7 +27,7 @@ kj::Promise<void> guarded(Body&& body) {
 
 }  // namespace
 
-ControlService::ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, DatastoreSet& datastores,
+ControlService::ControlService(kj::AsyncIoContext& io, UvInKj& supervisorLoop, DatastoreSet& datastores,
                                std::string coreBinary)
     : io_(io),
       supervisorLoop_(supervisorLoop),

@@ -18,7 +18,7 @@ namespace cellvisor {
 
 class ControlService final : public proto::Vmmd::Server {
  public:
-  ControlService(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, DatastoreSet& datastores,
+  ControlService(kj::AsyncIoContext& io, UvInKj& supervisorLoop, DatastoreSet& datastores,
                  std::string coreBinary);
   // Starts the datastore's vm_list in order, vm_delay seconds apart.
   kj::Promise<void> autostart();
@@ -63,7 +63,7 @@ class ControlService final : public proto::Vmmd::Server {
   void requireStopped(const std::string& name);
 
   kj::AsyncIoContext& io_;
-  uv_loop_t* supervisorLoop_;
+  UvInKj& supervisorLoop_;
   DatastoreSet& datastores_;
   Switches switches_;
   std::string coreBinary_;

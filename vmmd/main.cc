@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
     auto listener = address->listen();
     ::umask(old);
     cellvisor::UvInKj supervisorLoop(io);
-    auto service = kj::heap<cellvisor::ControlService>(io, supervisorLoop.loop(), datastores, core);
+    auto service = kj::heap<cellvisor::ControlService>(io, supervisorLoop, datastores, core);
     auto& control = *service;
     capnp::TwoPartyServer server(kj::mv(service));
     auto autostart = control.autostart().eagerlyEvaluate([](kj::Exception&& error) {

@@ -57,7 +57,7 @@ std::pair<UniqueFd, UniqueFd> socketPair(int type) {
 
 }  // namespace
 
-VmRunner::VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore,
+VmRunner::VmRunner(kj::AsyncIoContext& io, UvInKj& supervisorLoop, Datastore& datastore,
                    const Switches& switches, std::string coreBinary, std::string name)
     : io_(io),
       supervisorLoop_(supervisorLoop),
@@ -164,11 +164,12 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
     device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
                                                            ram_.memfd.get(), ram_.regions);
-    device.supervisor =
-        std::make_unique<DeviceSupervisor>(supervisorLoop_, *device.process, [this] { return pid_ <= 0; });
+    device.supervisor = std::make_unique<DeviceSupervisor>(supervisorLoop_.loop(), *device.process,
+                                                           [this] { return pid_ <= 0; });
     device.supervisor->setLog([this](const std::string& line) { log(line); });
     devices_.push_back(std::move(device));
   }
+  supervisorLoop_.wake();  // The supervisors' handles are new to the loop.
 }
 
 void VmRunner::sendDevices(int socket) {
@@ -193,6 +194,7 @@ void VmRunner::stopDevices(bool remember) {
   }
   devices_.clear();  // Kills what still runs.
   ram_ = {};
+  supervisorLoop_.wake();  // Closed handles are finished on the loop.
 }
 
 VmRunner::ServedDevice* VmRunner::findDevice(const std::string& name) {

@@ -23,6 +23,7 @@
 #include "core/machine/machine-config.h"
 #include "vmmd/datastore.h"
 #include "vmmd/switches.h"
+#include "vmmd/uv-in-kj.h"
 
 namespace cellvisor {
 
@@ -42,7 +43,7 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
  public:
   // `supervisorLoop`: the libuv loop the device servers are watched on.
   // `switches`: where the VM's NICs find their bridges.
-  VmRunner(kj::AsyncIoContext& io, uv_loop_t* supervisorLoop, Datastore& datastore, const Switches& switches,
+  VmRunner(kj::AsyncIoContext& io, UvInKj& supervisorLoop, Datastore& datastore, const Switches& switches,
            std::string coreBinary, std::string name);
   ~VmRunner();
 
@@ -94,7 +95,7 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   void taskFailed(kj::Exception&& exception) override;
 
   kj::AsyncIoContext& io_;
-  uv_loop_t* supervisorLoop_;
+  UvInKj& supervisorLoop_;
   Datastore& datastore_;
   const Switches& switches_;
   std::string coreBinary_;

@@ -15,87 +15,10 @@
 #include <random>
 #include <thread>
 
-#include "tests/boot/core-process.h"
+#include "tests/vmmd/vmmd-fixture.h"
 
 namespace cellvisor::testing {
 namespace {
-
-namespace fs = std::filesystem;
-
-pid_t parentOf(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  auto close = line.rfind(')');
-  return close == std::string::npos ? 0 : std::atoi(line.c_str() + close + 4);
-}
-
-std::string env(const char* name) {
-  const char* value = std::getenv(name);
-  return value ? value : "";
-}
-
-class Vmctl : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
-    root = fs::path(::testing::TempDir()) / ("cellvisor-vmmd-" + std::to_string(::getpid()));
-    fs::remove_all(root);
-    fs::create_directories(root / "store" / ".templates");
-    socket = (root / "vmmd.sock").string();
-    writeTemplate("echo", "test=echo");
-    writeTemplate("stress", "test=virtio-blk-stress rounds=8");
-    daemon = std::make_unique<CoreProcess>(
-        std::vector<std::string>{env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
-    ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
-  }
-  void TearDown() override {
-    if (daemon) {
-      daemon->signal(SIGTERM);
-      daemon->wait(std::chrono::seconds(10));
-    }
-    fs::remove_all(root);
-  }
-  void writeTemplate(const std::string& name, const std::string& cmdline) {
-    std::ofstream(root / "store" / ".templates" / (name + ".conf"))
-        << "loader=\"kernel\"\nkernel=\"" << guestImage() << "\"\nkernel_cmdline=\"" << cmdline
-        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size="
-           "\"16M\"\n";
-  }
-  // Runs vmctl; returns (status, stdout + stderr).
-  std::pair<int, std::string> vmctl(std::vector<std::string> args) {
-    args.insert(args.begin(), {env("CELLVISOR_VMCTL"), "-S", socket});
-    CoreProcess process(args);
-    int status = process.wait(std::chrono::seconds(30));
-    return {status, process.output()};
-  }
-
-  // The first device server's pid from `vmctl devices --json`, 0 if none runs.
-  pid_t serverPid(const std::string& vm) {
-    std::string devices = vmctl({"devices", vm, "--json"}).second;
-    auto at = devices.find(R"("pid":)");
-    return at == std::string::npos ? 0 : std::atoi(devices.c_str() + at + 6);
-  }
-  // Waits (up to 30 s) for the VM to stop; returns `vmctl info`.
-  std::string waitStopped(const std::string& vm) {
-    std::string info;
-    for (int i = 0; i < 600; ++i) {
-      info = vmctl({"info", vm}).second;
-      if (info.find("state: stopped") != std::string::npos) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return info;
-  }
-  // A VM's vmm.log, for failure messages.
-  std::string log(const std::string& vm) {
-    std::ifstream file(root / "store" / vm / "vmm.log");
-    return {std::istreambuf_iterator<char>(file), {}};
-  }
-
-  fs::path root;
-  std::string socket;
-  std::unique_ptr<CoreProcess> daemon;
-};
 
 TEST_F(Vmctl, LifecycleFromTemplateToDestroy) {
   EXPECT_EQ(vmctl({"create", "-t", "echo", "-m", "256M", "web"}).first, 0);
@@ -110,27 +33,10 @@ TEST_F(Vmctl, LifecycleFromTemplateToDestroy) {
   EXPECT_EQ(vmctl({"start", "web"}).first, 1) << "already running";
 
   // The console: type a line, the guest echoes it.
-  std::string console = (root / "store" / "web" / "console.sock").string();
-  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, console.c_str(), sizeof(address.sun_path) - 1);
-  bool connected = false;
-  for (int i = 0; i < 200 && !connected; ++i) {
-    connected = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-    if (!connected) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  ASSERT_TRUE(connected);
+  int fd = connectConsole("web");
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, "hello-console\n", 14), 14);
-  std::string seen;
-  char buffer[1024];
-  for (int i = 0; i < 100 && seen.find("echo: hello-console") == std::string::npos; ++i) {
-    ssize_t count = ::recv(fd, buffer, sizeof(buffer), MSG_DONTWAIT);
-    if (count > 0)
-      seen.append(buffer, static_cast<size_t>(count));
-    else
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  std::string seen = readUntil(fd, "echo: hello-console", std::chrono::seconds(2));
   ::close(fd);
   EXPECT_NE(seen.find("echo: hello-console"), std::string::npos) << seen;
 

@@ -1,0 +1,129 @@
+// The vmmd tests' fixture: a daemon on a private datastore and socket,
+// driven by the real vmctl, running the test guest on real KVM.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/boot/core-process.h"
+
+namespace cellvisor::testing {
+
+namespace fs = std::filesystem;
+
+inline pid_t parentOf(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto close = line.rfind(')');
+  return close == std::string::npos ? 0 : std::atoi(line.c_str() + close + 4);
+}
+
+inline std::string env(const char* name) {
+  const char* value = std::getenv(name);
+  return value ? value : "";
+}
+
+class Vmctl : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+    root = fs::path(::testing::TempDir()) / ("cellvisor-vmmd-" + std::to_string(::getpid()));
+    fs::remove_all(root);
+    fs::create_directories(root / "store" / ".templates");
+    socket = (root / "vmmd.sock").string();
+    writeTemplate("echo", "test=echo");
+    writeTemplate("stress", "test=virtio-blk-stress rounds=8");
+    daemon = std::make_unique<CoreProcess>(
+        std::vector<std::string>{env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
+    ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
+  }
+  void TearDown() override {
+    if (daemon) {
+      daemon->signal(SIGTERM);
+      daemon->wait(std::chrono::seconds(10));
+    }
+    fs::remove_all(root);
+  }
+  void writeTemplate(const std::string& name, const std::string& cmdline) {
+    std::ofstream(root / "store" / ".templates" / (name + ".conf"))
+        << "loader=\"kernel\"\nkernel=\"" << guestImage() << "\"\nkernel_cmdline=\"" << cmdline
+        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size="
+           "\"16M\"\n";
+  }
+  // Runs vmctl; returns (status, stdout + stderr).
+  std::pair<int, std::string> vmctl(std::vector<std::string> args) {
+    args.insert(args.begin(), {env("CELLVISOR_VMCTL"), "-S", socket});
+    CoreProcess process(args);
+    int status = process.wait(std::chrono::seconds(30));
+    return {status, process.output()};
+  }
+
+  // The first device server's pid from `vmctl devices --json`, 0 if none runs.
+  pid_t serverPid(const std::string& vm) {
+    std::string devices = vmctl({"devices", vm, "--json"}).second;
+    auto at = devices.find(R"("pid":)");
+    return at == std::string::npos ? 0 : std::atoi(devices.c_str() + at + 6);
+  }
+  // Waits (up to 30 s) for the VM to stop; returns `vmctl info`.
+  std::string waitStopped(const std::string& vm) {
+    std::string info;
+    for (int i = 0; i < 600; ++i) {
+      info = vmctl({"info", vm}).second;
+      if (info.find("state: stopped") != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return info;
+  }
+  // Connects to a VM's console socket (up to 2 s while the core makes it);
+  // -1 if it never appears.
+  int connectConsole(const std::string& vm) {
+    std::string path = (root / "store" / vm / "console.sock").string();
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+    for (int i = 0; i < 200; ++i) {
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) return fd;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ::close(fd);
+    return -1;
+  }
+  // Reads a console until `text` has come (or `timeout`); returns what came.
+  static std::string readUntil(int fd, const std::string& text,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    std::string seen;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (seen.find(text) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{fd, POLLIN, 0};
+      if (::poll(&ready, 1, 50) <= 0) continue;
+      char buffer[1024];
+      ssize_t count = ::recv(fd, buffer, sizeof(buffer), 0);
+      if (count <= 0) break;
+      seen.append(buffer, static_cast<size_t>(count));
+    }
+    return seen;
+  }
+  // A VM's vmm.log, for failure messages.
+  std::string log(const std::string& vm) {
+    std::ifstream file(root / "store" / vm / "vmm.log");
+    return {std::istreambuf_iterator<char>(file), {}};
+  }
+
+  fs::path root;
+  std::string socket;
+  std::unique_ptr<CoreProcess> daemon;
+};
+
+}  // namespace cellvisor::testing

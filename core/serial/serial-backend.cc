@@ -1,6 +1,7 @@
 #include "core/serial/serial-backend.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pty.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -9,11 +10,13 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <thread>
 
 #include "core/base/system-error.h"
 #include "core/base/unique-fd.h"
@@ -113,21 +116,27 @@ class TerminalBackend : public SerialBackend {
  private:
   // Closing a pty master hangs up its slave and throws away what the user
   // has not read yet: the guest's last words before it powered off. While
-  // a reader is taking them, wait (half a second at most); with nobody
-  // reading, the output stops shrinking and there is nothing to wait for.
+  // someone holds the terminal open and output is unread, wait for them to
+  // take it (a reader that was not scheduled for a while must not lose the
+  // tail: 50 ms of "no progress" once did), up to DRAIN_LIMIT; with nobody
+  // on the terminal there is no one to wait for.
   void drainPty() {
     if (endpoint_.rfind("/dev/pts/", 0) != 0) return;
-    UniqueFd slave(::open(endpoint_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
-    if (!slave) return;
-    int last = -1;
-    for (int waited = 0, still = 0; waited < 50 && still < 5; ++waited) {
+    for (auto waited = std::chrono::milliseconds(0); waited < DRAIN_LIMIT; waited += DRAIN_POLL) {
+      // The master reports a hang-up while no process holds the slave.
+      pollfd master{fd_.get(), POLLIN, 0};
+      if (::poll(&master, 1, 0) < 0 || (master.revents & POLLHUP)) return;
+      // Opened only to ask, and closed again: while we hold it, the master
+      // would not tell us that the user has gone.
+      UniqueFd slave(::open(endpoint_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
       int unread = 0;
-      if (::ioctl(slave.get(), FIONREAD, &unread) != 0 || unread == 0) return;
-      still = unread == last ? still + 1 : 0;
-      last = unread;
-      ::usleep(10000);
+      if (!slave || ::ioctl(slave.get(), FIONREAD, &unread) != 0 || unread == 0) return;
+      slave.reset();
+      std::this_thread::sleep_for(DRAIN_POLL);
     }
   }
+  static constexpr std::chrono::milliseconds DRAIN_LIMIT{2000};
+  static constexpr std::chrono::milliseconds DRAIN_POLL{10};
 
   void listen() {
     // A pty master reports EIO while no one holds the slave open: look again

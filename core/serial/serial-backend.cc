@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pty.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -129,8 +128,12 @@ class TerminalBackend : public SerialBackend {
       // Opened only to ask, and closed again: while we hold it, the master
       // would not tell us that the user has gone.
       UniqueFd slave(::open(endpoint_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
-      int unread = 0;
-      if (!slave || ::ioctl(slave.get(), FIONREAD, &unread) != 0 || unread == 0) return;
+      if (!slave) return;
+      // Polled, not asked with FIONREAD: the guest's last bytes may still be
+      // on their way to the slave's line discipline (a kernel work item),
+      // where FIONREAD does not count them; a poll pushes them through.
+      pollfd unread{slave.get(), POLLIN, 0};
+      if (::poll(&unread, 1, 0) <= 0 || !(unread.revents & POLLIN)) return;
       slave.reset();
       std::this_thread::sleep_for(DRAIN_POLL);
     }

@@ -110,6 +110,7 @@ struct DeviceStatus {
 # the device servers; the core owns their request channels, so quiescing a
 # server before a live upgrade goes through the core.
 struct CoreCommand {
+  id @2 :UInt64;              # echoed in the answer
   union {
     quiesceDevice @0 :Text;   # device name: finish what is in flight, take nothing new
     resumeDevice @1 :Text;    # go on after all (an upgrade that was called off)
@@ -117,8 +118,10 @@ struct CoreCommand {
 }
 
 # vmm-core -> vmmd, over the same socket: the answer to each CoreCommand,
-# in order.
+# carrying its id (an answer to a command vmmd stopped waiting for is
+# recognised as such, never taken for the next one's).
 struct CoreEvent {
   device @0 :Text;
   error @1 :Text;    # empty: done
+  id @2 :UInt64;
 }

@@ -10,7 +10,9 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cellvisor::proto");
 
-const protocolVersion :UInt32 = 1;
+# 2: the ring segment carries the request ledger (exactly-once register
+# accesses across server instances).
+const protocolVersion :UInt32 = 2;
 
 # Everything a server is handed at start, sent once over its bootstrap
 # socket together with the file descriptors (SCM_RIGHTS) in the order listed

@@ -5,6 +5,7 @@
 // index again, so a corrupted segment cannot mislead the core.
 #pragma once
 
+#include <atomic>
 #include <memory>
 
 #include "core/base/mapping.h"
@@ -14,10 +15,31 @@
 namespace cellvisor {
 
 constexpr uint32_t DEVICE_RING_BYTES = 64 * 1024;
+constexpr uint32_t LEDGER_REPLY_BYTES = 4096;
+
+// What makes a register access happen exactly once although a server may be
+// replaced while the core waits for it (a crash, a live upgrade): the core
+// re-sends it to the successor, and a copy may still sit unread in the ring.
+struct RequestLedger {
+  // Written by the core: the sequence of the one request it still waits
+  // for, 0 when none. A server executes only that one: anything else in the
+  // ring was given up by the core (its wait timed out) and must not happen
+  // late, on this instance or a successor.
+  std::atomic<uint64_t> awaited;
+  // Written by the server: the last request it executed and the reply it
+  // sent (a flat Cap'n Proto message), so that a second copy, or a successor
+  // asked again, answers from here instead of executing it twice (a
+  // read-to-clear register). The core never reads these.
+  std::atomic<uint64_t> answered;
+  uint32_t replyBytes;
+  uint32_t reserved;
+  alignas(8) uint8_t reply[LEDGER_REPLY_BYTES];
+};
 
 struct DeviceRings {
   RingIndices requestIndices;
   RingIndices replyIndices;
+  alignas(64) RequestLedger ledger;
   alignas(64) uint8_t requests[DEVICE_RING_BYTES];
   alignas(64) uint8_t replies[DEVICE_RING_BYTES];
 };

@@ -16,6 +16,7 @@
 #include "core/base/system-error.h"
 #include "core/base/unique-fd.h"
 #include "core/devices/device-catalog.h"
+#include "core/devices/device-timeouts.h"
 #include "servers/virtio-net/net-options.h"
 #include "vmmd/netlink-links.h"
 
@@ -26,9 +27,6 @@ namespace {
 
 constexpr int STATUS_FD = 3;
 constexpr int DEVICE_SOCKET_FD = 4;
-// How long the core may take to quiesce a server before an upgrade goes
-// ahead anyway (replacing a hung server is what is wanted then).
-constexpr auto QUIESCE_TIMEOUT = 5 * kj::SECONDS;
 
 std::string describeExit(int status) {
   if (WIFSIGNALED(status))
@@ -295,7 +293,7 @@ void VmRunner::watchExit() {
     lastExit_ = describeExit(status);
     eventTask_ = nullptr;
     control_ = nullptr;
-    for (auto& waiter : waiting_) waiter->fulfill("the VM stopped");
+    for (auto& [id, waiter] : waiting_) waiter->fulfill("the VM stopped");
     waiting_.clear();
     stopDevices();
     // vm-bhyve restarts a guest that rebooted.
@@ -306,9 +304,10 @@ void VmRunner::watchExit() {
 kj::Promise<void> VmRunner::readEvents() {
   return capnp::readMessage(*control_).then([this](kj::Own<capnp::MessageReader>&& message) {
     auto event = message->getRoot<proto::CoreEvent>();
-    if (!waiting_.empty()) {
-      waiting_.front()->fulfill(event.getError());
-      waiting_.erase(waiting_.begin());
+    // An answer nobody waits for any more (its command timed out) is dropped.
+    if (auto waiter = waiting_.find(event.getId()); waiter != waiting_.end()) {
+      waiter->second->fulfill(event.getError());
+      waiting_.erase(waiter);
     }
     return readEvents();
   });
@@ -317,14 +316,18 @@ kj::Promise<void> VmRunner::readEvents() {
 kj::Promise<std::string> VmRunner::sendCommand(const std::string& device, bool quiesce) {
   auto message = kj::heap<capnp::MallocMessageBuilder>();
   auto command = message->initRoot<proto::CoreCommand>();
+  uint64_t id = ++lastCommandId_;
+  command.setId(id);
   if (quiesce) {
     command.setQuiesceDevice(device);
   } else {
     command.setResumeDevice(device);
   }
   auto answer = kj::newPromiseAndFulfiller<std::string>();
-  waiting_.push_back(kj::mv(answer.fulfiller));
+  waiting_.emplace(id, kj::mv(answer.fulfiller));
   auto& builder = *message;
+  // A caller that stops waiting (its deadline) leaves the entry: the late
+  // answer finds it and goes nowhere, or the VM's end clears it.
   return capnp::writeMessage(*control_, builder)
       .attach(kj::mv(message))
       .then([promise = kj::mv(answer.promise)]() mutable { return kj::mv(promise); });
@@ -337,9 +340,11 @@ kj::Promise<void> VmRunner::restartDevice(const std::string& device, const std::
   if (!binary.empty() && ::access(binary.c_str(), X_OK) != 0) {
     throw DatastoreError(device + ": " + binary + " is not an executable");
   }
-  auto timeout = io_.provider->getTimer().afterDelay(QUIESCE_TIMEOUT).then([] {
-    return std::string("the core did not quiesce it in time");
-  });
+  // Past the deadline (longer than the core's own: device-timeouts.h) the
+  // upgrade goes ahead anyway: replacing a hung server is what is wanted.
+  auto deadline = UPGRADE_QUIESCE_DEADLINE.count() * kj::MILLISECONDS;
+  auto timeout = io_.provider->getTimer().afterDelay(deadline).then(
+      [] { return std::string("the core did not quiesce it in time"); });
   return sendCommand(device, true)
       .exclusiveJoin(kj::mv(timeout))
       .then([this, device, binary](std::string error) {

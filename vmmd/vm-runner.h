@@ -112,8 +112,9 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   kj::Own<kj::UnixEventPort::FdObserver> coreExit_;
   kj::Own<kj::AsyncIoStream> control_;  // The core's status socket.
   kj::Promise<void> eventTask_ = nullptr;
-  // Answers to CoreCommands come back in order.
-  std::vector<kj::Own<kj::PromiseFulfiller<std::string>>> waiting_;
+  // CoreCommands waiting for their answer, by id.
+  std::map<uint64_t, kj::Own<kj::PromiseFulfiller<std::string>>> waiting_;
+  uint64_t lastCommandId_ = 0;
   kj::TaskSet tasks_{*this};
 };
 

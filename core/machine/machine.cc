@@ -376,6 +376,7 @@ void Machine::handleCoreCommand() {
     capnp::MallocMessageBuilder builder;
     auto result = builder.initRoot<proto::CoreEvent>();
     result.setDevice(device);
+    result.setId(command.getId());
     auto server = std::find_if(
         serverDevices_.begin(), serverDevices_.end(),
         [&](const ServerDevice& candidate) { return candidate.channel->deviceName() == device; });

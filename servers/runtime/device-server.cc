@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <iostream>
 
 #include "device.capnp.h"
@@ -146,10 +147,45 @@ void DeviceServer::signalVector(uint16_t vector) {
   eventfd_write(resources_.interrupts[vector].get(), 1);
 }
 
+void DeviceServer::recordReply(RequestLedger& ledger, uint64_t sequence, capnp::MessageBuilder& reply) {
+  auto words = capnp::messageToFlatArray(reply);
+  auto bytes = words.asBytes();
+  // Forget the old record before the bytes change under it; a reply too big
+  // to keep (none is: a few hundred bytes at most) is simply not recorded.
+  ledger.answered.store(0, std::memory_order_release);
+  if (bytes.size() > sizeof(ledger.reply)) return;
+  std::memcpy(ledger.reply, bytes.begin(), bytes.size());
+  ledger.replyBytes = static_cast<uint32_t>(bytes.size());
+  ledger.answered.store(sequence, std::memory_order_release);
+}
+
+bool DeviceServer::resendRecordedReply(RequestLedger& ledger) {
+  // Our own segment, but written by an instance that may have died half-way:
+  // bounded and parsed like any message.
+  size_t bytes = std::min<size_t>(ledger.replyBytes, sizeof(ledger.reply)) / sizeof(capnp::word);
+  kj::Array<capnp::word> words = kj::heapArray<capnp::word>(bytes);
+  std::memcpy(words.begin(), ledger.reply, bytes * sizeof(capnp::word));
+  capnp::FlatArrayMessageReader recorded(words);
+  capnp::MallocMessageBuilder builder(256);
+  builder.setRoot(recorded.getRoot<proto::Reply>());
+  return channel_->send(builder);
+}
+
 void DeviceServer::serveRequests() {
   try {
+    RequestLedger& ledger = resources_.rings->rings().ledger;
     while (auto message = channel_->tryReceive()) {
       auto request = message->root<proto::Request>();
+      uint64_t sequence = request.getSequence();
+      // Given up by the core (or a copy of one it has its answer to): a
+      // register access must not happen late.
+      if (sequence != ledger.awaited.load(std::memory_order_acquire)) continue;
+      // Executed already, by us or the instance before us: the same answer
+      // again, without doing it twice.
+      if (sequence == ledger.answered.load(std::memory_order_acquire)) {
+        if (!resendRecordedReply(ledger)) throw ProtocolError("the core stopped reading replies");
+        continue;
+      }
       capnp::MallocMessageBuilder builder(256);
       auto reply = builder.initRoot<proto::Reply>();
       reply.setSequence(request.getSequence());
@@ -242,6 +278,7 @@ void DeviceServer::serveRequests() {
           reply.setError("unknown request");
           break;
       }
+      recordReply(ledger, sequence, builder);
       if (!channel_->send(builder)) throw ProtocolError("the core stopped reading replies");
     }
   } catch (const std::exception& error) {

@@ -50,6 +50,9 @@ class DeviceServer {
   };
   static void readable(uv_poll_t* poll, int status, int events);
   void serveRequests();
+  // The request ledger's server side (proto/ring-segment.h).
+  void recordReply(RequestLedger& ledger, uint64_t sequence, capnp::MessageBuilder& reply);
+  bool resendRecordedReply(RequestLedger& ledger);
   void kicked(uint16_t queue);
   void injectFault();
   void signalVector(uint16_t vector);

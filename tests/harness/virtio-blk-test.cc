@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "core/devices/device-supervisor.h"
+#include "core/devices/device-timeouts.h"
+#include "servers/runtime/virtio-transport.h"
 #include "tests/harness/virtio-harness.h"
 
 namespace cellvisor::testing {
@@ -379,6 +381,86 @@ TEST(VirtioBlkRestart, InFlightRequestsSurviveAKill) {
     ASSERT_EQ(std::memcmp(onDisk.data(), blk.harness.host(data, 65536), 65536), 0) << round;
   }
   EXPECT_FALSE(blk.harness.status() & 64);
+}
+
+// A live upgrade while a register access waits for a hung server: the
+// quiesce gives up within its own limit (it does not queue behind the held
+// access for that access's whole timeout), vmmd's deadline then replaces the
+// server, the held access is answered by the successor, and the successor is
+// not left paused by a pause meant for the instance it replaced.
+TEST(VirtioBlkRestart, RegisterAccessHeldAcrossTheQuiesceDeadline) {
+  BlkHarness blk;
+  SupervisedHarness supervised(blk.harness);
+  ASSERT_EQ(::kill(blk.harness.process().pid(), SIGSTOP), 0);  // Hung: takes nothing from its ring.
+  std::atomic<uint64_t> capacity{0};
+  std::thread guest([&] { capacity = blk.harness.configRead(0, 8); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // The access holds the channel.
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_THROW(blk.harness.channel().pause(), DeviceUnavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, QUIESCE_TIMEOUT + std::chrono::seconds(1));
+  blk.harness.process().requestRestart("");  // What vmmd does past UPGRADE_QUIESCE_DEADLINE.
+  guest.join();
+  EXPECT_EQ(capacity.load(), DISK_BYTES / 512) << "the held access is answered by the successor";
+  uint64_t data = blk.pattern(4096, 21);
+  EXPECT_EQ(blk.io(OUT, 0, data, 4096).status, S_OK) << "the successor serves: it is not paused";
+  EXPECT_EQ(blk.harness.process().restarts(), 1u);
+}
+
+// The request ledger: a request the server executed is not executed again
+// when a copy of it arrives (the core re-sends after a restart while the
+// first copy may still be in the ring): ISR is read-to-clear, and both
+// copies must see the bit. A request the core gave up on is not executed.
+TEST(VirtioBlkRestart, RegisterAccessesHappenExactlyOnce) {
+  BlkHarness blk;
+  uint64_t data = blk.pattern(4096, 22);
+  ASSERT_EQ(blk.io(OUT, 0, data, 4096).status, S_OK);  // Raises ISR bit 0.
+  DeviceResources& resources = blk.harness.channel().resources();
+  RequestLedger& ledger = resources.rings().rings().ledger;
+  // A second writer on the request ring in place of the core's channel,
+  // which stays unused from here on.
+  MessageChannel raw(resources.rings().requestWriter(), resources.rings().replyReader(),
+                     resources.requestDoorbell(), resources.replyDoorbell());
+  auto readIsr = [&](uint64_t sequence) {
+    capnp::MallocMessageBuilder builder;
+    auto request = builder.initRoot<proto::Request>();
+    request.setSequence(sequence);
+    auto access = request.initBarRead();
+    access.setBar(0);
+    access.setOffset(VirtioTransport::ISR);
+    access.setSize(1);
+    return raw.send(builder);
+  };
+  auto replies = [&](size_t wanted, std::chrono::milliseconds timeout) {
+    std::vector<std::pair<uint64_t, uint64_t>> seen;  // (sequence, value)
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (seen.size() < wanted && std::chrono::steady_clock::now() < deadline) {
+      while (auto reply = raw.tryReceive()) {
+        auto root = reply->root<proto::Reply>();
+        seen.emplace_back(root.getSequence(), root.isValue() ? root.getValue() : ~0ull);
+      }
+      raw.waitForDoorbell(std::chrono::milliseconds(20));
+    }
+    return seen;
+  };
+  constexpr uint64_t SEQUENCE = 1'000'000;
+  ledger.awaited = SEQUENCE;
+  ASSERT_TRUE(readIsr(SEQUENCE));
+  ASSERT_TRUE(readIsr(SEQUENCE));  // The copy.
+  auto answers = replies(2, std::chrono::seconds(5));
+  ASSERT_EQ(answers.size(), 2u);
+  EXPECT_EQ(answers[0], std::make_pair(SEQUENCE, uint64_t{1}));
+  EXPECT_EQ(answers[1], std::make_pair(SEQUENCE, uint64_t{1})) << "the copy was executed again";
+  // Given up: not executed, so ISR keeps the bit the next interrupt raises.
+  ASSERT_EQ(blk.io(OUT, 0, data, 4096).status, S_OK);
+  ledger.awaited = 0;
+  ASSERT_TRUE(readIsr(SEQUENCE + 1));
+  EXPECT_TRUE(replies(1, std::chrono::milliseconds(300)).empty()) << "an abandoned request was answered";
+  ledger.awaited = SEQUENCE + 2;
+  ASSERT_TRUE(readIsr(SEQUENCE + 2));
+  answers = replies(1, std::chrono::seconds(5));
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0], std::make_pair(SEQUENCE + 2, uint64_t{1})) << "the abandoned read cleared ISR";
+  // (The core's own channel is not used again: its ring positions are behind ours.)
 }
 
 TEST(VirtioBlkRestart, CrashLoopFailsTheDeviceAndTellsTheGuest) {

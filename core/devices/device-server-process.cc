@@ -26,6 +26,8 @@ namespace cellvisor {
 namespace {
 
 constexpr int BOOTSTRAP_FD = 3;
+// A child that could not be confined, before it ran any server code.
+constexpr int UNCONFINED_EXIT = 125;
 
 }  // namespace
 
@@ -86,8 +88,11 @@ void DeviceServerProcess::spawn(bool restart) {
           ::setns(ipcFd, CLONE_NEWIPC) != 0 || ::setns(utsFd, CLONE_NEWUTS) != 0) {
         ::_exit(126);
       }
-    } else {
-      ::unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
+    } else if (::unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | (root ? CLONE_NEWNS : 0)) != 0 &&
+               root) {
+      // As root a server never runs in the host's namespaces: clone3 was
+      // refused, and so is this (a seccomp filter, a container).
+      ::_exit(UNCONFINED_EXIT);
     }
     if (::dup2(theirs.get(), BOOTSTRAP_FD) < 0) ::_exit(126);
     ::syscall(SYS_close_range, BOOTSTRAP_FD + 1, ~0u, 0);  // No stray fds.
@@ -143,9 +148,16 @@ void DeviceServerProcess::spawn(bool restart) {
 DeviceServerProcess::~DeviceServerProcess() {
   pid_t pid = pid_.load();
   if (pid > 0) {
-    ::kill(pid, SIGKILL);
+    killInstance();
     ::waitpid(pid, nullptr, 0);
   }
+}
+
+void DeviceServerProcess::killInstance() {
+  // Through the pidfd: the pid of an instance that has exited (and been
+  // reaped by another thread) may already name someone else.
+  std::lock_guard lock(processMutex_);
+  if (pidfd_) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
 }
 
 std::string DeviceServerProcess::reap() {
@@ -164,6 +176,8 @@ std::string DeviceServerProcess::reap() {
       lastExit_ += fmt::format(": sandbox violation, syscall {}", lastViolation_);
       violation = 0;
     }
+  } else if (WEXITSTATUS(status) == UNCONFINED_EXIT) {
+    lastExit_ = fmt::format("pid {} could not enter its own namespaces, and did not run unconfined", pid);
   } else {
     lastExit_ = fmt::format("pid {} exited with status {}", pid, WEXITSTATUS(status));
   }
@@ -187,8 +201,7 @@ void DeviceServerProcess::requestRestart(const std::string& binary) {
     if (!binary.empty()) launch_.binary = binary;
   }
   requestedExit_ = true;
-  pid_t pid = pid_.load();
-  if (pid > 0) ::kill(pid, SIGKILL);
+  killInstance();
 }
 
 std::vector<uint8_t> DeviceServerProcess::saveState() const {
@@ -199,17 +212,18 @@ std::vector<uint8_t> DeviceServerProcess::saveState() const {
 void DeviceServerProcess::restoreState(const std::vector<uint8_t>& saved) {
   if (saved.size() != sizeof(VirtioState))
     throw std::invalid_argument("saved device state has the wrong size");
-  pid_t pid = pid_.load();
-  if (pid > 0) {
-    // Supervised: the supervisor sees the exit and restarts on the restored
-    // state. Unsupervised: do it here.
-    std::memcpy(&resources_.state(), saved.data(), saved.size());
-    ::kill(pid, SIGKILL);
-    if (!supervised_) {
-      reap();
-      restart();
-    }
+  if (failed()) throw std::runtime_error(launch_.deviceName + ": device has failed; nothing to restore into");
+  std::memcpy(&resources_.state(), saved.data(), saved.size());
+  // Supervised: the supervisor sees the exit (or has a restart pending) and
+  // starts the next instance on the restored state. Unsupervised: here.
+  if (pid_.load() > 0) {
+    killInstance();
+    if (supervised_) return;
+    reap();
+  } else if (supervised_) {
+    return;
   }
+  restart();
 }
 
 bool DeviceServerProcess::exited() const {

@@ -52,7 +52,8 @@ class DeviceServerProcess {
   bool takeRequestedExit() { return requestedExit_.exchange(false); }
   // Snapshot and restore through the state segment (quiesce first):
   // saveState() copies the segment; restoreState() loads a saved copy and
-  // restarts the server on it (e.g. a fresh process, a new binary).
+  // restarts the server on it (e.g. a fresh process, a new binary), also
+  // when no instance is running; it throws for a failed device.
   std::vector<uint8_t> saveState() const;
   void restoreState(const std::vector<uint8_t>& saved);
 
@@ -81,6 +82,8 @@ class DeviceServerProcess {
 
  private:
   void spawn(bool restart);
+  // SIGKILL to the current instance, if any.
+  void killInstance();
 
   ServerLaunch launch_;
   DeviceResources& resources_;

@@ -2,8 +2,10 @@
 // its real fds and shared memory exactly as a guest driver would.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <seccomp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -461,6 +463,48 @@ TEST(VirtioBlkRestart, RegisterAccessesHappenExactlyOnce) {
   ASSERT_EQ(answers.size(), 1u);
   EXPECT_EQ(answers[0], std::make_pair(SEQUENCE + 2, uint64_t{1})) << "the abandoned read cleared ISR";
   // (The core's own channel is not used again: its ring positions are behind ours.)
+}
+
+// Restoring saved state when no instance runs (it died and was collected)
+// starts one on that state instead of doing nothing.
+TEST(VirtioBlkRestart, RestoreWithNoInstanceRunningStartsOne) {
+  BlkHarness blk;
+  uint64_t data = blk.pattern(4096, 23);
+  ASSERT_EQ(blk.io(OUT, 8, data, 4096).status, S_OK);
+  std::vector<uint8_t> saved = blk.harness.process().saveState();
+  ASSERT_EQ(::kill(blk.harness.process().pid(), SIGKILL), 0);
+  blk.harness.process().reap();
+  ASSERT_LE(blk.harness.process().pid(), 0);
+  blk.harness.process().restoreState(saved);
+  EXPECT_GT(blk.harness.process().pid(), 0);
+  uint64_t back = blk.harness.allocate(4096);
+  ASSERT_EQ(blk.io(IN, 8, back, 4096).status, S_OK);
+  EXPECT_EQ(std::memcmp(blk.harness.host(back, 4096), blk.harness.host(data, 4096), 4096), 0);
+}
+
+// As root a server never runs in the host's namespaces: when the kernel
+// refuses both ways of making its own (clone3 and unshare; here a seccomp
+// filter, elsewhere a container), the instance exits before any server code.
+TEST(VirtioBlkSandbox, ServerThatCannotGetItsNamespacesDoesNotRun) {
+  if (::geteuid() != 0) GTEST_SKIP() << "only root makes namespaces for its servers";
+  TempDisk disk;
+  pid_t child = ::fork();
+  if (child == 0) {
+    scmp_filter_ctx filter = seccomp_init(SCMP_ACT_ALLOW);
+    seccomp_rule_add(filter, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+    seccomp_rule_add(filter, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(unshare), 0);
+    if (seccomp_load(filter) != 0) _exit(2);
+    try {
+      VirtioHarness harness("virtio-blk", disk.path(), disk.open(), 1);
+      _exit(1);  // It answered: it runs unconfined.
+    } catch (const DeviceUnavailable&) {
+      _exit(0);
+    }
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "a server ran in the host's namespaces";
 }
 
 TEST(VirtioBlkRestart, CrashLoopFailsTheDeviceAndTellsTheGuest) {

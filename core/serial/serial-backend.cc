@@ -9,12 +9,14 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <iostream>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "core/base/system-error.h"
@@ -255,7 +257,51 @@ class UnixSocketBackend : public SerialBackend {
   std::optional<SerialInput> input_;
 };
 
-std::unique_ptr<SerialBackend> openPty() {
+// bhyve's nmdm(4) consoles (`-l com1,/dev/nmdm0A`, then `cu -l /dev/nmdm0B`)
+// on a host that has no nmdm: a pty pair, with the other side's name made a
+// symlink to the pty's slave for as long as the VM runs.
+class NullModemBackend : public TerminalBackend {
+ public:
+  NullModemBackend(UniqueFd master, const std::string& slave, std::string link)
+      : TerminalBackend(std::move(master), slave), link_(std::move(link)) {
+    if (::symlink(slave.c_str(), link_.c_str()) == 0) return;
+    // One left by a core that died: replace it if it leads nowhere.
+    struct stat target {};
+    if (errno == EEXIST && ::stat(link_.c_str(), &target) != 0 && ::unlink(link_.c_str()) == 0 &&
+        ::symlink(slave.c_str(), link_.c_str()) == 0) {
+      return;
+    }
+    if (errno == EEXIST) throw std::invalid_argument(link_ + " is in use (another VM's console?)");
+    throwSystemError("symlink " + link_ + " -> " + slave);
+  }
+  ~NullModemBackend() override {
+    // Only ours: a successor may have taken the name since.
+    char target[256];
+    ssize_t length = ::readlink(link_.c_str(), target, sizeof(target) - 1);
+    if (length > 0 && std::string(target, static_cast<size_t>(length)) == endpoint()) ::unlink(link_.c_str());
+  }
+
+ private:
+  std::string link_;
+};
+
+// "/dev/nmdm0A" -> "/dev/nmdm0B" (and B -> A), or "" when not an nmdm name.
+std::string nullModemPeer(const std::string& spec) {
+  constexpr std::string_view PREFIX = "/dev/nmdm";
+  if (spec.rfind(PREFIX, 0) != 0 || spec.size() < PREFIX.size() + 2) return "";
+  std::string unit = spec.substr(PREFIX.size(), spec.size() - PREFIX.size() - 1);
+  if (!std::all_of(unit.begin(), unit.end(), [](char c) { return c >= '0' && c <= '9'; })) return "";
+  char side = spec.back();
+  if (side != 'A' && side != 'B') return "";
+  return std::string(PREFIX) + unit + (side == 'A' ? 'B' : 'A');
+}
+
+struct PtyPair {
+  UniqueFd master;
+  std::string slave;
+};
+
+PtyPair openPtyPair() {
   int master = -1;
   int slave = -1;
   char name[256];
@@ -267,15 +313,24 @@ std::unique_ptr<SerialBackend> openPty() {
   // Closing our slave end would make the master report EIO until a user
   // opens it; that is handled by the reopen timer above.
   ::close(slave);
-  std::cerr << "console: " << name << std::endl;
-  return std::make_unique<TerminalBackend>(std::move(masterFd), name);
+  return {std::move(masterFd), name};
 }
 
 }  // namespace
 
 std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec) {
   if (spec == "stdio") return std::make_unique<StdioBackend>();
-  if (spec == "pty") return openPty();
+  if (spec == "pty") {
+    auto [master, slave] = openPtyPair();
+    std::cerr << "console: " << slave << std::endl;
+    return std::make_unique<TerminalBackend>(std::move(master), slave);
+  }
+  if (std::string peer = nullModemPeer(spec); !peer.empty()) {
+    auto [master, slave] = openPtyPair();
+    auto backend = std::make_unique<NullModemBackend>(std::move(master), slave, peer);
+    std::cerr << "console: " << peer << " (" << slave << ")" << std::endl;
+    return backend;
+  }
   if (spec.rfind("file=", 0) == 0 && spec.size() > 5) return std::make_unique<FileBackend>(spec.substr(5));
   if (spec.rfind("unix=", 0) == 0 && spec.size() > 5)
     return std::make_unique<UnixSocketBackend>(spec.substr(5));
@@ -285,7 +340,7 @@ std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec) {
     return std::make_unique<TerminalBackend>(UniqueFd(fd), spec);
   }
   throw std::invalid_argument("bad serial backend '" + spec +
-                              "': expected stdio, pty, file=PATH, unix=PATH or a /dev path");
+                              "': expected stdio, pty, file=PATH, unix=PATH, /dev/nmdmNA or a /dev path");
 }
 
 }  // namespace cellvisor

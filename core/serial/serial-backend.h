@@ -1,6 +1,8 @@
 // Where a UART's bytes go and come from, chosen by the bhyve-style -l spec:
 //   stdio          the core's stdin/stdout (raw mode when it is a terminal)
 //   pty            a new pseudo-terminal; its path is printed on stderr
+//   /dev/nmdmNA    bhyve's null-modem console: a pty whose other side is
+//                  reachable as /dev/nmdmNB (a symlink) while the VM runs
 //   unix=PATH      a listening unix socket; one client at a time
 //   file=PATH      an append-only log (no input)
 //   /dev/...       an existing terminal device

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -202,6 +203,49 @@ TEST_F(GuestBoot, ConsoleOnPtyKeepsTheLastOutputForASlowReader) {
   ::close(terminal);
   EXPECT_NE(seen.find("guest: 4 checks, 0 failed"), std::string::npos) << "the tail was lost; read: " << seen;
   EXPECT_EQ(pty.wait(), GUEST_PASSED) << pty.output();
+}
+
+// bhyve's null-modem console: the core takes side A, the user side B, as
+// the FreeBSD Handbook shows (`-l com1,/dev/nmdm0A`, `cu -l /dev/nmdm0B`).
+TEST_F(GuestBoot, ConsoleOnANullModemPair) {
+  std::string unit = std::to_string(900000 + ::getpid() % 100000);
+  std::string ours = "/dev/nmdm" + unit + "B";
+  // One a crashed core left behind, pointing nowhere, is replaced.
+  ::unlink(ours.c_str());
+  ASSERT_EQ(::symlink("/dev/pts/nonexistent", ours.c_str()), 0) << "needs to write /dev";
+  auto argv = args("echo");
+  argv[4] = "com1,/dev/nmdm" + unit + "A";
+  CoreProcess core(argv);
+  ASSERT_TRUE(core.waitFor("console: " + ours)) << core.output();
+  int terminal = -1;
+  for (int i = 0; i < 100 && terminal < 0; ++i) {
+    terminal = ::open(ours.c_str(), O_RDWR | O_NOCTTY);
+    if (terminal < 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(terminal, 0) << core.output();
+  ASSERT_EQ(::write(terminal, "via-nmdm\n", 9), 9);
+  std::string seen;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (seen.find("echo: via-nmdm") == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    pollfd ready{terminal, POLLIN, 0};
+    if (::poll(&ready, 1, 100) <= 0) continue;
+    char buffer[512];
+    ssize_t count = ::read(terminal, buffer, sizeof(buffer));
+    if (count <= 0) break;
+    seen.append(buffer, static_cast<size_t>(count));
+  }
+  ::close(terminal);
+  EXPECT_NE(seen.find("echo: via-nmdm"), std::string::npos) << seen;
+  EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
+  struct stat st {};
+  EXPECT_NE(::lstat(ours.c_str(), &st), 0) << ours << " outlived the VM";
+  // A name that leads somewhere is another VM's: refused, left alone.
+  ASSERT_EQ(::symlink("/dev/null", ours.c_str()), 0);
+  CoreProcess refused(argv);
+  EXPECT_EQ(refused.wait(), 4);
+  EXPECT_NE(refused.err().find(ours + " is in use"), std::string::npos) << refused.err();
+  EXPECT_EQ(::lstat(ours.c_str(), &st), 0);
+  ::unlink(ours.c_str());
 }
 
 TEST_F(GuestBoot, ConsoleToLogFile) {

@@ -24,6 +24,7 @@
 
 #include "cli/host-commands.h"
 #include "cli/json.h"
+#include "cli/vmmd-socket.h"
 #include "control.capnp.h"
 
 namespace {
@@ -229,6 +230,10 @@ int main(int argc, char** argv) {
   cellvisor::cli::HostCommands hostCommands(app, json);
   CLI11_PARSE(app, argc, argv);
 
+  if (std::string reason = cellvisor::cli::vmmdUnreachableReason(socket); !reason.empty()) {
+    std::cerr << "vmctl: " << reason << '\n';
+    return 1;
+  }
   try {
     capnp::EzRpcClient client("unix:" + socket);
     auto& waitScope = client.getWaitScope();

@@ -532,6 +532,33 @@ TEST_F(Vmctl, InitAndReset) {
   EXPECT_EQ(vmctl({"destroy", "-f", "r"}).first, 0);
 }
 
+// Without a vmmd to talk to, vmctl says which socket it tried and why it
+// failed, in words a user can act on.
+TEST_F(Vmctl, UnreachableVmmdIsExplained) {
+  auto run = [](const std::vector<std::string>& args) {
+    CoreProcess process(args);
+    int status = process.wait(std::chrono::seconds(10));
+    return std::make_pair(status, process.output());
+  };
+  std::string missing = (root / "nosuch.sock").string();
+  auto [status, text] = run({env("CELLVISOR_VMCTL"), "-S", missing, "list"});
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(text.find("vmmd is not running: there is no control socket at " + missing), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("vmmd -d"), std::string::npos) << text;
+  // A socket a vmmd left behind: nobody listens.
+  std::string stale = (root / "stale.sock").string();
+  int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::strncpy(address.sun_path, stale.c_str(), sizeof(address.sun_path) - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  ::close(fd);
+  std::tie(status, text) = run({env("CELLVISOR_VMCTL"), "-S", stale, "list"});
+  EXPECT_EQ(status, 1);
+  EXPECT_NE(text.find("nothing listens on " + stale), std::string::npos) << text;
+}
+
 TEST_F(Vmctl, SocketIsPrivateToItsOwner) {
   struct stat st {};
   ASSERT_EQ(::stat(socket.c_str(), &st), 0);
@@ -549,6 +576,28 @@ TEST_F(Vmctl, SocketIsPrivateToItsOwner) {
   int status = 0;
   ::waitpid(child, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "another user could connect";
+  // vmctl run by that user says whose daemon it is.
+  int output[2];
+  ASSERT_EQ(::pipe(output), 0);
+  child = ::fork();
+  if (child == 0) {
+    ::dup2(output[1], 1);
+    ::dup2(output[1], 2);
+    if (::setresgid(65534, 65534, 65534) != 0 || ::setresuid(65534, 65534, 65534) != 0) _exit(2);
+    std::string vmctl = env("CELLVISOR_VMCTL");
+    ::execl(vmctl.c_str(), vmctl.c_str(), "-S", socket.c_str(), "list", nullptr);
+    _exit(127);
+  }
+  ::close(output[1]);
+  std::string text;
+  char buffer[1024];
+  for (ssize_t count; (count = ::read(output[0], buffer, sizeof(buffer))) > 0;) text.append(buffer, count);
+  ::close(output[0]);
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << text;
+  EXPECT_NE(text.find(socket + " belongs to root (uid 0): that vmmd serves its owner only"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

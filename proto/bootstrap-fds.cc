@@ -13,7 +13,10 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
                         std::to_string(proto::PROTOCOL_VERSION));
   }
   auto roles = bootstrap.getFds();
-  if (roles.size() != fds.size()) throw ProtocolError("bootstrap names more descriptors than it carries");
+  if (roles.size() != fds.size()) {
+    throw ProtocolError("bootstrap names " + std::to_string(roles.size()) + " descriptors but carries " +
+                        std::to_string(fds.size()));
+  }
   BootstrapFds sorted;
   for (size_t i = 0; i < roles.size(); ++i) {
     UniqueFd fd = std::move(fds[i]);

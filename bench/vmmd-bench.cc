@@ -50,6 +50,25 @@ std::vector<pid_t> descendants(pid_t pid) {
   return all;
 }
 
+// CPU time `pid` has run (all threads), in nanoseconds.
+uint64_t cpuNanoseconds(pid_t pid) {
+  uint64_t total = 0;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream schedstat(task.path() / "schedstat");
+    uint64_t ran = 0;
+    if (schedstat >> ran) total += ran;
+  }
+  return total;
+}
+
+// The share of one core vmmd uses over `seconds` while nothing is asked of it.
+void printIdleCpu(pid_t daemon, const char* what, int seconds) {
+  uint64_t before = cpuNanoseconds(daemon);
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  double share = static_cast<double>(cpuNanoseconds(daemon) - before) / (seconds * 1e9);
+  std::printf("vmmd CPU while idle, %s: %.3f%% of a core over %d s\n", what, share * 100, seconds);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,6 +103,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 500 && !fs::exists(socket); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
+  printIdleCpu(daemon, "no VM", 10);
   {
     capnp::EzRpcClient client("unix:" + socket);
     auto& wait = client.getWaitScope();
@@ -136,6 +156,7 @@ int main(int argc, char** argv) {
       std::printf(", %s %ld KiB", comm.c_str(), pss);
     }
     std::printf("; total %ld KiB\n", total);
+    printIdleCpu(daemon, "one idle VM running", 10);
     auto off = vmmd.poweroffRequest();
     off.setName("idle");
     off.send().wait(wait);

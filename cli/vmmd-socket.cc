@@ -41,8 +41,9 @@ std::string vmmdUnreachableReason(const std::string& socketPath) {
       return fmt::format("vmmd is not running: there is no control socket at {} ({})", socketPath,
                          HOW_TO_START);
     case ECONNREFUSED:
-      return fmt::format("vmmd is not running: nothing listens on {} (a socket left by a vmmd that ended; {})",
-                         socketPath, HOW_TO_START);
+      return fmt::format(
+          "vmmd is not running: nothing listens on {} (a socket left by a vmmd that ended; {})", socketPath,
+          HOW_TO_START);
     case EACCES:
     case EPERM:
       if (::stat(socketPath.c_str(), &st) == 0 && st.st_uid != ::geteuid()) {

@@ -3,7 +3,8 @@
 # fails, naming the files, when any tracked source differs from it.
 set -eu
 cd "$(dirname "$0")/.."
-files=$(git ls-files '*.cc' '*.h' '*.c')
+# Tracked files and new ones not yet added (but not ignored ones).
+files=$(git ls-files --cached --others --exclude-standard '*.cc' '*.h' '*.c')
 if [ "${1:-}" = "--check" ]; then
   # 77: meson's SKIP, for a copy of the tree that is not a git checkout.
   git rev-parse --git-dir >/dev/null 2>&1 || { echo "format: not a git checkout" >&2; exit 77; }

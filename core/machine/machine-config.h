@@ -13,7 +13,7 @@ namespace cellvisor {
 struct PciSlotConfig {
   int slot;
   int function;
-  std::string emulation;  // hostbridge, lpc (device servers come later)
+  std::string emulation;  // hostbridge, lpc, or a device server (virtio-blk, virtio-net)
   std::string options;
 };
 

@@ -5,12 +5,24 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <charconv>
 #include <cstring>
 #include <stdexcept>
 
 #include "core/base/system-error.h"
 
 namespace cellvisor {
+namespace {
+
+// The fuzz targets link this file alone, without fmt.
+std::string outsideRam(const char* access, size_t length, uint64_t address) {
+  char hex[16];
+  auto end = std::to_chars(hex, hex + sizeof(hex), address, 16).ptr;
+  return std::string("guest ") + access + " of " + std::to_string(length) + " bytes at 0x" +
+         std::string(hex, end) + " is outside RAM";
+}
+
+}  // namespace
 
 GuestRamFile createGuestRam(uint64_t size) {
   constexpr uint64_t ALIGN = 2 * layout::MiB;
@@ -66,15 +78,16 @@ uint8_t* GuestMemory::translate(uint64_t address, uint64_t length) const {
 void GuestMemory::write(uint64_t address, std::span<const uint8_t> data) {
   uint8_t* host = translate(address, data.size());
   if (host == nullptr) {
-    throw std::out_of_range("guest write of " + std::to_string(data.size()) + " bytes at 0x" +
-                            std::to_string(address) + " is outside RAM");
+    throw std::out_of_range(outsideRam("write", data.size(), address));
   }
   std::memcpy(host, data.data(), data.size());
 }
 
 void GuestMemory::read(uint64_t address, std::span<uint8_t> out) const {
   const uint8_t* host = translate(address, out.size());
-  if (host == nullptr) throw std::out_of_range("guest read outside RAM");
+  if (host == nullptr) {
+    throw std::out_of_range(outsideRam("read", out.size(), address));
+  }
   std::memcpy(out.data(), host, out.size());
 }
 

@@ -36,6 +36,23 @@ TEST(GuestMemory, RejectsBadSizes) {
   EXPECT_THROW(GuestMemory(3 << 20), std::invalid_argument);
 }
 
+TEST(GuestMemory, OutOfRangeCopiesNameTheAddressInHex) {
+  GuestMemory memory(4 << 20);
+  uint8_t byte = 0;
+  try {
+    memory.write(0x500000, {&byte, 1});
+    ADD_FAILURE() << "a write outside RAM was accepted";
+  } catch (const std::out_of_range& error) {
+    EXPECT_STREQ(error.what(), "guest write of 1 bytes at 0x500000 is outside RAM");
+  }
+  try {
+    memory.read(0x400000, {&byte, 1});
+    ADD_FAILURE() << "a read outside RAM was accepted";
+  } catch (const std::out_of_range& error) {
+    EXPECT_STREQ(error.what(), "guest read of 1 bytes at 0x400000 is outside RAM");
+  }
+}
+
 TEST(GuestMemory, MemfdIsSealedAgainstShrinking) {
   GuestMemory memory(4 << 20);
   EXPECT_NE(ftruncate(memory.memfd(), 0), 0);

@@ -1,23 +1,55 @@
 #include "core/boot/kernel-loader.h"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
+#include "core/base/system-error.h"
+#include "core/base/unique-fd.h"
 #include "core/boot/boot-layout.h"
 #include "core/boot/load-error.h"
 #include "core/memory/guest-memory.h"
 
 namespace cellvisor {
 
-std::vector<uint8_t> readImageFile(const std::string& path, const char* what) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) throw LoadError(std::string(what) + " " + path + ": cannot open: " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  if (file.bad()) throw LoadError(std::string(what) + " " + path + ": read error");
+namespace {
+
+const char* fileKind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a plain file";
+}
+
+}  // namespace
+
+std::vector<uint8_t> readImageFile(const std::string& path, const char* what, uint64_t limit) {
+  auto fail = [&](const std::string& why) { return LoadError(fmt::format("{} {}: {}", what, path, why)); };
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; the type check
+  // below refuses it anyway.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+  if (!fd) throw fail(std::string("cannot open: ") + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) throw fail(std::string("cannot stat: ") + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) throw fail(fmt::format("not a regular file ({})", fileKind(st.st_mode)));
+  auto size = static_cast<uint64_t>(st.st_size);
+  if (size > limit) {
+    throw fail(fmt::format("{} bytes is more than guest memory ({} MiB)", size, limit >> 20));
+  }
+  std::vector<uint8_t> bytes(size);
+  // Read what fstat saw; a file that shrinks meanwhile is a read error.
+  for (size_t done = 0; done < bytes.size();) {
+    ssize_t count = retryOnEintr([&] { return ::read(fd.get(), bytes.data() + done, bytes.size() - done); });
+    if (count < 0) throw fail(std::string("read error: ") + std::strerror(errno));
+    if (count == 0) throw fail("file shrank while being read");
+    done += static_cast<size_t>(count);
+  }
   return bytes;
 }
 

@@ -230,8 +230,9 @@ void Machine::loadGuest() {
       AcpiPm::SCI_IRQ,     ResetControlRegister::PORT, 0x06};
   BootRequest request;
   request.kernelPath = config_.kernelPath;
-  request.kernel = readImageFile(config_.kernelPath, "kernel");
-  if (!config_.initrdPath.empty()) request.initrd = readImageFile(config_.initrdPath, "initrd");
+  request.kernel = readImageFile(config_.kernelPath, "kernel", memory_->size());
+  if (!config_.initrdPath.empty())
+    request.initrd = readImageFile(config_.initrdPath, "initrd", memory_->size());
   request.cmdline = config_.cmdline;
   request.rsdpAddress = writeAcpiTables(*memory_, acpi);
   BootEntry entry = loadKernel(*memory_, request);

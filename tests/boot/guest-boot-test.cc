@@ -379,6 +379,12 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
   std::vector<Case> cases = {
       {{coreBinary(), "--kernel", "/etc/hostname", "vm"}, "bad magic"},
       {{coreBinary(), "--kernel", "/nonexistent/kernel", "vm"}, "cannot open"},
+      {{coreBinary(), "--kernel", "/dev/zero", "vm"},
+       "kernel /dev/zero: not a regular file (a character device)"},
+      {{coreBinary(), "--kernel", guestImage(), "--initrd", "/dev/urandom", "vm"},
+       "initrd /dev/urandom: not a regular file"},
+      {{coreBinary(), "--kernel", guestImage(), "--initrd", "/", "vm"},
+       "initrd /: not a regular file (a directory)"},
       {{coreBinary(), "--kernel", guestImage(), "-o", "memroy.size=1G", "vm"},
        "memroy.size: unknown configuration key"},
       {{coreBinary(), "--kernel", guestImage(), "-m", "3M", "vm"}, "multiple of 2 MiB"},

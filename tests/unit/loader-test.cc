@@ -3,10 +3,12 @@
 #include <asm/bootparam.h>
 #include <elf.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "core/boot/boot-layout.h"
 #include "core/boot/kernel-loader.h"
@@ -223,6 +225,41 @@ TEST(InitrdPlacement, RefusesWhatDoesNotFit) {
 namespace cellvisor {
 namespace {
 
+std::string loadErrorOf(const std::string& path, uint64_t limit) {
+  try {
+    readImageFile(path, "kernel", limit);
+  } catch (const LoadError& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(ImageFile, RefusesWhatIsNotARegularFile) {
+  // /dev/zero never ends: reading it whole used to hang the core.
+  EXPECT_EQ(loadErrorOf("/dev/zero", MEMORY), "kernel /dev/zero: not a regular file (a character device)");
+  EXPECT_EQ(loadErrorOf("/", MEMORY), "kernel /: not a regular file (a directory)");
+  std::string fifo = ::testing::TempDir() + "/cellvisor-fifo-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(loadErrorOf(fifo, MEMORY),
+            "kernel " + fifo + ": not a regular file (a FIFO)");  // No writer: no wait.
+  ::unlink(fifo.c_str());
+  EXPECT_NE(loadErrorOf("/nonexistent/kernel", MEMORY).find("cannot open: No such file"), std::string::npos);
+}
+
+TEST(ImageFile, RefusesMoreThanGuestMemory) {
+  std::string path = ::testing::TempDir() + "/cellvisor-big-" + std::to_string(::getpid());
+  {
+    std::ofstream file(path, std::ios::binary);
+    file.seekp((4 << 20) + 0);
+    file.put(1);
+  }
+  EXPECT_EQ(loadErrorOf(path, 4 << 20),
+            "kernel " + path + ": 4194305 bytes is more than guest memory (4 MiB)");
+  EXPECT_EQ(loadErrorOf(path, 8 << 20), "");
+  EXPECT_EQ(readImageFile(path, "initrd", 8 << 20).size(), (4u << 20) + 1);
+  ::unlink(path.c_str());
+}
+
 // Debian's own kernel through the bzImage loader (fetched by tools/fetch-linux.sh).
 TEST(BzImageLoader, LoadsDebianKernel) {
   const char* path = std::getenv("CELLVISOR_LINUX_KERNEL");
@@ -230,7 +267,7 @@ TEST(BzImageLoader, LoadsDebianKernel) {
   GuestMemory memory(512 << 20);
   BootRequest req;
   req.kernelPath = path;
-  req.kernel = readImageFile(path, "kernel");
+  req.kernel = readImageFile(path, "kernel", 512 << 20);
   req.cmdline = "console=ttyS0";
   BootEntry entry = loadKernel(memory, req);
   EXPECT_EQ(entry.mode, BootEntry::Mode::LONG_64);

@@ -12,6 +12,12 @@ constexpr uint16_t SLP_TYP_MASK = 7u << SLP_TYP_SHIFT;
 AcpiPm::AcpiPm(IrqLine& sci, MachineControl& control) : sci_(sci), control_(control) {}
 
 uint32_t AcpiPm::readRegister(uint64_t offset, size_t size) {
+  // One sample of the clock per access: bytes taken at different instants
+  // could make the timer run backwards across a carry.
+  auto elapsed = std::chrono::steady_clock::now() - start_;
+  auto ticks = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) *
+               PM_TIMER_HZ / 1'000'000'000;
+  uint32_t timer = static_cast<uint32_t>(ticks) & 0x00ff'ffff;  // 24-bit timer.
   auto byteOf = [&](uint64_t at) -> uint8_t {
     switch (at) {
       case 0:
@@ -29,14 +35,7 @@ uint32_t AcpiPm::readRegister(uint64_t offset, size_t size) {
       default:
         break;
     }
-    if (at >= 8 && at < 12) {
-      auto elapsed = std::chrono::steady_clock::now() - start_;
-      auto ticks =
-          static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()) *
-          PM_TIMER_HZ / 1'000'000'000;
-      uint32_t timer = static_cast<uint32_t>(ticks) & 0x00ff'ffff;  // 24-bit timer.
-      return static_cast<uint8_t>(timer >> (8 * (at - 8)));
-    }
+    if (at >= 8 && at < 12) return static_cast<uint8_t>(timer >> (8 * (at - 8)));
     return 0xff;
   };
   uint32_t value = 0;

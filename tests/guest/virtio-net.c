@@ -21,6 +21,7 @@ static uint8_t tx_buffer[HEADER + 128] __attribute__((aligned(64)));
 static struct virtio_device dev;
 static uint16_t rx_avail_idx, rx_last_used, tx_avail_idx, tx_last_used;
 static uint8_t mac[6];
+static uint8_t our_ip[4];
 
 static bool parse_ip(const char* text, uint8_t out[4]) {
   for (int part = 0; part < 4; ++part) {
@@ -74,6 +75,24 @@ static bool send(const uint8_t* frame, size_t length) {
   return false;
 }
 
+static bool send(const uint8_t* frame, size_t length);
+
+/* The host asks again who we are once its neighbour entry goes stale (after
+ * some 30 s of pinging): answer, or its echo replies stop coming. */
+static void answer_arp_request(const uint8_t* frame, uint32_t length) {
+  if (length < 42 || get16(frame + 12) != 0x0806 || get16(frame + 20) != 1) return;
+  if (memcmp(frame + 38, our_ip, 4) != 0) return;
+  uint8_t reply[42];
+  memcpy(reply, frame + 6, 6); /* to the asker */
+  memcpy(reply + 6, mac, 6);
+  memcpy(reply + 12, frame + 12, 8); /* type, hardware and protocol, sizes */
+  put16(reply + 20, 2);              /* reply */
+  memcpy(reply + 22, mac, 6);
+  memcpy(reply + 28, our_ip, 4);
+  memcpy(reply + 32, frame + 22, 10); /* the asker's MAC and IP */
+  send(reply, sizeof(reply));
+}
+
 /* Waits up to `ms` for a frame that `match` accepts; every frame seen is
  * handed back to the device. */
 static bool receive(bool (*match)(const uint8_t* frame, uint32_t length, void* context), void* context,
@@ -86,6 +105,7 @@ static bool receive(bool (*match)(const uint8_t* frame, uint32_t length, void* c
       uint32_t id = *(const uint32_t*)element;
       uint32_t length = *(const uint32_t*)(element + 4);
       ++rx_last_used;
+      if (id < QUEUE_SIZE && length > HEADER) answer_arp_request(rx_buffers[id] + HEADER, length - HEADER);
       bool found =
           id < QUEUE_SIZE && length > HEADER && match(rx_buffers[id] + HEADER, length - HEADER, context);
       give_rx_buffer((uint16_t)(id % QUEUE_SIZE));
@@ -154,6 +174,7 @@ void test_virtio_net(const char* ip_text, const char* peer_text, unsigned pings)
     check("virtio-net: ip= and peer= given", false);
     return;
   }
+  memcpy(our_ip, ip, 4);
   check("virtio-net device found with its capabilities", virtio_find(0x1041, &dev));
   if (!dev.common) return;
   printf("virtio-net: 00:%02x.0 BAR0 at %lx\n", dev.slot, dev.bar);

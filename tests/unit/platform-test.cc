@@ -112,6 +112,26 @@ TEST(AcpiPm, TimerAdvances) {
   EXPECT_GE((b - a) & 0xffffff, 7000u) << "3.58 MHz over 2 ms";
 }
 
+// Each 32-bit read is one sample of the clock: a read whose bytes came from
+// different instants could go backwards (low byte before a carry, high byte
+// after it), and a guest's delay loop would take that for a full wrap.
+TEST(AcpiPm, TimerReadsNeverGoBackwards) {
+  testing::RecordingIrq sci;
+  testing::RecordingControl control;
+  AcpiPm pm(sci, control);
+  uint8_t bytes[4];
+  pm.read(8, bytes);
+  uint32_t previous = static_cast<uint32_t>(loadLittleEndian(bytes));
+  int backwards = 0;
+  for (int i = 0; i < 300000; ++i) {
+    pm.read(8, bytes);
+    uint32_t now = static_cast<uint32_t>(loadLittleEndian(bytes));
+    if (((now - previous) & 0xffffff) > 0x800000) ++backwards;
+    previous = now;
+  }
+  EXPECT_EQ(backwards, 0);
+}
+
 TEST(ResetAndDebugExit, ReportExitStatuses) {
   testing::RecordingControl control;
   ResetControlRegister cf9(control);

@@ -27,6 +27,7 @@
 #include "core/machine/kvm-irq-line.h"
 #include "core/machine/platform-pci.h"
 #include "core/memory/guest-memory.h"
+#include "core/pci/bar-placement.h"
 #include "core/pci/pci-host.h"
 #include "core/platform/cmos-rtc.h"
 #include "core/platform/debug-exit.h"
@@ -206,16 +207,10 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
   device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, name);
   device.proxy = std::make_unique<PciServerProxy>(*device.channel, *device.wiring);
   // Place the BARs as firmware would, naturally aligned in the 32-bit window.
-  if (nextMmio32_ == 0) nextMmio32_ = layout::PCI_MMIO32_BASE;
-  for (const auto& bar : device.proxy->bars()) {
-    if (bar.io) throw std::invalid_argument(name + ": I/O BARs are not supported");
-    uint64_t address = (nextMmio32_ + bar.size - 1) & ~(bar.size - 1);
-    if (address + bar.size > layout::PCI_MMIO32_BASE + layout::PCI_MMIO32_SIZE) {
-      throw std::invalid_argument(name + ": the 32-bit PCI window is full");
-    }
-    device.proxy->assignBar(bar.index, address);
-    nextMmio32_ = address + bar.size;
-  }
+  std::vector<BarRequest> requests;
+  for (const auto& bar : device.proxy->bars()) requests.push_back({bar.index, bar.size, bar.io, bar.is64});
+  auto addresses = placeBars(requests, nextMmio32_, {layout::PCI_MMIO32_BASE, layout::PCI_MMIO32_SIZE}, name);
+  for (size_t i = 0; i < requests.size(); ++i) device.proxy->assignBar(requests[i].index, addresses[i]);
   device.proxy->enableDecoding();
   pciHost_->attach(slot.slot, slot.function, *device.proxy);
   serverDevices_.push_back(std::move(device));

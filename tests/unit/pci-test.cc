@@ -2,6 +2,7 @@
 // identity, BAR sizing and relocation.
 #include <gtest/gtest.h>
 
+#include "core/pci/bar-placement.h"
 #include "core/pci/pci-config-space.h"
 #include "core/pci/pci-host.h"
 #include "tests/unit/fakes.h"
@@ -86,6 +87,51 @@ TEST_F(PciTest, SlotConflictsAreRefused) {
   PciConfigSpace other{PciIdentity{.vendor = 1, .device = 2}};
   EXPECT_THROW(host.attach(3, 0, other), std::invalid_argument);
   EXPECT_THROW(host.attach(32, 0, other), std::invalid_argument);
+}
+
+// A device server's hello is untrusted: the BAR sizes it declares are
+// checked before any address arithmetic, so none can wrap past the window.
+std::string placementError(std::vector<BarRequest> bars, uint64_t next = 0) {
+  try {
+    placeBars(bars, next, {3ull << 30, 512ull << 20}, "virtio-blk-4.0");
+  } catch (const std::invalid_argument& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(BarPlacement, HostileSizesAreRefusedBeforeAnyArithmetic) {
+  EXPECT_EQ(
+      placementError({{0, 1ull << 63, false, true}}),
+      "virtio-blk-4.0: BAR 0 (0x8000000000000000 bytes): larger than the whole 0x20000000-byte PCI window");
+  EXPECT_NE(placementError({{0, ~0ull, false, false}}).find("power of two"), std::string::npos);
+  EXPECT_NE(placementError({{0, 0, false, false}}).find("power of two"), std::string::npos);
+  EXPECT_NE(placementError({{0, 3 << 12, false, false}}).find("power of two"), std::string::npos);
+  EXPECT_NE(placementError({{0, 8, false, false}}).find("at least 16 bytes"), std::string::npos);
+  EXPECT_NE(placementError({{6, 4096, false, false}}).find("no such BAR register"), std::string::npos);
+  EXPECT_NE(placementError({{5, 4096, false, true}}).find("no such BAR register"), std::string::npos);
+  EXPECT_NE(placementError({{0, 4096, false, true}, {1, 4096, false, false}}).find("overlaps another BAR"),
+            std::string::npos);
+  EXPECT_NE(placementError({{0, 256, true, false}}).find("I/O BARs are not supported"), std::string::npos);
+  // Each fits alone; together they do not.
+  EXPECT_NE(placementError({{0, 256ull << 20, false, false}, {1, 512ull << 20, false, false}})
+                .find("window is full"),
+            std::string::npos);
+  // A cursor already at the end of the window.
+  EXPECT_NE(placementError({{0, 4096, false, false}}, (3ull << 30) + (512ull << 20)).find("window is full"),
+            std::string::npos);
+}
+
+TEST(BarPlacement, NaturallyAlignedOneAfterAnother) {
+  uint64_t next = 0;
+  std::vector<BarRequest> bars = {
+      {0, 0x1000, false, false}, {2, 0x4000, false, true}, {4, 0x20, false, false}};
+  auto addresses = placeBars(bars, next, {3ull << 30, 512ull << 20}, "dev");
+  EXPECT_EQ(addresses, (std::vector<uint64_t>{0xc000'0000, 0xc000'4000, 0xc000'8000}));
+  EXPECT_EQ(next, 0xc000'8020u);
+  auto whole = placeBars(std::vector<BarRequest>{{0, 512ull << 20, false, false}}, next = 0,
+                         {3ull << 30, 512ull << 20}, "dev");
+  EXPECT_EQ(whole, (std::vector<uint64_t>{3ull << 30}));
 }
 
 TEST(PciBar, SizingAndRelocation) {

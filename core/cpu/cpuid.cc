@@ -76,6 +76,17 @@ const CpuidFeature* findCpuidFeature(const std::string& name) {
   return nullptr;
 }
 
+bool cpuidHasFeature(const std::vector<kvm_cpuid_entry2>& entries, const std::string& name) {
+  const CpuidFeature* feature = findCpuidFeature(name);
+  if (feature == nullptr) return false;
+  for (auto entry : entries) {
+    if (entry.function == feature->leaf && entry.index == feature->subleaf) {
+      return (registerOf(entry, feature->reg) & (1u << feature->bit)) != 0;
+    }
+  }
+  return false;
+}
+
 std::vector<std::string> defaultCpuidMask(bool hostEmulates) {
   if (!hostEmulates) return {};
   // The emulator lacks cmpxchg16b and xsave/xrstor; 1 GiB pages fault there.

@@ -21,6 +21,8 @@ struct CpuidFeature {
 
 // Looks up a masking name such as "cx16", "xsave", "avx"; nullptr if unknown.
 const CpuidFeature* findCpuidFeature(const std::string& name);
+// Whether `entries` show feature `name` (a findCpuidFeature name).
+bool cpuidHasFeature(const std::vector<kvm_cpuid_entry2>& entries, const std::string& name);
 // Features to hide by default: on an emulating host (KVM-PVM) those its
 // instruction emulator lacks.
 std::vector<std::string> defaultCpuidMask(bool hostEmulates);

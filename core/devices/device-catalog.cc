@@ -6,6 +6,7 @@
 #include <linux/if_tun.h>
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/base/system-error.h"
@@ -30,8 +31,14 @@ std::pair<UniqueFd, std::string> openTap(const std::string& name, const std::str
 
 }  // namespace
 
+const std::vector<std::string>& serverEmulations() {
+  static const std::vector<std::string> names = {"virtio-blk", "virtio-net"};
+  return names;
+}
+
 bool isServerDevice(const std::string& emulation) {
-  return emulation == "virtio-blk" || emulation == "virtio-net";
+  const auto& names = serverEmulations();
+  return std::find(names.begin(), names.end(), emulation) != names.end();
 }
 
 std::string serverDeviceName(const PciSlotConfig& slot) {

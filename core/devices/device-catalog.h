@@ -4,12 +4,15 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/devices/device-server-process.h"
 #include "core/machine/machine-config.h"
 
 namespace cellvisor {
 
+// The emulations served by a device server, in the order `-s help` lists them.
+const std::vector<std::string>& serverEmulations();
 bool isServerDevice(const std::string& emulation);
 // The name a slot's server goes by (logs, `vmctl devices`), e.g. "virtio-blk-4.0".
 std::string serverDeviceName(const PciSlotConfig& slot);

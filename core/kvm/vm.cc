@@ -69,6 +69,17 @@ void Vm::createPit() {
   checkSyscall(::ioctl(fd(), KVM_CREATE_PIT2, &config), "KVM_CREATE_PIT2");
 }
 
+void Vm::enableUnknownMsrExits() {
+  if (::ioctl(fd(), KVM_CHECK_EXTENSION, KVM_CAP_X86_USER_SPACE_MSR) <= 0) {
+    throw std::runtime_error(
+        "this KVM cannot pass unknown MSRs to user space (no KVM_CAP_X86_USER_SPACE_MSR)");
+  }
+  kvm_enable_cap cap{};
+  cap.cap = KVM_CAP_X86_USER_SPACE_MSR;
+  cap.args[0] = KVM_MSR_EXIT_REASON_UNKNOWN;
+  checkSyscall(::ioctl(fd(), KVM_ENABLE_CAP, &cap), "KVM_ENABLE_CAP(KVM_CAP_X86_USER_SPACE_MSR)");
+}
+
 void Vm::setTssAddress(uint64_t address) {
   checkSyscall(::ioctl(fd(), KVM_SET_TSS_ADDR, static_cast<unsigned long>(address)), "KVM_SET_TSS_ADDR");
 }

@@ -29,6 +29,9 @@ class Vm {
   void createIrqchip();
   void createPit();
   void setTssAddress(uint64_t address);
+  // MSRs KVM does not know exit to user space (KVM_EXIT_X86_RDMSR/WRMSR)
+  // instead of raising #GP in the guest. Throws if this KVM cannot.
+  void enableUnknownMsrExits();
   void setIdentityMapAddress(uint64_t address);
 
   // Drives a GSI (legacy IRQ line) to `level`.

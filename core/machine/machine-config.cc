@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <sstream>
 
 #include "core/cpu/cpuid.h"
+#include "core/machine/emulations.h"
 
 namespace cellvisor {
 namespace {
@@ -38,7 +40,31 @@ bool parseNumber(const std::string& text, T& out) {
   return error == std::errc() && end == text.data() + text.size();
 }
 
+// bhyve's boolean variables that select KVM's own behaviour or something
+// the core always does (or never needs): accepted, validated, no effect.
+constexpr const char* ACCEPTED_BOOLEANS[] = {
+    "acpi_tables", "destroy_on_poweroff", "virtio_msix",
+    "x86.mptable", "x86.vmexit_on_hlt",   "x86.vmexit_on_pause",
+};
+
 }  // namespace
+
+std::vector<uint32_t> parseCpuList(const std::string& text) {
+  std::vector<uint32_t> cpus;
+  std::stringstream parts(text);
+  for (std::string part; std::getline(parts, part, ',');) {
+    auto dash = part.find('-');
+    uint32_t first = 0;
+    uint32_t last = 0;
+    bool ok = dash == std::string::npos ? parseNumber(part, first) && parseNumber(part, last)
+                                        : parseNumber(part.substr(0, dash), first) &&
+                                              parseNumber(part.substr(dash + 1), last) && first <= last;
+    if (!ok || last >= 1024) throw ConfigError("bad CPU list '" + text + "' (e.g. 3 or 0-3,6)");
+    for (uint32_t cpu = first; cpu <= last; ++cpu) cpus.push_back(cpu);
+  }
+  if (cpus.empty()) throw ConfigError("empty CPU list");
+  return cpus;
+}
 
 uint64_t parseMemorySize(const std::string& text) {
   if (text.empty()) throw ConfigError("empty memory size");
@@ -95,10 +121,38 @@ void ConfigStore::set(const std::string& key, const std::string& value, const st
   values_[key] = {value, origin};
 }
 
+std::string ConfigStore::valueOf(const std::string& key) const {
+  auto found = values_.find(key);
+  return found == values_.end() ? "" : found->second.value;
+}
+
+std::string ConfigStore::originOf(const std::string& key) const {
+  auto found = values_.find(key);
+  return found == values_.end() ? "" : found->second.origin;
+}
+
 MachineConfig ConfigStore::build() const {
   MachineConfig config;
   static const std::regex pciKey(R"(pci\.0\.(\d+)\.(\d+)\.(device|options))");
+  static const std::regex cpusetKey(R"(vcpu\.(\d+)\.cpuset)");
+  static const std::regex uuidPattern(
+      "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}");
+  static const std::regex layoutPattern("[A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+  const std::map<std::string, bool MachineConfig::*> booleans = {
+      {"memory.overcommit", &MachineConfig::memoryOvercommit},
+      {"memory.wired", &MachineConfig::memoryWired},
+      {"memory.guest_in_core", &MachineConfig::guestMemoryInCore},
+      {"x86.x2apic", &MachineConfig::x2apic},
+      {"x86.strictio", &MachineConfig::strictIo},
+      {"x86.strictmsr", &MachineConfig::strictMsr},
+  };
+  const std::map<std::string, uint32_t MachineConfig::*> topology = {
+      {"sockets", &MachineConfig::sockets},
+      {"cores", &MachineConfig::cores},
+      {"threads", &MachineConfig::threads},
+  };
   std::map<std::pair<int, int>, PciSlotConfig> slots;
+  std::map<uint32_t, std::string> cpusetOrigins;
   for (const auto& [key, entry] : values_) {
     const std::string& value = entry.value;
     auto bad = [&](const std::string& why) {
@@ -120,6 +174,36 @@ MachineConfig ConfigStore::build() const {
         throw bad(error.what());
       }
       if (config.memoryBytes % (2ull << 20) != 0) throw bad("memory size must be a multiple of 2 MiB");
+    } else if (auto flag = booleans.find(key); flag != booleans.end()) {
+      if (!parseBool(value, config.*(flag->second))) throw bad("expected true or false, got '" + value + "'");
+    } else if (std::find(std::begin(ACCEPTED_BOOLEANS), std::end(ACCEPTED_BOOLEANS), key) !=
+               std::end(ACCEPTED_BOOLEANS)) {
+      bool ignored = false;
+      if (!parseBool(value, ignored)) throw bad("expected true or false, got '" + value + "'");
+    } else if (auto level = topology.find(key); level != topology.end()) {
+      uint32_t& count = config.*(level->second);
+      if (!parseNumber(value, count) || count < 1 || count > 255) {
+        throw bad("expected a count from 1 to 255, got '" + value + "'");
+      }
+    } else if (std::regex_match(key, match, cpusetKey)) {
+      uint32_t vcpu = 0;
+      if (!parseNumber(match[1].str(), vcpu)) throw bad("bad vCPU number");
+      try {
+        config.vcpuHostCpus[vcpu] = parseCpuList(value);
+      } catch (const ConfigError& error) {
+        throw bad(error.what());
+      }
+      cpusetOrigins[vcpu] = entry.origin;
+    } else if (key == "uuid") {
+      if (!std::regex_match(value, uuidPattern)) {
+        throw bad("'" + value + "' is not a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx, hexadecimal)");
+      }
+      config.uuid = value;
+    } else if (key == "keyboard.layout") {
+      if (!std::regex_match(value, layoutPattern)) throw bad("'" + value + "' is not a keyboard layout name");
+      config.keyboardLayout = value;
+    } else if (key == "gdb.port" || key == "gdb.address" || key == "gdb.wait") {
+      throw bad("a GDB debug server is not supported yet");
     } else if (key == "lpc.com1.path" || key == "lpc.com2.path") {
       config.serial[key.substr(4, 4)] = value;
     } else if (key == "rtc.use_localtime") {
@@ -150,12 +234,35 @@ MachineConfig ConfigStore::build() const {
           function > 7) {
         throw bad("PCI slot must be 0-31 and function 0-7");
       }
+      if (match[3] == "device") {
+        if (auto problem = emulationProblem(value); !problem.empty()) throw bad(problem);
+      }
       auto& pci = slots[{slot, function}];
       pci.slot = slot;
       pci.function = function;
       (match[3] == "device" ? pci.emulation : pci.options) = value;
     } else {
       throw bad("unknown configuration key");
+    }
+  }
+  // bhyve: cpus defaults to the topology's product and must equal it.
+  std::string topologyOrigin;
+  for (const auto& [key, member] : topology) {
+    if (values_.count(key) != 0) topologyOrigin = values_.at(key).origin;
+  }
+  uint32_t product = config.sockets * config.cores * config.threads;
+  if (!topologyOrigin.empty() && values_.count("cpus") == 0) {
+    if (product > 255)
+      throw ConfigError(fmt::format("{}: the topology gives {} vCPUs; at most 255", topologyOrigin, product));
+    config.cpus = product;
+  } else if (!topologyOrigin.empty() && product != config.cpus) {
+    throw ConfigError(fmt::format("{}: cpus={} but sockets*cores*threads = {}*{}*{} = {}", topologyOrigin,
+                                  config.cpus, config.sockets, config.cores, config.threads, product));
+  }
+  for (const auto& [vcpu, origin] : cpusetOrigins) {
+    if (vcpu >= config.cpus) {
+      throw ConfigError(fmt::format("{}: vcpu.{}.cpuset: the VM has {} vCPUs (0-{})", origin, vcpu,
+                                    config.cpus, config.cpus - 1));
     }
   }
   for (auto& [where, pci] : slots) {

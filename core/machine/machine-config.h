@@ -20,7 +20,21 @@ struct PciSlotConfig {
 struct MachineConfig {
   std::string name;
   uint32_t cpus = 1;
+  // bhyve's -c topology, checked against cpus; CPUID still shows one
+  // package whose vCPUs are all threads.
+  uint32_t sockets = 1;
+  uint32_t cores = 1;
+  uint32_t threads = 1;
   uint64_t memoryBytes = 256ull << 20;
+  bool memoryOvercommit = false;   // memory.overcommit: allow more than RAM + swap.
+  bool memoryWired = false;        // -S, memory.wired: mlock guest RAM.
+  bool guestMemoryInCore = false;  // -C, memory.guest_in_core; else MADV_DONTDUMP.
+  bool x2apic = false;             // -x / -a, x86.x2apic: x2APIC in CPUID (bhyve: off).
+  bool strictIo = false;           // -e, x86.strictio: an unemulated port ends the VM.
+  bool strictMsr = true;           // Not -w, x86.strictmsr: an unknown MSR is KVM's #GP.
+  std::map<uint32_t, std::vector<uint32_t>> vcpuHostCpus;  // -p, vcpu.N.cpuset.
+  std::string uuid;                                        // -U, uuid: kept for SMBIOS once firmware boots.
+  std::string keyboardLayout;                              // -K, keyboard.layout: kept for a framebuffer.
   std::string kernelPath;
   std::string initrdPath;
   std::string cmdline;
@@ -44,6 +58,10 @@ class ConfigStore {
   // Turns the store into a MachineConfig; throws ConfigError naming the
   // origin and key of any unknown key or bad value.
   MachineConfig build() const;
+  // `key`'s value, or "" when unset.
+  std::string valueOf(const std::string& key) const;
+  // Where `key`'s value came from ("-m", "vm.conf:3"), or "" when unset.
+  std::string originOf(const std::string& key) const;
 
  private:
   struct Value {
@@ -60,6 +78,8 @@ class ConfigError : public std::runtime_error {
 
 // Parses sizes like "512M", "2G" or "256" (bhyve: no suffix means MiB).
 uint64_t parseMemorySize(const std::string& text);
+// "0-3,6" -> {0, 1, 2, 3, 6}; throws ConfigError.
+std::vector<uint32_t> parseCpuList(const std::string& text);
 // True for names usable as a VM name and in paths: [A-Za-z0-9][A-Za-z0-9._-]*, <= 64.
 bool isValidVmName(const std::string& name);
 

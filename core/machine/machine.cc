@@ -2,10 +2,13 @@
 
 #include <capnp/serialize.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 
 #include "control.capnp.h"
@@ -27,6 +30,7 @@
 #include "core/machine/kvm-irq-line.h"
 #include "core/machine/platform-pci.h"
 #include "core/memory/guest-memory.h"
+#include "core/memory/host-memory.h"
 #include "core/pci/bar-placement.h"
 #include "core/pci/pci-host.h"
 #include "core/platform/cmos-rtc.h"
@@ -80,6 +84,8 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
   vm_ = hypervisor_->createVm();
   adoptDevicesFromVmmd();
   if (!memory_) memory_ = std::make_unique<GuestMemory>(config_.memoryBytes);
+  if (!config_.guestMemoryInCore) excludeFromCoreDumps(memory_->base(), memory_->size());
+  if (config_.memoryWired) wireMemory(memory_->base(), memory_->size());
   for (size_t i = 0; i < memory_->regions().size(); ++i) {
     const auto& region = memory_->regions()[i];
     vm_->setUserMemoryRegion(static_cast<uint32_t>(i), region.guestPhysical, region.size,
@@ -91,6 +97,13 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
     vm_->setTssAddress(TSS_ADDRESS);
   } catch (const std::system_error& error) {
     std::cerr << "vmm-core: note: " << error.what() << '\n';
+  }
+  if (!config_.strictMsr) {
+    try {
+      vm_->enableUnknownMsrExits();
+    } catch (const std::exception& error) {
+      throw std::runtime_error(std::string("-w (x86.strictmsr=false): ") + error.what());
+    }
   }
   vm_->createIrqchip();
   vm_->createPit();
@@ -157,7 +170,7 @@ void Machine::attachPciSlots() {
     }
     pciDevices_.push_back(createPlatformPciDevice(slot));
     pciHost_->attach(slot.slot, slot.function, *pciDevices_.back());
-    hasHostBridge |= slot.emulation == "hostbridge";
+    hasHostBridge |= isHostBridge(slot.emulation);
   }
   // Every PC has a host bridge at 00:00.0; add it unless the user placed one.
   if (!hasHostBridge && pciHost_->find(0, 0, 0) == nullptr) {
@@ -239,6 +252,12 @@ void Machine::loadGuest() {
 void Machine::createVcpus() {
   auto supported = hypervisor_->supportedCpuid();
   auto mask = config_.cpuidMaskSet ? config_.cpuidMask : defaultCpuidMask(hostEmulatesGuestKernel());
+  // bhyve's default is xAPIC mode: x2APIC is offered only with -x.
+  if (!config_.x2apic) {
+    mask.push_back("x2apic");
+  } else if (!cpuidHasFeature(supported, "x2apic")) {
+    throw std::invalid_argument("-x (x86.x2apic): KVM here offers no x2APIC");
+  }
   for (uint32_t id = 1; id < config_.cpus; ++id) vcpus_.push_back(vm_->createVcpu(id));
   for (auto& vcpu : vcpus_) {
     vcpu->setCpuid(buildCpuid(supported, vcpu->id(), config_.cpus, mask));
@@ -280,22 +299,11 @@ int Machine::run() {
   }
   uv_timer_init(&loop_, &haltProbe_);
   haltProbe_.data = this;
+  haltAnswers_ = std::make_unique<std::atomic<HaltAnswer>[]>(vcpus_.size());
+  for (size_t i = 0; i < vcpus_.size(); ++i) haltAnswers_[i] = HaltAnswer::NONE;
   uv_timer_start(
-      &haltProbe_,
-      [](uv_timer_t* timer) {
-        auto* self = static_cast<Machine*>(timer->data);
-        // All vCPUs answered "halted with interrupts off" to the last probe.
-        if (self->haltedVcpus_.load() == self->vcpus_.size()) {
-          self->requestExit(ExitStatus::HALT, "all vCPUs halted with interrupts disabled");
-          return;
-        }
-        self->haltedVcpus_ = 0;
-        self->probeHalt_ = true;
-        std::lock_guard lock(self->vcpuHandlesMutex_);
-        if (self->stopping_) return;
-        for (pthread_t handle : self->vcpuHandles_) pthread_kill(handle, KICK_SIGNAL);
-      },
-      HALT_PROBE_MS, HALT_PROBE_MS);
+      &haltProbe_, [](uv_timer_t* timer) { static_cast<Machine*>(timer->data)->probeHalt(); }, HALT_PROBE_MS,
+      HALT_PROBE_MS);
   for (auto& [backend, uart] : serialPorts_) backend->startInput(&loop_, *uart);
   for (auto& device : serverDevices_) {
     if (!device.process) continue;
@@ -340,6 +348,34 @@ int Machine::run() {
   uv_async_send(&loopStop_);
   ioThread_.join();
   return status;
+}
+
+void Machine::probeHalt() {
+  // With the in-kernel LAPIC, HLT never leaves KVM, so "halted for good"
+  // is asked of each vCPU: every vCPU answered the last round's question?
+  bool allHalted = true;
+  for (size_t i = 0; i < vcpus_.size(); ++i) allHalted &= haltAnswers_[i].load() == HaltAnswer::HALTED;
+  if (allHalted) {
+    requestExit(ExitStatus::HALT, "all vCPUs halted with interrupts disabled");
+    return;
+  }
+  // A new round: each vCPU answers once, at its next interrupted run.
+  for (size_t i = 0; i < vcpus_.size(); ++i) haltAnswers_[i] = HaltAnswer::ASKED;
+  std::lock_guard lock(vcpuHandlesMutex_);
+  if (stopping_) return;
+  for (pthread_t handle : vcpuHandles_) pthread_kill(handle, KICK_SIGNAL);
+}
+
+void Machine::answerHaltProbe(Vcpu& vcpu) {
+  // Only a question asked this round gets an answer, and only one: other
+  // interrupted runs (a wake-up by INIT or SIPI, a stray signal) say nothing.
+  auto& answer = haltAnswers_[vcpu.id()];
+  HaltAnswer expected = HaltAnswer::ASKED;
+  if (!answer.compare_exchange_strong(expected, HaltAnswer::ANSWERING)) return;
+  HaltAnswer result = vcpuIsHaltedForGood(vcpu) ? HaltAnswer::HALTED : HaltAnswer::RUNNING;
+  // A new round may have begun meanwhile: then this answer is stale.
+  expected = HaltAnswer::ANSWERING;
+  answer.compare_exchange_strong(expected, result);
 }
 
 void Machine::runIoLoop() {
@@ -441,10 +477,12 @@ bool Machine::vcpuIsHaltedForGood(Vcpu& vcpu) {
 }
 
 void Machine::runVcpu(Vcpu& vcpu) {
+  ::pthread_setname_np(::pthread_self(), fmt::format("vcpu {}", vcpu.id()).c_str());
+  if (!pinVcpuThread(vcpu.id())) return;
   try {
     while (!stopping_) {
       if (!vcpu.run()) {
-        if (probeHalt_ && vcpuIsHaltedForGood(vcpu)) ++haltedVcpus_;
+        answerHaltProbe(vcpu);
         continue;
       }
       kvm_run& run = vcpu.runState();
@@ -471,6 +509,15 @@ void Machine::runVcpu(Vcpu& vcpu) {
             requestExit(ExitStatus::ERROR, fmt::format("guest system event {}", run.system_event.type));
           }
           return;
+        case KVM_EXIT_X86_RDMSR:
+          // Only with -w (x86.strictmsr=false): an MSR KVM does not know
+          // reads as 0 ...
+          run.msr.data = 0;
+          run.msr.error = 0;
+          break;
+        case KVM_EXIT_X86_WRMSR:
+          run.msr.error = 0;  // ... and a write to one is dropped.
+          break;
         case KVM_EXIT_INTR:
         case KVM_EXIT_IRQ_WINDOW_OPEN:
           break;
@@ -495,15 +542,32 @@ void Machine::runVcpu(Vcpu& vcpu) {
   }
 }
 
+bool Machine::pinVcpuThread(uint32_t id) {
+  auto pin = config_.vcpuHostCpus.find(id);
+  if (pin == config_.vcpuHostCpus.end()) return true;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t cpu : pin->second) CPU_SET(cpu, &set);  // parseCpuList keeps them below CPU_SETSIZE.
+  int error = ::pthread_setaffinity_np(::pthread_self(), sizeof(set), &set);
+  if (error == 0) return true;
+  requestExit(ExitStatus::ERROR, fmt::format("-p: cannot pin vCPU {} to host CPUs {}: {}", id,
+                                             fmt::join(pin->second, ","), std::strerror(error)));
+  return false;
+}
+
 void Machine::handleIo(Vcpu& vcpu) {
   kvm_run& run = vcpu.runState();
   auto* data = reinterpret_cast<uint8_t*>(&run) + run.io.data_offset;
+  bool out = run.io.direction == KVM_EXIT_IO_OUT;
   for (uint32_t i = 0; i < run.io.count; ++i) {
     std::span<uint8_t> bytes(data + i * run.io.size, run.io.size);
-    if (run.io.direction == KVM_EXIT_IO_OUT) {
-      portBus_.write(run.io.port, bytes);
-    } else {
-      portBus_.read(run.io.port, bytes);
+    bool claimed = out ? portBus_.write(run.io.port, bytes) : portBus_.read(run.io.port, bytes);
+    if (!claimed && config_.strictIo) {
+      requestExit(ExitStatus::ERROR,
+                  fmt::format("vCPU {}: guest {} port {:#x} ({} bytes), which nothing emulates "
+                              "(-e, x86.strictio)",
+                              vcpu.id(), out ? "wrote" : "read", run.io.port, run.io.size));
+      return;
     }
   }
 }

@@ -67,6 +67,9 @@ class Machine : public MachineControl {
   void handleIo(Vcpu& vcpu);
   void handleMmio(Vcpu& vcpu);
   bool vcpuIsHaltedForGood(Vcpu& vcpu);
+  bool pinVcpuThread(uint32_t id);
+  void probeHalt();
+  void answerHaltProbe(Vcpu& vcpu);
   void runIoLoop();
   void stopVcpus();
   void adoptDevicesFromVmmd();
@@ -120,8 +123,9 @@ class Machine : public MachineControl {
   std::optional<int> exitStatus_;
   std::string exitReason_;
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> probeHalt_{false};
-  std::atomic<uint32_t> haltedVcpus_{0};
+  // The halt probe's question to each vCPU, and its one answer per round.
+  enum class HaltAnswer : uint8_t { NONE, ASKED, ANSWERING, HALTED, RUNNING };
+  std::unique_ptr<std::atomic<HaltAnswer>[]> haltAnswers_;
 };
 
 }  // namespace cellvisor

@@ -54,6 +54,20 @@ static void test_smp(void) {
   printf("smp: %u CPUs running\n", started + 1);
 }
 
+/* The APs come up late (after the host's halt probe has run a few times)
+ * and idle with interrupts on while the BSP keeps working: the VM is busy,
+ * not halted, however often the probe asks. */
+static void test_smp_idle(void) {
+  printf("smp-idle: BSP busy before starting the APs\n");
+  delay_us(700000);
+  ap_idle_with_interrupts = true;
+  unsigned started = smp_start(&platform);
+  check("every AP came up", started + 1 == platform.cpu_count);
+  printf("smp-idle: APs idle with interrupts on; BSP busy\n");
+  delay_us(1500000);
+  check("BSP still running after the APs went idle", true);
+}
+
 static void test_uart(void) {
   outb(COM1 + 7, 0x5a);
   check("scratch register holds a value", inb(COM1 + 7) == 0x5a);
@@ -169,6 +183,14 @@ void guest_main(const struct hvm_start_info* info) {
     test_pci();
   } else if (strncmp(test, "smp", 32) == 0) {
     test_smp();
+  } else if (strncmp(test, "smp-idle", 32) == 0) {
+    test_smp_idle();
+  } else if (strncmp(test, "unclaimed-port", 32) == 0) {
+    test_unclaimed_port();
+  } else if (strncmp(test, "unknown-msr", 32) == 0) {
+    test_unknown_msr();
+  } else if (strncmp(test, "cpuid", 32) == 0) {
+    test_cpuid();
   } else if (strncmp(test, "uart", 32) == 0) {
     test_uart();
   } else if (strncmp(test, "rtc", 32) == 0) {

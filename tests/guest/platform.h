@@ -44,8 +44,15 @@ uint32_t pci_cf8_read(unsigned bus, unsigned slot, unsigned function, unsigned o
 uint32_t pci_ecam_read(uint64_t ecam, unsigned bus, unsigned slot, unsigned function, unsigned offset);
 void pci_cf8_write(unsigned bus, unsigned slot, unsigned function, unsigned offset, uint32_t value);
 
-/* Starts every AP listed in the MADT; returns how many reported in. */
+/* Starts every AP listed in the MADT; returns how many reported in. The
+ * APs then halt with interrupts off, or on when `ap_idle_with_interrupts`. */
 unsigned smp_start(const struct platform* platform);
+extern volatile bool ap_idle_with_interrupts;
+
+/* flags.c: what bhyve's -e, -w and -x change for a guest. */
+void test_unclaimed_port(void);
+void test_unknown_msr(void);
+void test_cpuid(void);
 
 /* The modern virtio-pci transport (virtio-pci.c). */
 struct descriptor {

@@ -9,6 +9,7 @@ extern char ap_trampoline_start[];
 extern char ap_trampoline_end[];
 
 static volatile unsigned aps_started;
+volatile bool ap_idle_with_interrupts;
 static volatile uint32_t ap_seen_apic_id[MAX_CPUS];
 
 static uint32_t cpuid_apic_id(void) {
@@ -20,6 +21,9 @@ static uint32_t cpuid_apic_id(void) {
 void ap_main(unsigned index) {
   if (index < MAX_CPUS) ap_seen_apic_id[index] = cpuid_apic_id() + 1;
   __atomic_add_fetch(&aps_started, 1, __ATOMIC_SEQ_CST);
+  if (ap_idle_with_interrupts) {
+    for (;;) __asm__ volatile("sti; hlt");
+  }
   for (;;) __asm__ volatile("cli; hlt");
 }
 

@@ -84,6 +84,90 @@ TEST(Config, MemorySizes) {
   EXPECT_THROW(parseMemorySize("99999999999T"), ConfigError);
 }
 
+TEST(Config, BhyveVariables) {
+  ConfigStore store;
+  for (const char* key :
+       {"acpi_tables", "destroy_on_poweroff", "virtio_msix", "x86.mptable", "x86.vmexit_on_hlt",
+        "x86.vmexit_on_pause", "memory.wired", "memory.guest_in_core", "x86.strictio", "x86.x2apic"})
+    store.set(key, "true", "test");
+  store.set("x86.strictmsr", "no", "test");
+  store.set("uuid", "5B6D4A0C-6F6B-11EE-8C99-0242AC120002", "test");
+  store.set("keyboard.layout", "de_noacc", "test");
+  MachineConfig config = store.build();
+  EXPECT_TRUE(config.memoryWired);
+  EXPECT_TRUE(config.guestMemoryInCore);
+  EXPECT_TRUE(config.strictIo);
+  EXPECT_TRUE(config.x2apic);
+  EXPECT_FALSE(config.strictMsr);
+  EXPECT_EQ(config.keyboardLayout, "de_noacc");
+
+  ConfigStore notBool;
+  notBool.set("x86.mptable", "maybe", "-o x86.mptable=maybe");
+  EXPECT_EQ(errorOf(notBool), "-o x86.mptable=maybe: x86.mptable: expected true or false, got 'maybe'");
+  ConfigStore badUuid;
+  badUuid.set("uuid", "5b6d4a0c", "-U");
+  EXPECT_NE(errorOf(badUuid).find("-U: uuid: '5b6d4a0c' is not a UUID"), std::string::npos);
+  ConfigStore badLayout;
+  badLayout.set("keyboard.layout", "../../etc/passwd", "-K");
+  EXPECT_NE(errorOf(badLayout).find("is not a keyboard layout name"), std::string::npos);
+  ConfigStore gdb;
+  gdb.set("gdb.port", "1234", "vm.conf:2");
+  EXPECT_EQ(errorOf(gdb), "vm.conf:2: gdb.port: a GDB debug server is not supported yet");
+}
+
+TEST(Config, TopologyMustMatchTheVcpuCount) {
+  ConfigStore product;
+  product.set("sockets", "2", "-c");
+  product.set("threads", "2", "-c");
+  EXPECT_EQ(product.build().cpus, 4u);
+  ConfigStore mismatch;
+  mismatch.set("cpus", "3", "-c 3,cores=2");
+  mismatch.set("cores", "2", "-c 3,cores=2");
+  EXPECT_EQ(errorOf(mismatch), "-c 3,cores=2: cpus=3 but sockets*cores*threads = 1*2*1 = 2");
+  ConfigStore tooMany;
+  tooMany.set("sockets", "16", "-c");
+  tooMany.set("cores", "16", "-c");
+  EXPECT_NE(errorOf(tooMany).find("256 vCPUs; at most 255"), std::string::npos);
+}
+
+TEST(Config, PinnedVcpusMustExist) {
+  ConfigStore store;
+  store.set("cpus", "2", "-c");
+  store.set("vcpu.1.cpuset", "0-2,5", "-p 1:5");
+  EXPECT_EQ(store.build().vcpuHostCpus.at(1), (std::vector<uint32_t>{0, 1, 2, 5}));
+  store.set("vcpu.2.cpuset", "0", "-p 2:0");
+  EXPECT_EQ(errorOf(store), "-p 2:0: vcpu.2.cpuset: the VM has 2 vCPUs (0-1)");
+  ConfigStore badList;
+  badList.set("vcpu.0.cpuset", "3-1", "-o");
+  EXPECT_NE(errorOf(badList).find("bad CPU list '3-1'"), std::string::npos);
+  EXPECT_THROW(parseCpuList("5000"), ConfigError) << "beyond CPU_SETSIZE";
+}
+
+TEST(Config, EmulationsAreNamedWithWhatThisBuildHas) {
+  ConfigStore bhyveOnly;
+  bhyveOnly.set("pci.0.4.0.device", "nvme", "-s 4,nvme,/dev/nvd0");
+  EXPECT_EQ(errorOf(bhyveOnly),
+            "-s 4,nvme,/dev/nvd0: pci.0.4.0.device: 'nvme' is a bhyve emulation cellvisor does not have yet "
+            "(this build has: hostbridge, amd_hostbridge, lpc, virtio-blk, virtio-net)");
+  ConfigStore unknown;
+  unknown.set("pci.0.4.0.device", "foo", "-s 4,foo");
+  EXPECT_EQ(
+      errorOf(unknown),
+      "-s 4,foo: pci.0.4.0.device: unknown emulation 'foo'; this build has: hostbridge, amd_hostbridge, "
+      "lpc, virtio-blk, virtio-net");
+  for (const char* name :
+       {"ahci", "ahci-hd", "ahci-cd", "fbuf", "xhci", "e1000", "passthru", "uart", "virtio-9p",
+        "virtio-console", "virtio-rnd", "virtio-input", "virtio-scsi", "hda"}) {
+    ConfigStore store;
+    store.set("pci.0.4.0.device", name, "-s");
+    EXPECT_NE(errorOf(store).find("is a bhyve emulation cellvisor does not have yet"), std::string::npos)
+        << name;
+  }
+  ConfigStore amd;
+  amd.set("pci.0.0.0.device", "amd_hostbridge", "-s");
+  EXPECT_EQ(amd.build().pciSlots.at(0).emulation, "amd_hostbridge");
+}
+
 TEST(Config, FileLinesAndComments) {
   std::string path = ::testing::TempDir() + "/cellvisor-config-test.conf";
   {

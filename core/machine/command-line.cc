@@ -189,7 +189,9 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
          [&](const std::string& spec) { addCpus(line, spec); });
   option("-m", "guest memory, e.g. 512M or 2G (no suffix: MiB)",
          [&](const std::string& size) { line.store.set("memory.size", size, "-m"); });
-  option("-l", "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/nmdmNA, /dev/...); help",
+  option("-l",
+         "LPC device: com1,BACKEND or com2,BACKEND (stdio, pty, file=PATH, unix=PATH, /dev/nmdmNA, "
+         "/dev/...); help",
          [&](const std::string& spec) { addLpc(line, spec); });
   option("-s", "PCI slot: [bus:]slot[:function],emulation[,conf]; help lists the emulations",
          [&](const std::string& spec) { addSlot(line, spec); });

@@ -18,79 +18,10 @@
 #include "core/devices/device-supervisor.h"
 #include "core/devices/device-timeouts.h"
 #include "servers/runtime/virtio-transport.h"
-#include "tests/harness/virtio-harness.h"
+#include "tests/harness/blk-harness.h"
 
 namespace cellvisor::testing {
 namespace {
-
-constexpr uint32_t IN = 0, OUT = 1, FLUSH = 4, GET_ID = 8, DISCARD = 11, WRITE_ZEROES = 13;
-constexpr uint8_t S_OK = 0, S_IOERR = 1, S_UNSUPP = 2;
-constexpr uint64_t DISK_BYTES = 16 << 20;
-constexpr uint64_t ALL_FEATURES = ~0ull;
-
-class TempDisk {
- public:
-  explicit TempDisk(uint64_t size = DISK_BYTES) {
-    path_ = ::testing::TempDir() + "/cellvisor-disk-XXXXXX";
-    int fd = ::mkstemp(path_.data());
-    EXPECT_GE(fd, 0);
-    EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);
-    ::close(fd);
-  }
-  ~TempDisk() { ::unlink(path_.c_str()); }
-  UniqueFd open(int flags = O_RDWR) const { return UniqueFd(::open(path_.c_str(), flags | O_CLOEXEC)); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-struct BlkHarness {
-  TempDisk disk;
-  VirtioHarness harness;
-  uint64_t offered;
-
-  explicit BlkHarness(const std::string& options = "", uint16_t queues = 1, uint64_t accept = ALL_FEATURES,
-                      int openFlags = O_RDWR)
-      : harness("virtio-blk", disk.path() + options + ",queues=" + std::to_string(queues),
-                disk.open(openFlags), queues),
-        offered(harness.initialize(accept)) {}
-
-  // One request: header, payload buffers, status. Returns (status, used length).
-  struct Result {
-    uint8_t status;
-    uint32_t length;
-    bool completed;
-  };
-  uint64_t header(uint32_t type, uint64_t sector) {
-    uint64_t at = harness.allocate(16, 16);
-    uint8_t* bytes = harness.host(at, 16);
-    std::memcpy(bytes, &type, 4);
-    std::memcpy(bytes + 8, &sector, 8);
-    return at;
-  }
-  Result run(uint16_t queue, std::vector<Buffer> buffers, bool indirect = false) {
-    uint64_t status = harness.allocate(1, 1);
-    *harness.host(status) = 0xee;
-    buffers.push_back({status, 1, true});
-    uint16_t head = harness.submit(queue, buffers, indirect);
-    harness.kick(queue);
-    for (const auto& completion : harness.waitForCompletions(queue)) {
-      if (completion.head == head) return {*harness.host(status), completion.length, true};
-    }
-    return {0xff, 0, false};
-  }
-  Result io(uint32_t type, uint64_t sector, uint64_t data, uint32_t length, uint16_t queue = 0) {
-    return run(queue, {{header(type, sector), 16, false}, {data, length, type == IN || type == GET_ID}});
-  }
-  uint64_t pattern(uint32_t length, uint32_t seed) {
-    uint64_t at = harness.allocate(length);
-    std::mt19937 random(seed);
-    uint8_t* bytes = harness.host(at, length);
-    for (uint32_t i = 0; i < length; ++i) bytes[i] = static_cast<uint8_t>(random());
-    return at;
-  }
-};
 
 TEST(VirtioBlk, NegotiatesFeaturesAndReportsGeometry) {
   BlkHarness blk(",ser=CELLVISOR-1,sectorsize=512/4096", 2);
@@ -225,16 +156,11 @@ TEST(VirtioBlk, FlushDiscardWriteZeroesAndGetId) {
   ASSERT_EQ(blk.io(OUT, 0, data, 65536).status, S_OK);
   EXPECT_EQ(blk.io(FLUSH, 0, blk.harness.allocate(0, 1), 0).status, S_OK);
 
-  auto segment = [&](uint64_t sector, uint32_t count, uint32_t flags) {
-    uint64_t at = blk.harness.allocate(16, 16);
-    std::memcpy(blk.harness.host(at, 8), &sector, 8);
-    std::memcpy(blk.harness.host(at + 8, 4), &count, 4);
-    std::memcpy(blk.harness.host(at + 12, 4), &flags, 4);
-    return at;
-  };
-  ASSERT_EQ(blk.run(0, {{blk.header(DISCARD, 0), 16, false}, {segment(0, 8, 0), 16, false}}).status, S_OK);
-  ASSERT_EQ(blk.run(0, {{blk.header(WRITE_ZEROES, 0), 16, false}, {segment(64, 16, 0), 16, false}}).status,
+  ASSERT_EQ(blk.run(0, {{blk.header(DISCARD, 0), 16, false}, {blk.segment(0, 8, 0), 16, false}}).status,
             S_OK);
+  ASSERT_EQ(
+      blk.run(0, {{blk.header(WRITE_ZEROES, 0), 16, false}, {blk.segment(64, 16, 0), 16, false}}).status,
+      S_OK);
   uint64_t back = blk.harness.allocate(65536);
   ASSERT_EQ(blk.io(IN, 0, back, 65536).status, S_OK);
   std::vector<uint8_t> zeros(8192, 0);
@@ -327,35 +253,6 @@ TEST(VirtioBlk, ServerRefusesBadOptions) {
 
 namespace cellvisor::testing {
 namespace {
-
-// The supervisor on its own loop thread, as the core runs it.
-class SupervisedHarness {
- public:
-  explicit SupervisedHarness(VirtioHarness& harness) {
-    uv_loop_init(&loop_);
-    uv_async_init(&loop_, &stop_, [](uv_async_t* async) { uv_stop(async->loop); });
-    supervisor_ =
-        std::make_unique<DeviceSupervisor>(&loop_, harness.process(), [this] { return stopping_.load(); });
-    thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
-  }
-  ~SupervisedHarness() {
-    stopping_ = true;
-    uv_async_send(&stop_);
-    thread_.join();
-    // Close every handle and let the loop finish closing them.
-    supervisor_.reset();
-    uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_loop_close(&loop_);
-  }
-
- private:
-  uv_loop_t loop_;
-  uv_async_t stop_;
-  std::atomic<bool> stopping_{false};
-  std::unique_ptr<DeviceSupervisor> supervisor_;
-  std::thread thread_;
-};
 
 TEST(VirtioBlkRestart, InFlightRequestsSurviveAKill) {
   BlkHarness blk;

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <thread>
 
 namespace cellvisor::testing {
 namespace {
@@ -120,6 +121,7 @@ uint64_t VirtioHarness::initialize(uint64_t accept, uint16_t queueSize) {
   barWrite(common_ + 0x10, 2, 0);  // Config changes on vector 0.
   for (uint16_t index = 0; index < queues_.size(); ++index) {
     Queue& queue = queues_[index];
+    queue = Queue{};  // After a reset the driver starts each queue afresh.
     barWrite(common_ + 0x16, 2, index);
     uint16_t max = static_cast<uint16_t>(barRead(common_ + 0x18, 2));
     queue.size = std::min(max, queueSize);
@@ -142,6 +144,18 @@ uint64_t VirtioHarness::initialize(uint64_t accept, uint16_t queueSize) {
 
 uint8_t VirtioHarness::status() {
   return static_cast<uint8_t>(barRead(common_ + 0x14, 1));
+}
+
+bool VirtioHarness::reset(std::chrono::milliseconds timeout) {
+  barWrite(common_ + 0x14, 1, 0);
+  // A driver must wait for the status to read back 0 before it reuses any
+  // buffer it had given the device (virtio 1.x, 4.1.4.3.2).
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (status() != 0) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 uint64_t VirtioHarness::configRead(uint32_t offset, uint8_t size) {
@@ -275,6 +289,25 @@ std::vector<Completion> VirtioHarness::waitForCompletions(uint16_t queueIndex, s
     interruptPending(static_cast<uint16_t>(queueIndex + 1), std::min(left, std::chrono::milliseconds(50)));
   }
   return completions;
+}
+
+SupervisedHarness::SupervisedHarness(VirtioHarness& harness) {
+  uv_loop_init(&loop_);
+  uv_async_init(&loop_, &stop_, [](uv_async_t* async) { uv_stop(async->loop); });
+  supervisor_ =
+      std::make_unique<DeviceSupervisor>(&loop_, harness.process(), [this] { return stopping_.load(); });
+  thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+}
+
+SupervisedHarness::~SupervisedHarness() {
+  stopping_ = true;
+  uv_async_send(&stop_);
+  thread_.join();
+  // Close every handle and let the loop finish closing them.
+  supervisor_.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
 }
 
 }  // namespace cellvisor::testing

@@ -4,17 +4,20 @@
 // queue eventfds; interrupts are read straight from the irqfds).
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/devices/device-channel.h"
 #include "core/devices/device-resources.h"
 #include "core/devices/device-server-process.h"
+#include "core/devices/device-supervisor.h"
 #include "core/devices/device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
 #include "core/memory/guest-memory.h"
@@ -74,6 +77,10 @@ class VirtioHarness {
   // `accept` is ANDed with the offer (VERSION_1 is always requested).
   uint64_t initialize(uint64_t accept, uint16_t queueSize = 128);
   uint8_t status();
+  // Device reset as a driver does it: writes status 0 and waits for it to
+  // read back 0. Returns false if it did not within `timeout`. initialize()
+  // brings the device up again afterwards.
+  bool reset(std::chrono::milliseconds timeout = std::chrono::seconds(5));
   uint64_t configRead(uint32_t offset, uint8_t size);
 
   // Guest-memory allocation for buffers and rings (bump allocator, 4 KiB aligned).
@@ -124,6 +131,23 @@ class VirtioHarness {
   uint64_t nextFree_ = 1 << 20;
   std::vector<Queue> queues_;
   bool eventIdx_ = false;
+};
+
+// The harness's server supervised (restarted when it dies) by a
+// DeviceSupervisor on its own loop thread, as the core runs it.
+class SupervisedHarness {
+ public:
+  explicit SupervisedHarness(VirtioHarness& harness);
+  ~SupervisedHarness();
+  SupervisedHarness(const SupervisedHarness&) = delete;
+  SupervisedHarness& operator=(const SupervisedHarness&) = delete;
+
+ private:
+  uv_loop_t loop_;
+  uv_async_t stop_;
+  std::atomic<bool> stopping_{false};
+  std::unique_ptr<DeviceSupervisor> supervisor_;
+  std::thread thread_;
 };
 
 }  // namespace cellvisor::testing

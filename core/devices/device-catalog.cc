@@ -65,9 +65,7 @@ ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, cons
       options.queues = static_cast<uint16_t>(std::min<uint32_t>(vcpus, 64));
       text += fmt::format(",queues={}", options.queues);
     }
-    int fd = ::open(options.path.c_str(), blkOpenFlags(options));
-    if (fd < 0) throwSystemError(where + ": " + options.path);
-    launch.backend = UniqueFd(fd);
+    launch.backend = openBlkImage(options, where + ": " + options.path);
     launch.policy = "virtio-blk.policy";
     launch.options = text;
     launch.queues = options.queues;

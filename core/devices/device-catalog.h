@@ -16,9 +16,9 @@ const std::vector<std::string>& serverEmulations();
 bool isServerDevice(const std::string& emulation);
 // The name a slot's server goes by (logs, `vmctl devices`), e.g. "virtio-blk-4.0".
 std::string serverDeviceName(const PciSlotConfig& slot);
-// Throws std::invalid_argument (bad options) or std::system_error (backend
-// cannot be opened), prefixed with `where` (how the user named the device,
-// e.g. "disk0"; default: the slot, "-s 4:0,virtio-blk").
+// Throws std::invalid_argument (bad options, an image that is no disk) or
+// std::system_error (backend cannot be opened), prefixed with `where` (how
+// the user named the device, e.g. "disk0"; default: the slot, "-s 4:0,virtio-blk").
 ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, const std::string& sandbox,
                                  std::string where = "");
 

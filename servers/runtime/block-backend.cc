@@ -2,28 +2,18 @@
 
 #include <fcntl.h>
 #include <linux/falloc.h>
-#include <linux/fs.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 
 #include <cstring>
 
 #include "core/base/system-error.h"
+#include "servers/runtime/disk-image.h"
 
 namespace cellvisor {
 
 BlockBackend::BlockBackend(UniqueFd fd, unsigned depth, bool readOnly)
     : fd_(std::move(fd)), readOnly_(readOnly) {
-  struct stat st {};
-  checkSyscall(::fstat(fd_.get(), &st), "fstat disk image");
-  if (S_ISBLK(st.st_mode)) {
-    checkSyscall(::ioctl(fd_.get(), BLKGETSIZE64, &sizeBytes_), "BLKGETSIZE64");
-  } else if (S_ISREG(st.st_mode)) {
-    sizeBytes_ = static_cast<uint64_t>(st.st_size);
-  } else {
-    throw std::invalid_argument("disk image is neither a regular file nor a block device");
-  }
+  sizeBytes_ = diskImageBytes(fd_.get(), "the backend fd");
   int result = io_uring_queue_init(depth, &ring_, 0);
   if (result < 0) throwSystemError("io_uring_queue_init", -result);
   eventFd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

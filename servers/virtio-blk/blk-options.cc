@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "servers/runtime/disk-image.h"
 #include "servers/runtime/slot-options.h"
 
 namespace cellvisor {
@@ -73,6 +74,10 @@ int blkOpenFlags(const BlkOptions& options) {
   if (options.noCache) flags |= O_DIRECT;
   if (options.direct) flags |= O_SYNC;
   return flags;
+}
+
+UniqueFd openBlkImage(const BlkOptions& options, const std::string& name) {
+  return openDiskImage(options.path, blkOpenFlags(options), name);
 }
 
 }  // namespace cellvisor

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/base/unique-fd.h"
+
 namespace cellvisor {
 
 struct BlkOptions {
@@ -27,5 +29,8 @@ struct BlkOptions {
 BlkOptions parseBlkOptions(const std::string& text);
 // The open(2) flags the options ask for.
 int blkOpenFlags(const BlkOptions& options);
+// Opens the image with those flags and checks that it is a disk (see
+// disk-image.h); errors start with `name`.
+UniqueFd openBlkImage(const BlkOptions& options, const std::string& name);
 
 }  // namespace cellvisor

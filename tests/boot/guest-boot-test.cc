@@ -405,6 +405,10 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
       {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/dev/null,sectorsize=3", "vm"},
        "sectorsize"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk", "vm"}, "no disk image path"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/proc/self/mem", "vm"},
+       "-s 4:0,virtio-blk: /proc/self/mem: the disk image is empty (0 bytes)"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/dev/zero", "vm"},
+       "-s 4:0,virtio-blk: /dev/zero: not a regular file or block device"},
   };
   for (const auto& c : cases) {
     CoreProcess core(c.argv);

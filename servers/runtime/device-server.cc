@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <iostream>
+#include <system_error>
 
 #include "device.capnp.h"
 
@@ -67,7 +68,22 @@ DeviceServer::~DeviceServer() {
 }
 
 void DeviceServer::readable(uv_poll_t* poll, int status, int) {
-  if (status >= 0) static_cast<Watch*>(poll->data)->ready();
+  if (status < 0) return;
+  auto* entry = static_cast<Watch*>(poll->data);
+  try {
+    entry->ready();
+  } catch (const std::exception& error) {
+    // The backend failed (its io_uring, its tap): the device cannot serve
+    // on. Exit so the supervisor starts a successor, which takes up the
+    // requests in flight.
+    entry->server->stop(EXIT_BACKEND_FAILED, error.what());
+  }
+}
+
+void DeviceServer::stop(int exitStatus, const std::string& why) {
+  std::cerr << serverName_ << ": " << why << '\n';
+  if (exitStatus_ == 0) exitStatus_ = exitStatus;
+  uv_stop(&loop_);
 }
 
 void DeviceServer::setWatching(int fd, bool watching) {
@@ -83,6 +99,7 @@ void DeviceServer::setWatching(int fd, bool watching) {
 
 void DeviceServer::watch(int fd, std::function<void()> ready) {
   auto entry = std::make_unique<Watch>();
+  entry->server = this;
   entry->fd = fd;
   entry->ready = std::move(ready);
   uv_poll_init(&loop_, &entry->poll, fd);
@@ -124,11 +141,11 @@ void DeviceServer::busyPoll() {
   }
 }
 
-void DeviceServer::injectFault() {
+std::string DeviceServer::injectFault() {
   // Test-only: make a call the sandbox forbids, on request of the spawner.
   // Only the first instance does, so the restarted one serves normally.
   const std::string& fault = resources_.faultInjection;
-  if (fault.empty() || resources_.restart) return;
+  if (fault.empty() || resources_.restart) return "";
   if (fault == "open") {
     int fd = ::open("/etc/passwd", O_RDONLY);
     if (fd >= 0) ::close(fd);
@@ -139,7 +156,10 @@ void DeviceServer::injectFault() {
     char* argv[] = {const_cast<char*>("/bin/true"), nullptr};
     char* envp[] = {nullptr};
     ::execve("/bin/true", argv, envp);
+  } else if (faultInjector_) {
+    return faultInjector_(fault);
   }
+  return "";
 }
 
 void DeviceServer::signalVector(uint16_t vector) {
@@ -271,8 +291,11 @@ void DeviceServer::serveRequests() {
           break;
         }
         case proto::Request::PING:
-          injectFault();
-          reply.setPong(request.getPing());
+          if (std::string outcome = injectFault(); !outcome.empty()) {
+            reply.setError("fault injection: " + outcome);
+          } else {
+            reply.setPong(request.getPing());
+          }
           break;
         default:
           reply.setError("unknown request");
@@ -281,12 +304,14 @@ void DeviceServer::serveRequests() {
       recordReply(ledger, sequence, builder);
       if (!channel_->send(builder)) throw ProtocolError("the core stopped reading replies");
     }
+  } catch (const std::system_error& error) {
+    // A system call failed serving a request (e.g. the backend's, draining
+    // I/O for a reset).
+    stop(EXIT_BACKEND_FAILED, error.what());
   } catch (const std::exception& error) {
     // A core that corrupts the protocol cannot be served; exit so the
     // supervisor sees it.
-    std::cerr << serverName_ << ": protocol error: " << error.what() << '\n';
-    exitStatus_ = 3;
-    uv_stop(&loop_);
+    stop(EXIT_PROTOCOL_ERROR, std::string("protocol error: ") + error.what());
   }
 }
 

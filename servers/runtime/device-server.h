@@ -19,6 +19,10 @@ namespace cellvisor {
 
 class DeviceServer {
  public:
+  // How run() ends when the server cannot go on (any exit restarts it).
+  static constexpr int EXIT_PROTOCOL_ERROR = 3;
+  static constexpr int EXIT_BACKEND_FAILED = 4;
+
   DeviceServer(std::string serverName, ServerResources& resources, VirtioDevice& device);
   ~DeviceServer();
 
@@ -38,6 +42,13 @@ class DeviceServer {
   // After work that did not come from a kick (a frame from a tap): poll for
   // the configured time, as after a kick.
   void busyPoll();
+  // Test-only: the device model's own faults (e.g. in its backend), tried
+  // when the spawner asked for one this runtime does not know. `inject`
+  // returns what happened, for the ping's reply ("" for a fault it does not
+  // know either).
+  void setFaultInjector(std::function<std::string(const std::string& fault)> inject) {
+    faultInjector_ = std::move(inject);
+  }
   // Runs until the core closes the channel or breaks the protocol; returns
   // the process exit status.
   int run();
@@ -45,16 +56,19 @@ class DeviceServer {
  private:
   struct Watch {
     uv_poll_t poll;
+    DeviceServer* server;
     int fd;
     std::function<void()> ready;
   };
   static void readable(uv_poll_t* poll, int status, int events);
+  // Leaves the loop; run() returns `exitStatus` (the first one given).
+  void stop(int exitStatus, const std::string& why);
   void serveRequests();
   // The request ledger's server side (proto/ring-segment.h).
   void recordReply(RequestLedger& ledger, uint64_t sequence, capnp::MessageBuilder& reply);
   bool resendRecordedReply(RequestLedger& ledger);
   void kicked(uint16_t queue);
-  void injectFault();
+  std::string injectFault();
   void signalVector(uint16_t vector);
 
   std::string serverName_;
@@ -65,6 +79,7 @@ class DeviceServer {
   std::unique_ptr<VirtioTransport> transport_;
   std::unique_ptr<MessageChannel> channel_;
   std::vector<std::unique_ptr<Watch>> watches_;
+  std::function<std::string(const std::string&)> faultInjector_;
   bool paused_ = false;
   uint32_t pollMicros_ = 0;
   int exitStatus_ = 0;

@@ -100,7 +100,7 @@ size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint
   action.sa_sigaction = &onViolation;
   action.sa_flags = SA_SIGINFO;
   sigemptyset(&action.sa_mask);
-  sigaction(SIGSYS, &action, nullptr);
+  if (sigaction(SIGSYS, &action, nullptr) != 0) throw std::runtime_error("sigaction SIGSYS failed");
 
   scmp_filter_ctx filter = seccomp_init(mode == SandboxMode::ENFORCE ? SCMP_ACT_TRAP : SCMP_ACT_LOG);
   if (filter == nullptr) throw std::runtime_error("seccomp_init failed");
@@ -127,11 +127,15 @@ size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint
       throw std::runtime_error(policy.name + ": cannot add rule for " + rule.name);
     }
   }
-  // All threads, so a helper thread is no way around the filter.
-  seccomp_attr_set(filter, SCMP_FLTATR_CTL_TSYNC, 1);
+  // All threads, so a helper thread is no way around the filter. Without it
+  // the filter would hold for this thread only: refuse to serve.
+  if (int result = seccomp_attr_set(filter, SCMP_FLTATR_CTL_TSYNC, 1); result != 0) {
+    release();
+    throw std::runtime_error(policy.name + ": seccomp thread synchronisation: " + std::strerror(-result));
+  }
   int loaded = seccomp_load(filter);
   release();
-  if (loaded != 0) throw std::runtime_error("seccomp_load failed");
+  if (loaded != 0) throw std::runtime_error(policy.name + ": seccomp_load: " + std::strerror(-loaded));
   return policy.syscalls().size();
 }
 

@@ -16,7 +16,8 @@ int main() {
     ServerResources resources = receiveServerResources(BOOTSTRAP_FD);
     BlkOptions options = parseBlkOptions(resources.options);
     if (!resources.backend) throw std::runtime_error("no disk image descriptor");
-    // One io_uring for all queues: deep enough for every queue to be full.
+    // One io_uring for all queues, asked to be deep enough for every queue
+    // to be full; it bounds itself, and what is beyond waits its turn.
     BlockBackend backend(std::move(resources.backend), std::max(64u, 2u * options.queues * options.queueSize),
                          options.readOnly);
     BlkDevice device(options, backend);
@@ -24,6 +25,7 @@ int main() {
     device.attach(server.transport(), server.stats());
     server.setPollMicros(options.pollMicros);
     server.watch(device.completionFd(), [&device] { device.onCompletions(); });
+    server.setFaultInjector([&backend](const std::string& fault) { return backend.injectFault(fault); });
     // Set up; from here on the server only serves: enter the sandbox.
     enterSandbox(loadEmbeddedPolicy("virtio-blk.policy"), parseSandboxMode(resources.sandbox),
                  &resources.state->state().sandboxViolation);

@@ -20,6 +20,122 @@ namespace {
 
 constexpr uint32_t MAX_SEGMENTS = 32;  // The device's max_discard_seg.
 
+// A discard request body: `MAX_SEGMENTS` one-sector segments from `first`.
+uint64_t discardSegments(BlkHarness& blk, uint64_t first) {
+  uint64_t at = blk.harness.allocate(16 * MAX_SEGMENTS, 16);
+  for (uint32_t i = 0; i < MAX_SEGMENTS; ++i) {
+    uint64_t sector = first + i;
+    uint32_t count = 1;
+    std::memcpy(blk.harness.host(at + 16 * i, 8), &sector, 8);
+    std::memcpy(blk.harness.host(at + 16 * i + 8, 4), &count, 4);
+  }
+  return at;
+}
+
+std::vector<uint8_t> expectedPattern(uint32_t length, uint32_t seed) {
+  std::vector<uint8_t> bytes(length);
+  std::mt19937 random(seed);
+  for (auto& byte : bytes) byte = static_cast<uint8_t>(random());
+  return bytes;
+}
+
+// 64 queues of 1024 entries are both accepted by the option parser; a full
+// last queue with 32-segment discards asks for more backend operations than
+// the kernel lets one io_uring hold. All of them must complete.
+TEST(VirtioBlkLimits, LargestAcceptedQueuesServeTheLastQueue) {
+  constexpr uint16_t QUEUES = 64;
+  constexpr uint16_t SIZE = 1024;
+  constexpr uint16_t LAST = QUEUES - 1;
+  constexpr int WRITES = SIZE / 2;
+  BlkHarness blk(",queue-size=1024", QUEUES, ALL_FEATURES, O_RDWR, SIZE);
+  ASSERT_EQ(blk.harness.queueSize(LAST), SIZE);
+  std::map<uint16_t, uint64_t> statuses;
+  for (int i = 0; i < SIZE; ++i) {
+    uint64_t status = blk.harness.allocate(1, 1);
+    *blk.harness.host(status) = 0xee;
+    std::vector<Buffer> buffers;
+    if (i < WRITES) {
+      buffers = {{blk.header(OUT, 8ull * i), 16, false}, {blk.pattern(4096, 100u + i), 4096, false}};
+    } else {
+      uint64_t first = DISK_BYTES / 1024 + uint64_t{MAX_SEGMENTS} * (i - WRITES);  // The second half.
+      buffers = {{blk.header(DISCARD, 0), 16, false},
+                 {discardSegments(blk, first), 16 * MAX_SEGMENTS, false}};
+    }
+    buffers.push_back({status, 1, true});
+    statuses[blk.harness.submit(LAST, buffers, true)] = status;
+  }
+  blk.harness.kick(LAST);
+  auto done = blk.harness.waitForCompletions(LAST, SIZE, std::chrono::seconds(60));
+  ASSERT_EQ(done.size(), size_t{SIZE});
+  for (const auto& completion : done) EXPECT_EQ(*blk.harness.host(statuses.at(completion.head)), S_OK);
+  UniqueFd fd = blk.disk.open(O_RDONLY);
+  for (int i = 0; i < WRITES; ++i) {
+    std::vector<uint8_t> onDisk(4096);
+    ASSERT_EQ(::pread(fd.get(), onDisk.data(), 4096, 4096 * i), 4096);
+    ASSERT_EQ(onDisk, expectedPattern(4096, 100u + i)) << i;
+  }
+  // The first queue works beside it.
+  EXPECT_EQ(blk.io(IN, 0, blk.harness.allocate(4096), 4096, 0).status, S_OK);
+}
+
+// One write through queue 0 of a fresh harness; returns its status byte.
+uint8_t writeOnce(VirtioHarness& harness, uint64_t sector, uint64_t data, std::chrono::seconds timeout) {
+  uint64_t header = harness.allocate(16, 16);
+  uint64_t status = harness.allocate(1, 1);
+  *harness.host(status) = 0xee;
+  std::memcpy(harness.host(header, 4), &OUT, 4);
+  std::memcpy(harness.host(header + 8, 8), &sector, 8);
+  harness.submit(0, {{header, 16, false}, {data, 4096, false}, {status, 1, true}});
+  harness.kick(0);
+  if (harness.waitForCompletions(0, 1, timeout).size() != 1) return 0xff;
+  return *harness.host(status);
+}
+
+// A compromised server could reach through io_uring what its seccomp filter
+// forbids (open a file, make a socket). Its ring takes only the opcodes the
+// backend uses, on its registered file; test-only fault injection (on a
+// ping) makes the server try, and the ping's reply says what the kernel did.
+class RingRestriction : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(RingRestriction, RefusesOpcodesTheBackendDoesNotUse) {
+  TempDisk disk;
+  VirtioHarness harness("virtio-blk", disk.path() + ",queues=1", disk.open(), 1, 64ull << 20, GetParam());
+  harness.initialize(ALL_FEATURES);
+  auto reply = harness.channel().call([](proto::Request::Builder request) { request.setPing(7); });
+  auto root = reply.root<proto::Reply>();
+  ASSERT_TRUE(root.isError()) << "the fault was not injected";
+  std::string outcome = root.getError();
+  EXPECT_NE(outcome.find(": -13 (Permission denied)"), std::string::npos) << outcome;
+  EXPECT_EQ(harness.process().restarts(), 0u);
+  EXPECT_FALSE(harness.process().exited());
+  // The opcodes it does use still work.
+  uint64_t data = harness.allocate(4096);
+  EXPECT_EQ(writeOnce(harness, 0, data, std::chrono::seconds(5)), S_OK);
+}
+
+INSTANTIATE_TEST_SUITE_P(Opcodes, RingRestriction, ::testing::Values("uring-openat", "uring-socket"));
+
+// When the backend's ring fails under it the server exits saying why, and
+// its successor takes up the request in flight: a failed submit is no hang.
+TEST(VirtioBlkBackend, AFailedRingRestartsTheServerInsteadOfHanging) {
+  TempDisk disk;
+  VirtioHarness harness("virtio-blk", disk.path() + ",queues=1", disk.open(), 1, 64ull << 20, "uring-break");
+  harness.initialize(ALL_FEATURES);
+  SupervisedHarness supervised(harness);
+  harness.channel().call([](proto::Request::Builder request) { request.setPing(1); });
+  uint64_t data = harness.allocate(4096);
+  std::vector<uint8_t> bytes = expectedPattern(4096, 9);
+  std::memcpy(harness.host(data, 4096), bytes.data(), 4096);
+  EXPECT_EQ(writeOnce(harness, 8, data, std::chrono::seconds(10)), S_OK);
+  EXPECT_EQ(harness.process().restarts(), 1u);
+  EXPECT_NE(harness.process().lastExit().find("exited with status"), std::string::npos)
+      << harness.process().lastExit();
+  std::vector<uint8_t> onDisk(4096);
+  UniqueFd fd = disk.open(O_RDONLY);
+  ASSERT_EQ(::pread(fd.get(), onDisk.data(), 4096, 4096), 4096);
+  EXPECT_EQ(onDisk, bytes);
+}
+
 // What is no disk is refused where the image is opened, naming the path,
 // before any server starts; and a server handed one refuses it too.
 TEST(VirtioBlkImage, SpawnerRefusesWhatIsNoDisk) {

@@ -67,14 +67,14 @@ void BlkDevice::attach(VirtioTransport& transport, DeviceStats& stats) {
 }
 
 bool BlkDevice::poll() {
-  if (outstanding_ == 0) return false;
-  uint32_t before = outstanding_;
+  size_t before = backend_.outstanding();
+  if (before == 0) return false;
   onCompletions();
-  return outstanding_ != before;
+  return backend_.outstanding() != before;
 }
 
 void BlkDevice::drain() {
-  while (outstanding_ > 0) {
+  while (backend_.outstanding() > 0) {
     backend_.waitForCompletion();
     onCompletions();
   }
@@ -102,8 +102,13 @@ void BlkDevice::activate(VirtioTransport& transport) {
 }
 
 void BlkDevice::reset() {
-  // Backend operations still point into guest memory; their completions are
-  // ignored once the request slots are cleared.
+  // Once the driver reads status 0 it may reuse every buffer it gave us, and
+  // the request slots (with the iovecs the backend reads) are about to be
+  // cleared. So: forget what never reached the kernel, wait for what did
+  // (its results, of the old generation, are dropped), then clear.
+  ++generation_;
+  backend_.dropWaiting();
+  drain();
   for (auto& queue : requests_) {
     for (auto& request : queue) request = Request{};
   }
@@ -172,7 +177,7 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
   std::memcpy(&type, header, 4);
   std::memcpy(&sector, header + 8, 8);
   uint64_t capacity = backend_.sizeBytes() / SECTOR;
-  uint64_t tag = (uint64_t{queue} << 16) | chain.head;
+  uint64_t tag = tagFor(queue, chain.head);
   uint64_t dataOut = chain.readableBytes - HEADER;  // Driver-to-device payload.
   uint64_t dataIn = chain.writableBytes - 1;        // Room before the status byte.
 
@@ -196,14 +201,12 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
       request.isRead = isRead;
       request.bytes = bytes;
       request.operations = 1;
-      ++outstanding_;
       backend_.submit(isRead ? BlockBackend::Op::READ : BlockBackend::Op::WRITE, tag, request.iov,
                       sector * SECTOR);
       return -1;
     }
     case FLUSH_REQ:
       request.operations = 1;
-      ++outstanding_;
       backend_.submit(BlockBackend::Op::FLUSH, tag, {}, 0);
       return -1;
     case GET_ID: {
@@ -250,7 +253,6 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
         auto [start, count, flags] = segmentAt(at);
         if (count == 0) continue;
         ++request.operations;
-        ++outstanding_;
         bool unmap = (flags & 1) && !options_.noDelete;
         backend_.submit(discard ? BlockBackend::Op::DISCARD : BlockBackend::Op::WRITE_ZEROES, tag, {},
                         start * SECTOR, uint64_t{count} * SECTOR, unmap);
@@ -264,7 +266,7 @@ int BlkDevice::start(uint16_t queue, const DescriptorChain& chain, Request& requ
 
 void BlkDevice::onCompletions() {
   backend_.reap([this](uint64_t tag, int32_t result) {
-    --outstanding_;
+    if (static_cast<uint32_t>(tag >> 32) != generation_) return;  // From before a reset.
     auto queue = static_cast<uint16_t>(tag >> 16);
     auto head = static_cast<uint16_t>(tag);
     if (queue >= requests_.size()) return;

@@ -32,7 +32,7 @@ class BlkDevice : public VirtioDevice {
   // Readable when backend operations have completed; then call onCompletions().
   int completionFd() const { return backend_.completionFd(); }
   void onCompletions();
-  // Blocks until no backend operation is outstanding (tests, fuzzing, pause).
+  // Blocks until no backend operation is outstanding (reset, pause, tests).
   void drain();
 
   uint16_t deviceId() const override { return 2; }
@@ -66,12 +66,18 @@ class BlkDevice : public VirtioDevice {
   int start(uint16_t queue, const DescriptorChain& chain, Request& request);
   void finish(uint16_t queue, uint16_t head, uint8_t status);
   void resubmitInflight();
+  // A backend tag: the reset generation, the queue and the head. A
+  // completion from before a reset carries an older generation and touches
+  // nothing, whatever request sits in its slot now.
+  uint64_t tagFor(uint16_t queue, uint16_t head) const {
+    return (uint64_t{generation_} << 32) | (uint64_t{queue} << 16) | head;
+  }
 
   BlkOptions options_;
   BlockBackend& backend_;
   DeviceStats ownStats_;
   DeviceStats* stats_ = &ownStats_;  // The server's, once attached.
-  uint32_t outstanding_ = 0;         // Backend operations in flight.
+  uint32_t generation_ = 0;          // Bumped by every reset.
   VirtioTransport* transport_ = nullptr;
   std::array<uint8_t, 60> config_{};
   bool writeback_ = true;

@@ -78,6 +78,77 @@ TEST(VirtioBlkLimits, LargestAcceptedQueuesServeTheLastQueue) {
   EXPECT_EQ(blk.io(IN, 0, blk.harness.allocate(4096), 4096, 0).status, S_OK);
 }
 
+// A reset while thousands of discards keep the backend busy and reads wait
+// behind them: once the status reads 0 the device must not write guest memory
+// again, and requests after the reset, on the same heads, complete with their
+// own results (never one left over from before).
+TEST(VirtioBlkReset, ResetUnderLoadLeavesNothingBehind) {
+  constexpr uint16_t SIZE = 256;
+  constexpr int DISCARDS = 200;  // 6400 backend operations: more than the submission ring.
+  constexpr int READS = SIZE - DISCARDS;
+  constexpr uint32_t READ_BYTES = 16384;
+  BlkHarness blk(",queue-size=256", 1, ALL_FEATURES, O_RDWR, SIZE);
+  {
+    UniqueFd fd = blk.disk.open();
+    std::vector<uint8_t> bytes = expectedPattern(1 << 20, 5);
+    ASSERT_EQ(::pwrite(fd.get(), bytes.data(), bytes.size(), 0), static_cast<ssize_t>(bytes.size()));
+  }
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < DISCARDS; ++i) {
+      uint64_t first = DISK_BYTES / 1024 + uint64_t{MAX_SEGMENTS} * i;
+      blk.harness.submit(0,
+                         {{blk.header(DISCARD, 0), 16, false},
+                          {discardSegments(blk, first), 16 * MAX_SEGMENTS, false},
+                          {blk.harness.allocate(1, 1), 1, true}},
+                         true);
+    }
+    uint64_t buffers = blk.harness.allocate(uint64_t{READ_BYTES} * READS);
+    std::memset(blk.harness.host(buffers, uint64_t{READ_BYTES} * READS), 0xaa, uint64_t{READ_BYTES} * READS);
+    for (int i = 0; i < READS; ++i) {
+      blk.harness.submit(0,
+                         {{blk.header(IN, uint64_t{READ_BYTES / 512} * i), 16, false},
+                          {buffers + uint64_t{READ_BYTES} * i, READ_BYTES, true},
+                          {blk.harness.allocate(1, 1), 1, true}},
+                         true);
+    }
+    blk.harness.kick(0);
+    ASSERT_TRUE(blk.harness.reset()) << "round " << round;
+    const uint8_t* readInto = blk.harness.host(buffers, uint64_t{READ_BYTES} * READS);
+    std::vector<uint8_t> afterReset(readInto, readInto + uint64_t{READ_BYTES} * READS);
+
+    // Up again at once; every head is used again for a read of its own.
+    blk.harness.initialize(ALL_FEATURES, SIZE);
+    struct Read {
+      int index;
+      uint64_t data;
+      uint64_t status;
+    };
+    std::map<uint16_t, Read> reads;  // By head.
+    for (int i = 0; i < SIZE; ++i) {
+      uint64_t data = blk.harness.allocate(4096);
+      uint64_t status = blk.harness.allocate(1, 1);
+      *blk.harness.host(status) = 0xee;
+      uint16_t head = blk.harness.submit(
+          0, {{blk.header(IN, 8ull * i), 16, false}, {data, 4096, true}, {status, 1, true}}, true);
+      reads[head] = {i, data, status};
+    }
+    blk.harness.kick(0);
+    auto done = blk.harness.waitForCompletions(0, SIZE, std::chrono::seconds(20));
+    ASSERT_EQ(done.size(), size_t{SIZE}) << "round " << round;
+    std::vector<uint8_t> disk = expectedPattern(1 << 20, 5);
+    for (const auto& completion : done) {
+      const Read& read = reads.at(completion.head);
+      ASSERT_EQ(*blk.harness.host(read.status), S_OK) << "round " << round << " head " << completion.head;
+      EXPECT_EQ(completion.length, 4096u + 1);
+      ASSERT_EQ(std::memcmp(blk.harness.host(read.data, 4096), disk.data() + 4096 * read.index, 4096), 0)
+          << "round " << round << " read " << read.index;
+    }
+    EXPECT_EQ(std::memcmp(afterReset.data(), readInto, afterReset.size()), 0)
+        << "round " << round << ": guest memory written after the reset";
+    EXPECT_FALSE(blk.harness.process().exited());
+  }
+}
+
 // One write through queue 0 of a fresh harness; returns its status byte.
 uint8_t writeOnce(VirtioHarness& harness, uint64_t sector, uint64_t data, std::chrono::seconds timeout) {
   uint64_t header = harness.allocate(16, 16);

@@ -1,6 +1,7 @@
 #include "servers/runtime/device-server.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -25,16 +26,21 @@ DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, V
     }
     ++state.restarts;
   }
+  // Before the transport exists: on a restart it finishes a completion cut
+  // short at once, and raises that queue's vector.
+  uint16_t vectors = VirtioTransport::vectorsFor(device_);
+  if (device_.queueCount() > MAX_QUEUES || resources_.queueDoorbells.size() != device_.queueCount() ||
+      resources_.interrupts.size() != vectors) {
+    throw std::runtime_error(fmt::format(
+        "the spawner gave {} doorbells and {} interrupts; the device has {} queues and {} vectors",
+        resources_.queueDoorbells.size(), resources_.interrupts.size(), device_.queueCount(), vectors));
+  }
   ++state.generation;
   transport_ = std::make_unique<VirtioTransport>(device_, *resources_.memory, state,
                                                  [this](uint16_t vector) { signalVector(vector); });
   channel_ =
       std::make_unique<MessageChannel>(resources_.rings->replyWriter(), resources_.rings->requestReader(),
                                        resources_.replyDoorbell.get(), resources_.requestDoorbell.get());
-  if (resources_.queueDoorbells.size() < device_.queueCount() ||
-      resources_.interrupts.size() < transport_->vectorCount()) {
-    throw std::runtime_error("the spawner gave fewer doorbells or interrupts than the device has queues");
-  }
   watch(resources_.requestDoorbell.get(), [this] {
     eventfd_t value;
     eventfd_read(resources_.requestDoorbell.get(), &value);

@@ -50,7 +50,11 @@ class VirtioTransport {
   VirtioTransport(VirtioDevice& device, GuestMemory& memory, VirtioState& state,
                   std::function<void(uint16_t)> signalVector);
 
-  uint16_t vectorCount() const { return static_cast<uint16_t>(device_.queueCount() + 1); }
+  // MSI-X vectors: one for configuration changes, one per queue.
+  static uint16_t vectorsFor(const VirtioDevice& device) {
+    return static_cast<uint16_t>(device.queueCount() + 1);
+  }
+  uint16_t vectorCount() const { return vectorsFor(device_); }
 
   uint32_t configRead(uint16_t offset, uint8_t size);
   std::vector<MsixUpdate> configWrite(uint16_t offset, uint8_t size, uint32_t value);

@@ -207,6 +207,52 @@ TEST(VirtioBlkBackend, AFailedRingRestartsTheServerInsteadOfHanging) {
   EXPECT_EQ(onDisk, bytes);
 }
 
+// A bootstrap with fewer interrupts than the device has vectors, on a state
+// segment in which a previous instance left a completion half-published:
+// the server must refuse it before it finishes that completion (which
+// writes guest memory and raises the queue's vector, past the fds it got).
+TEST(VirtioBlkBootstrap, CountsThatDoNotFitAreRefusedBeforeAnythingIsTouched) {
+  constexpr uint64_t DESCRIPTORS = 0x100000, AVAIL = 0x101000, USED = 0x102000;
+  constexpr uint16_t QUEUE_SIZE = 16;
+  TempDisk disk;
+  GuestMemory memory(16ull << 20);
+  DeviceResources resources("harness", 1, 1);  // The device needs 2 vectors: config and queue.
+  VirtioState& state = resources.state();
+  state.magic = STATE_MAGIC;
+  state.layoutVersion = STATE_LAYOUT_VERSION;
+  state.status = VirtioTransport::DRIVER_OK | VirtioTransport::FEATURES_OK | 3;
+  state.driverFeatures = VirtioHarness::F_VERSION_1;
+  state.pciConfig[0x9a] = 1;     // MSI-X table size - 1.
+  state.pciConfig[0x9b] = 0x80;  // MSI-X enabled.
+  state.configVector = VirtioTransport::NO_VECTOR;
+  QueueState& queue = state.queues[0];
+  queue.size = QUEUE_SIZE;
+  queue.enabled = 1;
+  queue.msixVector = 1;
+  queue.descriptors = DESCRIPTORS;
+  queue.driverArea = AVAIL;
+  queue.deviceArea = USED;
+  queue.completing = {1, 0, 0, 0, 1, 0};
+  for (uint16_t i = 1; i < MAX_QUEUES; ++i) state.queues[i].msixVector = VirtioTransport::NO_VECTOR;
+  ServerLaunch launch;
+  launch.binary = findServerBinary("virtio-blk");
+  launch.deviceName = "harness";
+  launch.options = disk.path() + ",queues=1";
+  launch.backend = disk.open();
+  launch.queues = 1;
+  launch.vectors = 1;
+  DeviceServerProcess process(std::move(launch), resources, memory.memfd(), memory.regions());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!process.exited() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(process.exited()) << "the server serves a bootstrap that does not fit";
+  EXPECT_NE(process.reap().find("exited with status 1"), std::string::npos) << process.lastExit();
+  uint16_t usedIdx;
+  std::memcpy(&usedIdx, memory.translate(USED + 2, 2), 2);
+  EXPECT_EQ(usedIdx, 0) << "the refused server published a completion";
+  EXPECT_EQ(queue.completing.active, 1) << "the refused server finished the completion";
+}
+
 // What is no disk is refused where the image is opened, naming the path,
 // before any server starts; and a server handed one refuses it too.
 TEST(VirtioBlkImage, SpawnerRefusesWhatIsNoDisk) {

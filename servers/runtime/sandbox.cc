@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <iostream>
 #include <stdexcept>
 #include <string>
 
@@ -79,6 +80,12 @@ void denyFilesystem() {
 }
 
 }  // namespace
+
+void exitSandboxed(int status) {
+  std::cerr.flush();
+  std::cout.flush();
+  ::_exit(status);
+}
 
 const char* syscallName(uint32_t number) {
   static thread_local std::string fallback;

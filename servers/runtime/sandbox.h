@@ -15,6 +15,12 @@ namespace cellvisor {
 // server that cannot sandbox itself must not serve.
 size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint32_t* violation);
 
+// Ends a server that entered its sandbox, with `status`, once its objects
+// are destroyed. Not through exit(): at-exit handlers (a sanitizer's leak
+// check stops the world with clone and ptrace and reads /proc) make calls the
+// filter forbids, and would die or hang there. The kernel releases the rest.
+[[noreturn]] void exitSandboxed(int status);
+
 // A syscall's name from its number (for reports), or "syscall N".
 const char* syscallName(uint32_t number);
 

@@ -12,6 +12,8 @@
 int main() {
   using namespace cellvisor;
   constexpr int BOOTSTRAP_FD = 3;
+  bool sandboxed = false;
+  int status = 1;
   try {
     ServerResources resources = receiveServerResources(BOOTSTRAP_FD);
     BlkOptions options = parseBlkOptions(resources.options);
@@ -27,11 +29,13 @@ int main() {
     server.watch(device.completionFd(), [&device] { device.onCompletions(); });
     server.setFaultInjector([&backend](const std::string& fault) { return backend.injectFault(fault); });
     // Set up; from here on the server only serves: enter the sandbox.
-    enterSandbox(loadEmbeddedPolicy("virtio-blk.policy"), parseSandboxMode(resources.sandbox),
-                 &resources.state->state().sandboxViolation);
-    return server.run();
+    SandboxMode mode = parseSandboxMode(resources.sandbox);
+    enterSandbox(loadEmbeddedPolicy("virtio-blk.policy"), mode, &resources.state->state().sandboxViolation);
+    sandboxed = mode != SandboxMode::OFF;
+    status = server.run();
   } catch (const std::exception& error) {
     std::cerr << "virtio-blk: " << error.what() << '\n';
-    return 1;
   }
+  if (sandboxed) exitSandboxed(status);
+  return status;
 }

@@ -13,6 +13,8 @@
 int main() {
   using namespace cellvisor;
   constexpr int BOOTSTRAP_FD = 3;
+  bool sandboxed = false;
+  int status = 1;
   try {
     ServerResources resources = receiveServerResources(BOOTSTRAP_FD);
     NetOptions options = parseNetOptions(resources.options);
@@ -32,11 +34,13 @@ int main() {
     });
     device.attach(server.transport(), server.stats(),
                   [&server, tap](bool reading) { server.setWatching(tap, reading); });
-    enterSandbox(loadEmbeddedPolicy("virtio-net.policy"), parseSandboxMode(resources.sandbox),
-                 &resources.state->state().sandboxViolation);
-    return server.run();
+    SandboxMode mode = parseSandboxMode(resources.sandbox);
+    enterSandbox(loadEmbeddedPolicy("virtio-net.policy"), mode, &resources.state->state().sandboxViolation);
+    sandboxed = mode != SandboxMode::OFF;
+    status = server.run();
   } catch (const std::exception& error) {
     std::cerr << "virtio-net: " << error.what() << '\n';
-    return 1;
   }
+  if (sandboxed) exitSandboxed(status);
+  return status;
 }

@@ -17,7 +17,6 @@ namespace cellvisor {
 
 DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, VirtioDevice& device)
     : serverName_(std::move(serverName)), resources_(resources), device_(device) {
-  uv_loop_init(&loop_);
   VirtioState& state = resources_.state->state();
   if (resources_.restart && state.magic == STATE_MAGIC) {
     if (state.layoutVersion != STATE_LAYOUT_VERSION) {
@@ -35,6 +34,7 @@ DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, V
         "the spawner gave {} doorbells and {} interrupts; the device has {} queues and {} vectors",
         resources_.queueDoorbells.size(), resources_.interrupts.size(), device_.queueCount(), vectors));
   }
+  uv_loop_init(&loop_);  // After the checks: a constructor that throws has no destructor to close it.
   ++state.generation;
   transport_ = std::make_unique<VirtioTransport>(device_, *resources_.memory, state,
                                                  [this](uint16_t vector) { signalVector(vector); });
@@ -118,8 +118,13 @@ int DeviceServer::run() {
   // Requests may have been queued before we started (a restart): serve them,
   // then look at every queue once, since kicks may have come while we were down.
   serveRequests();
-  if (transport_->live()) {
-    for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) transport_->doorbell(queue);
+  try {
+    if (transport_->live()) {
+      for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) transport_->doorbell(queue);
+    }
+  } catch (const std::exception& error) {
+    stop(EXIT_BACKEND_FAILED, error.what());  // As for a watched fd's handler (readable()).
+    return exitStatus_;
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   return exitStatus_;

@@ -320,10 +320,8 @@ int main(int argc, char** argv) {
         request.send().wait(waitScope);
         std::cout << "Starting " << name << '\n';
         if (interactive || foreground) {
-          std::string path = consolePath(vmmd, waitScope, name, "com1");
-          // The core makes its console socket as it starts: give it a moment.
-          for (int i = 0; i < 100 && ::access(path.c_str(), F_OK) != 0; ++i) ::usleep(20000);
-          int status = attachConsole(path);
+          // vmmd made the console socket before it answered.
+          int status = attachConsole(consolePath(vmmd, waitScope, name, "com1"));
           if (foreground) status = stopAndWait(vmmd, waitScope, name);
           return status;
         }

@@ -17,6 +17,7 @@
 #include "core/base/unique-fd.h"
 #include "core/devices/device-catalog.h"
 #include "core/devices/device-timeouts.h"
+#include "core/serial/serial-backend.h"
 #include "servers/virtio-net/net-options.h"
 #include "vmmd/netlink-links.h"
 
@@ -27,6 +28,7 @@ namespace {
 
 constexpr int STATUS_FD = 3;
 constexpr int DEVICE_SOCKET_FD = 4;
+constexpr int CONSOLE_FD_BASE = 5;
 
 std::string describeExit(int status) {
   if (WIFSIGNALED(status))
@@ -75,8 +77,8 @@ VmRunner::~VmRunner() {
   stopDevices();
 }
 
-std::string VmRunner::consolePath() const {
-  return datastore_.vmDirectory(name_) / "console.sock";
+std::string VmRunner::consolePath(const std::string& port) const {
+  return datastore_.vmDirectory(name_) / (port == "com1" ? "console.sock" : port + ".sock");
 }
 
 std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config,
@@ -118,10 +120,12 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
   std::vector<std::string> args = {
       coreBinary_, "-c",    std::to_string(config.cpu), "-m", config.memoryText, "-s", "0,hostbridge",
       "-s",        "31,lpc"};
+  // The console sockets are vmmd's (made before the core starts, so a
+  // console can attach the moment `vmctl start` returns): the core gets
+  // them listening, one fd per port from CONSOLE_FD_BASE on.
+  int consoleFd = CONSOLE_FD_BASE;
   for (const auto& port : config.comports) {
-    args.insert(
-        args.end(),
-        {"-l", port + ",unix=" + (directory / (port == "com1" ? "console.sock" : port + ".sock")).string()});
+    args.insert(args.end(), {"-l", port + ",listening-fd=" + std::to_string(consoleFd++)});
   }
   for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
@@ -240,6 +244,14 @@ void VmRunner::start(const std::string& installMedium) {
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   posix_spawn_file_actions_adddup2(&actions, controlForCore.get(), STATUS_FD);
   posix_spawn_file_actions_adddup2(&actions, devicesForCore.get(), DEVICE_SOCKET_FD);
+  // Ours close when this function returns: the core holds them from here.
+  std::vector<UniqueFd> consoles;
+  for (const auto& port : config.comports) {
+    consoles.push_back(listenOnUnixSocket(consolePath(port)));
+    posix_spawn_file_actions_adddup2(&actions, consoles.back().get(),
+                                     CONSOLE_FD_BASE + static_cast<int>(consoles.size()) - 1);
+  }
+  consolePorts_ = config.comports;
   posix_spawnattr_t attributes;
   posix_spawnattr_init(&attributes);
   // Its own session (our signals are not its), and none of the signals we
@@ -291,6 +303,7 @@ void VmRunner::watchExit() {
     corePidfd_.reset();
     pid_ = 0;
     lastExit_ = describeExit(status);
+    for (const auto& port : consolePorts_) ::unlink(consolePath(port).c_str());
     eventTask_ = nullptr;
     control_ = nullptr;
     for (auto& [id, waiter] : waiting_) waiter->fulfill("the VM stopped");

@@ -61,7 +61,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   pid_t pid() const { return pid_; }
   const std::string& lastExit() const { return lastExit_; }
   std::vector<DeviceSnapshot> devices() const;
-  std::string consolePath() const;
+  // The unix socket of a serial port's console ("com1", "com2").
+  std::string consolePath(const std::string& port = "com1") const;
   // Core command line for the VM (exposed for tests and `vmctl info`).
   std::vector<std::string> coreArguments(int statusFd, int deviceSocket,
                                          const std::string& installMedium) const;
@@ -108,7 +109,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   // The devices as they were when the VM last stopped, for `vmctl devices`.
   std::vector<DeviceSnapshot> lastDevices_;
   UniqueFd log_;
-  UniqueFd corePidfd_;  // Readable when the core exits.
+  std::vector<std::string> consolePorts_;  // Whose sockets to remove when the core ends.
+  UniqueFd corePidfd_;                     // Readable when the core exits.
   kj::Own<kj::UnixEventPort::FdObserver> coreExit_;
   kj::Own<kj::AsyncIoStream> control_;  // The core's status socket.
   kj::Promise<void> eventTask_ = nullptr;

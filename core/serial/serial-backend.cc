@@ -176,29 +176,17 @@ class FileBackend : public SerialBackend {
 
 class UnixSocketBackend : public SerialBackend {
  public:
-  explicit UnixSocketBackend(const std::string& path) : path_(path) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (path.size() >= sizeof(address.sun_path))
-      throw std::invalid_argument("unix socket path too long: " + path);
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    listener_ =
-        UniqueFd(checkSyscall(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket"));
-    ::unlink(path.c_str());
-    // The console is the guest's root shell: only our user may connect.
-    mode_t old = ::umask(0177);
-    int bound = ::bind(listener_.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
-    ::umask(old);
-    if (bound < 0) throwSystemError("bind " + path);
-    checkSyscall(::listen(listener_.get(), 1), "listen");
-  }
+  // `path`: the socket's name, removed again when the backend goes (empty
+  // for a socket someone else made and will remove: vmmd's).
+  UnixSocketBackend(UniqueFd listener, std::string path, std::string endpoint)
+      : path_(std::move(path)), endpoint_(std::move(endpoint)), listener_(std::move(listener)) {}
   ~UnixSocketBackend() override {
     if (accept_ != nullptr) {
       uv_poll_stop(accept_);
       uv_close(reinterpret_cast<uv_handle_t*>(accept_),
                [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     }
-    ::unlink(path_.c_str());
+    if (!path_.empty()) ::unlink(path_.c_str());
   }
 
   void writeOutput(std::span<const uint8_t> bytes) override {
@@ -221,7 +209,7 @@ class UnixSocketBackend : public SerialBackend {
       static_cast<UnixSocketBackend*>(poll->data)->acceptClient(poll->loop);
     });
   }
-  std::string endpoint() const override { return "unix=" + path_; }
+  std::string endpoint() const override { return endpoint_; }
 
  private:
   void acceptClient(uv_loop_t* loop) {
@@ -247,6 +235,7 @@ class UnixSocketBackend : public SerialBackend {
   }
 
   std::string path_;
+  std::string endpoint_;
   UniqueFd listener_;
   uv_poll_t* accept_ = nullptr;
   Uart16550* uart_ = nullptr;
@@ -316,7 +305,45 @@ PtyPair openPtyPair() {
   return {std::move(masterFd), name};
 }
 
+// A listening socket handed over by whoever started us (vmmd), as fd N.
+UniqueFd adoptListeningSocket(const std::string& number) {
+  size_t used = 0;
+  int fd = -1;
+  try {
+    fd = std::stoi(number, &used);
+  } catch (const std::exception&) {
+  }
+  if (used != number.size() || fd < 3)
+    throw std::invalid_argument("listening-fd: bad descriptor '" + number + "'");
+  int listening = 0;
+  socklen_t length = sizeof(listening);
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || !listening) {
+    throw std::invalid_argument("listening-fd=" + number + " is not a listening socket");
+  }
+  UniqueFd listener(fd);
+  checkSyscall(::fcntl(fd, F_SETFD, FD_CLOEXEC), "fcntl F_SETFD");
+  setNonBlocking(fd);
+  return listener;
+}
+
 }  // namespace
+
+UniqueFd listenOnUnixSocket(const std::string& path) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path))
+    throw std::invalid_argument("unix socket path too long: " + path);
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd listener(checkSyscall(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket"));
+  ::unlink(path.c_str());
+  // The console is the guest's root shell: only our user may connect.
+  mode_t old = ::umask(0177);
+  int bound = ::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  ::umask(old);
+  if (bound < 0) throwSystemError("bind " + path);
+  checkSyscall(::listen(listener.get(), 1), "listen");
+  return listener;
+}
 
 std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec) {
   if (spec == "stdio") return std::make_unique<StdioBackend>();
@@ -332,8 +359,13 @@ std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec) {
     return backend;
   }
   if (spec.rfind("file=", 0) == 0 && spec.size() > 5) return std::make_unique<FileBackend>(spec.substr(5));
-  if (spec.rfind("unix=", 0) == 0 && spec.size() > 5)
-    return std::make_unique<UnixSocketBackend>(spec.substr(5));
+  if (spec.rfind("unix=", 0) == 0 && spec.size() > 5) {
+    std::string path = spec.substr(5);
+    return std::make_unique<UnixSocketBackend>(listenOnUnixSocket(path), path, spec);
+  }
+  if (spec.rfind("listening-fd=", 0) == 0) {
+    return std::make_unique<UnixSocketBackend>(adoptListeningSocket(spec.substr(13)), "", spec);
+  }
   if (spec.rfind("/dev/", 0) == 0) {
     int fd = ::open(spec.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) throwSystemError("open " + spec);

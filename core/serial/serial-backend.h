@@ -4,6 +4,8 @@
 //   /dev/nmdmNA    bhyve's null-modem console: a pty whose other side is
 //                  reachable as /dev/nmdmNB (a symlink) while the VM runs
 //   unix=PATH      a listening unix socket; one client at a time
+//   listening-fd=N the same on a socket its starter made (vmmd: the console
+//                  can be connected to as soon as `vmctl start` returns)
 //   file=PATH      an append-only log (no input)
 //   /dev/...       an existing terminal device
 // Output is written synchronously from the vCPU thread; input is read on the
@@ -15,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "core/base/unique-fd.h"
 #include "core/platform/uart16550.h"
 
 namespace cellvisor {
@@ -30,5 +33,9 @@ class SerialBackend : public SerialOutput {
 // Throws std::invalid_argument for a malformed spec, std::system_error if
 // the endpoint cannot be opened.
 std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec);
+
+// A console socket at `path` (replacing a stale one), private to our user,
+// listening already.
+UniqueFd listenOnUnixSocket(const std::string& path);
 
 }  // namespace cellvisor

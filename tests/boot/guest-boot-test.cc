@@ -398,6 +398,9 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
        "'nvme' is a bhyve emulation cellvisor does not have yet (this build has: hostbridge, amd_hostbridge, "
        "lpc, virtio-blk, virtio-net)"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,carrier-pigeon", "vm"}, "bad serial backend"},
+      {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=2", "vm"}, "bad descriptor '2'"},
+      {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=99", "vm"},
+       "listening-fd=99 is not a listening socket"},
       {{coreBinary(), "--kernel", guestImage(), "../../etc"}, "invalid VM name"},
       {{coreBinary(), "--kernel", guestImage(), "-c", "0", "vm"}, "vCPU count"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "4,virtio-blk,/nonexistent/disk.img", "vm"},

@@ -36,18 +36,14 @@ TEST_F(Vmctl, LifecycleFromTemplateToDestroy) {
   int fd = connectConsole("web");
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, "hello-console\n", 14), 14);
-  std::string seen = readUntil(fd, "echo: hello-console", std::chrono::seconds(2));
+  std::string seen = readUntil(fd, "echo: hello-console");
   ::close(fd);
   EXPECT_NE(seen.find("echo: hello-console"), std::string::npos) << seen;
 
   // The echo test then ends the VM itself; wait for vmmd to see it.
-  std::string info;
-  for (int i = 0; i < 100; ++i) {
-    info = vmctl({"info", "web"}).second;
-    if (info.find("state: stopped") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  std::string info = waitStopped("web");
   EXPECT_NE(info.find("state: stopped"), std::string::npos) << info;
+  EXPECT_FALSE(fs::exists(root / "store" / "web" / "console.sock")) << "vmmd removes its console socket";
   EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info;
   EXPECT_NE(info.find("memory=\"256M\""), std::string::npos) << info;
 

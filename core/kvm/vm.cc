@@ -52,15 +52,24 @@ void Vm::setUserMemoryRegion(uint32_t slot, uint64_t guestPhysical, uint64_t siz
 void Vm::createIrqchip() {
   checkSyscall(::ioctl(fd(), KVM_CREATE_IRQCHIP, 0), "KVM_CREATE_IRQCHIP");
   irqchip_ = true;
-  // Mirror the kernel's default table so replacing it for MSI keeps the pins.
+  // The wired pins, as a PC has them and our MADT describes them; MSI
+  // routes are added after these. ISA IRQ 0 (the PIT, GSI 0) arrives on
+  // IOAPIC pin 2 (the MADT's interrupt source override) and IOAPIC pin 0
+  // (ExtINT) has no GSI. A GSI may not reach the same chip twice: KVM
+  // refuses the whole table (KVM_SET_GSI_ROUTING: EINVAL) if it does.
   std::lock_guard lock(routesMutex_);
   for (uint32_t pin = 0; pin < PIC_PINS; ++pin) {
     if (pin == 2) continue;  // The cascade pin is not routable.
     routes_.push_back(irqchipRoute(pin, pin < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, pin % 8));
   }
-  for (uint32_t pin = 0; pin < IOAPIC_PINS; ++pin) {
-    routes_.push_back(irqchipRoute(pin == 0 ? 2 : pin, KVM_IRQCHIP_IOAPIC, pin));
+  for (uint32_t pin = 1; pin < IOAPIC_PINS; ++pin) {
+    routes_.push_back(irqchipRoute(pin == 2 ? 0 : pin, KVM_IRQCHIP_IOAPIC, pin));
   }
+  // In force from the start (not only once the first MSI route replaces
+  // KVM's default table, which has no override): the PIT reaches the pin
+  // the MADT names, and a table KVM refuses fails here, not at a guest's
+  // first MSI-X write.
+  commitRoutes();
 }
 
 void Vm::createPit() {

@@ -89,9 +89,11 @@ bool cpuidHasFeature(const std::vector<kvm_cpuid_entry2>& entries, const std::st
 
 std::vector<std::string> defaultCpuidMask(bool hostEmulates) {
   if (!hostEmulates) return {};
-  // The emulator lacks cmpxchg16b and xsave/xrstor; 1 GiB pages fault there.
-  return {"cx16", "xsave",   "avx",      "avx2",   "avx512f", "fma",
-          "f16c", "pdpe1gb", "xsaveopt", "xsavec", "xsaves"};
+  // The emulator lacks cmpxchg16b, xsave/xrstor, clac/stac (SMAP) and
+  // popcnt; 1 GiB pages fault there. Linux uses each of them once it sees
+  // the feature, so hiding them is what lets it boot.
+  return {"cx16",     "xsave",  "avx",    "avx2",  "avx512f", "fma",   "f16c",
+          "pdpe1gb",  "xsaveopt", "xsavec", "xsaves", "smap",  "popcnt"};
 }
 
 std::vector<kvm_cpuid_entry2> buildCpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t cpuIndex,

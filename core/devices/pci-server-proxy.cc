@@ -146,8 +146,16 @@ void PciServerProxy::mapDoorbells(const ProxyBar& bar, bool add) {
 void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
   for (auto update : effects.getMsixUpdates()) {
     if (update.getIndex() >= server_.vectorCount()) continue;  // Not a vector we wired.
-    wiring_.routeVector(update.getIndex(), server_.interrupt(update.getIndex()), update.getAddress(),
-                        update.getData());
+    try {
+      wiring_.routeVector(update.getIndex(), server_.interrupt(update.getIndex()), update.getAddress(),
+                          update.getData());
+    } catch (const std::exception& error) {
+      // The address and data are the guest's: a route KVM refuses is that
+      // vector's problem (it stays where it was), never the whole VM's.
+      std::cerr << "vmm-core: " << server_.deviceName() << ": MSI-X vector " << update.getIndex()
+                << " (address 0x" << std::hex << update.getAddress() << ", data 0x" << update.getData()
+                << std::dec << "): " << error.what() << '\n';
+    }
   }
 }
 

@@ -153,18 +153,28 @@ void Vm::removeIrqfd(int eventfd, uint32_t gsi) {
 
 uint32_t Vm::addMsiRoute(uint64_t address, uint32_t data) {
   std::lock_guard lock(routesMutex_);
-  uint32_t gsi = nextMsiGsi_++;
-  routes_.push_back(msiRoute(gsi, address, data));
-  commitRoutes();
-  return gsi;
+  routes_.push_back(msiRoute(nextMsiGsi_, address, data));
+  try {
+    commitRoutes();
+  } catch (...) {
+    routes_.pop_back();  // A refused route must not poison the next commit.
+    throw;
+  }
+  return nextMsiGsi_++;
 }
 
 void Vm::updateMsiRoute(uint32_t gsi, uint64_t address, uint32_t data) {
   std::lock_guard lock(routesMutex_);
   for (auto& route : routes_) {
     if (route.gsi == gsi && route.type == KVM_IRQ_ROUTING_MSI) {
+      kvm_irq_routing_entry previous = route;
       route = msiRoute(gsi, address, data);
-      commitRoutes();
+      try {
+        commitRoutes();
+      } catch (...) {
+        route = previous;
+        throw;
+      }
       return;
     }
   }

@@ -252,6 +252,12 @@ void Machine::loadGuest() {
 void Machine::createVcpus() {
   auto supported = hypervisor_->supportedCpuid();
   auto mask = config_.cpuidMaskSet ? config_.cpuidMask : defaultCpuidMask(hostEmulatesGuestKernel());
+  if (!config_.cpuidMaskSet && !mask.empty()) {
+    std::string names;
+    for (const auto& name : mask) names += (names.empty() ? "" : ",") + name;
+    std::cerr << "vmm-core: this host's KVM emulates guest ring 0: CPUID hides what its emulator cannot run ("
+              << names << "; --cpuid-mask overrides)\n";
+  }
   // bhyve's default is xAPIC mode: x2APIC is offered only with -x.
   if (!config_.x2apic) {
     mask.push_back("x2apic");

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/kvm/hypervisor.h"
 #include "tests/boot/guest-boot.h"
 
 namespace cellvisor::testing {
@@ -145,6 +146,30 @@ TEST_F(BhyveFlags, X2apicIsInCpuidOnlyWithX) {
     CoreProcess core(args("cpuid", c.flags));
     EXPECT_EQ(core.wait(), GUEST_PASSED) << core.output();
     EXPECT_NE(core.out().find(c.seen), std::string::npos) << core.out();
+  }
+}
+
+// On an emulating host the core hides, by itself, the features whose
+// instructions the emulator cannot run (Linux uses them once it sees them),
+// and says so. Ring 0 reads CPUID through KVM's table. KVM-PVM here honours
+// the mask for cx16 (and x2apic) but keeps popcnt, xsave and smap visible
+// whatever the table says (measured: QEMU's -cpu flags fail the same way),
+// so the Linux test guest also carries clearcpuid= on its command line.
+TEST_F(BhyveFlags, EmulatingHostPresetHidesWhatTheEmulatorCannotRun) {
+  if (!hostEmulatesGuestKernel()) GTEST_SKIP() << "host KVM runs guest ring 0 natively: no preset applies";
+  CoreProcess preset(args("cpuid"));
+  EXPECT_EQ(preset.wait(), GUEST_PASSED) << preset.output();
+  EXPECT_NE(preset.out().find("cpuid: cx16 0"), std::string::npos) << preset.out();
+  EXPECT_NE(preset.err().find("CPUID hides what its emulator cannot run (cx16,xsave,"), std::string::npos)
+      << preset.err();
+  // An explicit mask replaces the preset: the host's own cx16 shows again.
+  CoreProcess explicitMask(args("cpuid", {"--cpuid-mask", "pdpe1gb"}));
+  EXPECT_EQ(explicitMask.wait(), GUEST_PASSED) << explicitMask.output();
+  EXPECT_EQ(explicitMask.err().find("CPUID hides"), std::string::npos) << explicitMask.err();
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  std::string text((std::istreambuf_iterator<char>(cpuinfo)), std::istreambuf_iterator<char>());
+  if (text.find(" cx16") != std::string::npos) {
+    EXPECT_NE(explicitMask.out().find("cpuid: cx16 1"), std::string::npos) << explicitMask.out();
   }
 }
 

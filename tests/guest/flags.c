@@ -31,5 +31,13 @@ void test_cpuid(void) {
   uint32_t eax = 1, ebx, ecx = 0, edx;
   __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
   printf("cpuid: x2apic %u\n", (ecx >> 21) & 1);
+  /* What the core's mask hides on an emulating host, as ring 0 reads it. */
+  printf("cpuid: leaf 1 ecx %x edx %x\n", ecx, edx);
+  printf("cpuid: cx16 %u popcnt %u xsave %u\n", (ecx >> 13) & 1, (ecx >> 23) & 1, (ecx >> 26) & 1);
   check("running under a hypervisor", (ecx >> 31) & 1);
+  eax = 7;
+  ecx = 0;
+  __asm__ volatile("cpuid" : "+a"(eax), "=b"(ebx), "+c"(ecx), "=d"(edx));
+  printf("cpuid: leaf 7 ebx %x\n", ebx);
+  printf("cpuid: smap %u\n", (ebx >> 20) & 1);
 }

@@ -51,6 +51,11 @@ constexpr std::array FEATURES = {
     CpuidFeature{"xsaves", 0xd, 1, CpuidFeature::EAX, 3},
     CpuidFeature{"pdpe1gb", 0x80000001, 0, CpuidFeature::EDX, 26},
     CpuidFeature{"rdtscp", 0x80000001, 0, CpuidFeature::EDX, 27},
+    // KVM's paravirtual features (leaf 0x40000001): those a guest uses
+    // through hypercalls.
+    CpuidFeature{"kvm_pv_unhalt", 0x40000001, 0, CpuidFeature::EAX, 7},
+    CpuidFeature{"kvm_pv_send_ipi", 0x40000001, 0, CpuidFeature::EAX, 11},
+    CpuidFeature{"kvm_pv_sched_yield", 0x40000001, 0, CpuidFeature::EAX, 13},
 };
 
 uint32_t& registerOf(kvm_cpuid_entry2& entry, CpuidFeature::Register reg) {
@@ -90,10 +95,13 @@ bool cpuidHasFeature(const std::vector<kvm_cpuid_entry2>& entries, const std::st
 std::vector<std::string> defaultCpuidMask(bool hostEmulates) {
   if (!hostEmulates) return {};
   // The emulator lacks cmpxchg16b, xsave/xrstor, clac/stac (SMAP) and
-  // popcnt; 1 GiB pages fault there. Linux uses each of them once it sees
-  // the feature, so hiding them is what lets it boot.
+  // popcnt; 1 GiB pages fault there; a hypercall from emulated ring 0 never
+  // returns (Linux's first PV IPI hung both vCPUs of an SMP guest). Linux
+  // uses each of them once it sees the feature, so hiding them is what lets
+  // it boot.
   return {"cx16",     "xsave",  "avx",    "avx2",  "avx512f", "fma",   "f16c",
-          "pdpe1gb",  "xsaveopt", "xsavec", "xsaves", "smap",  "popcnt"};
+          "pdpe1gb",  "xsaveopt", "xsavec", "xsaves", "smap",  "popcnt",
+          "kvm_pv_unhalt", "kvm_pv_send_ipi", "kvm_pv_sched_yield"};
 }
 
 std::vector<kvm_cpuid_entry2> buildCpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t cpuIndex,

@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
 
 extern char** environ;
@@ -118,6 +120,16 @@ std::string guestImage() {
 std::string kvmUnavailableReason() {
   if (::access("/dev/kvm", R_OK | W_OK) != 0) return "no usable /dev/kvm on this host";
   return "";
+}
+
+std::vector<int> childrenOf(int pid) {
+  std::vector<int> children;
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+    std::ifstream list(task.path() / "children");
+    for (int child; list >> child;) children.push_back(child);
+  }
+  return children;
 }
 
 std::string networkUnavailableReason() {

@@ -40,6 +40,10 @@ class CoreProcess {
   std::string err_;
 };
 
+// The children of `pid` (a core's device servers), whichever thread spawned
+// them; empty once `pid` is gone.
+std::vector<int> childrenOf(int pid);
+
 // Paths the build passes in: the core binary and the test guest.
 std::string coreBinary();
 std::string guestImage();

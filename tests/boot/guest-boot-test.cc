@@ -285,17 +285,6 @@ TEST_F(GuestBoot, VirtioBlkServerServesTheGuest) {
   ::unlink(disk.c_str());
 }
 
-// The children of `pid` (its device servers), whichever thread spawned them.
-std::vector<pid_t> childrenOf(pid_t pid) {
-  std::vector<pid_t> children;
-  std::string tasks = "/proc/" + std::to_string(pid) + "/task";
-  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
-    std::ifstream list(task.path() / "children");
-    for (pid_t child; list >> child;) children.push_back(child);
-  }
-  return children;
-}
-
 // The crash test: the guest writes and verifies blocks in a loop while the
 // host kill -9's its virtio-blk server at random moments. Every kill is
 // followed by a restart from the state segment; the guest must see no error.

@@ -54,7 +54,18 @@ TEST(Cpuid, EmulatingHostMasksWhatItsEmulatorLacks) {
   auto mask = defaultCpuidMask(true);
   EXPECT_NE(std::find(mask.begin(), mask.end(), "cx16"), mask.end());
   EXPECT_NE(std::find(mask.begin(), mask.end(), "xsave"), mask.end());
+  EXPECT_NE(std::find(mask.begin(), mask.end(), "kvm_pv_send_ipi"), mask.end());
   EXPECT_TRUE(defaultCpuidMask(false).empty());
+  // Every name in the preset is one buildCpuid knows.
+  EXPECT_NO_THROW(buildCpuid(sampleTable(), 0, 1, mask));
+}
+
+TEST(Cpuid, MasksKvmParavirtualFeatures) {
+  std::vector<kvm_cpuid_entry2> table(1);
+  table[0].function = 0x40000001;
+  table[0].eax = (1u << 3) | (1u << 7) | (1u << 11) | (1u << 13);
+  table = buildCpuid(table, 0, 1, {"kvm_pv_unhalt", "kvm_pv_send_ipi", "kvm_pv_sched_yield"});
+  EXPECT_EQ(table[0].eax, 1u << 3) << "the clock (bit 3) stays; the hypercall users go";
 }
 
 }  // namespace

@@ -1,0 +1,197 @@
+// Tier 4 on this host: Linux 6.1 (tests/linux/build-kernel.sh) boots on the
+// real core, and its own virtio_blk, virtio_net and ext2 drivers drive our
+// device servers while the host kill -9's them and live-upgrades them. The
+// guest's /init (tests/linux/init) prints one "linux-guest:" line per fact.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <thread>
+
+#include "core/kvm/hypervisor.h"
+#include "tests/boot/core-process.h"
+#include "tests/linux/linux-guest.h"
+#include "tests/vmmd/vmmd-fixture.h"
+
+namespace cellvisor::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The device server whose open files include `path` (a blk server holds its
+// image open; a net server /dev/net/tun), among the children of `parent`.
+pid_t serverHolding(pid_t parent, const std::string& path) {
+  for (pid_t child : childrenOf(parent)) {
+    std::error_code error;
+    for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(child) + "/fd", error)) {
+      if (fs::read_symlink(fd.path(), error) == path) return child;
+    }
+  }
+  return 0;
+}
+
+// Kills the server holding `path` at random moments (each instance lives
+// 300-600 ms first, past what the supervisor counts as a crash loop) until
+// `until` appears on the console; returns the number of kills.
+int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, const std::string& until,
+                    std::chrono::seconds timeout) {
+  std::mt19937 random(static_cast<unsigned>(::getpid()));
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  int kills = 0;
+  pid_t previous = 0;
+  auto killAt = std::chrono::steady_clock::time_point::max();
+  while (core.out().find(until) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+    core.poll();
+    pid_t server = serverHolding(parent, path);
+    if (server == 0) continue;  // Restarting.
+    if (server != previous) {
+      previous = server;
+      killAt = std::chrono::steady_clock::now() + std::chrono::milliseconds(300 + random() % 300);
+    } else if (std::chrono::steady_clock::now() >= killAt && ::kill(server, SIGKILL) == 0) {
+      ++kills;
+      killAt = std::chrono::steady_clock::time_point::max();
+    }
+  }
+  return kills;
+}
+
+// Boot to init; virtio-blk under a checksummed pattern and ext2; virtio-net
+// pinging the host's bridge; the blk server killed ~20 times during the
+// pattern and the net server during the pings. Nothing may reach the guest:
+// no I/O error in its kernel log, every checksum right, the image on the
+// host exactly the pattern the guest wrote, the filesystem clean.
+TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
+  if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  std::string pattern = scratch("pattern.img", 32);
+  std::string filesystem = scratch("ext2.img", 32);
+  std::string script = (fs::path(::testing::TempDir()) / ("cellvisor-linux-net-" + std::to_string(::getpid()))).string();
+  std::ofstream(script) << "set -e\nip link set lo up\nip link add br0 type bridge\n"
+                           "ip addr add 10.78.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
+                           "ip link set tap0 master br0 up\nexec \"$@\"\n";
+  constexpr int ROUNDS = 12;
+  constexpr int MIB = 8;
+  auto argv = coreArgs(
+      {"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + filesystem, "-s", "6,virtio-net,tap0"},
+      "linux-guest.steps=drivers,blk,fs,net linux-guest.blk=vda linux-guest.blk-mib=" + std::to_string(MIB) +
+          " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
+          " linux-guest.fs=vdb linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 linux-guest.pings=100");
+  argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
+  auto started = std::chrono::steady_clock::now();
+  CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.
+  ASSERT_TRUE(core.waitFor("linux-guest: blk: start", BOOT_TIMEOUT)) << core.output();
+  auto init = std::chrono::steady_clock::now() - started;
+  int blkKills = killServerUntil(core, core.pid(), pattern, "linux-guest: blk: done", 300s);
+  ASSERT_TRUE(core.waitFor("linux-guest: net: start", 120s)) << core.output();
+  int netKills = killServerUntil(core, core.pid(), "/dev/net/tun", "linux-guest: net: done", 60s);
+  EXPECT_EQ(core.wait(120s), 1) << "the guest powers off through ACPI S5: " << core.output();
+  auto total = std::chrono::steady_clock::now() - started;
+  std::string out = core.out();
+
+  EXPECT_NE(out.find("linux-guest: init reached: Linux 6.1"), std::string::npos) << out;
+  EXPECT_NE(out.find("2 CPUs"), std::string::npos) << out;
+  EXPECT_NE(out.find("id 0x0002 driver virtio_blk"), std::string::npos) << out;
+  EXPECT_NE(out.find("id 0x0001 driver virtio_net"), std::string::npos) << out;
+  EXPECT_NE(out.find("PCI-MSI"), std::string::npos) << "virtio-pci with MSI-X vectors: " << out;
+  EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
+
+  // The image holds exactly the last round's pattern; the guest read the same back.
+  std::string expected = sha256(patternBytes(MIB, ROUNDS));
+  EXPECT_NE(out.find("blk: done: last round sha256 " + expected), std::string::npos) << out;
+  EXPECT_EQ(sha256(readPrefix(pattern, MIB << 20)), expected);
+  EXPECT_NE(out.find("fs: done: 17 files verified after a remount"), std::string::npos) << out;
+  CoreProcess fsck({"/sbin/e2fsck", "-fn", filesystem});
+  EXPECT_EQ(fsck.wait(60s), 0) << "the guest's ext2 is clean on the host: " << fsck.output();
+
+  std::smatch lost;
+  std::string netLine = out.substr(out.find("linux-guest: net: done"));
+  ASSERT_TRUE(std::regex_search(netLine, lost, std::regex(R"(100 pings, (\d+) unanswered)"))) << out;
+  int unanswered = std::stoi(lost[1]);
+  // A restart may drop the frames in flight at the kill, never more than a
+  // ping per kill.
+  EXPECT_LE(unanswered, netKills) << out;
+
+  EXPECT_GE(blkKills, 20) << "the pattern phase ended before 20 kills: " << out;
+  EXPECT_GE(netKills, 3);
+  size_t restarts = 0;
+  for (size_t at = 0; (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos;
+       ++at) {
+    ++restarts;
+  }
+  EXPECT_EQ(restarts, static_cast<size_t>(blkKills + netKills)) << core.err();
+  std::printf("linux guest: /init after %.1f s, powered off after %.1f s; blk server killed %d times, net "
+              "server %d times, %d of 100 pings unanswered\n",
+              std::chrono::duration<double>(init).count(), std::chrono::duration<double>(total).count(), blkKills,
+              netKills, unanswered);
+  ::unlink(script.c_str());
+}
+
+// The same guest the way a user runs it: vmmd and vmctl, loader="kernel".
+// While Linux writes and verifies its disk, `vmctl device restart` replaces
+// the blk server by another binary (a live upgrade): the guest must see
+// nothing, and the image must hold exactly what it wrote.
+class LinuxGuestOnVmmd : public Vmctl {
+ protected:
+  void SetUp() override {
+    if (auto reason = linuxUnavailableReason(kernel, initramfs); !reason.empty()) GTEST_SKIP() << reason;
+    Vmctl::SetUp();
+  }
+  std::string kernel;
+  std::string initramfs;
+};
+
+TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
+  constexpr int ROUNDS = 6;
+  constexpr int MIB = 8;
+  std::ofstream(root / "store" / ".templates" / "linux.conf")
+      << "loader=\"kernel\"\nkernel=\"" << kernel << "\"\nkernel_initrd=\"" << initramfs
+      << "\"\nkernel_cmdline=\""
+      << kernelCommandLine("linux-guest.steps=drivers,blk linux-guest.blk-mib=" + std::to_string(MIB) +
+                           " linux-guest.blk-rounds=" + std::to_string(ROUNDS))
+      << "\"\ncpu=\"2\"\nmemory=\"256M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\n"
+         "disk0_size=\"32M\"\ncomports=\"com1\"\n";
+  ASSERT_EQ(vmctl({"create", "-t", "linux", "tux"}).first, 0);
+  ASSERT_EQ(vmctl({"start", "tux"}).first, 0);
+  int console = connectConsole("tux");
+  ASSERT_GE(console, 0);
+  std::string seen = readUntil(console, "linux-guest: blk: start", BOOT_TIMEOUT);
+  ASSERT_NE(seen.find("linux-guest: blk: start"), std::string::npos) << seen << log("tux");
+  pid_t before = serverPid("tux");
+  ASSERT_GT(before, 0);
+  fs::path upgraded = root / "virtio-blk-server.new";
+  fs::copy_file(fs::read_symlink("/proc/" + std::to_string(before) + "/exe"), upgraded);
+  fs::permissions(upgraded, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                fs::perms::others_read | fs::perms::others_exec);
+  fs::permissions(root, fs::perms::others_exec, fs::perm_options::add);  // The server's uid must reach it.
+  std::this_thread::sleep_for(std::chrono::seconds(2));                  // Mid-pattern.
+  auto [status, output] = vmctl({"device", "restart", "tux", "virtio-blk-4.0", upgraded.string()});
+  ASSERT_EQ(status, 0) << output;
+  pid_t after = 0;
+  for (int i = 0; i < 100 && (after <= 0 || after == before); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    after = serverPid("tux");
+  }
+  ASSERT_GT(after, 0);
+  EXPECT_NE(after, before);
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(after) + "/exe"), upgraded);
+
+  seen += readUntil(console, "linux-guest: blk: done", std::chrono::seconds(300));
+  seen += readUntil(console, "reboot: Power down", std::chrono::seconds(60));
+  ::close(console);
+  EXPECT_NE(seen.find("linux-guest: all steps passed"), std::string::npos) << seen;
+  std::string expected = sha256(patternBytes(MIB, ROUNDS));
+  EXPECT_NE(seen.find("blk: done: last round sha256 " + expected), std::string::npos) << seen;
+  std::string info = waitStopped("tux");
+  EXPECT_NE(info.find("last exit: poweroff"), std::string::npos) << info << log("tux");
+  EXPECT_EQ(sha256(readPrefix((root / "store" / "tux" / "disk0.img").string(), static_cast<size_t>(MIB) << 20)),
+            expected);
+  EXPECT_EQ(vmctl({"destroy", "tux"}).first, 0);
+}
+
+}  // namespace
+}  // namespace cellvisor::testing

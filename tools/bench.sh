@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh qemu-system-x86 fio
 [ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build bench/boot-time bench/blk-bench bench/restart-bench bench/net-bench bench/vmmd-bench >/dev/null
+ninja -C build bench/boot-time bench/blk-bench bench/restart-bench bench/net-bench bench/vmmd-bench bench/linux-boot >/dev/null
 ninja -C build >/dev/null
 build/bench/boot-time --runs "${RUNS:-20}" build/core/vmm-core build/tests/guest/guest.elf "$(command -v qemu-system-x86_64)"
 build/bench/blk-bench --seconds "${SECONDS_PER_RUN:-3}" /dev/shm /var/tmp
@@ -13,3 +13,5 @@ build/bench/restart-bench --restarts "${RESTARTS:-100}" /dev/shm 2>/dev/null
 build/bench/restart-bench --restarts "${RESTARTS:-100}" --vmmd-loop /dev/shm 2>/dev/null
 build/bench/net-bench
 build/bench/vmmd-bench --runs "${RUNS:-20}" build/vmmd/vmmd build/tests/guest/guest.elf
+build/bench/linux-boot --runs "${LINUX_RUNS:-3}" build/core/vmm-core "$(tests/linux/build-kernel.sh)" \
+  build/tests/linux/initramfs.cpio "$(command -v qemu-system-x86_64)"

@@ -94,14 +94,18 @@ bool cpuidHasFeature(const std::vector<kvm_cpuid_entry2>& entries, const std::st
 
 std::vector<std::string> defaultCpuidMask(bool hostEmulates) {
   if (!hostEmulates) return {};
-  // The emulator lacks cmpxchg16b, xsave/xrstor, clac/stac (SMAP) and
-  // popcnt; 1 GiB pages fault there; a hypercall from emulated ring 0 never
-  // returns (Linux's first PV IPI hung both vCPUs of an SMP guest). Linux
-  // uses each of them once it sees the feature, so hiding them is what lets
-  // it boot.
-  return {"cx16",     "xsave",  "avx",    "avx2",  "avx512f", "fma",   "f16c",
-          "pdpe1gb",  "xsaveopt", "xsavec", "xsaves", "smap",  "popcnt",
-          "kvm_pv_unhalt", "kvm_pv_send_ipi", "kvm_pv_sched_yield"};
+  // Linux uses each of these once it sees the feature, so hiding them is
+  // what lets it boot on an emulating host.
+  std::vector<std::string> mask = {"cx16", "smap", "popcnt"};  // No cmpxchg16b, clac/stac, popcnt.
+  for (const char* name :
+       {"xsave", "xsaveopt", "xsavec", "xsaves", "avx", "avx2", "avx512f", "fma", "f16c"}) {
+    mask.push_back(name);  // No xsave/xrstor, so no state beyond SSE.
+  }
+  mask.push_back("pdpe1gb");  // 1 GiB pages fault there.
+  // A hypercall from emulated ring 0 never returns: Linux's first PV IPI
+  // hung both vCPUs of an SMP guest.
+  for (const char* name : {"kvm_pv_unhalt", "kvm_pv_send_ipi", "kvm_pv_sched_yield"}) mask.push_back(name);
+  return mask;
 }
 
 std::vector<kvm_cpuid_entry2> buildCpuid(std::vector<kvm_cpuid_entry2> entries, uint32_t cpuIndex,

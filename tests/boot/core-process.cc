@@ -125,7 +125,8 @@ std::string kvmUnavailableReason() {
 std::vector<int> childrenOf(int pid) {
   std::vector<int> children;
   std::error_code error;
-  for (const auto& task : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
     std::ifstream list(task.path() / "children");
     for (int child; list >> child;) children.push_back(child);
   }

@@ -2,6 +2,8 @@
 // real core, and its own virtio_blk, virtio_net and ext2 drivers drive our
 // device servers while the host kill -9's them and live-upgrades them. The
 // guest's /init (tests/linux/init) prints one "linux-guest:" line per fact.
+#include "tests/linux/linux-guest.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -15,7 +17,6 @@
 
 #include "core/kvm/hypervisor.h"
 #include "tests/boot/core-process.h"
-#include "tests/linux/linux-guest.h"
 #include "tests/vmmd/vmmd-fixture.h"
 
 namespace cellvisor::testing {
@@ -70,10 +71,12 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
   std::string pattern = scratch("pattern.img", 32);
   std::string filesystem = scratch("ext2.img", 32);
-  std::string script = (fs::path(::testing::TempDir()) / ("cellvisor-linux-net-" + std::to_string(::getpid()))).string();
-  std::ofstream(script) << "set -e\nip link set lo up\nip link add br0 type bridge\n"
-                           "ip addr add 10.78.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
-                           "ip link set tap0 master br0 up\nexec \"$@\"\n";
+  std::string script =
+      (fs::path(::testing::TempDir()) / ("cellvisor-linux-net-" + std::to_string(::getpid()))).string();
+  std::ofstream(script)
+      << "set -e\nip link set lo up\nip link add br0 type bridge\n"
+         "ip addr add 10.78.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
+         "ip link set tap0 master br0 up\nexec \"$@\"\n";
   constexpr int ROUNDS = 12;
   constexpr int MIB = 8;
   auto argv = coreArgs(
@@ -119,15 +122,16 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_GE(blkKills, 20) << "the pattern phase ended before 20 kills: " << out;
   EXPECT_GE(netKills, 3);
   size_t restarts = 0;
-  for (size_t at = 0; (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos;
-       ++at) {
+  for (size_t at = 0;
+       (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
     ++restarts;
   }
   EXPECT_EQ(restarts, static_cast<size_t>(blkKills + netKills)) << core.err();
-  std::printf("linux guest: /init after %.1f s, powered off after %.1f s; blk server killed %d times, net "
-              "server %d times, %d of 100 pings unanswered\n",
-              std::chrono::duration<double>(init).count(), std::chrono::duration<double>(total).count(), blkKills,
-              netKills, unanswered);
+  std::printf(
+      "linux guest: /init after %.1f s, powered off after %.1f s; blk server killed %d times, net "
+      "server %d times, %d of 100 pings unanswered\n",
+      std::chrono::duration<double>(init).count(), std::chrono::duration<double>(total).count(), blkKills,
+      netKills, unanswered);
   ::unlink(script.c_str());
 }
 
@@ -188,8 +192,9 @@ TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   EXPECT_NE(seen.find("blk: done: last round sha256 " + expected), std::string::npos) << seen;
   std::string info = waitStopped("tux");
   EXPECT_NE(info.find("last exit: poweroff"), std::string::npos) << info << log("tux");
-  EXPECT_EQ(sha256(readPrefix((root / "store" / "tux" / "disk0.img").string(), static_cast<size_t>(MIB) << 20)),
-            expected);
+  EXPECT_EQ(
+      sha256(readPrefix((root / "store" / "tux" / "disk0.img").string(), static_cast<size_t>(MIB) << 20)),
+      expected);
   EXPECT_EQ(vmctl({"destroy", "tux"}).first, 0);
 }
 

@@ -74,19 +74,19 @@ class LinuxGuest : public ::testing::Test {
 
   // vmm-core booting the test kernel: 2 vCPUs, 256 MiB, ACPI, console on stdio.
   std::vector<std::string> coreArgs(const std::vector<std::string>& devices, const std::string& steps) {
-    std::vector<std::string> argv = {coreBinary(), "-c", "2", "-m", "256M", "-l", "com1,stdio", "-s", "0,hostbridge",
-                                     "-s", "31,lpc"};
+    std::vector<std::string> argv = {coreBinary(), "-c",           "2",  "-m",    "256M", "-l", "com1,stdio",
+                                     "-s",         "0,hostbridge", "-s", "31,lpc"};
     argv.insert(argv.end(), devices.begin(), devices.end());
-    argv.insert(argv.end(), {"--kernel", kernel, "--initrd", initramfs, "--cmdline", kernelCommandLine(steps),
-                             "linux"});
+    argv.insert(argv.end(),
+                {"--kernel", kernel, "--initrd", initramfs, "--cmdline", kernelCommandLine(steps), "linux"});
     return argv;
   }
 
   // A sparse scratch disk of `mib` MiB, removed after the test.
   std::string scratch(const std::string& name, int mib) {
-    std::string path = (fs::path(::testing::TempDir()) /
-                        ("cellvisor-linux-" + std::to_string(::getpid()) + "-" + name))
-                           .string();
+    std::string path =
+        (fs::path(::testing::TempDir()) / ("cellvisor-linux-" + std::to_string(::getpid()) + "-" + name))
+            .string();
     fs::remove(path);
     std::ofstream(path, std::ios::binary).close();
     fs::resize_file(path, static_cast<uintmax_t>(mib) << 20);
@@ -121,7 +121,8 @@ inline std::string readPrefix(const std::string& path, size_t bytes) {
 
 // sha256sum(1) of `data`, as the guest's busybox prints it.
 inline std::string sha256(const std::string& data) {
-  std::string path = (fs::path(::testing::TempDir()) / ("cellvisor-sha-" + std::to_string(::getpid()))).string();
+  std::string path =
+      (fs::path(::testing::TempDir()) / ("cellvisor-sha-" + std::to_string(::getpid()))).string();
   std::ofstream(path, std::ios::binary) << data;
   CoreProcess sum({"/usr/bin/sha256sum", path});
   sum.wait(std::chrono::seconds(30));

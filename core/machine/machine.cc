@@ -303,6 +303,12 @@ int Machine::run() {
         signal, [](uv_signal_t* handle, int) { static_cast<Machine*>(handle->data)->requestShutdown(); },
         signal == &sigterm_ ? SIGTERM : SIGINT);
   }
+  registerDumps_ = std::make_unique<std::atomic<bool>[]>(vcpus_.size());
+  uv_signal_init(&loop_, &sigusr2_);
+  sigusr2_.data = this;
+  uv_signal_start(
+      &sigusr2_, [](uv_signal_t* handle, int) { static_cast<Machine*>(handle->data)->requestRegisterDumps(); },
+      SIGUSR2);
   uv_timer_init(&loop_, &haltProbe_);
   haltProbe_.data = this;
   haltAnswers_ = std::make_unique<std::atomic<HaltAnswer>[]>(vcpus_.size());
@@ -392,6 +398,7 @@ void Machine::runIoLoop() {
   for (auto* handle : std::initializer_list<uv_handle_t*>{
            reinterpret_cast<uv_handle_t*>(&loopStop_), reinterpret_cast<uv_handle_t*>(&shutdownRequest_),
            reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
+           reinterpret_cast<uv_handle_t*>(&sigusr2_),
            reinterpret_cast<uv_handle_t*>(&haltProbe_)}) {
     uv_close(handle, nullptr);
   }
@@ -464,6 +471,14 @@ void Machine::requestShutdown() {
   }
 }
 
+void Machine::requestRegisterDumps() {
+  std::lock_guard lock(vcpuHandlesMutex_);
+  for (size_t i = 0; i < vcpuHandles_.size() && i < vcpus_.size(); ++i) {
+    registerDumps_[i] = true;
+    pthread_kill(vcpuHandles_[i], KICK_SIGNAL);
+  }
+}
+
 void Machine::stopVcpus() {
   stopping_ = true;
   std::lock_guard lock(vcpuHandlesMutex_);
@@ -488,6 +503,9 @@ void Machine::runVcpu(Vcpu& vcpu) {
   try {
     while (!stopping_) {
       if (!vcpu.run()) {
+        if (registerDumps_[vcpu.id()].exchange(false)) {
+          std::cerr << fmt::format("vmm-core: vCPU {}: {}\n", vcpu.id(), describeRegisters(vcpu));
+        }
         answerHaltProbe(vcpu);
         continue;
       }

@@ -52,6 +52,7 @@ class Machine : public MachineControl {
   using MachineControl::requestExit;
   // Host-side shutdown request (SIGTERM): ACPI power button.
   void requestShutdown();
+  void requestRegisterDumps();
 
   const std::string& exitReason() const { return exitReason_; }
   // CLOCK_MONOTONIC nanoseconds of the guest's first debug-exit write, or 0.
@@ -113,6 +114,7 @@ class Machine : public MachineControl {
   uv_async_t shutdownRequest_{};
   uv_signal_t sigterm_{};
   uv_signal_t sigint_{};
+  uv_signal_t sigusr2_{};  // Prints each vCPU's registers (a hung guest's whereabouts).
   uv_timer_t haltProbe_{};
   uv_poll_t statusPoll_{};
   bool statusPolled_ = false;
@@ -126,6 +128,7 @@ class Machine : public MachineControl {
   // The halt probe's question to each vCPU, and its one answer per round.
   enum class HaltAnswer : uint8_t { NONE, ASKED, ANSWERING, HALTED, RUNNING };
   std::unique_ptr<std::atomic<HaltAnswer>[]> haltAnswers_;
+  std::unique_ptr<std::atomic<bool>[]> registerDumps_;  // Asked of each vCPU by SIGUSR2.
 };
 
 }  // namespace cellvisor

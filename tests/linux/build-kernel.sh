@@ -2,8 +2,8 @@
 # Builds the test kernel from Debian's linux-source-6.1: tinyconfig plus
 # kernel.config, with the patches in patches/, as a PVH vmlinux. The result
 # is cached outside the clone, keyed by the source package's version, the
-# fragment, the patches and this script, so a machine builds it once (~7
-# minutes on 2 cores) and later runs reuse it. Prints the vmlinux's path.
+# fragment, the patches and the recipe's version, so a machine builds it once
+# (~7 minutes on 2 cores) and later runs reuse it. Prints the vmlinux's path.
 #   build-kernel.sh [--print-path]   (--print-path: the path, built or not)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +13,10 @@ version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
   echo "build-kernel: linux-source-6.1 is not installed (apt-get install linux-source-6.1)" >&2
   exit 1
 }
-key=$( (echo "$version"; cat "$here/kernel.config" "$here"/patches/*.patch "$0") | sha256sum | cut -c1-16)
+# Bump when the steps below change what they build (editing this script
+# otherwise does not cost a rebuild).
+recipe=1
+key=$( (echo "$version $recipe"; cat "$here/kernel.config" "$here"/patches/*.patch) | sha256sum | cut -c1-16)
 cache=${CELLVISOR_CACHE:-/var/cache/cellvisor}/linux-$key
 if [ "${1:-}" = --print-path ]; then
   echo "$cache/vmlinux"
@@ -60,4 +63,8 @@ cp "$tree/vmlinux" "$cache.tmp/vmlinux"
 cp "$tree/.config" "$cache.tmp/config"
 rm -rf "$cache"
 mv "$cache.tmp" "$cache"
+# Kernels built from other inputs are stale now.
+for stale in "$(dirname "$cache")"/linux-*; do
+  case $stale in "$cache" | "$cache.log") ;; *) rm -rf "$stale" ;; esac
+done
 echo "$cache/vmlinux"

@@ -36,10 +36,10 @@ pid_t serverHolding(pid_t parent, const std::string& path) {
   return 0;
 }
 
-// Kills the server holding `path` at random moments (each instance lives
-// 300-600 ms first, past what the supervisor counts as a crash loop) until
-// `until` appears on the console; returns the number of kills.
-int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, const std::string& until,
+// Kills the server holding `path` at random moments, at most `most` times
+// (each instance lives 300-900 ms first, past what the supervisor counts as
+// a crash loop), until `until` appears on the console; returns the kills.
+int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, const std::string& until, int most,
                     std::chrono::seconds timeout) {
   std::mt19937 random(static_cast<unsigned>(::getpid()));
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -49,11 +49,12 @@ int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, co
   while (core.out().find(until) == std::string::npos && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(10ms);
     core.poll();
+    if (kills == most) continue;
     pid_t server = serverHolding(parent, path);
     if (server == 0) continue;  // Restarting.
     if (server != previous) {
       previous = server;
-      killAt = std::chrono::steady_clock::now() + std::chrono::milliseconds(300 + random() % 300);
+      killAt = std::chrono::steady_clock::now() + std::chrono::milliseconds(300 + random() % 600);
     } else if (std::chrono::steady_clock::now() >= killAt && ::kill(server, SIGKILL) == 0) {
       ++kills;
       killAt = std::chrono::steady_clock::time_point::max();
@@ -89,9 +90,9 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.
   ASSERT_TRUE(core.waitFor("linux-guest: blk: start", BOOT_TIMEOUT)) << core.output();
   auto init = std::chrono::steady_clock::now() - started;
-  int blkKills = killServerUntil(core, core.pid(), pattern, "linux-guest: blk: done", 300s);
+  int blkKills = killServerUntil(core, core.pid(), pattern, "linux-guest: blk: done", 20, 300s);
   ASSERT_TRUE(core.waitFor("linux-guest: net: start", 120s)) << core.output();
-  int netKills = killServerUntil(core, core.pid(), "/dev/net/tun", "linux-guest: net: done", 60s);
+  int netKills = killServerUntil(core, core.pid(), "/dev/net/tun", "linux-guest: net: done", 3, 60s);
   EXPECT_EQ(core.wait(120s), 1) << "the guest powers off through ACPI S5: " << core.output();
   auto total = std::chrono::steady_clock::now() - started;
   std::string out = core.out();
@@ -103,10 +104,10 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("PCI-MSI"), std::string::npos) << "virtio-pci with MSI-X vectors: " << out;
   EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
 
-  // The image holds exactly the last round's pattern; the guest read the same back.
-  std::string expected = sha256(patternBytes(MIB, ROUNDS));
-  EXPECT_NE(out.find("blk: done: last round sha256 " + expected), std::string::npos) << out;
-  EXPECT_EQ(sha256(readPrefix(pattern, MIB << 20)), expected);
+  // Every round read back what it wrote; the image holds exactly the last.
+  EXPECT_NE(out.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"), std::string::npos)
+      << out;
+  EXPECT_TRUE(readPrefix(pattern, MIB << 20) == patternBytes(MIB, ROUNDS)) << "the image is not the last pattern";
   EXPECT_NE(out.find("fs: done: 17 files verified after a remount"), std::string::npos) << out;
   CoreProcess fsck({"/sbin/e2fsck", "-fn", filesystem});
   EXPECT_EQ(fsck.wait(60s), 0) << "the guest's ext2 is clean on the host: " << fsck.output();
@@ -119,8 +120,8 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   // ping per kill.
   EXPECT_LE(unanswered, netKills) << out;
 
-  EXPECT_GE(blkKills, 20) << "the pattern phase ended before 20 kills: " << out;
-  EXPECT_GE(netKills, 3);
+  EXPECT_EQ(blkKills, 20) << "the pattern phase ended before 20 kills: " << out;
+  EXPECT_EQ(netKills, 3) << "the pings ended before 3 kills: " << out;
   size_t restarts = 0;
   for (size_t at = 0;
        (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
@@ -188,13 +189,13 @@ TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   seen += readUntil(console, "reboot: Power down", std::chrono::seconds(60));
   ::close(console);
   EXPECT_NE(seen.find("linux-guest: all steps passed"), std::string::npos) << seen;
-  std::string expected = sha256(patternBytes(MIB, ROUNDS));
-  EXPECT_NE(seen.find("blk: done: last round sha256 " + expected), std::string::npos) << seen;
+  EXPECT_NE(seen.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"), std::string::npos)
+      << seen;
   std::string info = waitStopped("tux");
   EXPECT_NE(info.find("last exit: poweroff"), std::string::npos) << info << log("tux");
-  EXPECT_EQ(
-      sha256(readPrefix((root / "store" / "tux" / "disk0.img").string(), static_cast<size_t>(MIB) << 20)),
-      expected);
+  EXPECT_TRUE(readPrefix((root / "store" / "tux" / "disk0.img").string(), static_cast<size_t>(MIB) << 20) ==
+              patternBytes(MIB, ROUNDS))
+      << "the image is not the last pattern";
   EXPECT_EQ(vmctl({"destroy", "tux"}).first, 0);
 }
 

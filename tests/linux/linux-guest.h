@@ -119,15 +119,4 @@ inline std::string readPrefix(const std::string& path, size_t bytes) {
   return data;
 }
 
-// sha256sum(1) of `data`, as the guest's busybox prints it.
-inline std::string sha256(const std::string& data) {
-  std::string path =
-      (fs::path(::testing::TempDir()) / ("cellvisor-sha-" + std::to_string(::getpid()))).string();
-  std::ofstream(path, std::ios::binary) << data;
-  CoreProcess sum({"/usr/bin/sha256sum", path});
-  sum.wait(std::chrono::seconds(30));
-  ::unlink(path.c_str());
-  return sum.out().substr(0, 64);
-}
-
 }  // namespace cellvisor::testing

@@ -39,8 +39,8 @@ pid_t serverHolding(pid_t parent, const std::string& path) {
 // Kills the server holding `path` at random moments, at most `most` times
 // (each instance lives 300-900 ms first, past what the supervisor counts as
 // a crash loop), until `until` appears on the console; returns the kills.
-int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, const std::string& until, int most,
-                    std::chrono::seconds timeout) {
+int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, const std::string& until,
+                    int most, std::chrono::seconds timeout) {
   std::mt19937 random(static_cast<unsigned>(::getpid()));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   int kills = 0;
@@ -105,12 +105,18 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
 
   // Every round read back what it wrote; the image holds exactly the last.
-  EXPECT_NE(out.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"), std::string::npos)
+  EXPECT_NE(out.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"),
+            std::string::npos)
       << out;
-  EXPECT_TRUE(readPrefix(pattern, MIB << 20) == patternBytes(MIB, ROUNDS)) << "the image is not the last pattern";
+  EXPECT_TRUE(readPrefix(pattern, MIB << 20) == patternBytes(MIB, ROUNDS))
+      << "the image is not the last pattern";
   EXPECT_NE(out.find("fs: done: 17 files verified after a remount"), std::string::npos) << out;
   CoreProcess fsck({"/sbin/e2fsck", "-fn", filesystem});
   EXPECT_EQ(fsck.wait(60s), 0) << "the guest's ext2 is clean on the host: " << fsck.output();
+  CoreProcess debugfs({"/sbin/debugfs", "-R", "cat /from-guest", filesystem});
+  debugfs.wait(60s);
+  EXPECT_NE(debugfs.out().find("written by the cellvisor linux guest"), std::string::npos)
+      << debugfs.output();
 
   std::smatch lost;
   std::string netLine = out.substr(out.find("linux-guest: net: done"));
@@ -189,7 +195,8 @@ TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   seen += readUntil(console, "reboot: Power down", std::chrono::seconds(60));
   ::close(console);
   EXPECT_NE(seen.find("linux-guest: all steps passed"), std::string::npos) << seen;
-  EXPECT_NE(seen.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"), std::string::npos)
+  EXPECT_NE(seen.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"),
+            std::string::npos)
       << seen;
   std::string info = waitStopped("tux");
   EXPECT_NE(info.find("last exit: poweroff"), std::string::npos) << info << log("tux");

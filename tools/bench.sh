@@ -14,4 +14,4 @@ build/bench/restart-bench --restarts "${RESTARTS:-100}" --vmmd-loop /dev/shm 2>/
 build/bench/net-bench
 build/bench/vmmd-bench --runs "${RUNS:-20}" build/vmmd/vmmd build/tests/guest/guest.elf
 build/bench/linux-boot --runs "${LINUX_RUNS:-3}" build/core/vmm-core "$(tests/linux/build-kernel.sh)" \
-  build/tests/linux/initramfs.cpio "$(command -v qemu-system-x86_64)"
+  build/tests/linux/initramfs.cpio tests/linux/emulating-host.cmdline "$(command -v qemu-system-x86_64)"

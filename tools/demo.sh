@@ -34,13 +34,13 @@ if ! grep -qwE 'vmx|svm' /proc/cpuinfo || [ -d /sys/module/kvm_pvm ]; then emula
 if [ "$guest" = linux ]; then
   echo "demo: the Linux test kernel (built from Debian's linux-source once per machine, then cached)"
   kernel=$(./tests/linux/build-kernel.sh)
-  steps=drivers,blk,net
+  steps=drivers,fs,net
   [ -t 0 ] && steps=$steps,shell
-  cmdline="console=ttyS0 panic=-1 linux-guest.steps=$steps linux-guest.blk-mib=4"
+  cmdline="console=ttyS0 panic=-1 linux-guest.steps=$steps linux-guest.fs=vda"
   cmdline="$cmdline linux-guest.ip=10.99.0.2 linux-guest.peer=10.99.0.1 linux-guest.pings=5"
-  # The emulator cannot run SMAP's clac/stac, xrstor or popcnt, and cannot
-  # hide them from CPUID: the kernel is told to ignore them.
-  [ "$emulating" = yes ] && cmdline="$cmdline clearcpuid=308,154,151"
+  # What the emulator cannot run, or runs too slowly, and the core cannot
+  # hide: the kernel is told to ignore it (tests/linux/emulating-host.md).
+  [ "$emulating" = yes ] && cmdline="$cmdline $(cat tests/linux/emulating-host.cmdline)"
   cat >"$store/.templates/demo.conf" <<CONF
 # Linux 6.1 on busybox: 2 vCPUs, a disk, a NIC on switch "demo", com1.
 loader="kernel"

@@ -70,7 +70,11 @@ int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, co
 // host exactly the pattern the guest wrote, the filesystem clean.
 TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  constexpr int ROUNDS = 8;
+  constexpr int KIB = 256;
   std::string pattern = scratch("pattern.img", 32);
+  std::string source = scratch("source.img", 32);
+  writePatternSource(source, KIB, ROUNDS);
   std::string filesystem = scratch("ext2.img", 32);
   std::string script =
       (fs::path(::testing::TempDir()) / ("cellvisor-linux-net-" + std::to_string(::getpid()))).string();
@@ -78,13 +82,13 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
       << "set -e\nip link set lo up\nip link add br0 type bridge\n"
          "ip addr add 10.78.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
          "ip link set tap0 master br0 up\nexec \"$@\"\n";
-  constexpr int ROUNDS = 12;
-  constexpr int MIB = 8;
-  auto argv = coreArgs(
-      {"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + filesystem, "-s", "6,virtio-net,tap0"},
-      "linux-guest.steps=drivers,blk,fs,net linux-guest.blk=vda linux-guest.blk-mib=" + std::to_string(MIB) +
-          " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
-          " linux-guest.fs=vdb linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 linux-guest.pings=100");
+  auto argv = coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
+                        "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem},
+                       "linux-guest.steps=drivers,blk,fs,net linux-guest.blk=vda linux-guest.blk-source=vdb "
+                       "linux-guest.blk-kib=" +
+                           std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
+                           " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
+                           "linux-guest.pings=100");
   argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
   auto started = std::chrono::steady_clock::now();
   CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.
@@ -105,11 +109,12 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
 
   // Every round read back what it wrote; the image holds exactly the last.
+  EXPECT_EQ(unmatchedRounds(out, KIB, ROUNDS), "") << "rounds whose read-back checksum is wrong: " << out;
   EXPECT_NE(out.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"),
             std::string::npos)
       << out;
-  EXPECT_TRUE(readPrefix(pattern, MIB << 20) == patternBytes(MIB, ROUNDS))
-      << "the image is not the last pattern";
+  EXPECT_TRUE(readPrefix(pattern, KIB << 10) == patternBytes(KIB, ROUNDS))
+      << "the image is not the last round";
   EXPECT_NE(out.find("fs: done: 17 files verified after a remount"), std::string::npos) << out;
   CoreProcess fsck({"/sbin/e2fsck", "-fn", filesystem});
   EXPECT_EQ(fsck.wait(60s), 0) << "the guest's ext2 is clean on the host: " << fsck.output();
@@ -158,15 +163,17 @@ class LinuxGuestOnVmmd : public Vmctl {
 
 TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   constexpr int ROUNDS = 6;
-  constexpr int MIB = 8;
+  constexpr int KIB = 256;
   std::ofstream(root / "store" / ".templates" / "linux.conf")
       << "loader=\"kernel\"\nkernel=\"" << kernel << "\"\nkernel_initrd=\"" << initramfs
       << "\"\nkernel_cmdline=\""
-      << kernelCommandLine("linux-guest.steps=drivers,blk linux-guest.blk-mib=" + std::to_string(MIB) +
+      << kernelCommandLine("linux-guest.steps=drivers,blk linux-guest.blk-kib=" + std::to_string(KIB) +
                            " linux-guest.blk-rounds=" + std::to_string(ROUNDS))
       << "\"\ncpu=\"2\"\nmemory=\"256M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\n"
-         "disk0_size=\"32M\"\ncomports=\"com1\"\n";
+         "disk0_size=\"32M\"\ndisk1_type=\"virtio-blk\"\ndisk1_name=\"source.img\"\ndisk1_size=\"32M\"\n"
+         "comports=\"com1\"\n";
   ASSERT_EQ(vmctl({"create", "-t", "linux", "tux"}).first, 0);
+  writePatternSource((root / "store" / "tux" / "source.img").string(), KIB, ROUNDS);
   ASSERT_EQ(vmctl({"start", "tux"}).first, 0);
   int console = connectConsole("tux");
   ASSERT_GE(console, 0);
@@ -195,14 +202,12 @@ TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   seen += readUntil(console, "reboot: Power down", std::chrono::seconds(60));
   ::close(console);
   EXPECT_NE(seen.find("linux-guest: all steps passed"), std::string::npos) << seen;
-  EXPECT_NE(seen.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"),
-            std::string::npos)
-      << seen;
+  EXPECT_EQ(unmatchedRounds(seen, KIB, ROUNDS), "") << "rounds whose read-back checksum is wrong: " << seen;
   std::string info = waitStopped("tux");
   EXPECT_NE(info.find("last exit: poweroff"), std::string::npos) << info << log("tux");
-  EXPECT_TRUE(readPrefix((root / "store" / "tux" / "disk0.img").string(), static_cast<size_t>(MIB) << 20) ==
-              patternBytes(MIB, ROUNDS))
-      << "the image is not the last pattern";
+  EXPECT_TRUE(readPrefix((root / "store" / "tux" / "disk0.img").string(), KIB << 10) ==
+              patternBytes(KIB, ROUNDS))
+      << "the image is not the last round";
   EXPECT_EQ(vmctl({"destroy", "tux"}).first, 0);
 }
 

@@ -307,8 +307,8 @@ int Machine::run() {
   uv_signal_init(&loop_, &sigusr2_);
   sigusr2_.data = this;
   uv_signal_start(
-      &sigusr2_, [](uv_signal_t* handle, int) { static_cast<Machine*>(handle->data)->requestRegisterDumps(); },
-      SIGUSR2);
+      &sigusr2_,
+      [](uv_signal_t* handle, int) { static_cast<Machine*>(handle->data)->requestRegisterDumps(); }, SIGUSR2);
   uv_timer_init(&loop_, &haltProbe_);
   haltProbe_.data = this;
   haltAnswers_ = std::make_unique<std::atomic<HaltAnswer>[]>(vcpus_.size());
@@ -398,8 +398,7 @@ void Machine::runIoLoop() {
   for (auto* handle : std::initializer_list<uv_handle_t*>{
            reinterpret_cast<uv_handle_t*>(&loopStop_), reinterpret_cast<uv_handle_t*>(&shutdownRequest_),
            reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
-           reinterpret_cast<uv_handle_t*>(&sigusr2_),
-           reinterpret_cast<uv_handle_t*>(&haltProbe_)}) {
+           reinterpret_cast<uv_handle_t*>(&sigusr2_), reinterpret_cast<uv_handle_t*>(&haltProbe_)}) {
     uv_close(handle, nullptr);
   }
   if (statusPolled_) uv_close(reinterpret_cast<uv_handle_t*>(&statusPoll_), nullptr);

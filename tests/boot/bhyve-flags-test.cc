@@ -160,7 +160,8 @@ TEST_F(BhyveFlags, EmulatingHostPresetHidesWhatTheEmulatorCannotRun) {
   CoreProcess preset(args("cpuid"));
   EXPECT_EQ(preset.wait(), GUEST_PASSED) << preset.output();
   EXPECT_NE(preset.out().find("cpuid: cx16 0"), std::string::npos) << preset.out();
-  EXPECT_NE(preset.err().find("CPUID hides what its emulator cannot run (cx16,smap,popcnt,"), std::string::npos)
+  EXPECT_NE(preset.err().find("CPUID hides what its emulator cannot run (cx16,smap,popcnt,"),
+            std::string::npos)
       << preset.err();
   // An explicit mask replaces the preset: the host's own cx16 shows again.
   CoreProcess explicitMask(args("cpuid", {"--cpuid-mask", "pdpe1gb"}));

@@ -101,8 +101,7 @@ std::vector<std::string> defaultCpuidMask(bool hostEmulates) {
        {"xsave", "xsaveopt", "xsavec", "xsaves", "avx", "avx2", "avx512f", "fma", "f16c"}) {
     mask.push_back(name);  // No xsave/xrstor, so no state beyond SSE.
   }
-  mask.push_back("pdpe1gb");   // 1 GiB pages fault there.
-  mask.push_back("fsgsbase");  // A task's FS base set by wrfsbase in ring 0 was seen lost.
+  mask.push_back("pdpe1gb");  // 1 GiB pages fault there.
   // A hypercall from emulated ring 0 never returns: Linux's first PV IPI
   // hung both vCPUs of an SMP guest.
   for (const char* name : {"kvm_pv_unhalt", "kvm_pv_send_ipi", "kvm_pv_sched_yield"}) mask.push_back(name);

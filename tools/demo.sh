@@ -80,7 +80,8 @@ unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$root/build/vmmd/vmmd" -d 
   2>"$store/.config/vmmd.log" &
 vmmd=$!
 trap 'kill $vmmd 2>/dev/null; wait $vmmd 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.05; done
+# Ready when it answers (a socket file alone may be one a killed vmmd left).
+for _ in $(seq 100); do vmctl list >/dev/null 2>&1 && break; sleep 0.1; done
 vmctl switch list | grep -q '^demo ' || vmctl switch create -a 10.99.0.1/24 demo
 # The demo VM is made afresh from the template each time (its disk is scratch).
 vmctl destroy -f demo >/dev/null 2>&1 || true

@@ -41,30 +41,22 @@ if [ "$guest" = linux ]; then
   # What the emulator cannot run, or runs too slowly, and the core cannot
   # hide: the kernel is told to ignore it (tests/linux/emulating-host.md).
   [ "$emulating" = yes ] && cmdline="$cmdline $(cat tests/linux/emulating-host.cmdline)"
-  cat >"$store/.templates/demo.conf" <<CONF
-# Linux 6.1 on busybox: 2 vCPUs, a disk, a NIC on switch "demo", com1.
-loader="kernel"
-kernel="$kernel"
-kernel_initrd="$root/build/tests/linux/initramfs.cpio"
-kernel_cmdline="$cmdline"
-cpu="2"
-memory="256M"
-disk0_type="virtio-blk"
-disk0_name="disk0.img"
-disk0_size="64M"
-network0_type="virtio-net"
-network0_switch="demo"
-comports="com1"
-CONF
+  about="Linux 6.1 on busybox"
+  boot="kernel=\"$kernel\"
+kernel_initrd=\"$root/build/tests/linux/initramfs.cpio\"
+kernel_cmdline=\"$cmdline\""
   if [ "$emulating" = yes ]; then
     echo "demo: this host's KVM emulates guest kernel code (no VT-x/AMD-V): Linux takes about a minute to reach its shell"
   fi
 else
-  cat >"$store/.templates/demo.conf" <<CONF
-# The bundled test guest: 2 vCPUs, a disk, a NIC on switch "demo", com1.
+  about="The bundled test guest"
+  boot="kernel=\"$root/build/tests/guest/guest.elf\"
+kernel_cmdline=\"test=demo ip=10.99.0.2 peer=10.99.0.1\""
+fi
+cat >"$store/.templates/demo.conf" <<CONF
+# $about: 2 vCPUs, a disk, a NIC on switch "demo", com1.
 loader="kernel"
-kernel="$root/build/tests/guest/guest.elf"
-kernel_cmdline="test=demo ip=10.99.0.2 peer=10.99.0.1"
+$boot
 cpu="2"
 memory="256M"
 disk0_type="virtio-blk"
@@ -74,7 +66,6 @@ network0_type="virtio-net"
 network0_switch="demo"
 comports="com1"
 CONF
-fi
 
 unshare -n sh -c 'ip link set lo up && exec "$@"' sh "$root/build/vmmd/vmmd" -d "$store" -S "$socket" \
   2>"$store/.config/vmmd.log" &

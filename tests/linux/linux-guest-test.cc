@@ -181,19 +181,11 @@ TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   ASSERT_NE(seen.find("linux-guest: blk: start"), std::string::npos) << seen << log("tux");
   pid_t before = serverPid("tux");
   ASSERT_GT(before, 0);
-  fs::path upgraded = root / "virtio-blk-server.new";
-  fs::copy_file(fs::read_symlink("/proc/" + std::to_string(before) + "/exe"), upgraded);
-  fs::permissions(upgraded, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                fs::perms::others_read | fs::perms::others_exec);
-  fs::permissions(root, fs::perms::others_exec, fs::perm_options::add);  // The server's uid must reach it.
-  std::this_thread::sleep_for(std::chrono::seconds(2));                  // Mid-pattern.
+  fs::path upgraded = copyOfServerBinary(before);
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // Mid-pattern.
   auto [status, output] = vmctl({"device", "restart", "tux", "virtio-blk-4.0", upgraded.string()});
   ASSERT_EQ(status, 0) << output;
-  pid_t after = 0;
-  for (int i = 0; i < 100 && (after <= 0 || after == before); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    after = serverPid("tux");
-  }
+  pid_t after = waitForNewServer("tux", before);
   ASSERT_GT(after, 0);
   EXPECT_NE(after, before);
   EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(after) + "/exe"), upgraded);

@@ -112,12 +112,8 @@ TEST_F(Vmctl, DeviceRestartOnANewBinaryIsInvisibleToTheGuest) {
   }
   ASSERT_GT(before, 0);
   // The "new" binary: a copy of the server under another path.
-  fs::path upgraded = root / "virtio-blk-server.new";
-  fs::copy_file(fs::read_symlink("/proc/" + std::to_string(before) + "/exe"), upgraded);
-  fs::permissions(upgraded, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                fs::perms::others_read | fs::perms::others_exec);
-  fs::permissions(root, fs::perms::others_exec, fs::perm_options::add);  // The server's uid must reach it.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));          // Mid-run.
+  fs::path upgraded = copyOfServerBinary(before);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // Mid-run.
   auto [status, output] = vmctl({"device", "restart", "up", "virtio-blk-4.0", upgraded.string()});
   ASSERT_EQ(status, 0) << output;
   int after = 0;

@@ -75,6 +75,25 @@ class Vmctl : public ::testing::Test {
     auto at = devices.find(R"("pid":)");
     return at == std::string::npos ? 0 : std::atoi(devices.c_str() + at + 6);
   }
+  // A live upgrade's "new" binary: a copy of `server`'s executable under the
+  // test's root, where the servers' uid can reach and run it.
+  fs::path copyOfServerBinary(pid_t server) {
+    fs::path upgraded = root / "virtio-blk-server.new";
+    fs::copy_file(fs::read_symlink("/proc/" + std::to_string(server) + "/exe"), upgraded);
+    fs::permissions(upgraded, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
+    fs::permissions(root, fs::perms::others_exec, fs::perm_options::add);
+    return upgraded;
+  }
+  // Waits (up to 2 s) for a server other than `before` to run; 0 if none.
+  pid_t waitForNewServer(const std::string& vm, pid_t before) {
+    pid_t after = 0;
+    for (int i = 0; i < 100 && (after <= 0 || after == before); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      after = serverPid(vm);
+    }
+    return after == before ? 0 : after;
+  }
   // Waits (up to 30 s) for the VM to stop; returns `vmctl info`.
   std::string waitStopped(const std::string& vm) {
     std::string info;

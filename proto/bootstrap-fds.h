@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "core/base/unique-fd.h"
-#include "core/memory/guest-memory.h"
+#include "base/unique-fd.h"
+#include "base/guest-memory.h"
 #include "device.capnp.h"
 
 namespace cellvisor {

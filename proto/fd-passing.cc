@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 
 namespace cellvisor {
 namespace {

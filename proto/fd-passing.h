@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 #include "proto/message-channel.h"
 
 namespace cellvisor {

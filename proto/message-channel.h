@@ -11,7 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 #include "proto/ring.h"
 
 namespace cellvisor {

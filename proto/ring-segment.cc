@@ -7,7 +7,7 @@
 
 #include <boost/interprocess/managed_external_buffer.hpp>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 
 namespace cellvisor {
 namespace {

@@ -8,8 +8,8 @@
 #include <atomic>
 #include <memory>
 
-#include "core/base/mapping.h"
-#include "core/base/unique-fd.h"
+#include "base/mapping.h"
+#include "base/unique-fd.h"
 #include "proto/ring.h"
 
 namespace cellvisor {

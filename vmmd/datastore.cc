@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/base/system-error.h"
-#include "core/base/unique-fd.h"
+#include "base/system-error.h"
+#include "base/unique-fd.h"
 #include "core/machine/machine-config.h"
 #include "vmmd/system-config.h"
 

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 #include "core/machine/machine-config.h"
 #include "vmmd/datastore.h"
 

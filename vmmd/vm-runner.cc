@@ -13,13 +13,14 @@
 #include <algorithm>
 #include <iostream>
 
-#include "core/base/system-error.h"
-#include "core/base/unique-fd.h"
+#include "base/system-error.h"
+#include "base/unique-fd.h"
 #include "core/devices/device-catalog.h"
 #include "core/devices/device-timeouts.h"
 #include "core/serial/serial-backend.h"
 #include "servers/virtio-net/net-options.h"
 #include "vmmd/netlink-links.h"
+#include "core/arch/x86/address-map.h"
 
 extern char** environ;
 
@@ -149,7 +150,7 @@ void VmRunner::log(const std::string& line) {
 void VmRunner::startDevices(const VmConfig& config, const std::string& installMedium) {
   // Guest RAM and each server's resources are made here; the servers start
   // before the core, and a missing disk stops the VM before anything runs.
-  ram_ = createGuestRam(config.memoryBytes);
+  ram_ = createGuestRam(config.memoryBytes, layout::RAM_SPLIT);
   for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     // Errors in the user's words: "disk0: ...", "network0: ...".
     ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce", label);

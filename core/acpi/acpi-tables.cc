@@ -5,7 +5,7 @@
 #include <string_view>
 
 #include "core/boot/boot-layout.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {
@@ -68,7 +68,7 @@ class AcpiArea {
   explicit AcpiArea(GuestMemory& memory) : memory_(memory) {}
   uint64_t place(const std::vector<uint8_t>& table, uint64_t alignment = 16) {
     next_ = (next_ + alignment - 1) & ~(alignment - 1);
-    if (next_ + table.size() > boot::ACPI_ADDRESS + boot::ACPI_SIZE) {
+    if (next_ + table.size() > layout::ACPI_ADDRESS + layout::ACPI_SIZE) {
       throw std::length_error("ACPI tables do not fit their area");
     }
     uint64_t address = next_;
@@ -79,7 +79,7 @@ class AcpiArea {
 
  private:
   GuestMemory& memory_;
-  uint64_t next_ = boot::ACPI_ADDRESS + 64;  // The RSDP goes first.
+  uint64_t next_ = layout::ACPI_ADDRESS + 64;  // The RSDP goes first.
 };
 
 std::vector<uint8_t> buildDsdt() {
@@ -207,8 +207,8 @@ uint64_t writeAcpiTables(GuestMemory& memory, const AcpiLayout& acpi) {
     rsdp[24 + static_cast<size_t>(i)] = static_cast<uint8_t>(xsdtAddress >> (8 * i));
   rsdp[8] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 20));
   rsdp[32] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 36));
-  memory.write(boot::ACPI_ADDRESS, rsdp);
-  return boot::ACPI_ADDRESS;
+  memory.write(layout::ACPI_ADDRESS, rsdp);
+  return layout::ACPI_ADDRESS;
 }
 
 }  // namespace cellvisor

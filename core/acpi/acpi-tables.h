@@ -24,7 +24,7 @@ struct AcpiLayout {
   uint8_t resetValue;
 };
 
-// Writes the tables at boot::ACPI_ADDRESS and returns the RSDP's address.
+// Writes the tables at layout::ACPI_ADDRESS and returns the RSDP's address.
 uint64_t writeAcpiTables(GuestMemory& memory, const AcpiLayout& acpi);
 
 // Exposed for tests: the bytes of one table with a valid header checksum.

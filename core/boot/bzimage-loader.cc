@@ -11,7 +11,7 @@
 #include "core/boot/e820.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {
@@ -54,24 +54,24 @@ BootEntry loadBzImage(GuestMemory& memory, const BootRequest& request) {
 
   // The kernel needs init_size bytes from its load address to decompress.
   uint64_t needed = std::max<uint64_t>(header.init_size, kernel.size());
-  uint64_t load = header.pref_address != 0 ? header.pref_address : boot::KERNEL_DEFAULT_LOAD;
-  if (!memory.contains(load, needed) && header.relocatable_kernel) load = boot::KERNEL_DEFAULT_LOAD;
+  uint64_t load = header.pref_address != 0 ? header.pref_address : layout::KERNEL_DEFAULT_LOAD;
+  if (!memory.contains(load, needed) && header.relocatable_kernel) load = layout::KERNEL_DEFAULT_LOAD;
   if (!memory.contains(load, needed)) {
     throw fail(fmt::format("too large for memory: needs {} MiB at {:#x}", (needed >> 20) + 1, load));
   }
   memory.write(load, kernel);
 
-  if (request.cmdline.size() + 1 > std::min<uint64_t>(uint64_t{header.cmdline_size} + 1, boot::CMDLINE_MAX)) {
+  if (request.cmdline.size() + 1 > std::min<uint64_t>(uint64_t{header.cmdline_size} + 1, layout::CMDLINE_MAX)) {
     throw fail(fmt::format("command line of {} bytes exceeds the kernel's limit of {}",
                            request.cmdline.size(), uint32_t{header.cmdline_size}));
   }
-  memory.write(boot::CMDLINE_ADDRESS,
+  memory.write(layout::CMDLINE_ADDRESS,
                {reinterpret_cast<const uint8_t*>(request.cmdline.c_str()), request.cmdline.size() + 1});
 
   header.type_of_loader = LOADER_TYPE_UNDEFINED;
   header.loadflags |= CAN_USE_HEAP;
   header.heap_end_ptr = 0xfe00;
-  header.cmd_line_ptr = static_cast<uint32_t>(boot::CMDLINE_ADDRESS);
+  header.cmd_line_ptr = static_cast<uint32_t>(layout::CMDLINE_ADDRESS);
   if (!request.initrd.empty()) {
     uint64_t limit = uint64_t{header.initrd_addr_max} + 1;
     uint64_t address = placeInitrd(memory, request.initrd.size(), load + needed, limit);
@@ -87,8 +87,8 @@ BootEntry loadBzImage(GuestMemory& memory, const BootRequest& request) {
     params.e820_table[i] = {e820[i].address, e820[i].size, static_cast<uint32_t>(e820[i].type)};
   }
   params.e820_entries = static_cast<uint8_t>(e820.size());
-  memory.writeObject(boot::ZERO_PAGE, params);
-  return {BootEntry::Mode::LONG_64, load + ENTRY_64_OFFSET, boot::ZERO_PAGE};
+  memory.writeObject(layout::ZERO_PAGE, params);
+  return {BootEntry::Mode::LONG_64, load + ENTRY_64_OFFSET, layout::ZERO_PAGE};
 }
 
 }  // namespace cellvisor

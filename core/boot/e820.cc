@@ -1,7 +1,7 @@
 #include "core/boot/e820.h"
 
 #include "core/boot/boot-layout.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 
@@ -10,10 +10,10 @@ std::vector<E820Entry> buildE820Map(const GuestMemory& memory) {
   // Conventional memory up to the EBDA; the legacy VGA/BIOS area is reserved
   // except for our ACPI tables, which the guest must not reuse.
   map.push_back({0, layout::EBDA_BASE, E820Type::RAM});
-  map.push_back({layout::EBDA_BASE, boot::ACPI_ADDRESS - layout::EBDA_BASE, E820Type::RESERVED});
-  map.push_back({boot::ACPI_ADDRESS, boot::ACPI_SIZE, E820Type::ACPI});
-  map.push_back({boot::ACPI_ADDRESS + boot::ACPI_SIZE,
-                 layout::BIOS_END - (boot::ACPI_ADDRESS + boot::ACPI_SIZE), E820Type::RESERVED});
+  map.push_back({layout::EBDA_BASE, layout::ACPI_ADDRESS - layout::EBDA_BASE, E820Type::RESERVED});
+  map.push_back({layout::ACPI_ADDRESS, layout::ACPI_SIZE, E820Type::ACPI});
+  map.push_back({layout::ACPI_ADDRESS + layout::ACPI_SIZE,
+                 layout::BIOS_END - (layout::ACPI_ADDRESS + layout::ACPI_SIZE), E820Type::RESERVED});
   uint64_t lowEnd = memory.lowRamEnd();
   if (lowEnd > layout::BIOS_END) {
     map.push_back({layout::BIOS_END, lowEnd - layout::BIOS_END, E820Type::RAM});

@@ -8,11 +8,11 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/base/system-error.h"
-#include "core/base/unique-fd.h"
+#include "base/system-error.h"
+#include "base/unique-fd.h"
 #include "core/boot/boot-layout.h"
 #include "core/boot/load-error.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 

@@ -10,7 +10,7 @@
 #include "core/boot/e820.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {
@@ -145,20 +145,20 @@ BootEntry loadPvhElf(GuestMemory& memory, const BootRequest& request) {
     elf.fail("PVH entry point is outside guest RAM");
   }
 
-  if (request.cmdline.size() + 1 > boot::CMDLINE_MAX) elf.fail("command line too long");
-  memory.write(boot::CMDLINE_ADDRESS,
+  if (request.cmdline.size() + 1 > layout::CMDLINE_MAX) elf.fail("command line too long");
+  memory.write(layout::CMDLINE_ADDRESS,
                {reinterpret_cast<const uint8_t*>(request.cmdline.c_str()), request.cmdline.size() + 1});
 
   HvmStartInfo info{};
   info.magic = HVM_START_MAGIC;
   info.version = 1;
-  info.cmdlineAddress = boot::CMDLINE_ADDRESS;
+  info.cmdlineAddress = layout::CMDLINE_ADDRESS;
   info.rsdpAddress = request.rsdpAddress;
   if (!request.initrd.empty()) {
     uint64_t address = placeInitrd(memory, request.initrd.size(), kernelEnd, layout::LOW_RAM_LIMIT);
     memory.write(address, request.initrd);
     HvmModule module{address, request.initrd.size(), 0, 0};
-    uint64_t moduleAddress = boot::PVH_START_INFO + sizeof(HvmStartInfo);
+    uint64_t moduleAddress = layout::PVH_START_INFO + sizeof(HvmStartInfo);
     memory.writeObject(moduleAddress, module);
     info.moduleCount = 1;
     info.moduleListAddress = moduleAddress;
@@ -166,12 +166,12 @@ BootEntry loadPvhElf(GuestMemory& memory, const BootRequest& request) {
   auto e820 = buildE820Map(memory);
   for (size_t i = 0; i < e820.size(); ++i) {
     HvmMemmapEntry entryOut{e820[i].address, e820[i].size, static_cast<uint32_t>(e820[i].type), 0};
-    memory.writeObject(boot::PVH_MEMMAP + i * sizeof(HvmMemmapEntry), entryOut);
+    memory.writeObject(layout::PVH_MEMMAP + i * sizeof(HvmMemmapEntry), entryOut);
   }
-  info.memmapAddress = boot::PVH_MEMMAP;
+  info.memmapAddress = layout::PVH_MEMMAP;
   info.memmapEntries = static_cast<uint32_t>(e820.size());
-  memory.writeObject(boot::PVH_START_INFO, info);
-  return {BootEntry::Mode::PROTECTED_32, *entry, boot::PVH_START_INFO};
+  memory.writeObject(layout::PVH_START_INFO, info);
+  return {BootEntry::Mode::PROTECTED_32, *entry, layout::PVH_START_INFO};
 }
 
 }  // namespace cellvisor

@@ -4,7 +4,7 @@
 
 #include "core/boot/boot-layout.h"
 #include "core/kvm/vcpu.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {
@@ -55,11 +55,11 @@ kvm_segment segmentFromGdt(uint64_t descriptor, uint16_t selector) {
 }  // namespace
 
 void writeBootTables(GuestMemory& memory) {
-  memory.writeObject(boot::GDT_ADDRESS, BOOT_GDT);
-  memory.writeObject(boot::PML4_ADDRESS, boot::PDPT_ADDRESS | PAGE_PRESENT_WRITABLE);
+  memory.writeObject(layout::GDT_ADDRESS, BOOT_GDT);
+  memory.writeObject(layout::PML4_ADDRESS, layout::PDPT_ADDRESS | PAGE_PRESENT_WRITABLE);
   for (uint64_t gib = 0; gib < 4; ++gib) {
-    uint64_t pd = boot::PD_ADDRESS + gib * 0x1000;
-    memory.writeObject(boot::PDPT_ADDRESS + gib * 8, pd | PAGE_PRESENT_WRITABLE);
+    uint64_t pd = layout::PD_ADDRESS + gib * 0x1000;
+    memory.writeObject(layout::PDPT_ADDRESS + gib * 8, pd | PAGE_PRESENT_WRITABLE);
     std::array<uint64_t, 512> entries{};
     for (uint64_t i = 0; i < entries.size(); ++i) {
       entries[i] = ((gib << 30) + (i << 21)) | PAGE_PRESENT_WRITABLE | PAGE_LARGE;
@@ -76,7 +76,7 @@ void setBootRegisters(Vcpu& vcpu, const BootEntry& entry) {
   kvm_segment data = segmentFromGdt(BOOT_GDT[boot::DATA_SELECTOR >> 3], boot::DATA_SELECTOR);
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
   sregs.tr = segmentFromGdt(BOOT_GDT[boot::TSS_SELECTOR >> 3], boot::TSS_SELECTOR);
-  sregs.gdt.base = boot::GDT_ADDRESS;
+  sregs.gdt.base = layout::GDT_ADDRESS;
   sregs.gdt.limit = sizeof(BOOT_GDT) - 1;
   sregs.idt.base = 0;
   sregs.idt.limit = 0;
@@ -84,7 +84,7 @@ void setBootRegisters(Vcpu& vcpu, const BootEntry& entry) {
   sregs.cr4 = 0;
   sregs.efer = 0;
   if (longMode) {
-    sregs.cr3 = boot::PML4_ADDRESS;
+    sregs.cr3 = layout::PML4_ADDRESS;
     sregs.cr4 |= CR4_PAE;
     sregs.cr0 |= CR0_PG;
     sregs.efer |= EFER_LME | EFER_LMA;
@@ -96,7 +96,7 @@ void setBootRegisters(Vcpu& vcpu, const BootEntry& entry) {
   regs.rip = entry.entry;
   if (longMode) {
     regs.rsi = entry.bootInfo;
-    regs.rsp = boot::BOOT_STACK_TOP;
+    regs.rsp = layout::BOOT_STACK_TOP;
   } else {
     regs.rbx = entry.bootInfo;
   }

@@ -9,7 +9,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 #include "servers/virtio-blk/blk-options.h"
 #include "servers/virtio-net/net-options.h"
 

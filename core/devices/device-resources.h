@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "core/base/unique-fd.h"
-#include "core/memory/guest-memory.h"
+#include "base/unique-fd.h"
+#include "base/guest-memory.h"
 #include "device.capnp.h"
 #include "proto/bootstrap-fds.h"
 #include "proto/fd-passing.h"

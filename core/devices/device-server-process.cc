@@ -17,8 +17,8 @@
 #include <cstring>
 #include <filesystem>
 
-#include "core/base/system-error.h"
-#include "core/memory/guest-memory.h"
+#include "base/system-error.h"
+#include "base/guest-memory.h"
 #include "proto/fd-passing.h"
 #include "servers/runtime/sandbox.h"
 

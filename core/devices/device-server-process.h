@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 #include "core/devices/device-resources.h"
 
 namespace cellvisor {

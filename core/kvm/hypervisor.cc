@@ -5,7 +5,7 @@
 
 #include <fstream>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 #include "core/kvm/kvm-abi.h"
 #include "core/kvm/vm.h"
 

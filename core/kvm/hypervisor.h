@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 
 namespace cellvisor {
 

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 #include "core/kvm/kvm-abi.h"
 
 namespace cellvisor {

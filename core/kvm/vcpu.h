@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "core/base/mapping.h"
-#include "core/base/unique-fd.h"
+#include "base/mapping.h"
+#include "base/unique-fd.h"
 
 namespace cellvisor {
 

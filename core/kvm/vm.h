@@ -11,7 +11,7 @@
 #include <optional>
 #include <vector>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 
 namespace cellvisor {
 

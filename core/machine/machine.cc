@@ -29,21 +29,20 @@
 #include "core/kvm/vm.h"
 #include "core/machine/kvm-irq-line.h"
 #include "core/machine/platform-pci.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 #include "core/memory/host-memory.h"
-#include "core/pci/bar-placement.h"
+#include "pci/bar-placement.h"
 #include "core/pci/pci-host.h"
 #include "core/platform/cmos-rtc.h"
 #include "core/platform/debug-exit.h"
 #include "core/platform/reset-control.h"
 #include "core/serial/serial-backend.h"
+#include "core/arch/x86/address-map.h"
 
 namespace cellvisor {
 namespace {
 
 constexpr int KICK_SIGNAL = SIGUSR1;
-constexpr uint64_t TSS_ADDRESS = 0xfffb'd000;
-constexpr uint64_t IDENTITY_MAP_ADDRESS = 0xfffb'c000;
 constexpr uint64_t HALT_PROBE_MS = 250;
 
 struct SerialPortLayout {
@@ -83,7 +82,7 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
   }
   vm_ = hypervisor_->createVm();
   adoptDevicesFromVmmd();
-  if (!memory_) memory_ = std::make_unique<GuestMemory>(config_.memoryBytes);
+  if (!memory_) memory_ = std::make_unique<GuestMemory>(config_.memoryBytes, layout::RAM_SPLIT);
   if (!config_.guestMemoryInCore) excludeFromCoreDumps(memory_->base(), memory_->size());
   if (config_.memoryWired) wireMemory(memory_->base(), memory_->size());
   for (size_t i = 0; i < memory_->regions().size(); ++i) {
@@ -93,8 +92,8 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
   }
   // Needed by VT-x for real-mode emulation; other backends may refuse it.
   try {
-    vm_->setIdentityMapAddress(IDENTITY_MAP_ADDRESS);
-    vm_->setTssAddress(TSS_ADDRESS);
+    vm_->setIdentityMapAddress(layout::IDENTITY_MAP_ADDRESS);
+    vm_->setTssAddress(layout::TSS_ADDRESS);
   } catch (const std::system_error& error) {
     std::cerr << "vmm-core: note: " << error.what() << '\n';
   }

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <span>
 
+#include "base/little-endian.h"
+
 namespace cellvisor {
 
 class IoDevice {
@@ -22,15 +24,5 @@ class IrqLine {
   virtual ~IrqLine() = default;
   virtual void set(bool level) = 0;
 };
-
-// Little-endian helpers for devices that answer accesses of 1 to 8 bytes.
-inline uint64_t loadLittleEndian(std::span<const uint8_t> data) {
-  uint64_t value = 0;
-  for (size_t i = 0; i < data.size() && i < 8; ++i) value |= uint64_t{data[i]} << (8 * i);
-  return value;
-}
-inline void storeLittleEndian(std::span<uint8_t> data, uint64_t value) {
-  for (size_t i = 0; i < data.size(); ++i) data[i] = i < 8 ? static_cast<uint8_t>(value >> (8 * i)) : 0;
-}
 
 }  // namespace cellvisor

@@ -19,8 +19,8 @@
 #include <string_view>
 #include <thread>
 
-#include "core/base/system-error.h"
-#include "core/base/unique-fd.h"
+#include "base/system-error.h"
+#include "base/unique-fd.h"
 #include "core/serial/serial-input.h"
 
 namespace cellvisor {

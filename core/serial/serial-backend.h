@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 #include "core/platform/uart16550.h"
 
 namespace cellvisor {

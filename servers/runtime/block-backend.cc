@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 #include "servers/runtime/disk-image.h"
 
 namespace cellvisor {

@@ -16,7 +16,7 @@
 #include <span>
 #include <string>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 
 namespace cellvisor {
 

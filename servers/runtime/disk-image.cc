@@ -7,7 +7,7 @@
 
 #include <stdexcept>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 
 namespace cellvisor {
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "core/base/unique-fd.h"
-#include "core/memory/guest-memory.h"
+#include "base/unique-fd.h"
+#include "base/guest-memory.h"
 #include "proto/ring-segment.h"
 #include "servers/runtime/state-segment.h"
 

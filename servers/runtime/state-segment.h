@@ -7,8 +7,8 @@
 
 #include <cstdint>
 
-#include "core/base/mapping.h"
-#include "core/base/unique-fd.h"
+#include "base/mapping.h"
+#include "base/unique-fd.h"
 #include "servers/runtime/virtqueue.h"
 
 namespace cellvisor {

@@ -4,15 +4,14 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
+#include "base/little-endian.h"
 
 namespace cellvisor {
 namespace {
 
 constexpr uint16_t VIRTIO_VENDOR = 0x1af4;
 constexpr uint16_t MODERN_DEVICE_BASE = 0x1040;
-constexpr uint8_t CAP_VENDOR = 0x09;
-constexpr uint8_t CAP_MSIX = 0x11;
 constexpr uint16_t MSIX_CAP = 0x98;
 constexpr uint16_t MSIX_CONTROL = MSIX_CAP + 2;
 constexpr uint16_t MSIX_ENABLE = 1u << 15;
@@ -21,16 +20,6 @@ constexpr uint16_t PCI_CFG_CAP = 0x84;
 constexpr uint16_t PCI_CFG_DATA = PCI_CFG_CAP + 16;
 constexpr uint8_t ISR_QUEUE = 1;
 constexpr uint8_t ISR_CONFIG = 2;
-
-void put(uint8_t* config, uint16_t offset, uint64_t value, int size) {
-  for (int i = 0; i < size; ++i) config[offset + i] = static_cast<uint8_t>(value >> (8 * i));
-}
-
-uint64_t get(const uint8_t* bytes, uint64_t offset, int size) {
-  uint64_t value = 0;
-  for (int i = 0; i < size; ++i) value |= uint64_t{bytes[offset + static_cast<uint64_t>(i)]} << (8 * i);
-  return value;
-}
 
 bool validSize(uint8_t size) {
   return size == 1 || size == 2 || size == 4 || size == 8;
@@ -55,57 +44,53 @@ VirtioTransport::VirtioTransport(VirtioDevice& device, GuestMemory& memory, Virt
 }
 
 void VirtioTransport::initializeConfigSpace() {
-  uint8_t* config = state_.pciConfig;
-  auto mask = [&](uint16_t offset, uint64_t bits, int size) { put(writeMask_, offset, bits, size); };
-  mask(0x04, 0x0407, 2);
-  mask(0x10, ~(BAR0_SIZE - 1) & 0xfffffff0u, 4);
-  mask(0x14, 0xffffffff, 4);
-  mask(0x3c, 0xff, 1);
-  mask(PCI_CFG_CAP + 4, 0xff, 1);
-  mask(PCI_CFG_CAP + 8, 0xffffffff, 4);
-  mask(PCI_CFG_CAP + 12, 0xffffffff, 4);
-  mask(MSIX_CONTROL, MSIX_ENABLE | MSIX_FUNCTION_MASK, 2);
-  if (state_.magic == STATE_MAGIC) return;  // Restart: keep what the guest set.
-
-  std::memset(&state_, 0, sizeof(state_));
-  state_.magic = STATE_MAGIC;
-  state_.layoutVersion = STATE_LAYOUT_VERSION;
-  put(config, 0x00, VIRTIO_VENDOR, 2);
-  put(config, 0x02, MODERN_DEVICE_BASE + device_.deviceId(), 2);
-  put(config, 0x06, 0x0010, 2);  // Capabilities list present.
-  put(config, 0x08, 0x01, 1);    // Revision 1: a modern-only device.
-  put(config, 0x0a, device_.pciSubclass(), 1);
-  put(config, 0x0b, device_.pciClass(), 1);
-  put(config, 0x10, 0x4, 4);  // BAR0: 64-bit memory.
-  put(config, 0x2c, VIRTIO_VENDOR, 2);
-  put(config, 0x2e, 0x1100, 2);
-  put(config, 0x34, 0x40, 1);
-  put(config, 0x3c, 0xff, 1);
+  // A restart keeps what the guest programmed; only the write masks are rebuilt.
+  bool restored = state_.magic == STATE_MAGIC;
+  if (!restored) {
+    std::memset(&state_, 0, sizeof(state_));
+    state_.magic = STATE_MAGIC;
+    state_.layoutVersion = STATE_LAYOUT_VERSION;
+  }
+  config_.emplace(std::span<uint8_t>(state_.pciConfig),
+                  restored ? pci::ConfigSpace::Contents::RESTORED : pci::ConfigSpace::Contents::FRESH);
+  pci::ConfigSpace& config = *config_;
+  config.setIdentity({.vendor = VIRTIO_VENDOR,
+                      .device = static_cast<uint16_t>(MODERN_DEVICE_BASE + device_.deviceId()),
+                      .revision = 0x01,  // A modern-only device.
+                      .subclass = device_.pciSubclass(),
+                      .classCode = device_.pciClass(),
+                      .subsystemVendor = VIRTIO_VENDOR,
+                      .subsystem = 0x1100});
+  config.setBar(0, {pci::BarKind::MEMORY64, BAR0_SIZE, false}, 0);
+  // The virtio capabilities (virtio 1.x, 4.1.4), then MSI-X.
   struct Cap {
-    uint16_t at;
-    uint8_t next;
     uint8_t length;
     uint8_t type;
     uint32_t offset;
   };
   for (const Cap& cap :
-       {Cap{0x40, 0x50, 16, 1, COMMON}, Cap{0x50, 0x64, 20, 2, NOTIFY}, Cap{0x64, 0x74, 16, 3, ISR},
-        Cap{0x74, PCI_CFG_CAP, 16, 4, DEVICE_CONFIG}, Cap{PCI_CFG_CAP, MSIX_CAP, 20, 5, 0}}) {
-    put(config, cap.at, CAP_VENDOR, 1);
-    put(config, cap.at + 1, cap.next, 1);
-    put(config, cap.at + 2, cap.length, 1);
-    put(config, cap.at + 3, cap.type, 1);
-    if (cap.type != 5) {
-      put(config, cap.at + 8, cap.offset, 4);
-      put(config, cap.at + 12, 0x1000, 4);
+       {Cap{16, 1, COMMON}, Cap{20, 2, NOTIFY}, Cap{16, 3, ISR}, Cap{16, 4, DEVICE_CONFIG}, Cap{20, 5, 0}}) {
+    uint16_t at = config.addCapability(pci::CAPABILITY_VENDOR, cap.length);
+    config.setByte(static_cast<uint16_t>(at + 2), cap.length);
+    config.setByte(static_cast<uint16_t>(at + 3), cap.type);
+    if (cap.type == 5) {  // VIRTIO_PCI_CAP_PCI_CFG: a window the guest points anywhere in BAR0.
+      config.setByte(static_cast<uint16_t>(at + 4), 0, 0xff);
+      config.set32(static_cast<uint16_t>(at + 8), 0, 0xffffffff);
+      config.set32(static_cast<uint16_t>(at + 12), 0, 0xffffffff);
+      continue;
     }
+    config.set32(static_cast<uint16_t>(at + 8), cap.offset);
+    config.set32(static_cast<uint16_t>(at + 12), 0x1000);
+    if (cap.type == 2) config.set32(static_cast<uint16_t>(at + 16), NOTIFY_MULTIPLIER);
   }
-  put(config, 0x50 + 16, NOTIFY_MULTIPLIER, 4);
-  put(config, MSIX_CAP, CAP_MSIX, 1);
-  put(config, MSIX_CAP + 1, 0, 1);
-  put(config, MSIX_CONTROL, vectorCount() - 1u, 2);
-  put(config, MSIX_CAP + 4, MSIX_TABLE, 4);
-  put(config, MSIX_CAP + 8, MSIX_PBA, 4);
+  uint16_t msix = config.addCapability(pci::CAPABILITY_MSIX, 12);
+  if (msix != MSIX_CAP || config.read(PCI_CFG_CAP, 1) != pci::CAPABILITY_VENDOR) {
+    throw std::logic_error("virtio-pci capability layout changed: the state segment would not match");
+  }
+  config.set16(MSIX_CONTROL, static_cast<uint16_t>(vectorCount() - 1u), MSIX_ENABLE | MSIX_FUNCTION_MASK);
+  config.set32(MSIX_CAP + 4, MSIX_TABLE);
+  config.set32(MSIX_CAP + 8, MSIX_PBA);
+  if (restored) return;
   for (auto& entry : state_.msix) entry.control = 1;  // Masked at reset.
   resetDevice();
 }
@@ -121,7 +106,7 @@ uint32_t VirtioTransport::configRead(uint16_t offset, uint8_t size) {
     std::vector<MsixUpdate> ignored;
     return pciCfgWindowAccess(false, size, 0, ignored);
   }
-  return static_cast<uint32_t>(get(state_.pciConfig, offset, size));
+  return config_->read(offset, size);
 }
 
 std::vector<MsixUpdate> VirtioTransport::configWrite(uint16_t offset, uint8_t size, uint32_t value) {
@@ -132,13 +117,9 @@ std::vector<MsixUpdate> VirtioTransport::configWrite(uint16_t offset, uint8_t si
     pciCfgWindowAccess(true, size, value, effects);
     return effects;
   }
-  uint16_t controlBefore = static_cast<uint16_t>(get(state_.pciConfig, MSIX_CONTROL, 2));
-  for (uint8_t i = 0; i < size; ++i) {
-    uint8_t& byte = state_.pciConfig[offset + i];
-    uint8_t mask = writeMask_[offset + i];
-    byte = static_cast<uint8_t>((byte & ~mask) | ((value >> (8 * i)) & mask));
-  }
-  uint16_t controlAfter = static_cast<uint16_t>(get(state_.pciConfig, MSIX_CONTROL, 2));
+  uint32_t controlBefore = config_->read(MSIX_CONTROL, 2);
+  config_->write(offset, size, value);
+  uint32_t controlAfter = config_->read(MSIX_CONTROL, 2);
   if (controlAfter != controlBefore) deliverPending();
   return effects;
 }
@@ -146,8 +127,8 @@ std::vector<MsixUpdate> VirtioTransport::configWrite(uint16_t offset, uint8_t si
 uint32_t VirtioTransport::pciCfgWindowAccess(bool write, uint8_t size, uint32_t value,
                                              std::vector<MsixUpdate>& effects) {
   uint8_t bar = state_.pciConfig[PCI_CFG_CAP + 4];
-  uint32_t offset = static_cast<uint32_t>(get(state_.pciConfig, PCI_CFG_CAP + 8, 4));
-  uint32_t length = static_cast<uint32_t>(get(state_.pciConfig, PCI_CFG_CAP + 12, 4));
+  uint32_t offset = static_cast<uint32_t>(loadLittleEndian(state_.pciConfig + PCI_CFG_CAP + 8, 4));
+  uint32_t length = static_cast<uint32_t>(loadLittleEndian(state_.pciConfig + PCI_CFG_CAP + 12, 4));
   if (length != size) return 0xffffffff;
   if (write) {
     effects = barWrite(bar, offset, size, value);
@@ -168,17 +149,17 @@ uint64_t VirtioTransport::barRead(uint8_t bar, uint64_t offset, uint8_t size) {
   if (offset < NOTIFY) {
     uint8_t bytes[8] = {};
     device_.readConfig(static_cast<uint32_t>(offset - DEVICE_CONFIG), {bytes, size});
-    return get(bytes, 0, size);
+    return loadLittleEndian(bytes + 0, size);
   }
   if (offset < MSIX_TABLE) return 0;
   if (offset < MSIX_PBA) {
     uint64_t relative = offset - MSIX_TABLE;
     if (relative + size > uint64_t{vectorCount()} * sizeof(MsixEntry)) return 0;
-    return get(reinterpret_cast<const uint8_t*>(state_.msix), relative, size);
+    return loadLittleEndian(reinterpret_cast<const uint8_t*>(state_.msix) + relative, size);
   }
   uint64_t relative = offset - MSIX_PBA;
   if (relative + size > sizeof(state_.msixPending)) return 0;
-  return get(reinterpret_cast<const uint8_t*>(state_.msixPending), relative, size);
+  return loadLittleEndian(reinterpret_cast<const uint8_t*>(state_.msixPending) + relative, size);
 }
 
 std::vector<MsixUpdate> VirtioTransport::barWrite(uint8_t bar, uint64_t offset, uint8_t size,
@@ -189,7 +170,7 @@ std::vector<MsixUpdate> VirtioTransport::barWrite(uint8_t bar, uint64_t offset, 
     commonWrite(offset - COMMON, size, value);
   } else if (offset >= DEVICE_CONFIG && offset < NOTIFY) {
     uint8_t bytes[8];
-    put(bytes, 0, value, size);
+    storeLittleEndian(bytes + 0, size, value);
     device_.writeConfig(static_cast<uint32_t>(offset - DEVICE_CONFIG), {bytes, size});
   } else if (offset >= NOTIFY && offset < MSIX_TABLE) {
     // Normally an ioeventfd catches these; a write that reaches us is a kick too.
@@ -439,7 +420,7 @@ void VirtioTransport::raise(uint16_t vector, uint8_t isrBits) {
 }
 
 bool VirtioTransport::vectorMasked(uint16_t vector) const {
-  uint16_t control = static_cast<uint16_t>(get(state_.pciConfig, MSIX_CONTROL, 2));
+  uint16_t control = static_cast<uint16_t>(loadLittleEndian(state_.pciConfig + MSIX_CONTROL, 2));
   return !(control & MSIX_ENABLE) || (control & MSIX_FUNCTION_MASK) || (state_.msix[vector].control & 1);
 }
 
@@ -458,7 +439,7 @@ std::optional<MsixUpdate> VirtioTransport::msixTableWrite(uint64_t offset, uint8
   uint64_t vector = offset / sizeof(MsixEntry);
   if (vector >= vectorCount() || offset % size) return std::nullopt;
   auto* bytes = reinterpret_cast<uint8_t*>(&state_.msix[vector]);
-  put(bytes, static_cast<uint16_t>(offset % sizeof(MsixEntry)), value, size);
+  storeLittleEndian(bytes + static_cast<uint16_t>(offset % sizeof(MsixEntry)), size, value);
   state_.msix[vector].control &= 1;  // Only the mask bit exists.
   deliverPending();
   const MsixEntry& entry = state_.msix[vector];

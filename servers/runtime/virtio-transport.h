@@ -15,6 +15,7 @@
 #include <span>
 #include <vector>
 
+#include "pci/config-space.h"
 #include "servers/runtime/state-segment.h"
 #include "servers/runtime/virtio-device.h"
 #include "servers/runtime/virtqueue.h"
@@ -105,7 +106,7 @@ class VirtioTransport {
   VirtioState& state_;
   std::function<void(uint16_t)> signalVector_;
   std::vector<std::optional<SplitVirtqueue>> queues_;
-  uint8_t writeMask_[256] = {};
+  std::optional<pci::ConfigSpace> config_;  // Over the state segment's pciConfig.
   bool paused_ = false;
 };
 

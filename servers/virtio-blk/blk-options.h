@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 
 namespace cellvisor {
 

@@ -11,7 +11,7 @@
 #include <deque>
 #include <vector>
 
-#include "core/base/unique-fd.h"
+#include "base/unique-fd.h"
 #include "servers/runtime/device-stats.h"
 #include "servers/runtime/virtio-device.h"
 #include "servers/runtime/virtio-transport.h"

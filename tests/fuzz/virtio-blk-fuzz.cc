@@ -11,7 +11,7 @@
 #include <cstring>
 #include <memory>
 
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 #include "servers/runtime/block-backend.h"
 #include "servers/runtime/state-segment.h"
 #include "servers/runtime/virtio-transport.h"

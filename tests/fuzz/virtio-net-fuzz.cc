@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 #include "servers/runtime/state-segment.h"
 #include "servers/runtime/virtio-transport.h"
 #include "servers/virtio-net/net-device.h"

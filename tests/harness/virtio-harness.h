@@ -20,7 +20,7 @@
 #include "core/devices/device-supervisor.h"
 #include "core/devices/device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor::testing {
 

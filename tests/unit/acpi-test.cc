@@ -5,7 +5,7 @@
 
 #include "core/acpi/acpi-tables.h"
 #include "core/boot/boot-layout.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {

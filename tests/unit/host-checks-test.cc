@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/base/mapping.h"
+#include "base/mapping.h"
 
 namespace cellvisor {
 namespace {

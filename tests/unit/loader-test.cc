@@ -13,7 +13,7 @@
 #include "core/boot/boot-layout.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {
@@ -84,7 +84,7 @@ BootRequest request(std::vector<uint8_t> kernel, std::string cmdline = "console=
   r.kernelPath = "test-image";
   r.kernel = std::move(kernel);
   r.cmdline = std::move(cmdline);
-  r.rsdpAddress = boot::ACPI_ADDRESS;
+  r.rsdpAddress = layout::ACPI_ADDRESS;
   return r;
 }
 
@@ -105,19 +105,19 @@ TEST(BzImageLoader, LoadsKernelAndFillsZeroPage) {
   BootEntry entry = loadKernel(memory, req);
   EXPECT_EQ(entry.mode, BootEntry::Mode::LONG_64);
   EXPECT_EQ(entry.entry, 0x1000000u + 0x200);
-  EXPECT_EQ(entry.bootInfo, boot::ZERO_PAGE);
+  EXPECT_EQ(entry.bootInfo, layout::ZERO_PAGE);
   EXPECT_EQ(memory.translate(0x1000000, 1)[5], 35);  // Kernel byte 5 = 5 * 7.
 
   boot_params params;
-  memory.read(boot::ZERO_PAGE, {reinterpret_cast<uint8_t*>(&params), sizeof(params)});
+  memory.read(layout::ZERO_PAGE, {reinterpret_cast<uint8_t*>(&params), sizeof(params)});
   EXPECT_EQ(params.hdr.type_of_loader, 0xff);
-  EXPECT_EQ(params.hdr.cmd_line_ptr, boot::CMDLINE_ADDRESS);
-  EXPECT_STREQ(reinterpret_cast<char*>(memory.translate(boot::CMDLINE_ADDRESS, 14)), "console=ttyS0");
+  EXPECT_EQ(params.hdr.cmd_line_ptr, layout::CMDLINE_ADDRESS);
+  EXPECT_STREQ(reinterpret_cast<char*>(memory.translate(layout::CMDLINE_ADDRESS, 14)), "console=ttyS0");
   EXPECT_EQ(params.hdr.ramdisk_size, 10000u);
   EXPECT_EQ(params.hdr.ramdisk_image % 4096, 0u);
   EXPECT_GE(params.hdr.ramdisk_image, 0x1000000u + (4u << 20));
   EXPECT_EQ(memory.translate(params.hdr.ramdisk_image, 1)[0], 0x5a);
-  EXPECT_EQ(params.acpi_rsdp_addr, boot::ACPI_ADDRESS);
+  EXPECT_EQ(params.acpi_rsdp_addr, layout::ACPI_ADDRESS);
   ASSERT_GT(params.e820_entries, 3);
   EXPECT_EQ(params.e820_table[0].addr, 0u);
   EXPECT_EQ(params.e820_table[0].type, 1u);
@@ -164,15 +164,15 @@ TEST(PvhLoader, LoadsSegmentsAndStartInfo) {
   BootEntry entry = loadKernel(memory, request(makePvhElf(), "test=hello"));
   EXPECT_EQ(entry.mode, BootEntry::Mode::PROTECTED_32);
   EXPECT_EQ(entry.entry, 0x100010u);
-  EXPECT_EQ(entry.bootInfo, boot::PVH_START_INFO);
+  EXPECT_EQ(entry.bootInfo, layout::PVH_START_INFO);
   EXPECT_EQ(memory.translate(0x100000, 1)[3], 0xa3);
   EXPECT_EQ(memory.translate(0x100000 + 256 + 100, 1)[0], 0);
 
   uint32_t magic;
-  memory.read(boot::PVH_START_INFO, {reinterpret_cast<uint8_t*>(&magic), 4});
+  memory.read(layout::PVH_START_INFO, {reinterpret_cast<uint8_t*>(&magic), 4});
   EXPECT_EQ(magic, 0x336ec578u);
   uint64_t cmdline;
-  memory.read(boot::PVH_START_INFO + 24, {reinterpret_cast<uint8_t*>(&cmdline), 8});
+  memory.read(layout::PVH_START_INFO + 24, {reinterpret_cast<uint8_t*>(&cmdline), 8});
   EXPECT_STREQ(reinterpret_cast<char*>(memory.translate(cmdline, 11)), "test=hello");
 }
 
@@ -272,7 +272,7 @@ TEST(BzImageLoader, LoadsDebianKernel) {
   BootEntry entry = loadKernel(memory, req);
   EXPECT_EQ(entry.mode, BootEntry::Mode::LONG_64);
   boot_params params;
-  memory.read(boot::ZERO_PAGE, {reinterpret_cast<uint8_t*>(&params), sizeof(params)});
+  memory.read(layout::ZERO_PAGE, {reinterpret_cast<uint8_t*>(&params), sizeof(params)});
   EXPECT_GE(params.hdr.version, 0x020f);
   EXPECT_EQ(entry.entry, (params.hdr.pref_address ? params.hdr.pref_address : 0x100000) + 0x200);
   EXPECT_TRUE(params.hdr.xloadflags & XLF_KERNEL_64);

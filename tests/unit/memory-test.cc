@@ -2,7 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "core/boot/e820.h"
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
+#include "core/arch/x86/address-map.h"
 
 namespace cellvisor {
 namespace {
@@ -17,7 +18,7 @@ TEST(GuestMemory, SmallVmIsOneRegion) {
 }
 
 TEST(GuestMemory, LargeVmSplitsAroundPciHole) {
-  GuestMemory memory(4 * layout::GiB);
+  GuestMemory memory(4 * layout::GiB, layout::RAM_SPLIT);
   ASSERT_EQ(memory.regions().size(), 2u);
   EXPECT_EQ(memory.lowRamEnd(), layout::LOW_RAM_LIMIT);
   EXPECT_EQ(memory.regions()[1].guestPhysical, layout::HIGH_RAM_BASE);
@@ -59,7 +60,7 @@ TEST(GuestMemory, MemfdIsSealedAgainstShrinking) {
 }
 
 TEST(E820, ReservesLegacyAreaAndEcam) {
-  GuestMemory memory(4 * layout::GiB);
+  GuestMemory memory(4 * layout::GiB, layout::RAM_SPLIT);
   auto map = buildE820Map(memory);
   uint64_t ram = 0;
   uint64_t previousEnd = 0;

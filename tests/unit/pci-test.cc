@@ -2,7 +2,7 @@
 // identity, BAR sizing and relocation.
 #include <gtest/gtest.h>
 
-#include "core/pci/bar-placement.h"
+#include "pci/bar-placement.h"
 #include "core/pci/pci-config-space.h"
 #include "core/pci/pci-host.h"
 #include "tests/unit/fakes.h"

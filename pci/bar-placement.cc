@@ -1,4 +1,4 @@
-#include "core/pci/bar-placement.h"
+#include "pci/bar-placement.h"
 
 #include <fmt/format.h>
 

@@ -1,6 +1,6 @@
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 
-#include "core/base/mapping.h"
+#include "base/mapping.h"
 
 namespace cellvisor {
 

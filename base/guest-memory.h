@@ -1,6 +1,8 @@
-// Guest RAM: one memfd, sealed so nobody can shrink it under a mapping, laid
-// out around the 32-bit PCI hole. Device servers map this same memfd, so the
-// layout (regions with memfd offsets) is what we hand to them.
+// Guest RAM: one memfd, sealed so nobody can shrink it under a mapping, in
+// one or two regions around an MMIO hole the architecture chooses. Device
+// servers map this same memfd, so the regions (with memfd offsets) are what
+// we hand to them, and every guest address they are given is translated
+// with bounds checks here.
 #pragma once
 
 #include <cstdint>
@@ -8,29 +10,10 @@
 #include <string>
 #include <vector>
 
-#include "core/base/mapping.h"
-#include "core/base/unique-fd.h"
+#include "base/mapping.h"
+#include "base/unique-fd.h"
 
 namespace cellvisor {
-
-// Fixed guest-physical layout shared by core, loaders and ACPI tables.
-namespace layout {
-constexpr uint64_t KiB = 1024;
-constexpr uint64_t MiB = 1024 * KiB;
-constexpr uint64_t GiB = 1024 * MiB;
-// RAM below 4 GiB ends here; the rest is the PCI hole.
-constexpr uint64_t LOW_RAM_LIMIT = 3 * GiB;
-constexpr uint64_t PCI_MMIO32_BASE = 3 * GiB;
-constexpr uint64_t PCI_MMIO32_SIZE = 512 * MiB;
-constexpr uint64_t ECAM_BASE = 0xE000'0000;
-constexpr uint64_t ECAM_SIZE = 256 * MiB;  // Bus 0-255.
-constexpr uint64_t IOAPIC_BASE = 0xFEC0'0000;
-constexpr uint64_t LAPIC_BASE = 0xFEE0'0000;
-constexpr uint64_t HIGH_RAM_BASE = 4 * GiB;
-// Legacy holes inside low RAM reported as reserved in e820.
-constexpr uint64_t EBDA_BASE = 0x9'FC00;
-constexpr uint64_t BIOS_END = 1 * MiB;
-}  // namespace layout
 
 struct RamRegion {
   uint64_t guestPhysical;
@@ -38,20 +21,27 @@ struct RamRegion {
   uint64_t memfdOffset;
 };
 
+// Where RAM stops below the MMIO hole and where the rest continues (the
+// default: no hole).
+struct RamSplit {
+  uint64_t lowLimit = ~uint64_t{0};
+  uint64_t highBase = ~uint64_t{0};
+};
+
 // Guest RAM before anyone maps it: the sealed memfd and its layout around
-// the PCI hole. vmmd creates it and hands it to the core and every server.
+// the MMIO hole. vmmd creates it and hands it to the core and every server.
 struct GuestRamFile {
   UniqueFd memfd;
   std::vector<RamRegion> regions;
 };
 // `size` bytes of RAM: a multiple of 2 MiB, at least 2 MiB. Throws
 // std::invalid_argument for a bad size, std::system_error if memfd fails.
-GuestRamFile createGuestRam(uint64_t size);
+GuestRamFile createGuestRam(uint64_t size, RamSplit split = {});
 
 class GuestMemory {
  public:
   // Creates `size` bytes of RAM (a multiple of 2 MiB, at least 2 MiB).
-  explicit GuestMemory(uint64_t size);
+  explicit GuestMemory(uint64_t size, RamSplit split = {});
   explicit GuestMemory(GuestRamFile file);
   // Maps RAM someone else created (a device server mapping the VM's memfd).
   // Throws if the regions do not fit the memfd.

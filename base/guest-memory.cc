@@ -1,4 +1,4 @@
-#include "core/memory/guest-memory.h"
+#include "base/guest-memory.h"
 
 #include <fcntl.h>
 #include <linux/memfd.h>
@@ -9,7 +9,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "core/base/system-error.h"
+#include "base/system-error.h"
 
 namespace cellvisor {
 namespace {
@@ -24,8 +24,8 @@ std::string outsideRam(const char* access, size_t length, uint64_t address) {
 
 }  // namespace
 
-GuestRamFile createGuestRam(uint64_t size) {
-  constexpr uint64_t ALIGN = 2 * layout::MiB;
+GuestRamFile createGuestRam(uint64_t size, RamSplit split) {
+  constexpr uint64_t ALIGN = 2 << 20;
   if (size < ALIGN || size % ALIGN != 0) {
     throw std::invalid_argument("guest memory must be a non-zero multiple of 2 MiB, got " +
                                 std::to_string(size) + " bytes");
@@ -37,13 +37,13 @@ GuestRamFile createGuestRam(uint64_t size) {
   // Servers map this fd too: a shrink would turn their accesses into SIGBUS.
   checkSyscall(::fcntl(file.memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
                "F_ADD_SEALS");
-  uint64_t low = size < layout::LOW_RAM_LIMIT ? size : layout::LOW_RAM_LIMIT;
+  uint64_t low = size < split.lowLimit ? size : split.lowLimit;
   file.regions.push_back({0, low, 0});
-  if (size > low) file.regions.push_back({layout::HIGH_RAM_BASE, size - low, low});
+  if (size > low) file.regions.push_back({split.highBase, size - low, low});
   return file;
 }
 
-GuestMemory::GuestMemory(uint64_t size) : GuestMemory(createGuestRam(size)) {}
+GuestMemory::GuestMemory(uint64_t size, RamSplit split) : GuestMemory(createGuestRam(size, split)) {}
 
 GuestMemory::GuestMemory(GuestRamFile file) : GuestMemory(std::move(file.memfd), std::move(file.regions)) {
   ::madvise(mapping_.data(), size_, MADV_HUGEPAGE);  // Best effort; shmem THP may be off.

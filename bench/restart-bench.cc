@@ -18,7 +18,7 @@
 #include <cstring>
 #include <thread>
 
-#include "core/devices/device-supervisor.h"
+#include "host/device-supervisor.h"
 #include "tests/harness/virtio-harness.h"
 #include "vmmd/uv-in-kj.h"
 

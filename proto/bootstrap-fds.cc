@@ -18,23 +18,27 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
                         std::to_string(fds.size()));
   }
   BootstrapFds sorted;
+  auto single = [](UniqueFd& slot, UniqueFd fd, const char* what) {
+    if (slot) throw ProtocolError(std::string("bootstrap carries two ") + what);
+    slot = std::move(fd);
+  };
   for (size_t i = 0; i < roles.size(); ++i) {
     UniqueFd fd = std::move(fds[i]);
     switch (roles[i]) {
       case proto::FdRole::GUEST_MEMORY:
-        sorted.memory = std::move(fd);
+        single(sorted.memory, std::move(fd), "guest memories");
         break;
       case proto::FdRole::RING_SEGMENT:
-        sorted.rings = std::move(fd);
+        single(sorted.rings, std::move(fd), "ring segments");
         break;
       case proto::FdRole::STATE_SEGMENT:
-        sorted.state = std::move(fd);
+        single(sorted.state, std::move(fd), "state segments");
         break;
       case proto::FdRole::REQUEST_DOORBELL:
-        sorted.requestDoorbell = std::move(fd);
+        single(sorted.requestDoorbell, std::move(fd), "request doorbells");
         break;
       case proto::FdRole::REPLY_DOORBELL:
-        sorted.replyDoorbell = std::move(fd);
+        single(sorted.replyDoorbell, std::move(fd), "reply doorbells");
         break;
       case proto::FdRole::QUEUE_DOORBELL:
         sorted.queueDoorbells.push_back(std::move(fd));
@@ -43,8 +47,13 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
         sorted.interrupts.push_back(std::move(fd));
         break;
       case proto::FdRole::BACKEND:
-        sorted.backend = std::move(fd);
+        single(sorted.backend, std::move(fd), "backends");
         break;
+      case proto::FdRole::BAR_MEMORY:
+        single(sorted.barMemory, std::move(fd), "BAR memories");
+        break;
+      default:
+        throw ProtocolError("bootstrap names a descriptor role this side does not know");
     }
   }
   fds.clear();

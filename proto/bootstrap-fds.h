@@ -5,11 +5,14 @@
 
 #include <vector>
 
-#include "base/unique-fd.h"
 #include "base/guest-memory.h"
+#include "base/unique-fd.h"
 #include "device.capnp.h"
 
 namespace cellvisor {
+
+// A server's bootstrap socket: the one descriptor it is started with.
+constexpr int BOOTSTRAP_FD = 3;
 
 struct BootstrapFds {
   UniqueFd memory;
@@ -20,6 +23,7 @@ struct BootstrapFds {
   std::vector<UniqueFd> queueDoorbells;
   std::vector<UniqueFd> interrupts;
   UniqueFd backend;
+  UniqueFd barMemory;  // Shared BAR memory, when the device has some.
 };
 
 // Takes `fds` (in the order the message names their roles). Throws

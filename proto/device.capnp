@@ -12,7 +12,9 @@ $Cxx.namespace("cellvisor::proto");
 
 # 2: the ring segment carries the request ledger (exactly-once register
 # accesses across server instances).
-const protocolVersion :UInt32 = 2;
+# 3: the state segment starts with a generic header; BARs may be backed by
+# shared memory.
+const protocolVersion :UInt32 = 3;
 
 # Everything a server is handed at start, sent once over its bootstrap
 # socket together with the file descriptors (SCM_RIGHTS) in the order listed
@@ -45,6 +47,7 @@ enum FdRole {
   queueDoorbell @5;    # one per virtqueue, in queue order
   interrupt @6;        # one per MSI-X vector, in vector order
   backend @7;          # disk image, tap device...
+  barMemory @8;        # a memfd the core maps as BAR contents (framebuffer VRAM, NVMe CMB)
 }
 
 struct PciBar {
@@ -52,6 +55,14 @@ struct PciBar {
   size @1 :UInt64;
   kind @2 :Kind;
   prefetchable @3 :Bool;
+  # Where the BAR's contents live: registers the server answers (the
+  # default), or guest memory the core maps straight from the device's
+  # barMemory fd at this offset (a KVM memory slot: guest accesses never
+  # exit, and the contents survive a server restart).
+  backing :union {
+    registers @4 :Void;
+    sharedMemory @5 :UInt64;
+  }
   enum Kind {
     io @0;
     memory32 @1;

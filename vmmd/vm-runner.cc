@@ -13,14 +13,14 @@
 #include <algorithm>
 #include <iostream>
 
+#include "base/mac-address.h"
 #include "base/system-error.h"
 #include "base/unique-fd.h"
-#include "core/devices/device-catalog.h"
-#include "core/devices/device-timeouts.h"
-#include "core/serial/serial-backend.h"
-#include "servers/virtio-net/net-options.h"
-#include "vmmd/netlink-links.h"
+#include "base/unix-socket.h"
 #include "core/arch/x86/address-map.h"
+#include "host/device-timeouts.h"
+#include "host/server-catalog.h"
+#include "vmmd/netlink-links.h"
 
 extern char** environ;
 
@@ -164,7 +164,8 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
     }
     ServedDevice device;
     device.backend = vmSwitch.empty() ? backend : launch.backendName + " on switch " + vmSwitch;
-    device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors);
+    device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
+                                                         launch.barMemoryBytes);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
                                                            ram_.memfd.get(), ram_.regions);
     device.supervisor = std::make_unique<DeviceSupervisor>(supervisorLoop_.loop(), *device.process,

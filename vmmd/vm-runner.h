@@ -17,10 +17,11 @@
 #include <vector>
 
 #include "control.capnp.h"
-#include "core/devices/device-resources.h"
-#include "core/devices/device-server-process.h"
-#include "core/devices/device-supervisor.h"
+#include "core.capnp.h"
 #include "core/machine/machine-config.h"
+#include "host/device-resources.h"
+#include "host/device-server-process.h"
+#include "host/device-supervisor.h"
 #include "vmmd/datastore.h"
 #include "vmmd/switches.h"
 #include "vmmd/uv-in-kj.h"

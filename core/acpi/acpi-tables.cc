@@ -4,8 +4,8 @@
 #include <stdexcept>
 #include <string_view>
 
-#include "core/boot/boot-layout.h"
 #include "base/guest-memory.h"
+#include "core/boot/boot-layout.h"
 
 namespace cellvisor {
 namespace {

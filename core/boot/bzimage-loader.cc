@@ -7,11 +7,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/guest-memory.h"
 #include "core/boot/boot-layout.h"
 #include "core/boot/e820.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
-#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {
@@ -61,7 +61,8 @@ BootEntry loadBzImage(GuestMemory& memory, const BootRequest& request) {
   }
   memory.write(load, kernel);
 
-  if (request.cmdline.size() + 1 > std::min<uint64_t>(uint64_t{header.cmdline_size} + 1, layout::CMDLINE_MAX)) {
+  if (request.cmdline.size() + 1 >
+      std::min<uint64_t>(uint64_t{header.cmdline_size} + 1, layout::CMDLINE_MAX)) {
     throw fail(fmt::format("command line of {} bytes exceeds the kernel's limit of {}",
                            request.cmdline.size(), uint32_t{header.cmdline_size}));
   }

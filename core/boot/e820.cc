@@ -1,7 +1,7 @@
 #include "core/boot/e820.h"
 
-#include "core/boot/boot-layout.h"
 #include "base/guest-memory.h"
+#include "core/boot/boot-layout.h"
 
 namespace cellvisor {
 

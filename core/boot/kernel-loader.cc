@@ -8,11 +8,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/guest-memory.h"
 #include "base/system-error.h"
 #include "base/unique-fd.h"
 #include "core/boot/boot-layout.h"
 #include "core/boot/load-error.h"
-#include "base/guest-memory.h"
 
 namespace cellvisor {
 

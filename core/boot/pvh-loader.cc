@@ -6,11 +6,11 @@
 #include <cstring>
 #include <optional>
 
+#include "base/guest-memory.h"
 #include "core/boot/boot-layout.h"
 #include "core/boot/e820.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
-#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {

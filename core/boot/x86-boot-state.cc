@@ -2,9 +2,9 @@
 
 #include <array>
 
+#include "base/guest-memory.h"
 #include "core/boot/boot-layout.h"
 #include "core/kvm/vcpu.h"
-#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {

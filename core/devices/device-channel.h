@@ -14,8 +14,8 @@
 #include <optional>
 #include <stdexcept>
 
-#include "core/devices/device-resources.h"
-#include "core/devices/device-timeouts.h"
+#include "host/device-resources.h"
+#include "host/device-timeouts.h"
 #include "proto/message-channel.h"
 
 namespace cellvisor {

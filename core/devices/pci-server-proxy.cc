@@ -1,10 +1,17 @@
 #include "core/devices/pci-server-proxy.h"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <iostream>
+
+#include "base/system-error.h"
 
 namespace cellvisor {
 namespace {
 
+constexpr uint64_t PAGE = 4096;
 constexpr uint16_t COMMAND = 0x04;
 constexpr uint16_t BAR0 = 0x10;
 constexpr uint16_t COMMAND_IO = 1;
@@ -28,9 +35,15 @@ PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring)
     if (bar.getIndex() > 5 || size == 0 || (size & (size - 1)) != 0) {
       throw DeviceUnavailable(server_.deviceName() + ": server declared an impossible BAR");
     }
-    bars_.push_back({bar.getIndex(), size, bar.getKind() == proto::PciBar::Kind::IO,
-                     bar.getKind() == proto::PciBar::Kind::MEMORY64, 0});
+    ProxyBar declared{bar.getIndex(), size, bar.getKind() == proto::PciBar::Kind::IO,
+                      bar.getKind() == proto::PciBar::Kind::MEMORY64};
+    if (bar.getBacking().isSharedMemory()) {
+      declared.shared = true;
+      declared.sharedOffset = bar.getBacking().getSharedMemory();
+    }
+    bars_.push_back(declared);
   }
+  mapSharedMemory();
   for (auto doorbell : hello.getDoorbells()) {
     if (doorbell.getQueue() >= server_.queueCount()) {
       throw DeviceUnavailable(server_.deviceName() + ": doorbell for a queue it has no eventfd for");
@@ -44,13 +57,53 @@ PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring)
   for (const auto& bar : bars_) windows_.push_back(std::make_unique<BarWindow>(*this, bar.index));
 }
 
+void PciServerProxy::mapSharedMemory() {
+  // The server names the region; the core checks it against the memory the
+  // supervisor made before the guest can reach a byte of it.
+  bool any = std::any_of(bars_.begin(), bars_.end(), [](const ProxyBar& bar) { return bar.shared; });
+  if (!any) return;
+  int fd = server_.resources().barMemory();
+  if (fd < 0) throw DeviceUnavailable(server_.deviceName() + ": shared-memory BAR but no BAR memory");
+  struct stat st {};
+  checkSyscall(::fstat(fd, &st), "fstat BAR memory");
+  auto bytes = static_cast<uint64_t>(st.st_size);
+  for (const auto& bar : bars_) {
+    if (!bar.shared) continue;
+    if (bar.io || bar.size < PAGE || bar.sharedOffset % PAGE != 0 || bar.sharedOffset > bytes ||
+        bar.size > bytes - bar.sharedOffset) {
+      throw DeviceUnavailable(server_.deviceName() + ": shared-memory BAR" + std::to_string(bar.index) +
+                              " does not fit its BAR memory");
+    }
+  }
+  barMemory_ = Mapping::map(fd, bytes, PROT_READ | PROT_WRITE, MAP_SHARED);
+}
+
 PciServerProxy::~PciServerProxy() {
   std::lock_guard lock(mappingMutex_);
   for (auto& bar : bars_) {
     if (bar.mappedAt == 0) continue;
+    unmap(bar);
+  }
+}
+
+void PciServerProxy::map(ProxyBar& bar, uint64_t address) {
+  if (bar.shared) {
+    wiring_.mapSharedBar(address, {barMemory_.data() + bar.sharedOffset, bar.size});
+  } else {
+    wiring_.mapBar(address, bar.size, bar.io, *windows_[static_cast<size_t>(&bar - bars_.data())]);
+  }
+  bar.mappedAt = address;
+  if (!bar.shared) mapDoorbells(bar, true);
+}
+
+void PciServerProxy::unmap(ProxyBar& bar) {
+  if (bar.shared) {
+    wiring_.unmapSharedBar(bar.mappedAt);
+  } else {
     mapDoorbells(bar, false);
     wiring_.unmapBar(bar.mappedAt, bar.io);
   }
+  bar.mappedAt = 0;
 }
 
 void PciServerProxy::assignBar(uint8_t index, uint64_t address) {
@@ -112,16 +165,10 @@ void PciServerProxy::refreshMappings() {
     bool sizing = (address | (bar.size - 1)) == (bar.io ? 0xffffffffull : (bar.is64 ? ~0ull : 0xffffffffull));
     uint64_t wanted = enabled && !sizing && address != 0 ? address : 0;
     if (wanted == bar.mappedAt) continue;
-    if (bar.mappedAt != 0) {
-      mapDoorbells(bar, false);
-      wiring_.unmapBar(bar.mappedAt, bar.io);
-      bar.mappedAt = 0;
-    }
+    if (bar.mappedAt != 0) unmap(bar);
     if (wanted != 0) {
       try {
-        wiring_.mapBar(wanted, bar.size, bar.io, *windows_[static_cast<size_t>(&bar - bars_.data())]);
-        bar.mappedAt = wanted;
-        mapDoorbells(bar, true);
+        map(bar, wanted);
       } catch (const std::exception& error) {
         // The guest placed the BAR over something else: leave it unmapped.
         std::cerr << "vmm-core: " << server_.deviceName() << ": BAR" << int{bar.index} << ": " << error.what()

@@ -1,7 +1,8 @@
 // The core's stand-in for a PCI function that lives in a device server:
 // config space and BAR accesses are forwarded over the device protocol, BAR
 // moves re-map the MMIO range and its doorbell ioeventfds, and MSI-X table
-// changes re-route the interrupt. The fast path never comes through here.
+// changes re-route the interrupt. A BAR backed by the device's shared
+// memory becomes a KVM memory slot. The fast path never comes through here.
 #pragma once
 
 #include <array>
@@ -10,6 +11,7 @@
 #include <mutex>
 #include <vector>
 
+#include "base/mapping.h"
 #include "core/devices/device-channel.h"
 #include "core/devices/device-wiring.h"
 #include "core/pci/pci-device.h"
@@ -21,7 +23,9 @@ struct ProxyBar {
   uint64_t size = 0;
   bool io = false;
   bool is64 = false;
-  uint64_t mappedAt = 0;  // 0: not mapped.
+  bool shared = false;        // Contents in the device's BAR memory ...
+  uint64_t sharedOffset = 0;  // ... from here.
+  uint64_t mappedAt = 0;      // 0: not mapped.
 };
 
 struct ProxyDoorbell {
@@ -75,6 +79,9 @@ class PciServerProxy : public PciDevice {
       return false;
     }
   }
+  void mapSharedMemory();
+  void map(ProxyBar& bar, uint64_t address);
+  void unmap(ProxyBar& bar);
   void applyEffects(proto::WriteEffects::Reader effects);
   void refreshMappings();
   void mapDoorbells(const ProxyBar& bar, bool add);
@@ -85,6 +92,7 @@ class PciServerProxy : public PciDevice {
   std::vector<ProxyBar> bars_;
   std::vector<ProxyDoorbell> doorbells_;
   std::vector<std::unique_ptr<BarWindow>> windows_;
+  Mapping barMemory_;  // The device's shared BAR memory, when it has some.
   std::mutex mappingMutex_;
 };
 

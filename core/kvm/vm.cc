@@ -2,6 +2,7 @@
 
 #include <sys/ioctl.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -38,8 +39,10 @@ kvm_irq_routing_entry msiRoute(uint32_t gsi, uint64_t address, uint32_t data) {
 
 Vm::Vm(UniqueFd fd, int vcpuMmapSize) : fd_(std::move(fd)), vcpuMmapSize_(vcpuMmapSize) {}
 
-void Vm::setUserMemoryRegion(uint32_t slot, uint64_t guestPhysical, uint64_t size, void* host,
-                             uint32_t flags) {
+uint32_t Vm::addMemorySlot(uint64_t guestPhysical, uint64_t size, void* host, uint32_t flags) {
+  std::lock_guard lock(slotsMutex_);
+  auto free = std::find(slotsInUse_.begin(), slotsInUse_.end(), false);
+  auto slot = static_cast<uint32_t>(free - slotsInUse_.begin());
   kvm_userspace_memory_region region{};
   region.slot = slot;
   region.flags = flags;
@@ -47,6 +50,21 @@ void Vm::setUserMemoryRegion(uint32_t slot, uint64_t guestPhysical, uint64_t siz
   region.memory_size = size;
   region.userspace_addr = reinterpret_cast<uint64_t>(host);
   checkSyscall(::ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION");
+  if (free == slotsInUse_.end()) {
+    slotsInUse_.push_back(true);
+  } else {
+    *free = true;
+  }
+  return slot;
+}
+
+void Vm::removeMemorySlot(uint32_t slot) {
+  std::lock_guard lock(slotsMutex_);
+  if (slot >= slotsInUse_.size() || !slotsInUse_[slot]) return;
+  kvm_userspace_memory_region region{};  // Size 0 deletes the slot.
+  region.slot = slot;
+  checkSyscall(::ioctl(fd(), KVM_SET_USER_MEMORY_REGION, &region), "KVM_SET_USER_MEMORY_REGION (delete)");
+  slotsInUse_[slot] = false;
 }
 
 void Vm::createIrqchip() {
@@ -151,16 +169,15 @@ void Vm::removeIrqfd(int eventfd, uint32_t gsi) {
   checkSyscall(::ioctl(fd(), KVM_IRQFD, &request), "KVM_IRQFD deassign");
 }
 
-uint32_t Vm::addMsiRoute(uint64_t address, uint32_t data) {
+void Vm::addMsiRoute(uint32_t gsi, uint64_t address, uint32_t data) {
   std::lock_guard lock(routesMutex_);
-  routes_.push_back(msiRoute(nextMsiGsi_, address, data));
+  routes_.push_back(msiRoute(gsi, address, data));
   try {
     commitRoutes();
   } catch (...) {
     routes_.pop_back();  // A refused route must not poison the next commit.
     throw;
   }
-  return nextMsiGsi_++;
 }
 
 void Vm::updateMsiRoute(uint32_t gsi, uint64_t address, uint32_t data) {

@@ -23,8 +23,11 @@ class Vm {
 
   int fd() const { return fd_.get(); }
 
-  void setUserMemoryRegion(uint32_t slot, uint64_t guestPhysical, uint64_t size, void* host,
-                           uint32_t flags = 0);
+  // Guest memory backed by `host` at `guestPhysical`, in the first free
+  // memory slot; returns the slot. Throws std::system_error when KVM refuses
+  // (an overlap, no slot left).
+  uint32_t addMemorySlot(uint64_t guestPhysical, uint64_t size, void* host, uint32_t flags = 0);
+  void removeMemorySlot(uint32_t slot);
   // In-kernel PIC, IOAPIC and LAPICs, plus the i8254 PIT.
   void createIrqchip();
   void createPit();
@@ -48,9 +51,9 @@ class Vm {
   // Signalling `eventfd` raises `gsi` in the guest.
   void addIrqfd(int eventfd, uint32_t gsi);
   void removeIrqfd(int eventfd, uint32_t gsi);
-  // MSI routes live in a GSI table the kernel replaces as a whole; the Vm keeps
-  // the table and returns the GSI allocated for the route.
-  uint32_t addMsiRoute(uint64_t address, uint32_t data);
+  // MSI routes live in a GSI table the kernel replaces as a whole; the Vm
+  // keeps the table. `gsi` comes from the machine's ResourceAllocator.
+  void addMsiRoute(uint32_t gsi, uint64_t address, uint32_t data);
   void updateMsiRoute(uint32_t gsi, uint64_t address, uint32_t data);
 
   std::unique_ptr<Vcpu> createVcpu(uint32_t id);
@@ -64,7 +67,8 @@ class Vm {
   int vcpuMmapSize_;
   std::mutex routesMutex_;
   std::vector<kvm_irq_routing_entry> routes_;
-  uint32_t nextMsiGsi_ = 24;  // GSIs below 24 belong to the IOAPIC pins.
+  std::mutex slotsMutex_;
+  std::vector<bool> slotsInUse_;
   bool irqchip_ = false;
 };
 

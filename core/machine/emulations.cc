@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
-#include "core/devices/device-catalog.h"
 #include "core/machine/platform-pci.h"
+#include "host/server-catalog.h"
 
 namespace cellvisor {
 namespace {

@@ -8,14 +8,9 @@
 #include <string>
 #include <vector>
 
-namespace cellvisor {
+#include "host/pci-slot.h"
 
-struct PciSlotConfig {
-  int slot;
-  int function;
-  std::string emulation;  // hostbridge, lpc, or a device server (virtio-blk, virtio-net)
-  std::string options;
-};
+namespace cellvisor {
 
 struct MachineConfig {
   std::string name;

@@ -11,17 +11,15 @@
 #include <cstring>
 #include <iostream>
 
-#include "control.capnp.h"
+#include "base/guest-memory.h"
+#include "core.capnp.h"
 #include "core/acpi/acpi-pm.h"
 #include "core/acpi/acpi-tables.h"
-#include "core/boot/kernel-loader.h"
+#include "core/arch/x86/address-map.h"
+#include "core/boot/boot-method.h"
 #include "core/boot/load-error.h"
 #include "core/cpu/cpuid.h"
-#include "core/devices/device-catalog.h"
 #include "core/devices/device-channel.h"
-#include "core/devices/device-resources.h"
-#include "core/devices/device-server-process.h"
-#include "core/devices/device-supervisor.h"
 #include "core/devices/kvm-device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
 #include "core/kvm/hypervisor.h"
@@ -29,15 +27,17 @@
 #include "core/kvm/vm.h"
 #include "core/machine/kvm-irq-line.h"
 #include "core/machine/platform-pci.h"
-#include "base/guest-memory.h"
 #include "core/memory/host-memory.h"
-#include "pci/bar-placement.h"
 #include "core/pci/pci-host.h"
 #include "core/platform/cmos-rtc.h"
 #include "core/platform/debug-exit.h"
 #include "core/platform/reset-control.h"
 #include "core/serial/serial-backend.h"
-#include "core/arch/x86/address-map.h"
+#include "host/device-resources.h"
+#include "host/device-server-process.h"
+#include "host/device-supervisor.h"
+#include "host/server-catalog.h"
+#include "pci/bar-placement.h"
 
 namespace cellvisor {
 namespace {
@@ -85,11 +85,12 @@ Machine::Machine(const MachineConfig& config) : config_(config) {
   if (!memory_) memory_ = std::make_unique<GuestMemory>(config_.memoryBytes, layout::RAM_SPLIT);
   if (!config_.guestMemoryInCore) excludeFromCoreDumps(memory_->base(), memory_->size());
   if (config_.memoryWired) wireMemory(memory_->base(), memory_->size());
-  for (size_t i = 0; i < memory_->regions().size(); ++i) {
-    const auto& region = memory_->regions()[i];
-    vm_->setUserMemoryRegion(static_cast<uint32_t>(i), region.guestPhysical, region.size,
-                             memory_->base() + region.memfdOffset);
+  uint64_t ramEnd = 0;
+  for (const auto& region : memory_->regions()) {
+    vm_->addMemorySlot(region.guestPhysical, region.size, memory_->base() + region.memfdOffset);
+    ramEnd = std::max(ramEnd, region.guestPhysical + region.size);
   }
+  resources_ = std::make_unique<ResourceAllocator>(ramEnd);
   // Needed by VT-x for real-mode emulation; other backends may refuse it.
   try {
     vm_->setIdentityMapAddress(layout::IDENTITY_MAP_ADDRESS);
@@ -211,17 +212,18 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
     device.resources = std::move(adopted->resources);
   } else {
     ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
-    device.resources = std::make_unique<DeviceResources>(name, launch.queues, launch.vectors);
+    device.resources =
+        std::make_unique<DeviceResources>(name, launch.queues, launch.vectors, launch.barMemoryBytes);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
                                                            memory_->memfd(), memory_->regions());
   }
   device.channel = std::make_unique<DeviceChannel>(*device.resources);
-  device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, name);
+  device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, *resources_, name);
   device.proxy = std::make_unique<PciServerProxy>(*device.channel, *device.wiring);
   // Place the BARs as firmware would, naturally aligned in the 32-bit window.
   std::vector<BarRequest> requests;
   for (const auto& bar : device.proxy->bars()) requests.push_back({bar.index, bar.size, bar.io, bar.is64});
-  auto addresses = placeBars(requests, nextMmio32_, {layout::PCI_MMIO32_BASE, layout::PCI_MMIO32_SIZE}, name);
+  auto addresses = resources_->placeBars(requests, name);
   for (size_t i = 0; i < requests.size(); ++i) device.proxy->assignBar(requests[i].index, addresses[i]);
   device.proxy->enableDecoding();
   pciHost_->attach(slot.slot, slot.function, *device.proxy);
@@ -229,23 +231,15 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
 }
 
 void Machine::loadGuest() {
-  if (config_.kernelPath.empty()) throw LoadError("no kernel given (--kernel or kernel.path)");
-  writeBootTables(*memory_);
-  AcpiLayout acpi{
-      config_.cpus,        layout::ECAM_BASE,          static_cast<uint8_t>((layout::ECAM_SIZE >> 20) - 1),
-      AcpiPm::EVENT_BLOCK, AcpiPm::CONTROL_BLOCK,      AcpiPm::TIMER_BLOCK,
-      AcpiPm::SCI_IRQ,     ResetControlRegister::PORT, 0x06};
-  BootRequest request;
-  request.kernelPath = config_.kernelPath;
-  request.kernel = readImageFile(config_.kernelPath, "kernel", memory_->size());
-  if (!config_.initrdPath.empty())
-    request.initrd = readImageFile(config_.initrdPath, "initrd", memory_->size());
-  request.cmdline = config_.cmdline;
-  request.rsdpAddress = writeAcpiTables(*memory_, acpi);
-  BootEntry entry = loadKernel(*memory_, request);
-
+  auto boot = chooseBootMethod(config_);
+  BootContext context{*memory_,
+                      *vm_,
+                      {config_.cpus, layout::ECAM_BASE, static_cast<uint8_t>((layout::ECAM_SIZE >> 20) - 1),
+                       AcpiPm::EVENT_BLOCK, AcpiPm::CONTROL_BLOCK, AcpiPm::TIMER_BLOCK, AcpiPm::SCI_IRQ,
+                       ResetControlRegister::PORT, 0x06}};
+  boot->prepare(context);
   vcpus_.push_back(vm_->createVcpu(0));
-  setBootRegisters(*vcpus_.front(), entry);
+  boot->setUpBootVcpu(*vcpus_.front());
 }
 
 void Machine::createVcpus() {

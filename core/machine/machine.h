@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/arch/x86/resource-allocator.h"
 #include "core/machine/machine-config.h"
 #include "core/platform/io-bus.h"
 #include "core/platform/machine-control.h"
@@ -97,8 +98,8 @@ class Machine : public MachineControl {
     std::unique_ptr<DeviceSupervisor> supervisor;  // Standalone only; lives on the I/O loop.
   };
   std::vector<ServerDevice> serverDevices_;
-  std::vector<AdoptedDevice> adoptedDevices_;  // From vmmd, until attached.
-  uint64_t nextMmio32_ = 0;                    // BAR allocator in the 32-bit PCI window.
+  std::vector<AdoptedDevice> adoptedDevices_;     // From vmmd, until attached.
+  std::unique_ptr<ResourceAllocator> resources_;  // BAR addresses and MSI GSIs.
   std::vector<std::unique_ptr<SerialBackend>> serialBackends_;
   std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;
   std::unique_ptr<PciHost> pciHost_;

@@ -21,6 +21,7 @@
 
 #include "base/system-error.h"
 #include "base/unique-fd.h"
+#include "base/unix-socket.h"
 #include "core/serial/serial-input.h"
 
 namespace cellvisor {
@@ -327,23 +328,6 @@ UniqueFd adoptListeningSocket(const std::string& number) {
 }
 
 }  // namespace
-
-UniqueFd listenOnUnixSocket(const std::string& path) {
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(address.sun_path))
-    throw std::invalid_argument("unix socket path too long: " + path);
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  UniqueFd listener(checkSyscall(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), "socket"));
-  ::unlink(path.c_str());
-  // The console is the guest's root shell: only our user may connect.
-  mode_t old = ::umask(0177);
-  int bound = ::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
-  ::umask(old);
-  if (bound < 0) throwSystemError("bind " + path);
-  checkSyscall(::listen(listener.get(), 1), "listen");
-  return listener;
-}
 
 std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec) {
   if (spec == "stdio") return std::make_unique<StdioBackend>();

@@ -34,8 +34,4 @@ class SerialBackend : public SerialOutput {
 // the endpoint cannot be opened.
 std::unique_ptr<SerialBackend> openSerialBackend(const std::string& spec);
 
-// A console socket at `path` (replacing a stale one), private to our user,
-// listening already.
-UniqueFd listenOnUnixSocket(const std::string& path);
-
 }  // namespace cellvisor

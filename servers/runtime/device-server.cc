@@ -15,29 +15,26 @@
 
 namespace cellvisor {
 
-DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, VirtioDevice& device)
-    : serverName_(std::move(serverName)), resources_(resources), device_(device) {
-  VirtioState& state = resources_.state->state();
-  if (resources_.restart && state.magic == STATE_MAGIC) {
-    if (state.layoutVersion != STATE_LAYOUT_VERSION) {
-      throw std::runtime_error("state segment layout " + std::to_string(state.layoutVersion) +
-                               " is not ours (" + std::to_string(STATE_LAYOUT_VERSION) + ")");
-    }
-    ++state.restarts;
-  }
-  // Before the transport exists: on a restart it finishes a completion cut
-  // short at once, and raises that queue's vector.
-  uint16_t vectors = VirtioTransport::vectorsFor(device_);
-  if (device_.queueCount() > MAX_QUEUES || resources_.queueDoorbells.size() != device_.queueCount() ||
-      resources_.interrupts.size() != vectors) {
+DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, PciFunction& function)
+    : serverName_(std::move(serverName)),
+      resources_(resources),
+      function_(function),
+      layout_(function.layout()) {
+  StateHeader& header = resources_.state->header();
+  if (resources_.queueDoorbells.size() != layout_.doorbellCount ||
+      resources_.interrupts.size() != layout_.msixVectors) {
     throw std::runtime_error(fmt::format(
-        "the spawner gave {} doorbells and {} interrupts; the device has {} queues and {} vectors",
-        resources_.queueDoorbells.size(), resources_.interrupts.size(), device_.queueCount(), vectors));
+        "the spawner gave {} doorbells and {} interrupts; the device has {} doorbells and {} vectors",
+        resources_.queueDoorbells.size(), resources_.interrupts.size(), layout_.doorbellCount,
+        layout_.msixVectors));
   }
+  if (resources_.restart) ++header.restarts;
+  header.failureNotice = function_.failureNotice();
   uv_loop_init(&loop_);  // After the checks: a constructor that throws has no destructor to close it.
-  ++state.generation;
-  transport_ = std::make_unique<VirtioTransport>(device_, *resources_.memory, state,
-                                                 [this](uint16_t vector) { signalVector(vector); });
+  ++header.generation;
+  // On a restart the function finishes a completion cut short at once, and
+  // raises its vector.
+  function_.start([this](uint16_t vector) { signalVector(vector); });
   channel_ =
       std::make_unique<MessageChannel>(resources_.rings->replyWriter(), resources_.rings->requestReader(),
                                        resources_.replyDoorbell.get(), resources_.requestDoorbell.get());
@@ -57,12 +54,12 @@ DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, V
       }
     });
   }
-  for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) {
-    int fd = resources_.queueDoorbells[queue].get();
-    watch(fd, [this, fd, queue] {
+  for (uint16_t doorbell = 0; doorbell < layout_.doorbellCount; ++doorbell) {
+    int fd = resources_.queueDoorbells[doorbell].get();
+    watch(fd, [this, fd, doorbell] {
       eventfd_t value;
       eventfd_read(fd, &value);
-      if (!paused_) kicked(queue);
+      if (!paused_) kicked(doorbell);
     });
   }
 }
@@ -119,8 +116,8 @@ int DeviceServer::run() {
   // then look at every queue once, since kicks may have come while we were down.
   serveRequests();
   try {
-    if (transport_->live()) {
-      for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) transport_->doorbell(queue);
+    if (function_.live()) {
+      for (uint16_t doorbell = 0; doorbell < layout_.doorbellCount; ++doorbell) function_.doorbell(doorbell);
     }
   } catch (const std::exception& error) {
     stop(EXIT_BACKEND_FAILED, error.what());  // As for a watched fd's handler (readable()).
@@ -130,8 +127,8 @@ int DeviceServer::run() {
   return exitStatus_;
 }
 
-void DeviceServer::kicked(uint16_t queue) {
-  transport_->doorbell(queue);
+void DeviceServer::kicked(uint16_t doorbell) {
+  function_.doorbell(doorbell);
   busyPoll();
 }
 
@@ -140,15 +137,7 @@ void DeviceServer::busyPoll() {
   using Clock = std::chrono::steady_clock;
   auto deadline = Clock::now() + std::chrono::microseconds(pollMicros_);
   while (Clock::now() < deadline) {
-    bool worked = device_.poll();
-    for (uint16_t index = 0; index < device_.queueCount(); ++index) {
-      SplitVirtqueue* live = transport_->queue(index);
-      if (live != nullptr && live->pending() != 0) {
-        transport_->doorbell(index);
-        worked = true;
-      }
-    }
-    if (worked) deadline = Clock::now() + std::chrono::microseconds(pollMicros_);
+    if (function_.poll()) deadline = Clock::now() + std::chrono::microseconds(pollMicros_);
   }
 }
 
@@ -202,6 +191,29 @@ bool DeviceServer::resendRecordedReply(RequestLedger& ledger) {
   return channel_->send(builder);
 }
 
+void DeviceServer::describeLayout(proto::HelloReply::Builder hello) const {
+  auto bars = hello.initBars(static_cast<unsigned>(layout_.bars.size()));
+  for (unsigned i = 0; i < bars.size(); ++i) {
+    const FunctionBar& bar = layout_.bars[i];
+    bars[i].setIndex(bar.index);
+    bars[i].setSize(bar.size);
+    bars[i].setKind(bar.kind == pci::BarKind::IO         ? proto::PciBar::Kind::IO
+                    : bar.kind == pci::BarKind::MEMORY32 ? proto::PciBar::Kind::MEMORY32
+                                                         : proto::PciBar::Kind::MEMORY64);
+    bars[i].setPrefetchable(bar.prefetchable);
+    if (bar.sharedMemory) bars[i].initBacking().setSharedMemory(bar.sharedMemoryOffset);
+  }
+  auto doorbells = hello.initDoorbells(static_cast<unsigned>(layout_.doorbells.size()));
+  for (unsigned i = 0; i < doorbells.size(); ++i) {
+    const FunctionDoorbell& doorbell = layout_.doorbells[i];
+    doorbells[i].setBar(doorbell.bar);
+    doorbells[i].setOffset(doorbell.offset);
+    doorbells[i].setLength(doorbell.length);
+    doorbells[i].setQueue(doorbell.doorbell);
+  }
+  hello.setMsixVectors(layout_.msixVectors);
+}
+
 void DeviceServer::serveRequests() {
   try {
     RequestLedger& ledger = resources_.rings->rings().ledger;
@@ -239,58 +251,44 @@ void DeviceServer::serveRequests() {
           auto hello = reply.initHello();
           hello.setServerProtocolVersion(proto::PROTOCOL_VERSION);
           hello.setServerName(serverName_);
-          auto bars = hello.initBars(1);
-          bars[0].setIndex(0);
-          bars[0].setSize(VirtioTransport::BAR0_SIZE);
-          bars[0].setKind(proto::PciBar::Kind::MEMORY64);
-          auto doorbells = hello.initDoorbells(device_.queueCount());
-          for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) {
-            doorbells[queue].setBar(0);
-            doorbells[queue].setOffset(VirtioTransport::NOTIFY + VirtioTransport::NOTIFY_MULTIPLIER * queue);
-            doorbells[queue].setLength(0);
-            doorbells[queue].setQueue(queue);
-          }
-          hello.setMsixVectors(transport_->vectorCount());
+          describeLayout(hello);
           break;
         }
         case proto::Request::CONFIG_READ: {
           auto access = request.getConfigRead();
-          reply.setValue(transport_->configRead(access.getOffset(), access.getSize()));
+          reply.setValue(function_.configRead(access.getOffset(), access.getSize()));
           break;
         }
         case proto::Request::CONFIG_WRITE: {
           auto access = request.getConfigWrite();
-          addEffects(transport_->configWrite(access.getOffset(), access.getSize(), access.getValue()));
+          addEffects(function_.configWrite(access.getOffset(), access.getSize(), access.getValue()));
           break;
         }
         case proto::Request::BAR_READ: {
           auto access = request.getBarRead();
-          reply.setValue(transport_->barRead(access.getBar(), access.getOffset(), access.getSize()));
+          reply.setValue(function_.barRead(access.getBar(), access.getOffset(), access.getSize()));
           break;
         }
         case proto::Request::BAR_WRITE: {
           auto access = request.getBarWrite();
           addEffects(
-              transport_->barWrite(access.getBar(), access.getOffset(), access.getSize(), access.getValue()));
+              function_.barWrite(access.getBar(), access.getOffset(), access.getSize(), access.getValue()));
           break;
         }
         case proto::Request::RESET:
-          addEffects(transport_->configWrite(0, 1, 0));  // Config offset 0 is read-only: no-op.
-          transport_->barWrite(0, VirtioTransport::COMMON + 0x14, 1, 0);
+          addEffects(function_.reset());
           break;
         case proto::Request::PAUSE:
           // Stop taking requests and finish those in flight before answering:
           // after the reply, guest memory and the state segment hold still.
           paused_ = true;
-          transport_->setPaused(true);
-          device_.quiesce();
+          function_.pause();
           addEffects({});
           break;
         case proto::Request::RESUME:
           paused_ = false;
-          transport_->setPaused(false);
           addEffects({});
-          for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) transport_->doorbell(queue);
+          function_.resume();
           break;
         case proto::Request::STATS: {
           auto stats = reply.initStats();

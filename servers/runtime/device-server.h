@@ -1,6 +1,8 @@
-// The device server's event loop (libuv): answers the core's requests from
-// the ring, turns doorbell eventfds into queue notifications, and watches
-// whatever fds the device model adds (its I/O completions).
+// The device server's runtime, the same for every PCI function it serves: an
+// event loop (libuv) that answers the core's requests from the ring, turns
+// doorbell eventfds into the function's doorbells, raises its MSI-X vectors
+// through the interrupt eventfds, keeps the state segment's header, and
+// watches whatever fds the device model adds (its I/O completions).
 #pragma once
 
 #include <uv.h>
@@ -10,10 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "device.capnp.h"
 #include "proto/message-channel.h"
 #include "servers/runtime/device-stats.h"
+#include "servers/runtime/pci-function.h"
 #include "servers/runtime/server-resources.h"
-#include "servers/runtime/virtio-transport.h"
 
 namespace cellvisor {
 
@@ -23,10 +26,11 @@ class DeviceServer {
   static constexpr int EXIT_PROTOCOL_ERROR = 3;
   static constexpr int EXIT_BACKEND_FAILED = 4;
 
-  DeviceServer(std::string serverName, ServerResources& resources, VirtioDevice& device);
+  // Checks the handed fds against the function's layout (throws before
+  // anything is touched when they do not fit), then starts the function.
+  DeviceServer(std::string serverName, ServerResources& resources, PciFunction& function);
   ~DeviceServer();
 
-  VirtioTransport& transport() { return *transport_; }
   DeviceStats& stats() { return stats_; }
   uv_loop_t* loop() { return &loop_; }
   // Calls `ready` on the loop whenever `fd` is readable.
@@ -64,19 +68,20 @@ class DeviceServer {
   // Leaves the loop; run() returns `exitStatus` (the first one given).
   void stop(int exitStatus, const std::string& why);
   void serveRequests();
+  void describeLayout(proto::HelloReply::Builder hello) const;
   // The request ledger's server side (proto/ring-segment.h).
   void recordReply(RequestLedger& ledger, uint64_t sequence, capnp::MessageBuilder& reply);
   bool resendRecordedReply(RequestLedger& ledger);
-  void kicked(uint16_t queue);
+  void kicked(uint16_t doorbell);
   std::string injectFault();
   void signalVector(uint16_t vector);
 
   std::string serverName_;
   ServerResources& resources_;
-  VirtioDevice& device_;
+  PciFunction& function_;
+  FunctionLayout layout_;
   DeviceStats stats_;
   uv_loop_t loop_{};
-  std::unique_ptr<VirtioTransport> transport_;
   std::unique_ptr<MessageChannel> channel_;
   std::vector<std::unique_ptr<Watch>> watches_;
   std::function<std::string(const std::string&)> faultInjector_;

@@ -118,17 +118,13 @@ SandboxPolicy parsePolicy(std::string_view name, std::string_view text) {
   return policy;
 }
 
-SandboxPolicy loadEmbeddedPolicy(std::string_view name) {
-  for (const auto& file : policies::EMBEDDED_FILES) {
-    if (file.name != name) continue;
-    SandboxPolicy policy = parsePolicy(file.name, file.text);
+SandboxPolicy loadServerPolicy(std::string_view name, std::string_view text) {
+  SandboxPolicy policy = parsePolicy(name, text);
 #if defined(__SANITIZE_ADDRESS__)
-    // The sanitizer runtime lives inside the server and makes calls of its own.
-    parseInto(policy, "sanitizer-runtime.policy", loadEmbeddedText("sanitizer-runtime.policy"), 1);
+  // The sanitizer runtime lives inside the server and makes calls of its own.
+  parseInto(policy, "sanitizer-runtime.policy", loadEmbeddedText("sanitizer-runtime.policy"), 1);
 #endif
-    return policy;
-  }
-  throw std::invalid_argument(fmt::format("no sandbox policy named {}", name));
+  return policy;
 }
 
 SandboxMode parseSandboxMode(std::string_view text) {

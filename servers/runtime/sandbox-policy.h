@@ -1,6 +1,6 @@
 // Sandbox policies: a small, reviewable text format kept beside each
-// server's code (servers/NAME/NAME.policy), embedded in the binaries at
-// build time.
+// server's code (servers/NAME/NAME.policy), embedded in its binary and its
+// launch descriptor at build time; shared fragments live in the runtime.
 //
 //   include common-device.policy
 //   allow read write close                 syscalls, by name
@@ -42,10 +42,13 @@ struct SandboxPolicy {
   std::vector<std::string> syscalls() const;
 };
 
-// Parses the embedded policy `name` (e.g. "virtio-blk.policy") with its
-// includes; throws std::invalid_argument naming file, line and problem.
-SandboxPolicy loadEmbeddedPolicy(std::string_view name);
+// Parses policy `name` with its includes (the runtime's fragments, e.g.
+// common-device.policy); throws std::invalid_argument naming file, line and
+// problem.
 SandboxPolicy parsePolicy(std::string_view name, std::string_view text);
+// A server's whole policy as it is enforced: parsePolicy, plus what the
+// sanitizer runtime needs in a sanitizer build.
+SandboxPolicy loadServerPolicy(std::string_view name, std::string_view text);
 
 enum class SandboxMode { OFF, LOG, ENFORCE };
 // "off", "log" or "enforce"; throws std::invalid_argument otherwise.

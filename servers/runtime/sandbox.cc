@@ -87,14 +87,6 @@ void exitSandboxed(int status) {
   ::_exit(status);
 }
 
-const char* syscallName(uint32_t number) {
-  static thread_local std::string fallback;
-  char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, static_cast<int>(number));
-  fallback = name != nullptr ? name : fmt::format("syscall {}", number);
-  free(name);
-  return fallback.c_str();
-}
-
 size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint32_t* violation) {
   if (mode == SandboxMode::OFF) return 0;
   applyLimits(policy);

@@ -21,7 +21,4 @@ size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint
 // filter forbids, and would die or hang there. The kernel releases the rest.
 [[noreturn]] void exitSandboxed(int status);
 
-// A syscall's name from its number (for reports), or "syscall N".
-const char* syscallName(uint32_t number);
-
 }  // namespace cellvisor

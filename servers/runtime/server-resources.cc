@@ -23,6 +23,7 @@ ServerResources receiveServerResources(int socket) {
   resources.queueDoorbells = std::move(fds.queueDoorbells);
   resources.interrupts = std::move(fds.interrupts);
   resources.backend = std::move(fds.backend);
+  resources.barMemory = std::move(fds.barMemory);
   try {
     resources.memory = std::make_unique<GuestMemory>(std::move(fds.memory), bootstrapRamRegions(bootstrap));
   } catch (const std::invalid_argument& error) {

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "base/unique-fd.h"
 #include "base/guest-memory.h"
+#include "base/unique-fd.h"
 #include "proto/ring-segment.h"
-#include "servers/runtime/state-segment.h"
+#include "proto/state-segment.h"
 
 namespace cellvisor {
 
@@ -29,6 +29,7 @@ struct ServerResources {
   std::vector<UniqueFd> queueDoorbells;
   std::vector<UniqueFd> interrupts;
   UniqueFd backend;
+  UniqueFd barMemory;  // Shared BAR memory (the device maps it), when it has some.
   // The bootstrap socket stays open: its hang-up means the spawner is gone.
   int lifeline = -1;
 };

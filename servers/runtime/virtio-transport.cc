@@ -13,9 +13,6 @@ namespace {
 constexpr uint16_t VIRTIO_VENDOR = 0x1af4;
 constexpr uint16_t MODERN_DEVICE_BASE = 0x1040;
 constexpr uint16_t MSIX_CAP = 0x98;
-constexpr uint16_t MSIX_CONTROL = MSIX_CAP + 2;
-constexpr uint16_t MSIX_ENABLE = 1u << 15;
-constexpr uint16_t MSIX_FUNCTION_MASK = 1u << 14;
 constexpr uint16_t PCI_CFG_CAP = 0x84;
 constexpr uint16_t PCI_CFG_DATA = PCI_CFG_CAP + 16;
 constexpr uint8_t ISR_QUEUE = 1;
@@ -27,14 +24,17 @@ bool validSize(uint8_t size) {
 
 }  // namespace
 
-VirtioTransport::VirtioTransport(VirtioDevice& device, GuestMemory& memory, VirtioState& state,
-                                 std::function<void(uint16_t)> signalVector)
-    : device_(device),
-      memory_(memory),
-      state_(state),
-      signalVector_(std::move(signalVector)),
-      queues_(device.queueCount()) {
+VirtioTransport::VirtioTransport(VirtioDevice& device, GuestMemory& memory, StateHeader& header,
+                                 VirtioState& state)
+    : device_(device), memory_(memory), header_(header), state_(state), queues_(device.queueCount()) {
+  if (device.queueCount() == 0 || device.queueCount() > MAX_QUEUES) {
+    throw std::invalid_argument("a virtio device has 1 to " + std::to_string(MAX_QUEUES) + " queues");
+  }
   initializeConfigSpace();
+}
+
+void VirtioTransport::start(std::function<void(uint16_t)> signal) {
+  msix_->setSignal(std::move(signal));
   // A restarted server finds the guest's programming in place; rebuild the
   // live queue objects from it and finish a completion cut short.
   if (live()) {
@@ -43,14 +43,62 @@ VirtioTransport::VirtioTransport(VirtioDevice& device, GuestMemory& memory, Virt
   }
 }
 
+FunctionLayout VirtioTransport::layout() const {
+  FunctionLayout layout;
+  layout.bars.push_back({0, BAR0_SIZE, pci::BarKind::MEMORY64});
+  for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) {
+    layout.doorbells.push_back({0, NOTIFY + NOTIFY_MULTIPLIER * queue, 0, queue});
+  }
+  layout.doorbellCount = device_.queueCount();
+  layout.msixVectors = vectorCount();
+  return layout;
+}
+
+FailureNotice VirtioTransport::failureNotice() const {
+  // DEVICE_NEEDS_RESET, a new configuration generation, the configuration
+  // ISR bit, and the configuration vector (virtio 1.x, 2.1.2).
+  FailureNotice notice{};
+  notice.count = 3;
+  notice.ops[0] = {offsetof(VirtioState, status), FailureNotice::OR_BYTE, NEEDS_RESET, 0};
+  notice.ops[1] = {offsetof(VirtioState, configGeneration), FailureNotice::ADD_BYTE, 1, 0};
+  notice.ops[2] = {offsetof(VirtioState, isr), FailureNotice::OR_BYTE, ISR_CONFIG, 0};
+  notice.vectorOffset = offsetof(VirtioState, configVector);
+  return notice;
+}
+
+std::vector<MsixUpdate> VirtioTransport::reset() {
+  std::vector<MsixUpdate> effects = configWrite(0, 1, 0);  // Config offset 0 is read-only: no-op.
+  barWrite(0, COMMON + 0x14, 1, 0);
+  return effects;
+}
+
+void VirtioTransport::pause() {
+  paused_ = true;
+  device_.quiesce();
+}
+
+void VirtioTransport::resume() {
+  paused_ = false;
+  for (uint16_t queue = 0; queue < device_.queueCount(); ++queue) doorbell(queue);
+}
+
+bool VirtioTransport::poll() {
+  bool worked = device_.poll();
+  for (uint16_t index = 0; index < device_.queueCount(); ++index) {
+    SplitVirtqueue* live = queue(index);
+    if (live != nullptr && live->pending() != 0) {
+      doorbell(index);
+      worked = true;
+    }
+  }
+  return worked;
+}
+
 void VirtioTransport::initializeConfigSpace() {
   // A restart keeps what the guest programmed; only the write masks are rebuilt.
-  bool restored = state_.magic == STATE_MAGIC;
-  if (!restored) {
-    std::memset(&state_, 0, sizeof(state_));
-    state_.magic = STATE_MAGIC;
-    state_.layoutVersion = STATE_LAYOUT_VERSION;
-  }
+  bool restored =
+      claimState(header_, VIRTIO_STATE_MAGIC, VIRTIO_STATE_LAYOUT_VERSION) == StateOrigin::RESTORED;
+  if (!restored) std::memset(&state_, 0, sizeof(state_));
   config_.emplace(std::span<uint8_t>(state_.pciConfig),
                   restored ? pci::ConfigSpace::Contents::RESTORED : pci::ConfigSpace::Contents::FRESH);
   pci::ConfigSpace& config = *config_;
@@ -83,16 +131,16 @@ void VirtioTransport::initializeConfigSpace() {
     config.set32(static_cast<uint16_t>(at + 12), 0x1000);
     if (cap.type == 2) config.set32(static_cast<uint16_t>(at + 16), NOTIFY_MULTIPLIER);
   }
-  uint16_t msix = config.addCapability(pci::CAPABILITY_MSIX, 12);
+  msix_.emplace(config, std::span<pci::MsixEntry>(state_.msix, vectorCount()),
+                std::span<uint64_t>(state_.msixPending));
+  uint16_t msix = msix_->addCapability(0, MSIX_TABLE, MSIX_PBA);
   if (msix != MSIX_CAP || config.read(PCI_CFG_CAP, 1) != pci::CAPABILITY_VENDOR) {
     throw std::logic_error("virtio-pci capability layout changed: the state segment would not match");
   }
-  config.set16(MSIX_CONTROL, static_cast<uint16_t>(vectorCount() - 1u), MSIX_ENABLE | MSIX_FUNCTION_MASK);
-  config.set32(MSIX_CAP + 4, MSIX_TABLE);
-  config.set32(MSIX_CAP + 8, MSIX_PBA);
   if (restored) return;
-  for (auto& entry : state_.msix) entry.control = 1;  // Masked at reset.
+  msix_->reset();
   resetDevice();
+  publishState(header_, VIRTIO_STATE_MAGIC, VIRTIO_STATE_LAYOUT_VERSION);
 }
 
 uint64_t VirtioTransport::offeredFeatures() const {
@@ -117,10 +165,9 @@ std::vector<MsixUpdate> VirtioTransport::configWrite(uint16_t offset, uint8_t si
     pciCfgWindowAccess(true, size, value, effects);
     return effects;
   }
-  uint32_t controlBefore = config_->read(MSIX_CONTROL, 2);
+  uint16_t controlBefore = msix_->control();
   config_->write(offset, size, value);
-  uint32_t controlAfter = config_->read(MSIX_CONTROL, 2);
-  if (controlAfter != controlBefore) deliverPending();
+  if (msix_->control() != controlBefore) msix_->controlWritten();
   return effects;
 }
 
@@ -152,14 +199,8 @@ uint64_t VirtioTransport::barRead(uint8_t bar, uint64_t offset, uint8_t size) {
     return loadLittleEndian(bytes + 0, size);
   }
   if (offset < MSIX_TABLE) return 0;
-  if (offset < MSIX_PBA) {
-    uint64_t relative = offset - MSIX_TABLE;
-    if (relative + size > uint64_t{vectorCount()} * sizeof(MsixEntry)) return 0;
-    return loadLittleEndian(reinterpret_cast<const uint8_t*>(state_.msix) + relative, size);
-  }
-  uint64_t relative = offset - MSIX_PBA;
-  if (relative + size > sizeof(state_.msixPending)) return 0;
-  return loadLittleEndian(reinterpret_cast<const uint8_t*>(state_.msixPending) + relative, size);
+  if (offset < MSIX_PBA) return msix_->tableRead(offset - MSIX_TABLE, size);
+  return msix_->pbaRead(offset - MSIX_PBA, size);
 }
 
 std::vector<MsixUpdate> VirtioTransport::barWrite(uint8_t bar, uint64_t offset, uint8_t size,
@@ -177,7 +218,7 @@ std::vector<MsixUpdate> VirtioTransport::barWrite(uint8_t bar, uint64_t offset, 
     uint64_t queue = (offset - NOTIFY) / NOTIFY_MULTIPLIER;
     if (queue < device_.queueCount()) doorbell(static_cast<uint16_t>(queue));
   } else if (offset >= MSIX_TABLE && offset < MSIX_PBA) {
-    if (auto update = msixTableWrite(offset - MSIX_TABLE, size, value)) effects.push_back(*update);
+    if (auto update = msix_->tableWrite(offset - MSIX_TABLE, size, value)) effects.push_back(*update);
   }
   return effects;  // ISR and PBA are read-only.
 }
@@ -335,7 +376,9 @@ SplitVirtqueue* VirtioTransport::queue(uint16_t index) {
 }
 
 void VirtioTransport::doorbell(uint16_t index) {
-  if (!paused_ && live() && queue(index) != nullptr) device_.queueNotified(index);
+  if (index < device_.queueCount() && !paused_ && live() && queue(index) != nullptr) {
+    device_.queueNotified(index);
+  }
 }
 
 SplitVirtqueue::Pop VirtioTransport::pop(uint16_t index, DescriptorChain& chain) {
@@ -411,49 +454,11 @@ void VirtioTransport::markBroken() {
 
 void VirtioTransport::raise(uint16_t vector, uint8_t isrBits) {
   state_.isr |= isrBits;
-  if (vector >= vectorCount()) return;  // NO_VECTOR: the driver polls.
-  if (vectorMasked(vector)) {
-    state_.msixPending[vector / 64] |= 1ull << (vector % 64);
-    return;
-  }
-  signalVector_(vector);
-}
-
-bool VirtioTransport::vectorMasked(uint16_t vector) const {
-  uint16_t control = static_cast<uint16_t>(loadLittleEndian(state_.pciConfig + MSIX_CONTROL, 2));
-  return !(control & MSIX_ENABLE) || (control & MSIX_FUNCTION_MASK) || (state_.msix[vector].control & 1);
-}
-
-void VirtioTransport::deliverPending() {
-  for (uint16_t vector = 0; vector < vectorCount(); ++vector) {
-    uint64_t bit = 1ull << (vector % 64);
-    if ((state_.msixPending[vector / 64] & bit) && !vectorMasked(vector)) {
-      state_.msixPending[vector / 64] &= ~bit;
-      signalVector_(vector);
-    }
-  }
-}
-
-std::optional<MsixUpdate> VirtioTransport::msixTableWrite(uint64_t offset, uint8_t size, uint64_t value) {
-  if (size != 4 && size != 8) return std::nullopt;  // The table takes dword (or qword) accesses.
-  uint64_t vector = offset / sizeof(MsixEntry);
-  if (vector >= vectorCount() || offset % size) return std::nullopt;
-  auto* bytes = reinterpret_cast<uint8_t*>(&state_.msix[vector]);
-  storeLittleEndian(bytes + static_cast<uint16_t>(offset % sizeof(MsixEntry)), size, value);
-  state_.msix[vector].control &= 1;  // Only the mask bit exists.
-  deliverPending();
-  const MsixEntry& entry = state_.msix[vector];
-  return MsixUpdate{static_cast<uint16_t>(vector), uint64_t{entry.addressHigh} << 32 | entry.addressLow,
-                    entry.data};
+  msix_->raise(vector);  // NO_VECTOR: the driver polls.
 }
 
 std::vector<MsixUpdate> VirtioTransport::msixVectors() const {
-  std::vector<MsixUpdate> vectors;
-  for (uint16_t vector = 0; vector < vectorCount(); ++vector) {
-    const MsixEntry& entry = state_.msix[vector];
-    vectors.push_back({vector, uint64_t{entry.addressHigh} << 32 | entry.addressLow, entry.data});
-  }
-  return vectors;
+  return msix_->vectors();
 }
 
 }  // namespace cellvisor

@@ -1,5 +1,5 @@
-// The virtio 1.x PCI transport, implemented once for every virtio server:
-// the PCI function (identity, capabilities, BAR0), the common configuration
+// The virtio 1.x PCI transport, implemented once for every virtio server as
+// the PciFunction the runtime serves: identity, capabilities, BAR0, the common configuration
 // registers, ISR, notify area, device config window, MSI-X table and PBA, and
 // the queues. All guest-programmed state lives in the state segment.
 //
@@ -16,21 +16,18 @@
 #include <vector>
 
 #include "pci/config-space.h"
-#include "servers/runtime/state-segment.h"
+#include "pci/msix.h"
+#include "proto/state-segment.h"
+#include "servers/runtime/pci-function.h"
 #include "servers/runtime/virtio-device.h"
+#include "servers/runtime/virtio-state.h"
 #include "servers/runtime/virtqueue.h"
 
 namespace cellvisor {
 
 class GuestMemory;
 
-struct MsixUpdate {
-  uint16_t vector;
-  uint64_t address;
-  uint32_t data;
-};
-
-class VirtioTransport {
+class VirtioTransport : public PciFunction {
  public:
   static constexpr uint64_t BAR0_SIZE = 0x8000;
   static constexpr uint64_t COMMON = 0x0000;
@@ -40,16 +37,16 @@ class VirtioTransport {
   static constexpr uint32_t NOTIFY_MULTIPLIER = 4;
   static constexpr uint64_t MSIX_TABLE = 0x4000;
   static constexpr uint64_t MSIX_PBA = 0x5000;
-  static constexpr uint16_t NO_VECTOR = 0xffff;
+  static constexpr uint16_t NO_VECTOR = pci::Msix::NO_VECTOR;
 
   // Feature bits the transport itself offers.
   static constexpr uint64_t F_INDIRECT_DESC = 1ull << 28;
   static constexpr uint64_t F_EVENT_IDX = 1ull << 29;
   static constexpr uint64_t F_VERSION_1 = 1ull << 32;
 
-  // `signalVector(v)` raises MSI-X vector v (writes its irqfd).
-  VirtioTransport(VirtioDevice& device, GuestMemory& memory, VirtioState& state,
-                  std::function<void(uint16_t)> signalVector);
+  // Takes over `state` (the state segment's body) for `device`: a fresh one
+  // is set up, a restored one (a restart) keeps what the guest programmed.
+  VirtioTransport(VirtioDevice& device, GuestMemory& memory, StateHeader& header, VirtioState& state);
 
   // MSI-X vectors: one for configuration changes, one per queue.
   static uint16_t vectorsFor(const VirtioDevice& device) {
@@ -57,14 +54,22 @@ class VirtioTransport {
   }
   uint16_t vectorCount() const { return vectorsFor(device_); }
 
-  uint32_t configRead(uint16_t offset, uint8_t size);
-  std::vector<MsixUpdate> configWrite(uint16_t offset, uint8_t size, uint32_t value);
-  uint64_t barRead(uint8_t bar, uint64_t offset, uint8_t size);
-  std::vector<MsixUpdate> barWrite(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value);
-  // A doorbell eventfd fired for `queue`.
-  void doorbell(uint16_t queue);
-  // While paused no request is taken from any queue, whoever asks.
-  void setPaused(bool paused) { paused_ = paused; }
+  // PciFunction. Doorbell i is queue i's; while paused no request is taken
+  // from any queue, whoever asks.
+  FunctionLayout layout() const override;
+  void start(std::function<void(uint16_t)> signal) override;
+  FailureNotice failureNotice() const override;
+  uint32_t configRead(uint16_t offset, uint8_t size) override;
+  std::vector<MsixUpdate> configWrite(uint16_t offset, uint8_t size, uint32_t value) override;
+  uint64_t barRead(uint8_t bar, uint64_t offset, uint8_t size) override;
+  std::vector<MsixUpdate> barWrite(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) override;
+  void doorbell(uint16_t queue) override;
+  bool live() const override { return (state_.status & DRIVER_OK) && !(state_.status & NEEDS_RESET); }
+  std::vector<MsixUpdate> reset() override;
+  void pause() override;
+  void resume() override;
+  bool poll() override;
+  std::vector<MsixUpdate> msixVectors() const override;
   bool paused() const { return paused_; }
 
   // For device models, once activated.
@@ -78,9 +83,6 @@ class VirtioTransport {
   std::vector<uint16_t> inflight(uint16_t queue) const;
   // The ring is broken beyond repair: tell the driver (DEVICE_NEEDS_RESET).
   void markBroken();
-  bool live() const { return (state_.status & DRIVER_OK) && !(state_.status & NEEDS_RESET); }
-  // All MSI-X vectors as programmed, for a core (re)connecting to us.
-  std::vector<MsixUpdate> msixVectors() const;
 
   static constexpr uint8_t DRIVER_OK = 4;
   static constexpr uint8_t FEATURES_OK = 8;
@@ -96,17 +98,15 @@ class VirtioTransport {
   void activateQueues();
   void recoverCompletions();
   void raise(uint16_t vector, uint8_t isrBits);
-  std::optional<MsixUpdate> msixTableWrite(uint64_t offset, uint8_t size, uint64_t value);
-  bool vectorMasked(uint16_t vector) const;
-  void deliverPending();
   uint32_t pciCfgWindowAccess(bool write, uint8_t size, uint32_t value, std::vector<MsixUpdate>& effects);
 
   VirtioDevice& device_;
   GuestMemory& memory_;
+  StateHeader& header_;
   VirtioState& state_;
-  std::function<void(uint16_t)> signalVector_;
   std::vector<std::optional<SplitVirtqueue>> queues_;
-  std::optional<pci::ConfigSpace> config_;  // Over the state segment's pciConfig.
+  std::optional<pci::ConfigSpace> config_;  // Over the state segment's pciConfig ...
+  std::optional<pci::Msix> msix_;           // ... and its MSI-X table.
   bool paused_ = false;
 };
 

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include "base/mac-address.h"
+
 namespace cellvisor {
 
 struct NetOptions {
@@ -20,8 +22,5 @@ struct NetOptions {
 
 // Throws std::invalid_argument naming the bad option.
 NetOptions parseNetOptions(const std::string& text);
-std::string formatMac(const std::array<uint8_t, 6>& mac);
-// A stable, locally administered unicast MAC for a VM's NIC.
-std::array<uint8_t, 6> derivedMac(const std::string& seed);
 
 }  // namespace cellvisor

@@ -12,8 +12,8 @@
 #include <memory>
 
 #include "base/guest-memory.h"
+#include "proto/state-segment.h"
 #include "servers/runtime/block-backend.h"
-#include "servers/runtime/state-segment.h"
 #include "servers/runtime/virtio-transport.h"
 #include "servers/virtio-blk/blk-device.h"
 #include "tests/fuzz/fuzz-queue.h"
@@ -31,6 +31,7 @@ constexpr uint64_t DATA = 0x10000;
 
 struct Rig {
   GuestMemory memory{RAM};
+  StateHeader header{};
   std::unique_ptr<VirtioState> state = std::make_unique<VirtioState>();
   BlkOptions options = parseBlkOptions("fuzz,queues=1,queue-size=16,ser=FUZZ");
   std::unique_ptr<BlockBackend> backend;
@@ -44,7 +45,8 @@ struct Rig {
     backend = std::make_unique<BlockBackend>(UniqueFd(disk), 64, false);
     device = std::make_unique<BlkDevice>(options, *backend);
     std::memset(state.get(), 0, sizeof(VirtioState));
-    transport = std::make_unique<VirtioTransport>(*device, memory, *state, [](uint16_t) {});
+    transport = std::make_unique<VirtioTransport>(*device, memory, header, *state);
+    transport->start([](uint16_t) {});
     device->attach(*transport, stats);
     start();
   }

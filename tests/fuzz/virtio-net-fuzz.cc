@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "base/guest-memory.h"
-#include "servers/runtime/state-segment.h"
+#include "proto/state-segment.h"
 #include "servers/runtime/virtio-transport.h"
 #include "servers/virtio-net/net-device.h"
 #include "tests/fuzz/fuzz-queue.h"
@@ -29,6 +29,7 @@ constexpr uint64_t DATA = 0x10000;
 
 struct Rig {
   GuestMemory memory{RAM};
+  StateHeader header{};
   std::unique_ptr<VirtioState> state = std::make_unique<VirtioState>();
   int tap[2] = {-1, -1};  // [0]: the device's, [1]: the network's.
   std::unique_ptr<NetDevice> device;
@@ -40,7 +41,8 @@ struct Rig {
     device = std::make_unique<NetDevice>(parseNetOptions("tap0,queue-size=16"), tap[0],
                                          std::array<uint8_t, 6>{2, 0, 0, 0, 0, 1});
     std::memset(state.get(), 0, sizeof(VirtioState));
-    transport = std::make_unique<VirtioTransport>(*device, memory, *state, [](uint16_t) {});
+    transport = std::make_unique<VirtioTransport>(*device, memory, header, *state);
+    transport->start([](uint16_t) {});
     device->attach(*transport, stats, [](bool) {});
     start();
   }

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-#include "core/devices/device-catalog.h"
+#include "host/server-catalog.h"
 #include "servers/runtime/virtio-transport.h"
 #include "tests/harness/blk-harness.h"
 
@@ -217,9 +217,8 @@ TEST(VirtioBlkBootstrap, CountsThatDoNotFitAreRefusedBeforeAnythingIsTouched) {
   TempDisk disk;
   GuestMemory memory(16ull << 20);
   DeviceResources resources("harness", 1, 1);  // The device needs 2 vectors: config and queue.
-  VirtioState& state = resources.state();
-  state.magic = STATE_MAGIC;
-  state.layoutVersion = STATE_LAYOUT_VERSION;
+  VirtioState& state = resources.stateBody<VirtioState>();
+  publishState(resources.stateHeader(), VIRTIO_STATE_MAGIC, VIRTIO_STATE_LAYOUT_VERSION);
   state.status = VirtioTransport::DRIVER_OK | VirtioTransport::FEATURES_OK | 3;
   state.driverFeatures = VirtioHarness::F_VERSION_1;
   state.pciConfig[0x9a] = 1;     // MSI-X table size - 1.

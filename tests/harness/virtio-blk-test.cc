@@ -15,8 +15,8 @@
 #include <random>
 #include <thread>
 
-#include "core/devices/device-supervisor.h"
-#include "core/devices/device-timeouts.h"
+#include "host/device-supervisor.h"
+#include "host/device-timeouts.h"
 #include "servers/runtime/virtio-transport.h"
 #include "tests/harness/blk-harness.h"
 

@@ -14,13 +14,13 @@
 #include <thread>
 #include <vector>
 
+#include "base/guest-memory.h"
 #include "core/devices/device-channel.h"
-#include "core/devices/device-resources.h"
-#include "core/devices/device-server-process.h"
-#include "core/devices/device-supervisor.h"
 #include "core/devices/device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
-#include "base/guest-memory.h"
+#include "host/device-resources.h"
+#include "host/device-server-process.h"
+#include "host/device-supervisor.h"
 
 namespace cellvisor::testing {
 
@@ -29,6 +29,8 @@ class HarnessWiring : public DeviceWiring {
  public:
   void mapBar(uint64_t address, uint64_t, bool, IoDevice&) override { mappedBars.push_back(address); }
   void unmapBar(uint64_t address, bool) override { unmappedBars.push_back(address); }
+  void mapSharedBar(uint64_t address, std::span<uint8_t> host) override { sharedBars[address] = host; }
+  void unmapSharedBar(uint64_t address) override { sharedBars.erase(address); }
   void addDoorbell(int eventfd, uint64_t address, uint8_t, bool) override { doorbells[address] = eventfd; }
   void removeDoorbell(int, uint64_t address, uint8_t, bool) override { doorbells.erase(address); }
   void routeVector(uint16_t vector, int, uint64_t address, uint32_t data) override {
@@ -37,6 +39,7 @@ class HarnessWiring : public DeviceWiring {
   std::vector<uint64_t> mappedBars;
   std::vector<uint64_t> unmappedBars;
   std::map<uint64_t, int> doorbells;
+  std::map<uint64_t, std::span<uint8_t>> sharedBars;
   std::map<uint16_t, std::pair<uint64_t, uint32_t>> routes;
 };
 

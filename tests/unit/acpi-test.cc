@@ -3,9 +3,9 @@
 
 #include <cstring>
 
+#include "base/guest-memory.h"
 #include "core/acpi/acpi-tables.h"
 #include "core/boot/boot-layout.h"
-#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include "core/arch/x86/resource-allocator.h"
 #include "core/kvm/hypervisor.h"
 #include "core/kvm/vm.h"
 
@@ -16,11 +17,13 @@ TEST(KvmRoutes, MsiRoutesAreAcceptedBesideThePins) {
   Hypervisor hypervisor;
   auto vm = hypervisor.createVm();
   ASSERT_NO_THROW(vm->createIrqchip());
-  uint32_t gsi = 0;
-  ASSERT_NO_THROW(gsi = vm->addMsiRoute(0xfee00000, 0x4021));  // Vector 0x21, fixed, to APIC 0.
+  ResourceAllocator resources(256 << 20);
+  uint32_t gsi = resources.allocateGsi();
   EXPECT_GE(gsi, 24u) << "MSI GSIs come after the IOAPIC's";
+  ASSERT_NO_THROW(vm->addMsiRoute(gsi, 0xfee00000, 0x4021));  // Vector 0x21, fixed, to APIC 0.
   EXPECT_NO_THROW(vm->updateMsiRoute(gsi, 0xfee01000, 0x4022));
-  EXPECT_NO_THROW(vm->addMsiRoute(0, 0));  // An entry a driver has not filled in yet.
+  EXPECT_NO_THROW(
+      vm->addMsiRoute(resources.allocateGsi(), 0, 0));  // An entry a driver has not filled in yet.
 }
 
 }  // namespace

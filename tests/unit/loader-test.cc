@@ -10,10 +10,10 @@
 #include <cstring>
 #include <fstream>
 
+#include "base/guest-memory.h"
 #include "core/boot/boot-layout.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
-#include "base/guest-memory.h"
 
 namespace cellvisor {
 namespace {

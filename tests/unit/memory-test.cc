@@ -1,9 +1,9 @@
 // Guest RAM layout around the PCI hole, bounds-checked translation, e820.
 #include <gtest/gtest.h>
 
-#include "core/boot/e820.h"
 #include "base/guest-memory.h"
 #include "core/arch/x86/address-map.h"
+#include "core/boot/e820.h"
 
 namespace cellvisor {
 namespace {

@@ -2,9 +2,9 @@
 // identity, BAR sizing and relocation.
 #include <gtest/gtest.h>
 
-#include "pci/bar-placement.h"
 #include "core/pci/pci-config-space.h"
 #include "core/pci/pci-host.h"
+#include "pci/bar-placement.h"
 #include "tests/unit/fakes.h"
 
 namespace cellvisor {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "base/unique-fd.h"
-#include "core/devices/device-resources.h"
+#include "host/device-resources.h"
 
 namespace cellvisor {
 
@@ -26,6 +26,7 @@ struct ServerLaunch {
   std::string backendName;  // e.g. the tap's interface name
   uint16_t queues = 1;
   uint16_t vectors = 2;
+  uint64_t barMemoryBytes = 0;      // Shared BAR memory the supervisor creates; 0: none.
   std::string policy;               // e.g. "virtio-blk.policy", for reports
   std::string sandbox = "enforce";  // off | log | enforce
   std::string faultInjection;       // tests only
@@ -110,8 +111,9 @@ class DeviceServerProcess {
   UniqueFd utsNamespace_;
 };
 
-// Where a server binary lives: next to the core in the build tree, or in
-// libexec when installed. Throws std::runtime_error if not found.
-std::string findServerBinary(const std::string& name);
+// Where a server binary lives: servers/FOLDER/BINARY in the build tree, or
+// libexec when installed (BINARY defaults to FOLDER-server). Throws
+// std::runtime_error if not found.
+std::string findServerBinary(const std::string& folder, std::string binary = "");
 
 }  // namespace cellvisor

@@ -1,8 +1,12 @@
-#include "core/devices/device-resources.h"
+#include "host/device-resources.h"
 
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 
 #include "base/system-error.h"
@@ -30,14 +34,24 @@ uint32_t loadShared(uint32_t& word) {
 
 }  // namespace
 
-DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors)
+DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors,
+                                 uint64_t barMemoryBytes)
     : deviceName_(std::move(deviceName)),
       rings_(RingSegment::create()),
       state_(StateSegment::create()),
       requestDoorbell_(makeEventFd()),
       replyDoorbell_(makeEventFd()),
       queueDoorbells_(makeEventFds(queues)),
-      interrupts_(makeEventFds(vectors)) {}
+      interrupts_(makeEventFds(vectors)) {
+  if (barMemoryBytes == 0) return;
+  // Sealed at its size: the core maps it into the guest and the server maps
+  // it too; neither may shrink it under the other.
+  barMemory_ = UniqueFd(
+      checkSyscall(::memfd_create("bar-memory", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create BAR memory"));
+  checkSyscall(::ftruncate(barMemory_.get(), static_cast<off_t>(barMemoryBytes)), "ftruncate BAR memory");
+  checkSyscall(::fcntl(barMemory_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
+               "seal BAR memory");
+}
 
 DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
     : deviceName_(std::move(deviceName)),
@@ -46,7 +60,8 @@ DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
       requestDoorbell_(std::move(fds.requestDoorbell)),
       replyDoorbell_(std::move(fds.replyDoorbell)),
       queueDoorbells_(std::move(fds.queueDoorbells)),
-      interrupts_(std::move(fds.interrupts)) {}
+      interrupts_(std::move(fds.interrupts)),
+      barMemory_(std::move(fds.barMemory)) {}
 
 std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd,
                                            const std::vector<RamRegion>& regions, int backend) const {
@@ -73,6 +88,7 @@ std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, 
   add(replyDoorbell_.get(), proto::FdRole::REPLY_DOORBELL);
   for (const auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
   for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
+  if (barMemory_) add(barMemory_.get(), proto::FdRole::BAR_MEMORY);
   if (backend >= 0) add(backend, proto::FdRole::BACKEND);
   auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
   for (unsigned i = 0; i < roles.size(); ++i) roleList.set(i, roles[i]);
@@ -80,22 +96,32 @@ std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, 
 }
 
 void DeviceResources::markFailed() {
-  VirtioState& state = state_.state();
-  std::atomic_ref<uint32_t>(state.supervisorFailed).store(1, std::memory_order_release);
-  state.status |= 0x40;  // DEVICE_NEEDS_RESET
-  ++state.configGeneration;
-  state.isr |= 2;
-  if (state.configVector < interrupts_.size()) eventfd_write(interrupts_[state.configVector].get(), 1);
+  StateHeader& header = state_.header();
+  std::atomic_ref<uint32_t>(header.supervisorFailed).store(1, std::memory_order_release);
+  // The notice was written by a server, which may have been hostile or
+  // died writing it: every offset is checked against the body.
+  FailureNotice notice = header.failureNotice;
+  std::span<uint8_t> body = state_.body();
+  for (uint32_t i = 0; i < std::min(notice.count, FailureNotice::MAX_OPS); ++i) {
+    const auto& op = notice.ops[i];
+    if (op.offset >= body.size()) continue;
+    if (op.op == FailureNotice::OR_BYTE) body[op.offset] |= op.value;
+    if (op.op == FailureNotice::ADD_BYTE) body[op.offset] = static_cast<uint8_t>(body[op.offset] + op.value);
+  }
+  if (notice.vectorOffset < body.size() - 1) {
+    uint16_t vector = static_cast<uint16_t>(body[notice.vectorOffset] | body[notice.vectorOffset + 1] << 8);
+    if (vector < interrupts_.size()) eventfd_write(interrupts_[vector].get(), 1);
+  }
   // Wake a core waiting for a reply that will never come.
   eventfd_write(replyDoorbell_.get(), 1);
 }
 
 bool DeviceResources::failed() const {
-  return loadShared(state_.state().supervisorFailed) != 0;
+  return loadShared(state_.header().supervisorFailed) != 0;
 }
 
 uint32_t DeviceResources::serverGeneration() const {
-  return loadShared(state_.state().generation);
+  return loadShared(state_.header().generation);
 }
 
 AdoptedDevice receiveDeviceResources(int socket) {

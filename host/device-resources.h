@@ -9,23 +9,25 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
-#include "base/unique-fd.h"
 #include "base/guest-memory.h"
+#include "base/unique-fd.h"
 #include "device.capnp.h"
 #include "proto/bootstrap-fds.h"
 #include "proto/fd-passing.h"
 #include "proto/ring-segment.h"
-#include "servers/runtime/state-segment.h"
+#include "proto/state-segment.h"
 
 namespace cellvisor {
 
 class DeviceResources {
  public:
-  // Fresh resources for a device with `queues` queues and `vectors` vectors.
-  DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors);
+  // Fresh resources for a device with `queues` doorbells, `vectors` vectors
+  // and `barMemoryBytes` of shared BAR memory (0: none).
+  DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors, uint64_t barMemoryBytes = 0);
   // Takes over the resources of an unpacked bootstrap message (the core,
   // from vmmd); guest RAM and the backend stay in `fds`.
   DeviceResources(std::string deviceName, BootstrapFds& fds);
@@ -34,7 +36,16 @@ class DeviceResources {
   uint16_t queueCount() const { return static_cast<uint16_t>(queueDoorbells_.size()); }
   uint16_t vectorCount() const { return static_cast<uint16_t>(interrupts_.size()); }
   RingSegment& rings() { return rings_; }
-  VirtioState& state() const { return state_.state(); }
+  StateHeader& stateHeader() const { return state_.header(); }
+  // The device's body of the segment (tests that stage a server's state).
+  template <typename Body>
+  Body& stateBody() const {
+    return state_.body<Body>();
+  }
+  // The whole segment, for snapshots.
+  std::span<uint8_t> stateBytes() const { return state_.bytes(); }
+  // -1 when the device has no shared BAR memory.
+  int barMemory() const { return barMemory_ ? barMemory_.get() : -1; }
   int requestDoorbell() const { return requestDoorbell_.get(); }
   int replyDoorbell() const { return replyDoorbell_.get(); }
   int queueDoorbell(uint16_t queue) const { return queueDoorbells_.at(queue).get(); }
@@ -47,8 +58,9 @@ class DeviceResources {
                             const std::vector<RamRegion>& regions, int backend = -1) const;
 
   // Past the crash-loop limit: marks the device failed for the core and
-  // tells the guest in virtio's terms (DEVICE_NEEDS_RESET plus a
-  // configuration-change interrupt), which needs no server.
+  // tells the guest in the device's own terms, as its server described them
+  // in the state header (virtio: DEVICE_NEEDS_RESET plus a configuration
+  // interrupt), which needs no server.
   void markFailed();
   bool failed() const;
   // Bumped by every server instance when it takes over (the core re-sends
@@ -63,6 +75,7 @@ class DeviceResources {
   UniqueFd replyDoorbell_;
   std::vector<UniqueFd> queueDoorbells_;
   std::vector<UniqueFd> interrupts_;
+  UniqueFd barMemory_;
 };
 
 // What vmmd sends a core for each device it serves: the device's resources

@@ -1,4 +1,4 @@
-#include "core/devices/device-supervisor.h"
+#include "host/device-supervisor.h"
 
 #include <errno.h>
 #include <fmt/format.h>

@@ -1,20 +1,19 @@
-// What a virtio device server keeps in the state segment: everything the
-// guest has programmed (PCI config, features, queues, MSI-X) and where each
-// queue stands, including requests taken from the ring but not yet completed.
-// A restarted server maps the same segment and continues from it. The layout
-// is versioned; a server refuses a segment it does not understand.
+// What a virtio device server keeps in its state segment's body: everything
+// the guest has programmed (PCI config, features, queues, MSI-X) and where
+// each queue stands, including requests taken from the ring but not yet
+// completed. The layout is versioned; a server refuses a segment it does not
+// understand.
 #pragma once
 
 #include <cstdint>
 
-#include "base/mapping.h"
-#include "base/unique-fd.h"
+#include "pci/msix.h"
 #include "servers/runtime/virtqueue.h"
 
 namespace cellvisor {
 
-constexpr uint32_t STATE_MAGIC = 0x43565354;  // "CVST"
-constexpr uint32_t STATE_LAYOUT_VERSION = 4;
+constexpr uint32_t VIRTIO_STATE_MAGIC = 0x43565354;  // "CVST"
+constexpr uint32_t VIRTIO_STATE_LAYOUT_VERSION = 5;
 constexpr uint16_t MAX_QUEUES = 64;
 constexpr uint16_t MAX_QUEUE_SIZE = 1024;
 constexpr uint16_t MAX_VECTORS = MAX_QUEUES + 1;
@@ -45,18 +44,7 @@ struct QueueState {
   } completing;
 };
 
-struct MsixEntry {
-  uint32_t addressLow;
-  uint32_t addressHigh;
-  uint32_t data;
-  uint32_t control;  // Bit 0: masked.
-};
-
 struct VirtioState {
-  uint32_t magic;
-  uint32_t layoutVersion;
-  uint32_t generation;  // Bumped by every server instance that takes over.
-  uint32_t restarts;
   uint8_t pciConfig[256];
   uint32_t deviceFeatureSelect;
   uint32_t driverFeatureSelect;
@@ -70,28 +58,10 @@ struct VirtioState {
   uint16_t msixControl;
   uint16_t reserved2;
   uint32_t pciCfgWindow[4];  // VIRTIO_PCI_CAP_PCI_CFG: bar, offset, length, data.
-  MsixEntry msix[MAX_VECTORS];
+  pci::MsixEntry msix[MAX_VECTORS];
   uint64_t msixPending[(MAX_VECTORS + 63) / 64];
   QueueState queues[MAX_QUEUES];
-  // Syscall number + 1 of the call that broke the sandbox, 0 if none.
-  uint32_t sandboxViolation;
-  // Set by the supervisor past the crash-loop limit: nobody will serve this
-  // device again, so the core stops waiting for an answer.
-  uint32_t supervisorFailed;
   uint8_t deviceSpecific[4096];  // e.g. a block device's writeback setting.
-};
-
-class StateSegment {
- public:
-  static StateSegment create();
-  static StateSegment open(UniqueFd memfd);
-  int fd() const { return memfd_.get(); }
-  VirtioState& state() const { return *mapping_.as<VirtioState>(); }
-
- private:
-  StateSegment(UniqueFd memfd, Mapping mapping) : memfd_(std::move(memfd)), mapping_(std::move(mapping)) {}
-  UniqueFd memfd_;
-  Mapping mapping_;
 };
 
 }  // namespace cellvisor

@@ -1,4 +1,4 @@
-#include "core/devices/device-server-process.h"
+#include "host/device-server-process.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -17,26 +17,27 @@
 #include <cstring>
 #include <filesystem>
 
-#include "base/system-error.h"
 #include "base/guest-memory.h"
+#include "base/syscall-name.h"
+#include "base/system-error.h"
+#include "proto/bootstrap-fds.h"
 #include "proto/fd-passing.h"
-#include "servers/runtime/sandbox.h"
 
 namespace cellvisor {
 namespace {
 
-constexpr int BOOTSTRAP_FD = 3;
 // A child that could not be confined, before it ran any server code.
 constexpr int UNCONFINED_EXIT = 125;
 
 }  // namespace
 
-std::string findServerBinary(const std::string& name) {
+std::string findServerBinary(const std::string& folder, std::string binary) {
+  if (binary.empty()) binary = folder + "-server";
+  const std::string& name = folder;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe").parent_path();
   for (const auto& candidate :
-       {self / ".." / "servers" / name / (name + "-server"),
-        self / ".." / ".." / "servers" / name / (name + "-server"),
-        self / ".." / "libexec" / "cellvisor" / (name + "-server"), self / (name + "-server")}) {
+       {self / ".." / "servers" / folder / binary, self / ".." / ".." / "servers" / folder / binary,
+        self / ".." / "libexec" / "cellvisor" / binary, self / binary}) {
     if (::access(candidate.c_str(), X_OK) == 0) return std::filesystem::canonical(candidate);
   }
   throw std::runtime_error("cannot find the " + name + " device server next to " + self.string());
@@ -170,7 +171,7 @@ std::string DeviceServerProcess::reap() {
   if (WIFSIGNALED(status)) {
     int signal = WTERMSIG(status);
     lastExit_ = fmt::format("pid {} killed by signal {} ({})", pid, signal, strsignal(signal));
-    uint32_t& violation = resources_.state().sandboxViolation;
+    uint32_t& violation = resources_.stateHeader().sandboxViolation;
     if (signal == SIGSYS && violation != 0) {
       lastViolation_ = syscallName(violation - 1);
       lastExit_ += fmt::format(": sandbox violation, syscall {}", lastViolation_);
@@ -205,15 +206,18 @@ void DeviceServerProcess::requestRestart(const std::string& binary) {
 }
 
 std::vector<uint8_t> DeviceServerProcess::saveState() const {
-  const auto* bytes = reinterpret_cast<const uint8_t*>(&resources_.state());
-  return {bytes, bytes + sizeof(VirtioState)};
+  std::span<const uint8_t> bytes = resources_.stateBytes();
+  return {bytes.begin(), bytes.end()};
 }
 
 void DeviceServerProcess::restoreState(const std::vector<uint8_t>& saved) {
-  if (saved.size() != sizeof(VirtioState))
-    throw std::invalid_argument("saved device state has the wrong size");
+  std::span<uint8_t> state = resources_.stateBytes();
+  if (saved.size() != state.size()) throw std::invalid_argument("saved device state has the wrong size");
   if (failed()) throw std::runtime_error(launch_.deviceName + ": device has failed; nothing to restore into");
-  std::memcpy(&resources_.state(), saved.data(), saved.size());
+  // The supervisor's own words in the header are not the snapshot's.
+  uint32_t failedFlag = resources_.stateHeader().supervisorFailed;
+  std::memcpy(state.data(), saved.data(), saved.size());
+  resources_.stateHeader().supervisorFailed = failedFlag;
   // Supervised: the supervisor sees the exit (or has a restart pending) and
   // starts the next instance on the restored state. Unsupervised: here.
   if (pid_.load() > 0) {

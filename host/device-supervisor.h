@@ -10,7 +10,7 @@
 #include <chrono>
 #include <functional>
 
-#include "core/devices/device-server-process.h"
+#include "host/device-server-process.h"
 
 namespace cellvisor {
 

@@ -1,18 +1,18 @@
 // The devices that run as servers, and how to launch each from a `-s`
-// slot: which binary, how many queues and vectors, and the backend the
-// spawner opens on the server's behalf (so the server never opens paths).
+// slot, through the kinds the server folders registered
+// (host/server-kind.h).
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "core/devices/device-server-process.h"
-#include "core/machine/machine-config.h"
+#include "host/device-server-process.h"
+#include "host/pci-slot.h"
 
 namespace cellvisor {
 
 // The emulations served by a device server, in the order `-s help` lists them.
-const std::vector<std::string>& serverEmulations();
+std::vector<std::string> serverEmulations();
 bool isServerDevice(const std::string& emulation);
 // The name a slot's server goes by (logs, `vmctl devices`), e.g. "virtio-blk-4.0".
 std::string serverDeviceName(const PciSlotConfig& slot);

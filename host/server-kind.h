@@ -1,0 +1,66 @@
+// A launch descriptor: what the supervisor needs to know to run one kind of
+// device server. Each server folder registers its own (servers/NAME/
+// launch.cc) and the build links every registered kind into the host
+// library's users, so a new device is its folder plus one build line; the
+// core and vmmd look kinds up by name and never name a device themselves.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/unique-fd.h"
+
+namespace cellvisor {
+
+// What a kind's prepare step works from.
+struct LaunchContext {
+  std::string options;  // The slot's options, e.g. "disk.img,ro".
+  uint32_t vcpus;
+  std::string where;  // How the user named the device, for errors ("disk0", "-s 4:0,virtio-blk").
+};
+
+// What a kind's prepare step decides: the options the server gets, the
+// backend opened on its behalf (it opens no paths), and its fd counts.
+struct PreparedServer {
+  std::string options;
+  UniqueFd backend;
+  std::string backendName;      // e.g. the tap's interface name
+  uint16_t doorbells = 1;       // Doorbell eventfds (one per queue for virtio).
+  uint16_t vectors = 2;         // MSI-X vectors, one interrupt eventfd each.
+  uint64_t barMemoryBytes = 0;  // Shared BAR memory (VRAM, a controller memory buffer); 0: none.
+};
+
+// Which of vm-bhyve's device keys a kind serves: `diskN_type` or
+// `networkN_type` with this name, or neither.
+enum class ConfigRole { NONE, DISK, NETWORK };
+
+struct ServerKind {
+  std::string emulation;   // bhyve's `-s` name, e.g. "virtio-blk".
+  std::string binary;      // Installed as libexec/cellvisor/BINARY; in the build, servers/EMULATION/BINARY.
+  std::string policyName;  // e.g. "virtio-blk.policy"
+  std::string_view policyText;
+  ConfigRole role = ConfigRole::NONE;
+  std::string configType;  // The vm-bhyve type this kind serves, e.g. "virtio-blk".
+  // Parses the options and opens the backend. Throws std::invalid_argument
+  // (bad options) or std::system_error (a backend that cannot be opened),
+  // with `where` in front of the message.
+  std::function<PreparedServer(const LaunchContext&)> prepare;
+};
+
+// Registration from a server folder's launch.cc, at static initialization:
+//   const ServerKindRegistration registration{ServerKind{...}};
+struct ServerKindRegistration {
+  explicit ServerKindRegistration(ServerKind kind);
+};
+
+// nullptr when no server serves `emulation`.
+const ServerKind* findServerKind(std::string_view emulation);
+// The kind serving vm-bhyve type `type` in `role`, or nullptr.
+const ServerKind* findServerKindFor(ConfigRole role, std::string_view type);
+// Every registered kind, by emulation name.
+std::vector<const ServerKind*> serverKinds();
+
+}  // namespace cellvisor

@@ -20,6 +20,7 @@
 #include "core/arch/x86/address-map.h"
 #include "host/device-timeouts.h"
 #include "host/server-catalog.h"
+#include "host/server-kind.h"
 #include "vmmd/netlink-links.h"
 
 extern char** environ;
@@ -86,22 +87,26 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config,
                                                         const std::string& installMedium) const {
   std::vector<ServerSlot> slots;
   int slot = config.startSlot.value_or(4);
+  // Each vm-bhyve device type is served by the server kind that says so in
+  // its launch descriptor.
   for (const auto& [index, disk] : config.disks) {
-    if (disk.type != "virtio-blk")
+    const ServerKind* kind = findServerKindFor(ConfigRole::DISK, disk.type);
+    if (kind == nullptr)
       throw VmConfigError(fmt::format("disk{}_type={} is not served yet", index, disk.type));
     std::string image = datastore_.diskPath(name_, disk).string();
     std::string options = disk.opts.empty() ? image : image + "," + disk.opts;
-    slots.push_back({{slot++, 0, "virtio-blk", options}, fmt::format("disk{}", index), "", image});
+    slots.push_back({{slot++, 0, kind->emulation, options}, fmt::format("disk{}", index), "", image});
   }
   for (const auto& [index, network] : config.networks) {
-    if (network.type != "virtio-net") {
+    const ServerKind* kind = findServerKindFor(ConfigRole::NETWORK, network.type);
+    if (kind == nullptr) {
       throw VmConfigError(fmt::format("network{}_type={} is not served yet", index, network.type));
     }
     if (network.vmSwitch.empty()) throw VmConfigError(fmt::format("network{}_switch is missing", index));
     // A tap the kernel numbers; a MAC that stays the same for this NIC.
     std::string mac =
         network.mac.empty() ? formatMac(derivedMac(fmt::format("{}/network{}", name_, index))) : network.mac;
-    slots.push_back({{slot++, 0, "virtio-net", "cvtap%d,mac=" + mac},
+    slots.push_back({{slot++, 0, kind->emulation, "cvtap%d,mac=" + mac},
                      fmt::format("network{}", index),
                      network.vmSwitch,
                      ""});

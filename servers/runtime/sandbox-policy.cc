@@ -1,6 +1,7 @@
 #include "servers/runtime/sandbox-policy.h"
 
 #include <fmt/format.h>
+#include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
@@ -48,6 +49,12 @@ void parseInto(SandboxPolicy& policy, std::string_view name, std::string_view te
     auto fail = [&](const std::string& why) {
       return std::invalid_argument(fmt::format("{}:{}: {}", name, number, why));
     };
+    // A misspelt call is refused here, where the file and line are known,
+    // not when a server enters its sandbox.
+    auto requireSyscall = [&](const std::string& call) {
+      if (seccomp_syscall_resolve_name(call.c_str()) == __NR_SCMP_ERROR)
+        throw fail("no system call named " + call);
+    };
     auto tokens = words(line.substr(0, line.find('#')));
     if (tokens.empty()) continue;
     if (tokens[0] == "include" && tokens.size() == 2) {
@@ -58,7 +65,10 @@ void parseInto(SandboxPolicy& policy, std::string_view name, std::string_view te
     } else if (tokens[0] == "allow" && tokens.size() >= 2) {
       auto ifAt = std::find(tokens.begin(), tokens.end(), "if");
       if (ifAt == tokens.end()) {
-        for (size_t i = 1; i < tokens.size(); ++i) policy.rules.push_back({tokens[i], std::nullopt});
+        for (size_t i = 1; i < tokens.size(); ++i) {
+          requireSyscall(tokens[i]);
+          policy.rules.push_back({tokens[i], std::nullopt});
+        }
         continue;
       }
       // allow NAME if argN [& MASK] == VALUE
@@ -67,9 +77,10 @@ void parseInto(SandboxPolicy& policy, std::string_view name, std::string_view te
         throw fail("expected: allow NAME if argN [& MASK] == VALUE");
       }
       ArgumentCondition parsed{0, ~0ull, 0};
-      auto index = constant(condition[0].substr(3));
-      if (!index || *index > 5) throw fail("argument index must be 0-5");
-      parsed.index = static_cast<unsigned>(*index);
+      // A digit, not a constant: "argPROT_EXEC" is a typo, not argument 4.
+      std::string index = condition[0].substr(3);
+      if (index.size() != 1 || index[0] < '0' || index[0] > '5') throw fail("argument index must be 0-5");
+      parsed.index = static_cast<unsigned>(index[0] - '0');
       size_t at = 1;
       if (condition.size() == 5 && condition[1] == "&") {
         auto mask = constant(condition[2]);
@@ -81,6 +92,7 @@ void parseInto(SandboxPolicy& policy, std::string_view name, std::string_view te
       auto value = constant(condition[at + 1]);
       if (!value) throw fail("bad value " + condition[at + 1]);
       parsed.value = *value;
+      requireSyscall(tokens[1]);
       policy.rules.push_back({tokens[1], parsed});
     } else if (tokens[0] == "rlimit" && tokens.size() == 3) {
       if (tokens[2] == "handed") {

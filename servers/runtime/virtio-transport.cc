@@ -284,7 +284,10 @@ void VirtioTransport::commonWrite(uint64_t offset, uint8_t size, uint64_t value)
       }
       return;
     case 0x10:
-      state_.configVector = static_cast<uint16_t>(value);
+      // A vector the device does not have reads back as NO_VECTOR (virtio
+      // 1.x, 4.1.5.1.2.1), as for the queues.
+      state_.configVector =
+          static_cast<uint16_t>(value) < vectorCount() ? static_cast<uint16_t>(value) : NO_VECTOR;
       return;
     case 0x14:
       setStatus(static_cast<uint8_t>(value));

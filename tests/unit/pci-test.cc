@@ -2,6 +2,8 @@
 // identity, BAR sizing and relocation.
 #include <gtest/gtest.h>
 
+#include "core/arch/x86/address-map.h"
+#include "core/arch/x86/resource-allocator.h"
 #include "core/pci/pci-config-space.h"
 #include "core/pci/pci-host.h"
 #include "pci/bar-placement.h"
@@ -153,6 +155,34 @@ TEST(PciBar, SizingAndRelocation) {
   device.writeConfig(0x04, 2, PciConfigSpace::COMMAND_MEMORY);
   ASSERT_FALSE(changes.empty());
   EXPECT_EQ(changes.back(), std::make_tuple(0, uint64_t{0x1d0000000}, true));
+}
+
+}  // namespace
+}  // namespace cellvisor
+
+namespace cellvisor {
+namespace {
+
+TEST(ResourceAllocator, BarsFillTheLowWindowThenSixtyFourBitOnesGoAboveRam) {
+  ResourceAllocator resources(6ull << 30);  // RAM up to 6 GiB: the 64-bit window starts at 6 GiB.
+  EXPECT_EQ(resources.mmio64Window().base, 6ull << 30);
+  std::vector<BarRequest> small{{0, 0x8000, false, true}};
+  EXPECT_EQ(resources.placeBars(small, "a"), std::vector<uint64_t>{layout::PCI_MMIO32_BASE});
+  std::vector<BarRequest> huge{{0, 256ull << 20, false, true}, {2, 256ull << 20, false, true}};
+  auto placed = resources.placeBars(huge, "vram");
+  EXPECT_EQ(placed, (std::vector<uint64_t>{6ull << 30, (6ull << 30) + (256ull << 20)}))
+      << "no room below 4 GiB for 512 MiB more";
+  std::vector<BarRequest> thirtyTwo{{0, 512ull << 20, false, false}};
+  EXPECT_THROW(resources.placeBars(thirtyTwo, "old"), std::invalid_argument)
+      << "32-bit BARs stay below 4 GiB";
+  EXPECT_EQ(resources.placeBars(small, "b"), std::vector<uint64_t>{layout::PCI_MMIO32_BASE + 0x8000})
+      << "a failed placement takes nothing";
+}
+
+TEST(ResourceAllocator, GsisStartAfterTheIoapicPins) {
+  ResourceAllocator resources(1 << 30);
+  EXPECT_EQ(resources.allocateGsi(), layout::FIRST_MSI_GSI);
+  EXPECT_EQ(resources.allocateGsi(), layout::FIRST_MSI_GSI + 1);
 }
 
 }  // namespace

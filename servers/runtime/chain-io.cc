@@ -53,8 +53,4 @@ void collect(const std::vector<std::span<uint8_t>>& buffers, uint64_t skip, uint
   }
 }
 
-void putLittleEndian(uint8_t* at, uint64_t value, int size) {
-  for (int i = 0; i < size; ++i) at[i] = static_cast<uint8_t>(value >> (8 * i));
-}
-
 }  // namespace cellvisor

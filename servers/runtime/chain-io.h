@@ -23,7 +23,5 @@ bool scatter(const DescriptorChain& chain, uint64_t skip, std::span<const uint8_
 // Appends iovecs for `length` bytes of `buffers` starting `skip` bytes in.
 void collect(const std::vector<std::span<uint8_t>>& buffers, uint64_t skip, uint64_t length,
              std::vector<iovec>& iov);
-// Little-endian store of the low `size` bytes of `value` (config spaces).
-void putLittleEndian(uint8_t* at, uint64_t value, int size);
 
 }  // namespace cellvisor

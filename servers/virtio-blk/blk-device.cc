@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 
+#include "base/little-endian.h"
 #include "servers/runtime/chain-io.h"
 
 namespace cellvisor {
@@ -41,22 +42,22 @@ BlkDevice::BlkDevice(const BlkOptions& options, BlockBackend& backend)
     : options_(options), backend_(backend), requests_(options.queues) {
   for (auto& queue : requests_) queue.resize(options_.queueSize);
   uint8_t* config = config_.data();
-  putLittleEndian(config + 0x00, backend.sizeBytes() / SECTOR, 8);
-  putLittleEndian(config + 0x08, SEGMENT_SIZE_MAX, 4);
-  putLittleEndian(config + 0x0c, SEG_MAX, 4);
-  putLittleEndian(config + 0x14, options.logicalSectorSize, 4);
-  putLittleEndian(
-      config + 0x18,
-      static_cast<uint8_t>(std::countr_zero(options.physicalSectorSize / options.logicalSectorSize)), 1);
-  putLittleEndian(config + 0x1a, 1, 2);  // Minimum I/O size, in logical blocks.
-  putLittleEndian(config + 0x1c, 0, 4);
-  putLittleEndian(config + 0x22, options.queues, 2);
-  putLittleEndian(config + 0x24, 0xffffffffu / SECTOR, 4);  // Max discard sectors.
-  putLittleEndian(config + 0x28, MAX_DISCARD_SEGMENTS, 4);
-  putLittleEndian(config + 0x2c, options.logicalSectorSize / SECTOR, 4);
-  putLittleEndian(config + 0x30, 0xffffffffu / SECTOR, 4);  // Max write-zeroes sectors.
-  putLittleEndian(config + 0x34, MAX_DISCARD_SEGMENTS, 4);
-  putLittleEndian(config + 0x38, options.noDelete ? 0 : 1, 1);
+  storeLittleEndian(config + 0x00, 8, backend.sizeBytes() / SECTOR);
+  storeLittleEndian(config + 0x08, 4, SEGMENT_SIZE_MAX);
+  storeLittleEndian(config + 0x0c, 4, SEG_MAX);
+  storeLittleEndian(config + 0x14, 4, options.logicalSectorSize);
+  storeLittleEndian(
+      config + 0x18, 1,
+      static_cast<uint8_t>(std::countr_zero(options.physicalSectorSize / options.logicalSectorSize)));
+  storeLittleEndian(config + 0x1a, 2, 1);  // Minimum I/O size, in logical blocks.
+  storeLittleEndian(config + 0x1c, 4, 0);
+  storeLittleEndian(config + 0x22, 2, options.queues);
+  storeLittleEndian(config + 0x24, 4, 0xffffffffu / SECTOR);  // Max discard sectors.
+  storeLittleEndian(config + 0x28, 4, MAX_DISCARD_SEGMENTS);
+  storeLittleEndian(config + 0x2c, 4, options.logicalSectorSize / SECTOR);
+  storeLittleEndian(config + 0x30, 4, 0xffffffffu / SECTOR);  // Max write-zeroes sectors.
+  storeLittleEndian(config + 0x34, 4, MAX_DISCARD_SEGMENTS);
+  storeLittleEndian(config + 0x38, 1, options.noDelete ? 0 : 1);
 }
 
 void BlkDevice::attach(VirtioTransport& transport, DeviceStats& stats) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "base/little-endian.h"
 #include "servers/runtime/chain-io.h"
 
 namespace cellvisor {
@@ -25,8 +26,8 @@ constexpr int RECEIVE_BUDGET = 64;
 NetDevice::NetDevice(const NetOptions& options, int tap, std::array<uint8_t, 6> mac)
     : options_(options), tap_(tap), frame_(HEADER + MAX_FRAME) {
   std::memcpy(config_.data(), mac.data(), mac.size());
-  putLittleEndian(config_.data() + 6, LINK_UP, 2);
-  putLittleEndian(config_.data() + 8, 1, 2);  // max_virtqueue_pairs
+  storeLittleEndian(config_.data() + 6, 2, LINK_UP);
+  storeLittleEndian(config_.data() + 8, 2, 1);  // max_virtqueue_pairs
 }
 
 void NetDevice::attach(VirtioTransport& transport, DeviceStats& stats, std::function<void(bool)> setReading) {
@@ -168,7 +169,7 @@ void NetDevice::onTapReadable() {
       return;
     }
     std::memset(frame_.data(), 0, HEADER);
-    putLittleEndian(frame_.data() + 10, 1, 2);  // num_buffers: the frame fits one buffer.
+    storeLittleEndian(frame_.data() + 10, 2, 1);  // num_buffers: the frame fits one buffer.
     size_t total = HEADER + static_cast<size_t>(length);
     ++stats_->requests;
     if (!chain_.readable.empty() || !scatter(chain_, 0, {frame_.data(), total})) {

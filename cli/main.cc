@@ -206,6 +206,8 @@ int main(int argc, char** argv) {
   add->add_option("-d", addKind, "disk or network (vm-bhyve's words; a size alone means a disk of that size)")
       ->required();
   add->add_option("-s", addValue, "disk: its size; network: its switch");
+  std::string addType;
+  add->add_option("-t", addType, "disk: virtio-blk (the default), nvme or ahci-hd");
   std::string newName;
   auto* rename = app.add_subcommand("rename", "rename a stopped VM");
   auto* clone = app.add_subcommand("clone", "copy a stopped VM, disks included, under a new name");
@@ -415,6 +417,7 @@ int main(int argc, char** argv) {
         auto request = vmmd.addDiskRequest();
         request.setName(name);
         request.setSize(addKind == "disk" ? addValue : addKind);
+        request.setType(addType);
         auto response = request.send().wait(waitScope);
         std::cout << "Added " << response.getDisk().cStr() << " to " << name << '\n';
       }

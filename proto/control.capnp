@@ -26,7 +26,7 @@ interface Vmmd {
   # Replaces NAME.conf after validating the new text (vmctl configure).
   configure @11 (name :Text, config :Text) -> ();
   # Adds a new virtio-blk disk of `size` (vmctl add -d).
-  addDisk @12 (name :Text, size :Text) -> (disk :Text);
+  addDisk @12 (name :Text, size :Text, type :Text) -> (disk :Text);  # type: "" = virtio-blk
   # Restarts one device server of a running VM through the crash-restart
   # path, optionally on a new binary: a live upgrade the guest does not see.
   restartDevice @13 (name :Text, device :Text, binary :Text) -> ();

@@ -247,7 +247,9 @@ kj::Promise<void> ControlService::addDisk(AddDiskContext context) {
   return guarded([&] {
     std::string name = context.getParams().getName();
     requireStopped(name);
-    context.getResults().setDisk(datastores_.holding(name).addDisk(name, context.getParams().getSize()));
+    std::string type = context.getParams().getType();
+    context.getResults().setDisk(datastores_.holding(name).addDisk(name, context.getParams().getSize(),
+                                                                   type.empty() ? "virtio-blk" : type));
   });
 }
 

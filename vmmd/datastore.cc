@@ -193,7 +193,7 @@ void Datastore::clone(const std::string& from, const std::string& to) {
   }
 }
 
-std::string Datastore::addDisk(const std::string& name, const std::string& size) {
+std::string Datastore::addDisk(const std::string& name, const std::string& size, const std::string& type) {
   VmConfig config = load(name);
   int index = 0;
   while (config.disks.count(index)) ++index;
@@ -205,7 +205,7 @@ std::string Datastore::addDisk(const std::string& name, const std::string& size)
   }
   std::string file = fmt::format("disk{}.img", index);
   auto entries = config.entries;
-  entries.emplace_back(fmt::format("disk{}_type", index), "virtio-blk");
+  entries.emplace_back(fmt::format("disk{}_type", index), type);
   entries.emplace_back(fmt::format("disk{}_name", index), file);
   entries.emplace_back(fmt::format("disk{}_size", index), size);
   std::string text = formatVmConfig(entries);

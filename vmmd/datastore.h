@@ -47,7 +47,9 @@ class Datastore {
   // Copies the VM with its disks (holes stay holes) under a new name.
   void clone(const std::string& from, const std::string& to);
   // Adds diskN (the next free N): a sparse image of `size` and its config lines.
-  std::string addDisk(const std::string& name, const std::string& size);
+  // vm-bhyve's `vm add -d disk -t TYPE -s SIZE`: a new image, and its keys.
+  std::string addDisk(const std::string& name, const std::string& size,
+                      const std::string& type = "virtio-blk");
   // Adds networkN (the next free N): a virtio-net NIC on switch `vmSwitch`.
   std::string addNetwork(const std::string& name, const std::string& vmSwitch);
   // Replaces NAME.conf after validating the new text.

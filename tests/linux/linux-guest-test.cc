@@ -63,16 +63,18 @@ int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, co
   return kills;
 }
 
-// Boot to init; virtio-blk under a checksummed pattern and ext2; virtio-net
-// pinging the host's bridge; the blk server killed ~20 times during the
-// pattern and the net server during the pings. Nothing may reach the guest:
-// no I/O error in its kernel log, every checksum right, the image on the
-// host exactly the pattern the guest wrote, the filesystem clean.
+// Boot to init; virtio-blk and then NVMe under a checksummed pattern, ext2;
+// virtio-net pinging the host's bridge; the blk server killed 20 times
+// during its pattern, the NVMe server 10 times during its own, and the net
+// server during the pings. Nothing may reach the guest: no I/O error in its
+// kernel log, every checksum right, each image on the host exactly the
+// pattern the guest wrote, the filesystem clean.
 TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
   constexpr int ROUNDS = 8;
   constexpr int KIB = 256;
   std::string pattern = scratch("pattern.img", 32);
+  std::string nvmePattern = scratch("nvme.img", 32);
   std::string source = scratch("source.img", 32);
   writePatternSource(source, KIB, ROUNDS);
   std::string filesystem = scratch("ext2.img", 32);
@@ -82,19 +84,21 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
       << "set -e\nip link set lo up\nip link add br0 type bridge\n"
          "ip addr add 10.78.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
          "ip link set tap0 master br0 up\nexec \"$@\"\n";
-  auto argv = coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
-                        "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem},
-                       "linux-guest.steps=drivers,blk,fs,net linux-guest.blk=vda linux-guest.blk-source=vdb "
-                       "linux-guest.blk-kib=" +
-                           std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
-                           " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
-                           "linux-guest.pings=100");
+  auto argv =
+      coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
+                "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem, "-s", "8,nvme," + nvmePattern},
+               "linux-guest.steps=drivers,blk,fs,net linux-guest.blk=vda,nvme0n1 linux-guest.blk-source=vdb "
+               "linux-guest.blk-kib=" +
+                   std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
+                   " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
+                   "linux-guest.pings=100");
   argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
   auto started = std::chrono::steady_clock::now();
   CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.
   ASSERT_TRUE(core.waitFor("linux-guest: blk: start", BOOT_TIMEOUT)) << core.output();
   auto init = std::chrono::steady_clock::now() - started;
-  int blkKills = killServerUntil(core, core.pid(), pattern, "linux-guest: blk: done", 20, 300s);
+  int blkKills = killServerUntil(core, core.pid(), pattern, "linux-guest: blk: vda: done", 20, 300s);
+  int nvmeKills = killServerUntil(core, core.pid(), nvmePattern, "linux-guest: blk: nvme0n1: done", 10, 300s);
   ASSERT_TRUE(core.waitFor("linux-guest: net: start", 120s)) << core.output();
   int netKills = killServerUntil(core, core.pid(), "/dev/net/tun", "linux-guest: net: done", 3, 60s);
   EXPECT_EQ(core.wait(120s), 1) << "the guest powers off through ACPI S5: " << core.output();
@@ -106,15 +110,23 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("id 0x0002 driver virtio_blk"), std::string::npos) << out;
   EXPECT_NE(out.find("id 0x0001 driver virtio_net"), std::string::npos) << out;
   EXPECT_NE(out.find("PCI-MSI"), std::string::npos) << "virtio-pci with MSI-X vectors: " << out;
+  EXPECT_NE(out.find("class 0x010802 driver nvme"), std::string::npos) << out;
+  EXPECT_NE(out.find("nvme0q1"), std::string::npos) << "an NVMe I/O queue on its MSI-X vector: " << out;
   EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
 
-  // Every round read back what it wrote; the image holds exactly the last.
-  EXPECT_EQ(unmatchedRounds(out, KIB, ROUNDS), "") << "rounds whose read-back checksum is wrong: " << out;
-  EXPECT_NE(out.find("blk: done: " + std::to_string(ROUNDS) + " rounds written and read back"),
-            std::string::npos)
-      << out;
+  // Every round read back what it wrote; each image holds exactly the last.
+  for (const char* disk : {"vda", "nvme0n1"}) {
+    EXPECT_EQ(unmatchedRounds(out, disk, KIB, ROUNDS), "")
+        << disk << ": rounds whose read-back checksum is wrong: " << out;
+    EXPECT_NE(out.find(std::string("blk: ") + disk + ": done: " + std::to_string(ROUNDS) +
+                       " rounds written and read back"),
+              std::string::npos)
+        << out;
+  }
   EXPECT_TRUE(readPrefix(pattern, KIB << 10) == patternBytes(KIB, ROUNDS))
-      << "the image is not the last round";
+      << "the virtio-blk image is not the last round";
+  EXPECT_TRUE(readPrefix(nvmePattern, KIB << 10) == patternBytes(KIB, ROUNDS))
+      << "the NVMe image is not the last round";
   EXPECT_NE(out.find("fs: done: 17 files verified after a remount"), std::string::npos) << out;
   CoreProcess fsck({"/sbin/e2fsck", "-fn", filesystem});
   EXPECT_EQ(fsck.wait(60s), 0) << "the guest's ext2 is clean on the host: " << fsck.output();
@@ -132,18 +144,19 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_LE(unanswered, netKills) << out;
 
   EXPECT_EQ(blkKills, 20) << "the pattern phase ended before 20 kills: " << out;
+  EXPECT_EQ(nvmeKills, 10) << "the NVMe pattern phase ended before 10 kills: " << out;
   EXPECT_EQ(netKills, 3) << "the pings ended before 3 kills: " << out;
   size_t restarts = 0;
   for (size_t at = 0;
        (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
     ++restarts;
   }
-  EXPECT_EQ(restarts, static_cast<size_t>(blkKills + netKills)) << core.err();
+  EXPECT_EQ(restarts, static_cast<size_t>(blkKills + nvmeKills + netKills)) << core.err();
   std::printf(
-      "linux guest: /init after %.1f s, powered off after %.1f s; blk server killed %d times, net "
-      "server %d times, %d of 100 pings unanswered\n",
+      "linux guest: /init after %.1f s, powered off after %.1f s; blk server killed %d times, NVMe server "
+      "%d times, net server %d times, %d of 100 pings unanswered\n",
       std::chrono::duration<double>(init).count(), std::chrono::duration<double>(total).count(), blkKills,
-      netKills, unanswered);
+      nvmeKills, netKills, unanswered);
   ::unlink(script.c_str());
 }
 
@@ -167,10 +180,12 @@ TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   std::ofstream(root / "store" / ".templates" / "linux.conf")
       << "loader=\"kernel\"\nkernel=\"" << kernel << "\"\nkernel_initrd=\"" << initramfs
       << "\"\nkernel_cmdline=\""
-      << kernelCommandLine("linux-guest.steps=drivers,blk linux-guest.blk-kib=" + std::to_string(KIB) +
-                           " linux-guest.blk-rounds=" + std::to_string(ROUNDS))
+      << kernelCommandLine(
+             "linux-guest.steps=drivers,blk linux-guest.blk=vda linux-guest.blk-source=nvme0n1 "
+             "linux-guest.blk-kib=" +
+             std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS))
       << "\"\ncpu=\"2\"\nmemory=\"256M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\n"
-         "disk0_size=\"32M\"\ndisk1_type=\"virtio-blk\"\ndisk1_name=\"source.img\"\ndisk1_size=\"32M\"\n"
+         "disk0_size=\"32M\"\ndisk1_type=\"nvme\"\ndisk1_name=\"source.img\"\ndisk1_size=\"32M\"\n"
          "comports=\"com1\"\n";
   ASSERT_EQ(vmctl({"create", "-t", "linux", "tux"}).first, 0);
   writePatternSource((root / "store" / "tux" / "source.img").string(), KIB, ROUNDS);
@@ -190,11 +205,14 @@ TEST_F(LinuxGuestOnVmmd, LiveUpgradeOfTheBlkServerIsInvisibleToLinux) {
   EXPECT_NE(after, before);
   EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(after) + "/exe"), upgraded);
 
-  seen += readUntil(console, "linux-guest: blk: done", std::chrono::seconds(300));
+  seen += readUntil(console, "linux-guest: blk: vda: done", std::chrono::seconds(300));
   seen += readUntil(console, "reboot: Power down", std::chrono::seconds(60));
   ::close(console);
   EXPECT_NE(seen.find("linux-guest: all steps passed"), std::string::npos) << seen;
-  EXPECT_EQ(unmatchedRounds(seen, KIB, ROUNDS), "") << "rounds whose read-back checksum is wrong: " << seen;
+  EXPECT_EQ(unmatchedRounds(seen, "vda", KIB, ROUNDS), "")
+      << "rounds whose read-back checksum is wrong: " << seen;
+  EXPECT_NE(seen.find("class 0x010802 driver nvme"), std::string::npos)
+      << "the source disk, over NVMe: " << seen;
   std::string info = waitStopped("tux");
   EXPECT_NE(info.find("last exit: poweroff"), std::string::npos) << info << log("tux");
   EXPECT_TRUE(readPrefix((root / "store" / "tux" / "disk0.img").string(), KIB << 10) ==

@@ -137,11 +137,11 @@ inline std::string sha256(const std::string& data) {
 }
 
 // Each round's "read back sha256" line must name its own pattern.
-inline std::string unmatchedRounds(const std::string& console, int kib, int rounds) {
+inline std::string unmatchedRounds(const std::string& console, const std::string& disk, int kib, int rounds) {
   std::string unmatched;
   for (int round = 1; round <= rounds; ++round) {
-    std::string line =
-        "blk: round " + std::to_string(round) + ": read back sha256 " + sha256(patternBytes(kib, round));
+    std::string line = "blk: " + disk + ": round " + std::to_string(round) + ": read back sha256 " +
+                       sha256(patternBytes(kib, round));
     if (console.find(line) == std::string::npos) unmatched += " " + std::to_string(round);
   }
   return unmatched;

@@ -456,6 +456,12 @@ TEST_F(Vmctl, ManageStoppedVms) {
   ASSERT_EQ(vmctl({"create", "-t", "stress", "base"}).first, 0);
   EXPECT_EQ(vmctl({"add", "-d", "8M", "base"}).second, "Added disk1 to base\n");
   EXPECT_EQ(fs::file_size(root / "store" / "base" / "disk1.img"), 8u << 20);
+  // vm-bhyve's -t: an NVMe disk, served by its own server when the VM runs.
+  EXPECT_EQ(vmctl({"add", "-d", "disk", "-t", "nvme", "-s", "4M", "base"}).second, "Added disk2 to base\n");
+  auto [badType, badTypeText] = vmctl({"add", "-d", "disk", "-t", "floppy", "-s", "4M", "base"});
+  EXPECT_EQ(badType, 1);
+  EXPECT_NE(badTypeText.find("expected virtio-blk, nvme or ahci-hd"), std::string::npos) << badTypeText;
+  EXPECT_FALSE(fs::exists(root / "store" / "base" / "disk3.img")) << "a refused disk leaves no image";
   EXPECT_EQ(vmctl({"clone", "base", "copy"}).first, 0);
   EXPECT_TRUE(fs::exists(root / "store" / "copy" / "disk1.img"));
   EXPECT_EQ(vmctl({"rename", "copy", "moved"}).first, 0);
@@ -476,6 +482,12 @@ TEST_F(Vmctl, ManageStoppedVms) {
 
   // restart: the stress guest has no ACPI handler, so the button stops it at once.
   ASSERT_EQ(vmctl({"start", "moved"}).first, 0);
+  std::string devices;
+  for (int i = 0; i < 100 && devices.find(R"("name":"nvme-6.0","pid":)") == std::string::npos; ++i) {
+    devices = vmctl({"devices", "moved", "--json"}).second;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(devices.find(R"("policy":"nvme.policy","sandbox":"enforce")"), std::string::npos) << devices;
   std::string before = vmctl({"list", "-v"}).second;
   EXPECT_NE(before.find("UPTIME"), std::string::npos) << before;
   std::string state = vmctl({"info", "moved"}).second + log("moved");

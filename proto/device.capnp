@@ -13,7 +13,7 @@ $Cxx.namespace("cellvisor::proto");
 # 2: the ring segment carries the request ledger (exactly-once register
 # accesses across server instances).
 # 3: the state segment starts with a generic header; BARs may be backed by
-# shared memory.
+# shared memory; doorbells may start off and be switched by the server.
 const protocolVersion :UInt32 = 3;
 
 # Everything a server is handed at start, sent once over its bootstrap
@@ -76,6 +76,14 @@ struct Doorbell {
   offset @1 :UInt64;
   length @2 :UInt8;     # 0: any access size
   queue @3 :UInt16;     # which queue doorbell eventfd
+  startsOff @4 :Bool;   # not an ioeventfd until the server turns it on (WriteEffects)
+}
+
+# The server turns a doorbell's ioeventfd on or off (e.g. NVMe: once the
+# driver gives it shadow doorbells, the values no longer need an exit).
+struct DoorbellSwitch {
+  queue @0 :UInt16;     # as in Doorbell
+  on @1 :Bool;
 }
 
 struct MsixVector {
@@ -143,6 +151,7 @@ struct HelloReply {
 # guest changed an MSI-X table entry.
 struct WriteEffects {
   msixUpdates @0 :List(MsixVector);
+  doorbellSwitches @1 :List(DoorbellSwitch);
 }
 
 struct Stats {

@@ -48,8 +48,8 @@ PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring)
     if (doorbell.getQueue() >= server_.queueCount()) {
       throw DeviceUnavailable(server_.deviceName() + ": doorbell for a queue it has no eventfd for");
     }
-    doorbells_.push_back(
-        {doorbell.getBar(), doorbell.getOffset(), doorbell.getLength(), doorbell.getQueue()});
+    doorbells_.push_back({doorbell.getBar(), doorbell.getOffset(), doorbell.getLength(), doorbell.getQueue(),
+                          !doorbell.getStartsOff()});
   }
   if (hello.getMsixVectors() > server_.vectorCount()) {
     throw DeviceUnavailable(server_.deviceName() + ": more MSI-X vectors than interrupt eventfds");
@@ -180,7 +180,7 @@ void PciServerProxy::refreshMappings() {
 
 void PciServerProxy::mapDoorbells(const ProxyBar& bar, bool add) {
   for (const auto& doorbell : doorbells_) {
-    if (doorbell.bar != bar.index || doorbell.offset >= bar.size) continue;
+    if (!doorbell.on || doorbell.bar != bar.index || doorbell.offset >= bar.size) continue;
     int fd = server_.queueDoorbell(doorbell.queue);
     if (add) {
       wiring_.addDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
@@ -190,7 +190,36 @@ void PciServerProxy::mapDoorbells(const ProxyBar& bar, bool add) {
   }
 }
 
+void PciServerProxy::switchDoorbell(ProxyDoorbell& doorbell, bool on) {
+  if (doorbell.on == on) return;
+  for (const auto& bar : bars_) {
+    if (bar.index != doorbell.bar || bar.mappedAt == 0 || bar.shared || doorbell.offset >= bar.size) continue;
+    int fd = server_.queueDoorbell(doorbell.queue);
+    if (on) {
+      wiring_.addDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
+    } else {
+      wiring_.removeDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
+    }
+  }
+  doorbell.on = on;  // After the wiring: one KVM refused stays off.
+}
+
 void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
+  if (effects.hasDoorbellSwitches()) {
+    std::lock_guard lock(mappingMutex_);
+    for (auto change : effects.getDoorbellSwitches()) {
+      for (auto& doorbell : doorbells_) {
+        if (doorbell.queue != change.getQueue()) continue;
+        try {
+          switchDoorbell(doorbell, change.getOn());
+        } catch (const std::exception& error) {
+          // The write still reaches the server, through the core.
+          std::cerr << "vmm-core: " << server_.deviceName() << ": doorbell " << change.getQueue() << ": "
+                    << error.what() << '\n';
+        }
+      }
+    }
+  }
   for (auto update : effects.getMsixUpdates()) {
     if (update.getIndex() >= server_.vectorCount()) continue;  // Not a vector we wired.
     try {

@@ -33,6 +33,7 @@ struct ProxyDoorbell {
   uint64_t offset;
   uint8_t length;
   uint16_t queue;
+  bool on;  // An ioeventfd while its BAR is mapped (the server switches it).
 };
 
 class PciServerProxy : public PciDevice {
@@ -85,6 +86,7 @@ class PciServerProxy : public PciDevice {
   void applyEffects(proto::WriteEffects::Reader effects);
   void refreshMappings();
   void mapDoorbells(const ProxyBar& bar, bool add);
+  void switchDoorbell(ProxyDoorbell& doorbell, bool on);
 
   DeviceChannel& server_;
   DeviceWiring& wiring_;

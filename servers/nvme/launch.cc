@@ -22,7 +22,10 @@ PreparedServer prepare(const LaunchContext& context) {
   prepared.backend = openNvmeBackend(
       options, context.where + ": " + (options.path.empty() ? std::string("ram") : options.path));
   prepared.options = context.options;
-  prepared.doorbells = 0;  // Doorbell writes reach the server as register writes.
+  // An I/O queue's tail and head doorbells, as eventfds once the driver
+  // uses shadow doorbells; until then the writes reach the server as
+  // register writes.
+  prepared.doorbells = static_cast<uint16_t>(2 * options.maxQueues);
   prepared.vectors = static_cast<uint16_t>(options.maxQueues + 1);
   return prepared;
 }

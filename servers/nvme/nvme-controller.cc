@@ -95,8 +95,50 @@ NvmeController::NvmeController(const NvmeOptions& options, std::string deviceNam
 FunctionLayout NvmeController::layout() const {
   FunctionLayout layout;
   layout.bars.push_back({0, BAR0_SIZE, pci::BarKind::MEMORY64});
+  // Each I/O queue's doorbells as eventfds, off until the driver gives us
+  // shadow doorbells (the eventfd carries no value; the shadow does). Doorbell
+  // y - 1 is SQ y's tail, maxq + y - 1 CQ y's head.
+  for (uint16_t qid = 1; qid <= options_.maxQueues; ++qid) {
+    layout.doorbells.push_back({0, DOORBELLS + 8ull * qid, 4, static_cast<uint16_t>(qid - 1), true});
+    layout.doorbells.push_back(
+        {0, DOORBELLS + 8ull * qid + 4, 4, static_cast<uint16_t>(options_.maxQueues + qid - 1), true});
+  }
+  layout.doorbellCount = static_cast<uint16_t>(2 * options_.maxQueues);
   layout.msixVectors = vectorCount_;
   return layout;
+}
+
+void NvmeController::switchShadowDoorbells(bool on) {
+  for (uint16_t index = 0; index < 2 * options_.maxQueues; ++index) switches_.push_back({index, on});
+}
+
+uint32_t* NvmeController::shadowSlot(uint64_t buffer, uint32_t index) const {
+  // Checked against RAM when the buffers were given; checked again here, as
+  // nothing the driver named is trusted twice.
+  return reinterpret_cast<uint32_t*>(memory_.translate(buffer + 4ull * index, 4));
+}
+
+void NvmeController::readShadowHead(uint16_t cqid) {
+  CompletionQueue& cq = state_.cq[cqid];
+  uint32_t* event = shadowSlot(state_.eventIndexes, 2u * cqid + 1);
+  uint32_t* head = shadowSlot(state_.shadowDoorbells, 2u * cqid + 1);
+  if (event == nullptr || head == nullptr) return;
+  // EventIdx first, then the shadow (the host writes the shadow, then reads
+  // EventIdx): whichever way they race, a head we have not seen is rung.
+  std::atomic_ref<uint32_t>(*event).store(cq.head, std::memory_order_seq_cst);
+  uint32_t value = std::atomic_ref<uint32_t>(*head).load(std::memory_order_seq_cst);
+  if (value < cq.size) cq.head = static_cast<uint16_t>(value);
+}
+
+void NvmeController::doorbell(uint16_t index) {
+  if (!ready() || state_.shadowDoorbells == 0) return;
+  if (index < options_.maxQueues) {
+    processQueue(static_cast<uint16_t>(index + 1));
+  } else {
+    postWaiting();
+    processAllQueues();
+  }
+  backend_.flushSubmissions();
 }
 
 void NvmeController::start(std::function<void(uint16_t)> signal) {
@@ -291,6 +333,8 @@ void NvmeController::disable() {
   std::memset(state_.sq, 0, sizeof(state_.sq));
   std::memset(state_.cq, 0, sizeof(state_.cq));
   state_.asyncEventCount = 0;
+  // The shadow buffers were the old driver's memory: never touched again.
+  if (state_.shadowDoorbells != 0) switchShadowDoorbells(false);
   state_.shadowDoorbells = state_.eventIndexes = 0;
   state_.queuesGranted = NO_QUEUES_SET;
   state_.completing.active = 0;
@@ -314,11 +358,19 @@ void NvmeController::doorbellWrite(uint32_t index, uint32_t value) {
     SubmissionQueue& sq = state_.sq[qid];
     if (sq.size == 0 || value >= sq.size) return;  // An invalid doorbell write: ignored.
     sq.tail = static_cast<uint16_t>(value);
+    // With shadows on, an I/O queue's tail is read from its shadow: keep the
+    // two the same, as a driver writes both.
+    if (state_.shadowDoorbells != 0 && qid != 0) {
+      if (uint32_t* slot = shadowSlot(state_.shadowDoorbells, 2u * qid)) *slot = value;
+    }
     processQueue(qid);
   } else {
     CompletionQueue& cq = state_.cq[qid];
     if (cq.size == 0 || value >= cq.size) return;
     cq.head = static_cast<uint16_t>(value);
+    if (state_.shadowDoorbells != 0 && qid != 0) {
+      if (uint32_t* slot = shadowSlot(state_.shadowDoorbells, 2u * qid + 1)) *slot = value;
+    }
     postWaiting();  // Room for completions that waited for it.
     processAllQueues();
   }
@@ -375,7 +427,26 @@ void NvmeController::takeCommands(uint16_t sqid) {
   if (paused_ || !ready()) return;
   SubmissionQueue& sq = state_.sq[sqid];
   if (sq.size == 0) return;
-  if (state_.shadowDoorbells != 0 && sqid != 0) sq.tail = shadowTail(sqid);
+  bool shadow = state_.shadowDoorbells != 0 && sqid != 0;
+  for (;;) {
+    if (shadow) {
+      // EventIdx = what we consumed, then the shadow tail: a tail written
+      // after our read is rung (and reaches us as the eventfd).
+      uint32_t* event = shadowSlot(state_.eventIndexes, 2u * sqid);
+      uint32_t* tail = shadowSlot(state_.shadowDoorbells, 2u * sqid);
+      if (event == nullptr || tail == nullptr) return;
+      std::atomic_ref<uint32_t>(*event).store(sq.head, std::memory_order_seq_cst);
+      uint32_t value = std::atomic_ref<uint32_t>(*tail).load(std::memory_order_seq_cst);
+      if (value < sq.size) sq.tail = static_cast<uint16_t>(value);
+    }
+    uint16_t before = sq.head;
+    takeFrom(sqid);
+    if (!shadow || sq.head == before || sq.head != sq.tail) return;
+  }
+}
+
+void NvmeController::takeFrom(uint16_t sqid) {
+  SubmissionQueue& sq = state_.sq[sqid];
   while (sq.head != sq.tail) {
     auto free = freeSlot(sqid);
     if (!free) break;  // Back-pressure: the command stays in the queue.
@@ -398,7 +469,6 @@ void NvmeController::takeCommands(uint16_t sqid) {
     ++stats_->requests;
     execute(*free);
   }
-  if (state_.shadowDoorbells != 0 && sqid != 0) publishEventIndex(sqid);
 }
 
 void NvmeController::execute(uint32_t slot) {
@@ -425,6 +495,11 @@ void NvmeController::complete(uint32_t slot, uint16_t status, uint32_t result) {
 void NvmeController::postWaiting() {
   // Completions go out in the order their commands were taken, each when
   // its queue has room.
+  if (state_.shadowDoorbells != 0) {
+    for (uint16_t cqid = 1; cqid < MAX_QUEUES; ++cqid) {
+      if (state_.cq[cqid].size != 0) readShadowHead(cqid);
+    }
+  }
   for (;;) {
     std::optional<uint32_t> next;
     for (uint32_t slot = 0; slot < slotCount_; ++slot) {
@@ -786,7 +861,7 @@ std::vector<uint8_t> NvmeController::identifyController() const {
   put(data, 78, 2, 0);     // CNTLID
   put(data, 80, 4, VERSION_1_4);
   put(data, 111, 1, 1);  // CNTRLTYPE: I/O controller.
-  uint16_t oacs = OACS_FORMAT;
+  uint16_t oacs = OACS_FORMAT | OACS_DOORBELL_BUFFER;
   put(data, 256, 2, oacs);
   put(data, 258, 1, 3);                     // ACL: 4 Aborts.
   put(data, 259, 1, MAX_ASYNC_EVENTS - 1);  // AERL
@@ -1035,14 +1110,24 @@ uint16_t NvmeController::getFeatures(const Command& command, uint32_t& result) {
   return SUCCESS;
 }
 
-uint16_t NvmeController::doorbellBufferConfig(const Command&) {
-  return INVALID_OPCODE;  // Not offered (OACS bit 8 clear).
+uint16_t NvmeController::doorbellBufferConfig(const Command& command) {
+  uint64_t shadow = command.dptr[0];
+  uint64_t events = command.dptr[1];
+  uint64_t bytes = 8ull * MAX_QUEUES;
+  if (shadow % PAGE != 0 || events % PAGE != 0 || !memory_.contains(shadow, bytes) ||
+      !memory_.contains(events, bytes)) {
+    return INVALID_FIELD;
+  }
+  bool wasOn = state_.shadowDoorbells != 0;
+  state_.shadowDoorbells = shadow;
+  state_.eventIndexes = events;
+  // The queues that exist already start from what we know of them.
+  for (uint16_t qid = 1; qid < MAX_QUEUES; ++qid) {
+    if (state_.sq[qid].size != 0) *shadowSlot(shadow, 2u * qid) = state_.sq[qid].tail;
+    if (state_.cq[qid].size != 0) *shadowSlot(shadow, 2u * qid + 1) = state_.cq[qid].head;
+  }
+  if (!wasOn) switchShadowDoorbells(true);
+  return SUCCESS;
 }
-
-uint16_t NvmeController::shadowTail(uint16_t sqid) const {
-  return state_.sq[sqid].tail;
-}
-
-void NvmeController::publishEventIndex(uint16_t) {}
 
 }  // namespace cellvisor

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "pci/config-space.h"
@@ -51,13 +52,14 @@ class NvmeController : public PciFunction {
   std::vector<MsixUpdate> configWrite(uint16_t offset, uint8_t size, uint32_t value) override;
   uint64_t barRead(uint8_t bar, uint64_t offset, uint8_t size) override;
   std::vector<MsixUpdate> barWrite(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) override;
-  void doorbell(uint16_t) override {}
+  void doorbell(uint16_t index) override;
   bool live() const override { return ready(); }
   std::vector<MsixUpdate> reset() override;
   void pause() override;
   void resume() override;
   bool poll() override;
   std::vector<MsixUpdate> msixVectors() const override { return msix_->vectors(); }
+  std::vector<DoorbellSwitch> takeDoorbellSwitches() override { return std::exchange(switches_, {}); }
 
   uint64_t blocks() const { return blocks_; }
   uint32_t blockSize() const { return blockSize_; }
@@ -83,6 +85,7 @@ class NvmeController : public PciFunction {
 
   void processQueue(uint16_t sqid);
   void takeCommands(uint16_t sqid);
+  void takeFrom(uint16_t sqid);
   void processAllQueues();
   std::optional<uint32_t> freeSlot(uint16_t sqid) const;
   void execute(uint32_t slot);
@@ -113,8 +116,10 @@ class NvmeController : public PciFunction {
   std::vector<uint8_t> identifyController() const;
   std::vector<uint8_t> identifyNamespace() const;
   bool queueFits(uint64_t base, uint32_t entries, uint32_t entrySize) const;
-  uint16_t shadowTail(uint16_t sqid) const;
-  void publishEventIndex(uint16_t sqid);
+  // Shadow doorbells: slot 2y is SQ y's tail, 2y + 1 CQ y's head.
+  uint32_t* shadowSlot(uint64_t buffer, uint32_t index) const;
+  void readShadowHead(uint16_t cqid);
+  void switchShadowDoorbells(bool on);
 
   NvmeOptions options_;
   std::string deviceName_;
@@ -135,6 +140,7 @@ class NvmeController : public PciFunction {
   bool processing_ = false;  // Inside processQueue().
   bool deferred_ = false;    // A queue asked to be looked at meanwhile.
   std::vector<SlotWork> work_;
+  std::vector<DoorbellSwitch> switches_;
   std::array<uint8_t, 4096> bitBucket_{};
 };
 

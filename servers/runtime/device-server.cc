@@ -210,6 +210,7 @@ void DeviceServer::describeLayout(proto::HelloReply::Builder hello) const {
     doorbells[i].setOffset(doorbell.offset);
     doorbells[i].setLength(doorbell.length);
     doorbells[i].setQueue(doorbell.doorbell);
+    doorbells[i].setStartsOff(doorbell.startsOff);
   }
   hello.setMsixVectors(layout_.msixVectors);
 }
@@ -233,11 +234,18 @@ void DeviceServer::serveRequests() {
       auto reply = builder.initRoot<proto::Reply>();
       reply.setSequence(request.getSequence());
       auto addEffects = [&](const std::vector<MsixUpdate>& updates) {
-        auto list = reply.initDone().initMsixUpdates(static_cast<unsigned>(updates.size()));
+        auto done = reply.initDone();
+        auto list = done.initMsixUpdates(static_cast<unsigned>(updates.size()));
         for (size_t i = 0; i < updates.size(); ++i) {
           list[static_cast<unsigned>(i)].setIndex(updates[i].vector);
           list[static_cast<unsigned>(i)].setAddress(updates[i].address);
           list[static_cast<unsigned>(i)].setData(updates[i].data);
+        }
+        std::vector<DoorbellSwitch> switches = function_.takeDoorbellSwitches();
+        auto switched = done.initDoorbellSwitches(static_cast<unsigned>(switches.size()));
+        for (size_t i = 0; i < switches.size(); ++i) {
+          switched[static_cast<unsigned>(i)].setQueue(switches[i].doorbell);
+          switched[static_cast<unsigned>(i)].setOn(switches[i].on);
         }
       };
       switch (request.which()) {

@@ -35,6 +35,12 @@ struct FunctionDoorbell {
   uint64_t offset;
   uint8_t length;  // 0: any access size.
   uint16_t doorbell;
+  bool startsOff = false;  // An ioeventfd only once the function switches it on.
+};
+
+struct DoorbellSwitch {
+  uint16_t doorbell;
+  bool on;
 };
 
 struct FunctionLayout {
@@ -79,6 +85,8 @@ class PciFunction {
   virtual bool poll() { return false; }
   // All MSI-X vectors as programmed, for a core (re)connecting.
   virtual std::vector<MsixUpdate> msixVectors() const = 0;
+  // Doorbells turned on or off by the last request (sent with its reply).
+  virtual std::vector<DoorbellSwitch> takeDoorbellSwitches() { return {}; }
 };
 
 }  // namespace cellvisor

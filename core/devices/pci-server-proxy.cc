@@ -205,9 +205,12 @@ void PciServerProxy::switchDoorbell(ProxyDoorbell& doorbell, bool on) {
 }
 
 void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
-  if (effects.hasDoorbellSwitches()) {
+  if (effects.getDoorbellSwitches().size() > 0) {
     std::lock_guard lock(mappingMutex_);
+    int on = 0;
+    int off = 0;
     for (auto change : effects.getDoorbellSwitches()) {
+      ++(change.getOn() ? on : off);
       for (auto& doorbell : doorbells_) {
         if (doorbell.queue != change.getQueue()) continue;
         try {
@@ -219,6 +222,10 @@ void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
         }
       }
     }
+    // Rare (a driver's set-up, a reset) and worth knowing: how the guest's
+    // doorbell writes reach the server from now on.
+    std::cerr << "vmm-core: " << server_.deviceName() << ": " << on << " doorbells switched to ioeventfds, "
+              << off << " back to register writes\n";
   }
   for (auto update : effects.getMsixUpdates()) {
     if (update.getIndex() >= server_.vectorCount()) continue;  // Not a vector we wired.

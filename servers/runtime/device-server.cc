@@ -242,6 +242,7 @@ void DeviceServer::serveRequests() {
           list[static_cast<unsigned>(i)].setData(updates[i].data);
         }
         std::vector<DoorbellSwitch> switches = function_.takeDoorbellSwitches();
+        if (switches.empty()) return;
         auto switched = done.initDoorbellSwitches(static_cast<unsigned>(switches.size()));
         for (size_t i = 0; i < switches.size(); ++i) {
           switched[static_cast<unsigned>(i)].setQueue(switches[i].doorbell);

@@ -112,6 +112,8 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("PCI-MSI"), std::string::npos) << "virtio-pci with MSI-X vectors: " << out;
   EXPECT_NE(out.find("class 0x010802 driver nvme"), std::string::npos) << out;
   EXPECT_NE(out.find("nvme0q1"), std::string::npos) << "an NVMe I/O queue on its MSI-X vector: " << out;
+  EXPECT_NE(core.err().find("nvme-8.0: 32 doorbells switched to ioeventfds"), std::string::npos)
+      << "Linux gave the NVMe server shadow doorbells: " << core.err();
   EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
 
   // Every round read back what it wrote; each image holds exactly the last.

@@ -22,6 +22,8 @@ constexpr uint16_t DEVICE = 0x0a0a;
 constexpr uint32_t NAMESPACE_ID = 1;
 constexpr uint32_t ALL_NAMESPACES = 0xffffffff;
 constexpr uint32_t NO_QUEUES_SET = 0xffffffff;
+// An admin command that finishes later (deleting a queue whose completions wait for room).
+constexpr uint16_t WAIT_FOR_COMPLETIONS = 0xffff;
 constexpr uint16_t OACS_FORMAT = 1u << 1;
 constexpr uint16_t OACS_DOORBELL_BUFFER = 1u << 8;
 constexpr uint16_t ONCS_DSM = 1u << 2;
@@ -509,8 +511,27 @@ void NvmeController::postWaiting() {
       if (cq.size == 0 || (cq.tail + 1) % cq.size == cq.head) continue;
       if (!next || entry.sequence < state_.slots[*next].sequence) next = slot;
     }
-    if (!next || !post(*next)) return;
+    if (!next || !post(*next)) break;
   }
+  finishPendingDeletion();
+}
+
+void NvmeController::finishPendingDeletion() {
+  if (!pendingDeletion_) return;
+  uint32_t slot = *pendingDeletion_;
+  const Slot& admin = state_.slots[slot];
+  if (admin.state != Slot::RUNNING || admin.command.opcode != DELETE_IO_SQ) {
+    pendingDeletion_.reset();
+    return;
+  }
+  uint16_t qid = admin.command.cdw10 & 0xffff;
+  for (uint32_t other = 0; other < slotCount_; ++other) {
+    const Slot& entry = state_.slots[other];
+    if (entry.state != Slot::FREE && entry.sqid == qid && qid != 0) return;
+  }
+  pendingDeletion_.reset();
+  state_.sq[qid] = {};
+  complete(slot, SUCCESS);
 }
 
 bool NvmeController::post(uint32_t slot) {
@@ -562,6 +583,10 @@ void NvmeController::recover() {
       if (cq.tail == record.cqTail) {
         cq.tail = static_cast<uint16_t>((cq.tail + 1) % cq.size);
         if (cq.tail == 0) cq.phase ^= 1;
+      } else if (cq.tail == 0 && record.cqTail == cq.size - 1) {
+        // Died between moving the tail past the wrap and flipping the
+        // phase: the next lap's entries carry the other phase.
+        cq.phase = static_cast<uint8_t>((record.entry.status & 1) ^ 1);
       }
       state_.slots[record.slot].state = Slot::FREE;
       if (cq.interruptsEnabled) msix_->raise(cq.vector);
@@ -580,7 +605,12 @@ void NvmeController::recover() {
       continue;
     }
     SubmissionQueue& sq = state_.sq[entry.sqid];
-    if ((entry.sqHead + sq.size - 1) % sq.size == sq.head) sq.head = entry.sqHead;
+    // Only the command taken last can be one whose queue head did not move
+    // yet: an older one whose index the head has come round to again is
+    // just old.
+    if (entry.sequence == state_.nextSequence && (entry.sqHead + sq.size - 1) % sq.size == sq.head) {
+      sq.head = entry.sqHead;
+    }
     if (entry.state == Slot::RUNNING) running.push_back(slot);
   }
   std::sort(running.begin(), running.end(),
@@ -753,6 +783,12 @@ void NvmeController::executeAdmin(uint32_t slot) {
       break;
     case DELETE_IO_SQ:
       outcome = deleteSubmissionQueue(command);
+      // Parked: completions of the queue wait for room in their completion
+      // queue; postWaiting() finishes the deletion when they are out.
+      if (outcome == WAIT_FOR_COMPLETIONS) {
+        pendingDeletion_ = slot;
+        return;
+      }
       break;
     case DELETE_IO_CQ:
       outcome = deleteCompletionQueue(command);
@@ -877,7 +913,7 @@ std::vector<uint8_t> NvmeController::identifyController() const {
   uint16_t oncs = ONCS_WRITE_ZEROES;
   if (dsmEnabled()) oncs |= ONCS_DSM;
   put(data, 520, 2, oncs);
-  put(data, 524, 1, 1);           // VWC: a volatile write cache (flush means something).
+  put(data, 525, 1, 0x07);        // VWC: a volatile write cache; Flush of NSID FFFFFFFFh too.
   put(data, 530, 1, 1);           // NVSCC
   put(data, 536, 4, 0x00010001);  // SGLS: SGLs without alignment, bit buckets.
   // SUBNQN, NUL-padded: unique per device, so two controllers never merge.
@@ -889,11 +925,12 @@ std::vector<uint8_t> NvmeController::identifyController() const {
 
 std::vector<uint8_t> NvmeController::identifyNamespace() const {
   std::vector<uint8_t> data(4096, 0);
-  put(data, 0, 8, blocks_);   // NSZE
-  put(data, 8, 8, blocks_);   // NCAP
-  put(data, 16, 8, blocks_);  // NUSE
-  put(data, 25, 1, 0);        // NLBAF: one format ...
-  put(data, 26, 1, 0);        // FLBAS: ... in use.
+  put(data, 0, 8, blocks_);                      // NSZE
+  put(data, 8, 8, blocks_);                      // NCAP
+  put(data, 16, 8, blocks_);                     // NUSE
+  put(data, 25, 1, 0);                           // NLBAF: one format ...
+  put(data, 26, 1, 0);                           // FLBAS: ... in use.
+  if (backend_.readOnly()) put(data, 99, 1, 1);  // NSATTR: write protected.
   // DLFEAT: deallocated blocks read zeros, and Write Zeroes may deallocate.
   if (dsmEnabled()) put(data, 33, 1, 0x09);
   uint64_t eui = eui64();
@@ -986,10 +1023,13 @@ uint16_t NvmeController::createSubmissionQueue(const Command& command) {
 uint16_t NvmeController::deleteSubmissionQueue(const Command& command) {
   uint16_t qid = command.cdw10 & 0xffff;
   if (qid == 0 || qid >= MAX_QUEUES || state_.sq[qid].size == 0) return INVALID_QUEUE_IDENTIFIER;
-  // Its commands finish first (none is abandoned mid-write), then it goes.
+  // Its commands finish first (none is abandoned mid-write) and their
+  // completions are posted, when their queue has room; then it goes.
   drain();
+  postWaiting();
   for (uint32_t slot = 0; slot < slotCount_; ++slot) {
-    if (state_.slots[slot].state == Slot::DONE && state_.slots[slot].sqid == qid) post(slot);
+    const Slot& entry = state_.slots[slot];
+    if (entry.state != Slot::FREE && entry.sqid == qid) return WAIT_FOR_COMPLETIONS;
   }
   state_.sq[qid] = {};
   return SUCCESS;

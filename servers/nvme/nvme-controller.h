@@ -95,6 +95,7 @@ class NvmeController : public PciFunction {
   bool post(uint32_t slot);
   void postWaiting();
   void recover();
+  void finishPendingDeletion();
   void drain();
   uint64_t tagFor(uint32_t slot) const { return (uint64_t{generation_} << 32) | slot; }
 
@@ -141,6 +142,7 @@ class NvmeController : public PciFunction {
   bool deferred_ = false;    // A queue asked to be looked at meanwhile.
   std::vector<SlotWork> work_;
   std::vector<DoorbellSwitch> switches_;
+  std::optional<uint32_t> pendingDeletion_;  // A Delete I/O SQ waiting for its completions to go out.
   std::array<uint8_t, 4096> bitBucket_{};
 };
 

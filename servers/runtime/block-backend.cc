@@ -1,7 +1,9 @@
 #include "servers/runtime/block-backend.h"
 
 #include <linux/falloc.h>
+#include <linux/magic.h>
 #include <sys/eventfd.h>
+#include <sys/vfs.h>
 
 #include <algorithm>
 #include <cstring>
@@ -23,6 +25,10 @@ void check(int result, const char* what) {
 BlockBackend::BlockBackend(UniqueFd fd, unsigned depth, bool readOnly)
     : fd_(std::move(fd)), readOnly_(readOnly) {
   sizeBytes_ = diskImageBytes(fd_.get(), "the backend fd");
+  // tmpfs (and a memfd, which lives there) has no FALLOC_FL_ZERO_RANGE; a
+  // punched hole reads as zeros there just the same.
+  struct statfs filesystem {};
+  punchForZeroes_ = ::fstatfs(fd_.get(), &filesystem) == 0 && filesystem.f_type == TMPFS_MAGIC;
   io_uring_params params{};
   // Disabled until restricted (below). The completion ring is twice the
   // submission ring; prepare() keeps it from ever overflowing.
@@ -94,7 +100,9 @@ bool BlockBackend::prepare(const Pending& operation) {
       break;
     case Op::WRITE_ZEROES:
       io_uring_prep_fallocate(
-          sqe, IMAGE, (operation.unmap ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) | FALLOC_FL_KEEP_SIZE,
+          sqe, IMAGE,
+          (operation.unmap || punchForZeroes_ ? FALLOC_FL_PUNCH_HOLE : FALLOC_FL_ZERO_RANGE) |
+              FALLOC_FL_KEEP_SIZE,
           offset, length);
       break;
   }

@@ -99,6 +99,7 @@ class BlockBackend {
   Ring ring_;
   uint64_t sizeBytes_ = 0;
   bool readOnly_;
+  bool punchForZeroes_ = false;      // Write zeroes as a hole: the filesystem has no zero-range.
   unsigned completionCapacity_ = 0;  // Entries in the completion ring.
   unsigned inKernel_ = 0;            // Submission entries taken whose completion is not reaped.
   std::deque<Pending> waiting_;      // Back-pressure: no room in the ring.

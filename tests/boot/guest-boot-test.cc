@@ -382,10 +382,11 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
       {{coreBinary(), "--kernel", guestImage(), "-m", "3M", "vm"}, "multiple of 2 MiB"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "5,virtio-gpu", "vm"},
        "-s 5,virtio-gpu: pci.0.5.0.device: unknown emulation 'virtio-gpu'; this build has: hostbridge, "
-       "amd_hostbridge, lpc, virtio-blk, virtio-net"},
-      {{coreBinary(), "--kernel", guestImage(), "-s", "5,nvme,/dev/null", "vm"},
-       "'nvme' is a bhyve emulation cellvisor does not have yet (this build has: hostbridge, amd_hostbridge, "
-       "lpc, virtio-blk, virtio-net)"},
+       "amd_hostbridge, lpc, nvme, virtio-blk, virtio-net"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "5,ahci-cd,/dev/null", "vm"},
+       "'ahci-cd' is a bhyve emulation cellvisor does not have yet (this build has: hostbridge, "
+       "amd_hostbridge, "
+       "lpc, nvme, virtio-blk, virtio-net)"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,carrier-pigeon", "vm"}, "bad serial backend"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=2", "vm"}, "bad descriptor '2'"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=99", "vm"},

@@ -145,16 +145,17 @@ TEST(Config, PinnedVcpusMustExist) {
 
 TEST(Config, EmulationsAreNamedWithWhatThisBuildHas) {
   ConfigStore bhyveOnly;
-  bhyveOnly.set("pci.0.4.0.device", "nvme", "-s 4,nvme,/dev/nvd0");
+  bhyveOnly.set("pci.0.4.0.device", "ahci-cd", "-s 4,ahci-cd,/srv/install.iso");
   EXPECT_EQ(errorOf(bhyveOnly),
-            "-s 4,nvme,/dev/nvd0: pci.0.4.0.device: 'nvme' is a bhyve emulation cellvisor does not have yet "
-            "(this build has: hostbridge, amd_hostbridge, lpc, virtio-blk, virtio-net)");
+            "-s 4,ahci-cd,/srv/install.iso: pci.0.4.0.device: 'ahci-cd' is a bhyve emulation cellvisor does "
+            "not have yet "
+            "(this build has: hostbridge, amd_hostbridge, lpc, nvme, virtio-blk, virtio-net)");
   ConfigStore unknown;
   unknown.set("pci.0.4.0.device", "foo", "-s 4,foo");
   EXPECT_EQ(
       errorOf(unknown),
       "-s 4,foo: pci.0.4.0.device: unknown emulation 'foo'; this build has: hostbridge, amd_hostbridge, "
-      "lpc, virtio-blk, virtio-net");
+      "lpc, nvme, virtio-blk, virtio-net");
   for (const char* name :
        {"ahci", "ahci-hd", "ahci-cd", "fbuf", "xhci", "e1000", "passthru", "uart", "virtio-9p",
         "virtio-console", "virtio-rnd", "virtio-input", "virtio-scsi", "hda"}) {

@@ -186,6 +186,21 @@ uint16_t NvmeHarness::submit(uint16_t sqid, nvme::Command command) {
 }
 
 void NvmeHarness::doorbell(uint64_t offset, uint32_t value) {
+  uint32_t index = static_cast<uint32_t>((offset - nvme::DOORBELLS) / 4);
+  if (shadow_ != 0 && index >= 2) {
+    // Linux's rule (nvme_dbbuf_update_and_check_event): the new value to
+    // the shadow slot, a full barrier, then ring only if the controller's
+    // EventIdx lies between the old value and the new.
+    auto* slot = reinterpret_cast<uint32_t*>(host(shadow_ + 4ull * index, 4));
+    auto* event = reinterpret_cast<uint32_t*>(host(eventIndex_ + 4ull * index, 4));
+    uint16_t old = static_cast<uint16_t>(__atomic_load_n(slot, __ATOMIC_RELAXED));
+    __atomic_store_n(slot, value, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    uint16_t eventIndex = static_cast<uint16_t>(__atomic_load_n(event, __ATOMIC_ACQUIRE));
+    auto fresh = static_cast<uint16_t>(value);
+    if (static_cast<uint16_t>(fresh - eventIndex - 1) >= static_cast<uint16_t>(fresh - old)) return;
+  }
+  ++rung_;
   // A doorbell the server switched to an ioeventfd is KVM's to signal; any
   // other reaches the server as a register write.
   auto wired = wiring_.doorbells.find(BAR_ADDRESS + offset);
@@ -199,6 +214,20 @@ void NvmeHarness::doorbell(uint64_t offset, uint32_t value) {
 void NvmeHarness::ring(uint16_t sqid) {
   std::atomic_thread_fence(std::memory_order_release);
   doorbell(nvme::DOORBELLS + 8ull * sqid, sqs_.at(sqid).tail);
+}
+
+NvmeResult NvmeHarness::useShadowDoorbells() {
+  uint64_t shadow = allocate(PAGE);
+  uint64_t events = allocate(PAGE);
+  nvme::Command config = command(nvme::DOORBELL_BUFFER_CONFIG);
+  config.dptr[0] = shadow;
+  config.dptr[1] = events;
+  NvmeResult result = run(0, config);
+  if (result.status() == 0) {
+    shadow_ = shadow;
+    eventIndex_ = events;
+  }
+  return result;
 }
 
 size_t NvmeHarness::reap(uint16_t cqid) {

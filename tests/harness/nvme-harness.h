@@ -158,6 +158,12 @@ class NvmeHarness {
   // Number of Queues, then `count` pairs (SQ n on CQ n, vector n): true when
   // all succeeded.
   bool createIoQueues(uint16_t count, uint16_t entries);
+  // Doorbell Buffer Config, as Linux does after creating its I/O queues:
+  // from then on an I/O queue's doorbell value goes to the shadow buffer,
+  // and the doorbell is rung only when the controller's EventIdx asks.
+  NvmeResult useShadowDoorbells();
+  // Doorbell writes that were rung (not left to the shadow buffer).
+  uint64_t rungDoorbells() const { return rung_; }
 
  private:
   struct Outstanding {
@@ -203,6 +209,9 @@ class NvmeHarness {
   std::vector<uint64_t> pendingListPages_;  // For the next submit().
   std::vector<std::string> problems_;
   std::vector<uint64_t> interruptCounts_;
+  uint64_t shadow_ = 0;      // Shadow doorbell buffer, 0 while off.
+  uint64_t eventIndex_ = 0;  // EventIdx buffer.
+  uint64_t rung_ = 0;
 };
 
 // The harness's server supervised (restarted when it dies) by a

@@ -453,6 +453,56 @@ TEST(NvmeIo, FourQueuesSixteenDeep) {
   EXPECT_TRUE(nvme.problems().empty()) << ::testing::PrintToString(nvme.problems());
 }
 
+// Shadow doorbells as Linux uses them: after Doorbell Buffer Config the
+// server switches every I/O doorbell to an ioeventfd, reads the values from
+// the shadow buffer, and asks for a ring (EventIdx) only when it has caught
+// up: a burst of commands costs far fewer rings than commands. A reset
+// switches the doorbells back and the controller works without shadows.
+TEST(NvmeIo, ShadowDoorbellsCarryTheValuesWithFewRings) {
+  constexpr uint32_t COMMANDS = 256;
+  constexpr uint32_t DEPTH = 16;
+  NvmeRig rig;
+  NvmeHarness& nvme = rig.nvme;
+  ASSERT_TRUE(nvme.enable());
+  ASSERT_TRUE(nvme.createIoQueues(2, 64));
+  EXPECT_TRUE(nvme.wiring().doorbells.empty()) << "register writes until the driver gives shadows";
+  ASSERT_STATUS(nvme.useShadowDoorbells(), nvme::SUCCESS);
+  EXPECT_EQ(nvme.wiring().doorbells.size(), 2u * 16) << "every I/O queue's tail and head doorbell";
+  uint64_t buffers = nvme.allocate(DEPTH * 4096);
+  uint64_t ringsBefore = nvme.rungDoorbells();
+  uint32_t submitted = 0;
+  uint32_t completed = 0;
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (completed < COMMANDS && std::chrono::steady_clock::now() < deadline) {
+    while (submitted < COMMANDS && submitted - completed < DEPTH) {
+      uint32_t i = submitted % DEPTH;
+      rig.put(buffers + 4096ull * i, sectors(8ull * submitted, 8, 40));
+      nvme::Command write = NvmeHarness::readWrite(nvme::WRITE, 8ull * submitted, 8);
+      nvme.setPrps(write, buffers + 4096ull * i, 4096);
+      nvme.submit(1 + submitted % 2, write);
+      ++submitted;
+      if (submitted % 4 == 0 || submitted == COMMANDS) {
+        nvme.ring(1);
+        nvme.ring(2);
+      }
+    }
+    for (const auto& [sqid, entry] : nvme.collect(1s)) {
+      EXPECT_EQ(entry.status >> 1, 0u) << "SQ " << sqid << " CID " << entry.cid;
+      ++completed;
+    }
+  }
+  ASSERT_EQ(completed, COMMANDS);
+  EXPECT_EQ(rig.onDisk(0, COMMANDS * 4096ull), sectors(0, COMMANDS * 8, 40));
+  uint64_t rings = nvme.rungDoorbells() - ringsBefore;
+  EXPECT_LT(rings, COMMANDS) << "shadow doorbells saved no rings";
+  EXPECT_TRUE(nvme.problems().empty()) << ::testing::PrintToString(nvme.problems());
+  std::printf("shadow doorbells: %u commands, %llu doorbell rings\n", COMMANDS,
+              static_cast<unsigned long long>(rings));
+
+  ASSERT_TRUE(nvme.disable());
+  EXPECT_TRUE(nvme.wiring().doorbells.empty()) << "a reset switches the doorbells back";
+}
+
 // A completion queue smaller than the work: the controller holds what does
 // not fit until the driver moves the head, and loses nothing.
 TEST(NvmeIo, FullCompletionQueueHoldsCompletionsUntilTheHeadMoves) {

@@ -286,17 +286,20 @@ TEST_F(GuestBoot, VirtioBlkServerServesTheGuest) {
 }
 
 // The crash test: the guest writes and verifies blocks in a loop while the
-// host kill -9's its virtio-blk server at random moments. Every kill is
-// followed by a restart from the state segment; the guest must see no error.
-TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
+// host kill -9's its disk's server at random moments. Every kill is followed
+// by a restart from the state segment; the guest must see no error.
+// `test` is the guest's (e.g. "nvme-stress"), `checks` how its checks are
+// named ("nvme stress").
+void runDiskStressAcrossKills(const std::string& emulation, const std::string& test,
+                              const std::string& checks, int rounds) {
   std::string disk = ::testing::TempDir() + "/cellvisor-crash-disk-" + std::to_string(::getpid()) + ".img";
   {
     std::ofstream image(disk, std::ios::binary);
     image.seekp((16 << 20) - 1);
     image.put(0);
   }
-  auto argv = args("virtio-blk-stress", {"-s", "4,virtio-blk," + disk});
-  argv[8] = "test=virtio-blk-stress rounds=24";
+  auto argv = GuestBoot::args(test, {"-s", "4," + emulation + "," + disk});
+  argv[8] = "test=" + test + " rounds=" + std::to_string(rounds);
   CoreProcess core(argv);
   // Let the guest start, then kill: the run must outlast the kills.
   core.waitFor("guest: running test");
@@ -323,14 +326,45 @@ TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
   }
   EXPECT_GE(kills, 20);
   EXPECT_EQ(core.wait(std::chrono::seconds(120)), GUEST_PASSED) << core.output();
-  EXPECT_NE(core.out().find("ok - virtio-blk stress: no I/O errors"), std::string::npos) << core.out();
-  EXPECT_NE(core.out().find("ok - virtio-blk stress: every block verified"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - " + checks + ": no I/O errors"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - " + checks + ": every block verified"), std::string::npos) << core.out();
+  EXPECT_EQ(core.out().find("not ok"), std::string::npos) << core.out();
   size_t restarts = 0;
   for (size_t at = 0;
        (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
     ++restarts;
   }
   EXPECT_EQ(restarts, static_cast<size_t>(kills)) << core.err();
+  ::unlink(disk.c_str());
+}
+
+TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
+  runDiskStressAcrossKills("virtio-blk", "virtio-blk-stress", "virtio-blk stress", 24);
+}
+
+TEST_F(GuestBoot, NvmeSurvivesRepeatedServerKills) {
+  runDiskStressAcrossKills("nvme", "nvme-stress", "nvme stress", 24);
+}
+
+// The test guest's own NVMe driver: enable, identify, an I/O queue pair, a
+// pattern written and read back, an out-of-range read refused.
+TEST_F(GuestBoot, NvmeIdentifiesAndServesAPattern) {
+  std::string disk = ::testing::TempDir() + "/cellvisor-nvme-disk-" + std::to_string(::getpid()) + ".img";
+  {
+    std::ofstream image(disk, std::ios::binary);
+    image.seekp((1 << 20) - 1);
+    image.put(0);
+  }
+  CoreProcess core(args("nvme", {"-s", "4,nvme," + disk}));
+  EXPECT_EQ(core.wait(std::chrono::seconds(60)), GUEST_PASSED) << core.output();
+  EXPECT_NE(core.out().find("nvme: namespace 1: 2048 blocks of 512 bytes"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - nvme: pattern read back intact"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - nvme: past-the-end read fails with LBA out of range"), std::string::npos)
+      << core.out();
+  std::ifstream image(disk, std::ios::binary);
+  char first[4];
+  image.read(first, 4);
+  EXPECT_EQ(static_cast<uint8_t>(first[1]), 37) << "the pattern reached the image";
   ::unlink(disk.c_str());
 }
 

@@ -19,6 +19,7 @@ class GuestBoot : public ::testing::Test {
     if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
   }
 
+ public:
   // vmm-core running guest test `test`, with `extra` options before the VM name.
   static std::vector<std::string> args(const std::string& test, std::vector<std::string> extra = {}) {
     std::vector<std::string> all = {coreBinary(), "-m",         "128M",      "-l",          "com1,stdio",

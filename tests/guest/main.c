@@ -152,6 +152,15 @@ static void test_echo(void) {
 }
 
 /* The README's demo: a tour of the platform, then an ACPI power-off. */
+/* The stress tests' "rounds=N" (default 4). */
+static unsigned rounds_of(const char* cmdline) {
+  char rounds[12] = "4";
+  cmdline_value(cmdline, "rounds", rounds, sizeof(rounds));
+  unsigned count = 0;
+  for (const char* at = rounds; *at >= '0' && *at <= '9'; ++at) count = count * 10 + (unsigned)(*at - '0');
+  return count;
+}
+
 static void test_demo(const char* cmdline) {
   test_hello();
   test_pci();
@@ -203,12 +212,12 @@ void guest_main(const struct hvm_start_info* info) {
     test_poweroff();
   } else if (strncmp(test, "power-button", 32) == 0) {
     test_power_button();
+  } else if (strncmp(test, "nvme-stress", 32) == 0) {
+    test_nvme_stress(rounds_of(cmdline));
+  } else if (strncmp(test, "nvme", 32) == 0) {
+    test_nvme();
   } else if (strncmp(test, "virtio-blk-stress", 32) == 0) {
-    char rounds[12] = "4";
-    cmdline_value(cmdline, "rounds", rounds, sizeof(rounds));
-    unsigned count = 0;
-    for (const char* at = rounds; *at >= '0' && *at <= '9'; ++at) count = count * 10 + (unsigned)(*at - '0');
-    test_virtio_blk_stress(count);
+    test_virtio_blk_stress(rounds_of(cmdline));
   } else if (strncmp(test, "virtio-blk", 32) == 0) {
     test_virtio_blk();
   } else if (strncmp(test, "virtio-net", 32) == 0) {

@@ -82,6 +82,11 @@ bool virtio_queue(struct virtio_device* dev, uint16_t index, uint16_t size, void
 bool virtio_driver_ok(struct virtio_device* dev);
 void virtio_notify(struct virtio_device* dev, uint16_t queue);
 
+/* Finds the NVMe controller, identifies it and writes/reads a pattern
+ * (polling); the stress variant verifies rounds while its server is killed. */
+void test_nvme(void);
+void test_nvme_stress(unsigned rounds);
+
 /* Finds the virtio-blk device and writes/reads a pattern (polling). */
 void test_virtio_blk(void);
 void test_virtio_blk_stress(unsigned rounds);

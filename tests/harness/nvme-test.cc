@@ -798,6 +798,70 @@ TEST(NvmeHostile, BadCommandsFailAloneAndTheServerLives) {
   EXPECT_TRUE(nvme.problems().empty()) << ::testing::PrintToString(nvme.problems());
 }
 
+// Entries a driver should never write, placed raw on a queue the harness
+// does not drive: two commands with one CID, an entry with every reserved
+// field and the fused bits set, and a 2 MiB read whose PRP list chains back
+// to itself. Each completes on its own (success or an error status), the
+// server lives, and the controller serves normally afterwards.
+TEST(NvmeHostile, ReusedCidsReservedBitsAndASelfChainedPrpListFailAlone) {
+  NvmeRig rig;
+  NvmeHarness& nvme = rig.nvme;
+  ASSERT_TRUE(nvme.enable());
+  ASSERT_TRUE(nvme.createIoQueues(1, 16));
+  ASSERT_STATUS(nvme.createCompletionQueue(2, 16, 2, false), nvme::SUCCESS);
+  ASSERT_STATUS(nvme.createSubmissionQueue(2, 16, 2), nvme::SUCCESS);
+  pid_t server = nvme.process().pid();
+  uint64_t sq = nvme.queueAddress(2, true);
+  uint64_t cq = nvme.queueAddress(2, false);
+  uint64_t buffer = nvme.allocate(2 << 20);
+  uint64_t list = nvme.allocate(4096);
+  std::vector<nvme::Command> entries;
+  for (uint64_t lba : {0ull, 8ull}) {
+    nvme::Command read = NvmeHarness::readWrite(nvme::READ, lba, 8);
+    read.dptr[0] = buffer + lba * 512;
+    read.cid = 7;  // Both.
+    entries.push_back(read);
+  }
+  nvme::Command reserved = NvmeHarness::readWrite(nvme::READ, 16, 8);
+  reserved.dptr[0] = buffer;
+  reserved.cid = 8;
+  reserved.flags = 0x01 | 0x3c;  // Fused (first of a pair) and the reserved bits of CDW0.
+  reserved.reserved = ~0ull;
+  reserved.cdw13 = reserved.cdw14 = reserved.cdw15 = ~0u;
+  entries.push_back(reserved);
+  // PRP2 points at the list page's last slot, which chains to the page
+  // itself, whose last slot chains to itself again.
+  auto* slots = reinterpret_cast<uint64_t*>(nvme.host(list, 4096));
+  for (int i = 0; i < 511; ++i) slots[i] = buffer + 4096ull * (i % 512);
+  slots[511] = list;
+  nvme::Command looping = NvmeHarness::readWrite(nvme::READ, 0, 4096);
+  looping.dptr[0] = buffer;
+  looping.dptr[1] = list + 4088;
+  looping.cid = 9;
+  entries.push_back(looping);
+  for (size_t i = 0; i < entries.size(); ++i) std::memcpy(nvme.host(sq + 64 * i, 64), &entries[i], 64);
+  nvme.doorbell(nvme::DOORBELLS + 16, static_cast<uint32_t>(entries.size()));
+  std::vector<nvme::Completion> completions;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (completions.size() < entries.size() && std::chrono::steady_clock::now() < deadline) {
+    nvme::Completion entry;
+    std::memcpy(&entry, nvme.host(cq + 16 * completions.size(), 16), 16);
+    if ((entry.status & 1) == 1) {
+      completions.push_back(entry);
+    } else {
+      std::this_thread::sleep_for(1ms);
+    }
+  }
+  ASSERT_EQ(completions.size(), entries.size()) << "every raw entry completes, one way or another";
+  EXPECT_EQ(completions[0].cid, 7);
+  EXPECT_EQ(completions[1].cid, 7);
+  for (const auto& entry : completions) EXPECT_EQ(entry.sqId, 2) << "CID " << entry.cid;
+  EXPECT_EQ(nvme.process().pid(), server) << "the server did not die";
+  nvme.doorbell(nvme::DOORBELLS + 20, static_cast<uint32_t>(entries.size()));
+  uint64_t again = nvme.allocate(4096);
+  EXPECT_STATUS(nvme.io(1, nvme::READ, 0, 8, again), nvme::SUCCESS) << "the controller still serves";
+}
+
 // Tails past the queue were ignored above; here the queue is at a
 // different place when the bad doorbell comes, and the next good one must
 // pick up exactly the commands the driver put there.

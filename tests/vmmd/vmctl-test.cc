@@ -97,43 +97,11 @@ TEST_F(Vmctl, DeviceCrashShowsInDevices) {
 // Live upgrade: the blk server is replaced by another binary while the guest
 // writes and verifies its disk; the guest must finish with no error.
 TEST_F(Vmctl, DeviceRestartOnANewBinaryIsInvisibleToTheGuest) {
-  writeTemplate("long", "test=virtio-blk-stress rounds=5");
-  ASSERT_EQ(vmctl({"create", "-t", "long", "up"}).first, 0);
-  ASSERT_EQ(vmctl({"start", "up"}).first, 0);
-  auto pidOf = [&] {
-    std::string devices = vmctl({"devices", "up", "--json"}).second;
-    auto at = devices.find(R"("pid":)");
-    return at == std::string::npos ? 0 : std::atoi(devices.c_str() + at + 6);
-  };
-  int before = 0;
-  for (int i = 0; i < 100 && before <= 0; ++i) {
-    before = pidOf();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  ASSERT_GT(before, 0);
-  // The "new" binary: a copy of the server under another path.
-  fs::path upgraded = copyOfServerBinary(before);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // Mid-run.
-  auto [status, output] = vmctl({"device", "restart", "up", "virtio-blk-4.0", upgraded.string()});
-  ASSERT_EQ(status, 0) << output;
-  int after = 0;
-  for (int i = 0; i < 100 && (after <= 0 || after == before); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    after = pidOf();
-  }
-  ASSERT_GT(after, 0);
-  EXPECT_NE(after, before);
-  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(after) + "/exe"), upgraded);
-  // The guest runs to its end and reports success (exit status 33).
-  std::string info;
-  for (int i = 0; i < 600; ++i) {
-    info = vmctl({"info", "up"}).second;
-    if (info.find("state: stopped") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info;
-  EXPECT_EQ(vmctl({"device", "restart", "up", "virtio-blk-4.0"}).first, 1) << "not running any more";
-  EXPECT_EQ(vmctl({"destroy", "up"}).first, 0);
+  upgradeDiskServerMidRun("virtio-blk", "virtio-blk-stress", "virtio-blk-4.0");
+}
+
+TEST_F(Vmctl, NvmeLiveUpgradeIsInvisibleToTheGuest) {
+  upgradeDiskServerMidRun("nvme", "nvme-stress", "nvme-4.0");
 }
 
 // The crash test through vmmd: the guest writes and verifies its disk while

@@ -55,11 +55,40 @@ class Vmctl : public ::testing::Test {
     }
     fs::remove_all(root);
   }
-  void writeTemplate(const std::string& name, const std::string& cmdline) {
+  void writeTemplate(const std::string& name, const std::string& cmdline,
+                     const std::string& diskType = "virtio-blk") {
     std::ofstream(root / "store" / ".templates" / (name + ".conf"))
         << "loader=\"kernel\"\nkernel=\"" << guestImage() << "\"\nkernel_cmdline=\"" << cmdline
-        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ndisk0_size="
-           "\"16M\"\n";
+        << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"" << diskType
+        << "\"\ndisk0_name=\"disk0.img\"\ndisk0_size=\"16M\"\n";
+  }
+  // Replaces the disk's server by a copy of its binary (a live upgrade) while
+  // the guest runs `guestTest` (a write-and-verify loop) on it.
+  void upgradeDiskServerMidRun(const std::string& diskType, const std::string& guestTest,
+                               const std::string& device) {
+    writeTemplate("long", "test=" + guestTest + " rounds=5", diskType);
+    ASSERT_EQ(vmctl({"create", "-t", "long", "up"}).first, 0);
+    ASSERT_EQ(vmctl({"start", "up"}).first, 0);
+    int before = 0;
+    for (int i = 0; i < 100 && before <= 0; ++i) {
+      before = serverPid("up");
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ASSERT_GT(before, 0);
+    // The "new" binary: a copy of the server under another path.
+    fs::path upgraded = copyOfServerBinary(before);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // Mid-run.
+    auto [status, output] = vmctl({"device", "restart", "up", device, upgraded.string()});
+    ASSERT_EQ(status, 0) << output;
+    int after = waitForNewServer("up", before);
+    ASSERT_GT(after, 0);
+    EXPECT_NE(after, before);
+    EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(after) + "/exe"), upgraded);
+    // The guest runs to its end and reports success (exit status 33).
+    std::string info = waitStopped("up");
+    EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info << log("up");
+    EXPECT_EQ(vmctl({"device", "restart", "up", device}).first, 1) << "not running any more";
+    EXPECT_EQ(vmctl({"destroy", "up"}).first, 0);
   }
   // Runs vmctl; returns (status, stdout + stderr).
   std::pair<int, std::string> vmctl(std::vector<std::string> args) {
@@ -78,8 +107,9 @@ class Vmctl : public ::testing::Test {
   // A live upgrade's "new" binary: a copy of `server`'s executable under the
   // test's root, where the servers' uid can reach and run it.
   fs::path copyOfServerBinary(pid_t server) {
-    fs::path upgraded = root / "virtio-blk-server.new";
-    fs::copy_file(fs::read_symlink("/proc/" + std::to_string(server) + "/exe"), upgraded);
+    fs::path running = fs::read_symlink("/proc/" + std::to_string(server) + "/exe");
+    fs::path upgraded = root / (running.filename().string() + ".new");
+    fs::copy_file(running, upgraded);
     fs::permissions(upgraded, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                   fs::perms::others_read | fs::perms::others_exec);
     fs::permissions(root, fs::perms::others_exec, fs::perm_options::add);

@@ -35,6 +35,18 @@ struct FailureNotice {
   // Offset of a 16-bit MSI-X vector number in the body to raise afterwards,
   // or NO_VECTOR.
   uint32_t vectorOffset;
+  // What the core answers for register reads of the failed device, where
+  // the device's own terms need more than the all-ones of a device that is
+  // gone (NVMe: CSTS with CFS set). Other reads still answer all ones.
+  static constexpr uint32_t MAX_READS = 2;
+  uint32_t readCount;
+  struct {
+    uint8_t bar;
+    uint8_t size;
+    uint16_t reserved;
+    uint32_t offset;
+    uint64_t value;
+  } reads[MAX_READS];
 };
 
 struct StateHeader {

@@ -244,6 +244,7 @@ void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {
 
 uint64_t PciServerProxy::readBar(uint8_t bar, uint64_t offset, uint8_t size) {
   uint64_t value = ~0ull;
+  if (server_.resources().failed()) return failedDeviceRead(bar, offset, size);
   forward(
       [&](proto::Request::Builder request) {
         auto access = request.initBarRead();
@@ -255,6 +256,17 @@ uint64_t PciServerProxy::readBar(uint8_t bar, uint64_t offset, uint8_t size) {
         if (reply.isValue()) value = reply.getValue();
       });
   return value;
+}
+
+uint64_t PciServerProxy::failedDeviceRead(uint8_t bar, uint64_t offset, uint8_t size) {
+  // The notice was written by the server: copied once, bounded, and only
+  // ever a value handed back to the guest.
+  FailureNotice notice = server_.resources().stateHeader().failureNotice;
+  for (uint32_t i = 0; i < std::min(notice.readCount, FailureNotice::MAX_READS); ++i) {
+    const auto& read = notice.reads[i];
+    if (read.bar == bar && read.offset == offset && read.size == size) return read.value & accessMask(size);
+  }
+  return ~0ull;
 }
 
 void PciServerProxy::writeBar(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) {

@@ -84,6 +84,9 @@ class PciServerProxy : public PciDevice {
   void map(ProxyBar& bar, uint64_t address);
   void unmap(ProxyBar& bar);
   void applyEffects(proto::WriteEffects::Reader effects);
+  // A register read of a device that failed for good, answered from its
+  // failure notice.
+  uint64_t failedDeviceRead(uint8_t bar, uint64_t offset, uint8_t size);
   void refreshMappings();
   void mapDoorbells(const ProxyBar& bar, bool add);
   void switchDoorbell(ProxyDoorbell& doorbell, bool on);

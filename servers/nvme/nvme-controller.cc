@@ -156,6 +156,9 @@ FailureNotice NvmeController::failureNotice() const {
   notice.ops[0] = {static_cast<uint32_t>(offsetof(NvmeState, csts)), FailureNotice::OR_BYTE,
                    static_cast<uint8_t>(CSTS_CFS), 0};
   notice.vectorOffset = FailureNotice::NO_VECTOR;
+  // With no server to answer, CSTS still says so (not all ones: "gone").
+  notice.readCount = 1;
+  notice.reads[0] = {0, 4, 0, static_cast<uint32_t>(REG_CSTS), CSTS_RDY | CSTS_CFS};
   return notice;
 }
 
@@ -615,10 +618,14 @@ void NvmeController::recover() {
   }
   std::sort(running.begin(), running.end(),
             [this](uint32_t a, uint32_t b) { return state_.slots[a].sequence < state_.slots[b].sequence; });
+  // An admin command the predecessor may have carried out before it died:
+  // finding its effect already there is its success, not an error.
+  replaying_ = true;
   for (uint32_t slot : running) {
     if (state_.slots[slot].sqid == 0 && state_.slots[slot].command.opcode == ASYNC_EVENT_REQUEST) continue;
     execute(slot);
   }
+  replaying_ = false;
   postWaiting();
   processAllQueues();
   backend_.flushSubmissions();
@@ -988,6 +995,10 @@ uint16_t NvmeController::createCompletionQueue(const Command& command) {
   bool contiguous = command.cdw11 & 1;
   bool interrupts = command.cdw11 & 2;
   uint16_t vector = static_cast<uint16_t>(command.cdw11 >> 16);
+  if (replaying_ && qid <= options_.maxQueues && qid != 0 && state_.cq[qid].base == command.dptr[0] &&
+      state_.cq[qid].size == entries) {
+    return SUCCESS;
+  }
   if (qid == 0 || qid > options_.maxQueues || state_.cq[qid].size != 0) return INVALID_QUEUE_IDENTIFIER;
   if (entries < 2 || entries > options_.queueSize) return INVALID_QUEUE_SIZE;
   if (!contiguous) return INVALID_FIELD;  // CAP.CQR: contiguous queues only.
@@ -1010,6 +1021,10 @@ uint16_t NvmeController::createSubmissionQueue(const Command& command) {
   uint32_t entries = (command.cdw10 >> 16) + 1;
   bool contiguous = command.cdw11 & 1;
   uint16_t cqid = static_cast<uint16_t>(command.cdw11 >> 16);
+  if (replaying_ && qid <= options_.maxQueues && qid != 0 && state_.sq[qid].base == command.dptr[0] &&
+      state_.sq[qid].size == entries) {
+    return SUCCESS;
+  }
   if (qid == 0 || qid > options_.maxQueues || state_.sq[qid].size != 0) return INVALID_QUEUE_IDENTIFIER;
   if (cqid == 0 || cqid > options_.maxQueues || state_.cq[cqid].size == 0) return COMPLETION_QUEUE_INVALID;
   if (entries < 2 || entries > options_.queueSize) return INVALID_QUEUE_SIZE;
@@ -1022,6 +1037,7 @@ uint16_t NvmeController::createSubmissionQueue(const Command& command) {
 
 uint16_t NvmeController::deleteSubmissionQueue(const Command& command) {
   uint16_t qid = command.cdw10 & 0xffff;
+  if (replaying_ && qid != 0 && qid < MAX_QUEUES && state_.sq[qid].size == 0) return SUCCESS;
   if (qid == 0 || qid >= MAX_QUEUES || state_.sq[qid].size == 0) return INVALID_QUEUE_IDENTIFIER;
   // Its commands finish first (none is abandoned mid-write) and their
   // completions are posted, when their queue has room; then it goes.
@@ -1037,6 +1053,7 @@ uint16_t NvmeController::deleteSubmissionQueue(const Command& command) {
 
 uint16_t NvmeController::deleteCompletionQueue(const Command& command) {
   uint16_t qid = command.cdw10 & 0xffff;
+  if (replaying_ && qid != 0 && qid < MAX_QUEUES && state_.cq[qid].size == 0) return SUCCESS;
   if (qid == 0 || qid >= MAX_QUEUES || state_.cq[qid].size == 0) return INVALID_QUEUE_IDENTIFIER;
   for (uint16_t sq = 1; sq < MAX_QUEUES; ++sq) {
     if (state_.sq[sq].size != 0 && state_.sq[sq].cqid == qid) return INVALID_QUEUE_DELETION;

@@ -139,6 +139,7 @@ class NvmeController : public PciFunction {
   uint32_t generation_ = 1;
   bool paused_ = false;
   bool processing_ = false;  // Inside processQueue().
+  bool replaying_ = false;   // Re-running what a predecessor had taken (recover()).
   bool deferred_ = false;    // A queue asked to be looked at meanwhile.
   std::vector<SlotWork> work_;
   std::vector<DoorbellSwitch> switches_;

@@ -456,9 +456,9 @@ TEST(NvmeIo, FourQueuesSixteenDeep) {
 // Shadow doorbells as Linux uses them: after Doorbell Buffer Config the
 // server switches every I/O doorbell to an ioeventfd, reads the values from
 // the shadow buffer, and asks for a ring (EventIdx) only when it has caught
-// up: a burst of commands costs far fewer rings than commands. A reset
-// switches the doorbells back and the controller works without shadows.
-TEST(NvmeIo, ShadowDoorbellsCarryTheValuesWithFewRings) {
+// up. How many rings that saves depends on timing (printed, not asserted);
+// that every value arrives does not. A reset switches the doorbells back.
+TEST(NvmeIo, ShadowDoorbellsCarryTheValues) {
   constexpr uint32_t COMMANDS = 256;
   constexpr uint32_t DEPTH = 16;
   NvmeRig rig;
@@ -470,16 +470,23 @@ TEST(NvmeIo, ShadowDoorbellsCarryTheValuesWithFewRings) {
   EXPECT_EQ(nvme.wiring().doorbells.size(), 2u * 16) << "every I/O queue's tail and head doorbell";
   uint64_t buffers = nvme.allocate(DEPTH * 4096);
   uint64_t ringsBefore = nvme.rungDoorbells();
+  // A buffer is reused only once its own command completed (the two queues
+  // complete in any order).
+  std::vector<uint32_t> freeBuffers;
+  for (uint32_t i = 0; i < DEPTH; ++i) freeBuffers.push_back(i);
+  std::map<std::pair<uint16_t, uint16_t>, uint32_t> bufferOf;  // (sqid, cid) -> buffer
   uint32_t submitted = 0;
   uint32_t completed = 0;
   auto deadline = std::chrono::steady_clock::now() + 20s;
   while (completed < COMMANDS && std::chrono::steady_clock::now() < deadline) {
-    while (submitted < COMMANDS && submitted - completed < DEPTH) {
-      uint32_t i = submitted % DEPTH;
+    while (submitted < COMMANDS && !freeBuffers.empty()) {
+      uint32_t i = freeBuffers.back();
+      freeBuffers.pop_back();
       rig.put(buffers + 4096ull * i, sectors(8ull * submitted, 8, 40));
       nvme::Command write = NvmeHarness::readWrite(nvme::WRITE, 8ull * submitted, 8);
       nvme.setPrps(write, buffers + 4096ull * i, 4096);
-      nvme.submit(1 + submitted % 2, write);
+      uint16_t sqid = static_cast<uint16_t>(1 + submitted % 2);
+      bufferOf[{sqid, nvme.submit(sqid, write)}] = i;
       ++submitted;
       if (submitted % 4 == 0 || submitted == COMMANDS) {
         nvme.ring(1);
@@ -488,13 +495,13 @@ TEST(NvmeIo, ShadowDoorbellsCarryTheValuesWithFewRings) {
     }
     for (const auto& [sqid, entry] : nvme.collect(1s)) {
       EXPECT_EQ(entry.status >> 1, 0u) << "SQ " << sqid << " CID " << entry.cid;
+      freeBuffers.push_back(bufferOf.at({sqid, entry.cid}));
       ++completed;
     }
   }
   ASSERT_EQ(completed, COMMANDS);
   EXPECT_EQ(rig.onDisk(0, COMMANDS * 4096ull), sectors(0, COMMANDS * 8, 40));
   uint64_t rings = nvme.rungDoorbells() - ringsBefore;
-  EXPECT_LT(rings, COMMANDS) << "shadow doorbells saved no rings";
   EXPECT_TRUE(nvme.problems().empty()) << ::testing::PrintToString(nvme.problems());
   std::printf("shadow doorbells: %u commands, %llu doorbell rings\n", COMMANDS,
               static_cast<unsigned long long>(rings));
@@ -1234,7 +1241,8 @@ TEST(NvmeFailure, CrashLoopSetsControllerFatalStatus) {
   }
   ASSERT_TRUE(nvme.process().failed());
   EXPECT_TRUE(nvme.resources().stateBody<nvme::NvmeState>().csts & nvme::CSTS_CFS);
-  EXPECT_TRUE(nvme.csts() & nvme::CSTS_CFS) << "CSTS reads 0x" << std::hex << nvme.csts();
+  EXPECT_EQ(nvme.csts(), nvme::CSTS_RDY | nvme::CSTS_CFS)
+      << "CSTS reads 0x" << std::hex << nvme.csts() << " (all ones would say the device is gone, not fatal)";
 }
 
 TEST(NvmeFailure, MarkedFailedReadsControllerFatalStatus) {
@@ -1244,7 +1252,8 @@ TEST(NvmeFailure, MarkedFailedReadsControllerFatalStatus) {
   EXPECT_FALSE(nvme.csts() & nvme::CSTS_CFS);
   nvme.process().markFailed();
   EXPECT_TRUE(nvme.resources().stateBody<nvme::NvmeState>().csts & nvme::CSTS_CFS);
-  EXPECT_TRUE(nvme.csts() & nvme::CSTS_CFS) << "CSTS reads 0x" << std::hex << nvme.csts();
+  EXPECT_EQ(nvme.csts(), nvme::CSTS_RDY | nvme::CSTS_CFS)
+      << "CSTS reads 0x" << std::hex << nvme.csts() << " (all ones would say the device is gone, not fatal)";
 }
 
 TEST(NvmeFailure, UnusableAdminQueuesSetControllerFatalStatus) {

@@ -48,6 +48,15 @@ PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring)
     if (doorbell.getQueue() >= server_.queueCount()) {
       throw DeviceUnavailable(server_.deviceName() + ": doorbell for a queue it has no eventfd for");
     }
+    uint8_t length = doorbell.getLength();
+    if (length != 0 && length != 1 && length != 2 && length != 4 && length != 8) {
+      throw DeviceUnavailable(server_.deviceName() + ": doorbell of an access size no bus has");
+    }
+    for (const auto& other : doorbells_) {
+      if (other.bar == doorbell.getBar() && other.offset == doorbell.getOffset()) {
+        throw DeviceUnavailable(server_.deviceName() + ": two doorbells at one address");
+      }
+    }
     doorbells_.push_back({doorbell.getBar(), doorbell.getOffset(), doorbell.getLength(), doorbell.getQueue(),
                           !doorbell.getStartsOff()});
   }
@@ -179,29 +188,39 @@ void PciServerProxy::refreshMappings() {
 }
 
 void PciServerProxy::mapDoorbells(const ProxyBar& bar, bool add) {
-  for (const auto& doorbell : doorbells_) {
-    if (!doorbell.on || doorbell.bar != bar.index || doorbell.offset >= bar.size) continue;
+  // Only what KVM took is ever given back: a refused one leaves nothing to
+  // remove, and removing stays safe in a destructor.
+  for (auto& doorbell : doorbells_) {
+    if (doorbell.bar != bar.index || doorbell.offset >= bar.size) continue;
     int fd = server_.queueDoorbell(doorbell.queue);
-    if (add) {
+    if (add && doorbell.on && !doorbell.installed) {
       wiring_.addDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
-    } else {
-      wiring_.removeDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
+      doorbell.installed = true;
+    } else if (!add && doorbell.installed) {
+      doorbell.installed = false;
+      try {
+        wiring_.removeDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
+      } catch (const std::exception& error) {
+        std::cerr << "vmm-core: " << server_.deviceName() << ": doorbell: " << error.what() << '\n';
+      }
     }
   }
 }
 
 void PciServerProxy::switchDoorbell(ProxyDoorbell& doorbell, bool on) {
   if (doorbell.on == on) return;
+  doorbell.on = on;
   for (const auto& bar : bars_) {
     if (bar.index != doorbell.bar || bar.mappedAt == 0 || bar.shared || doorbell.offset >= bar.size) continue;
     int fd = server_.queueDoorbell(doorbell.queue);
-    if (on) {
+    if (on && !doorbell.installed) {
       wiring_.addDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
-    } else {
+      doorbell.installed = true;
+    } else if (!on && doorbell.installed) {
+      doorbell.installed = false;
       wiring_.removeDoorbell(fd, bar.mappedAt + doorbell.offset, doorbell.length, bar.io);
     }
   }
-  doorbell.on = on;  // After the wiring: one KVM refused stays off.
 }
 
 void PciServerProxy::applyEffects(proto::WriteEffects::Reader effects) {

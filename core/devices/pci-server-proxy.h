@@ -33,7 +33,8 @@ struct ProxyDoorbell {
   uint64_t offset;
   uint8_t length;
   uint16_t queue;
-  bool on;  // An ioeventfd while its BAR is mapped (the server switches it).
+  bool on;                 // An ioeventfd while its BAR is mapped (the server switches it).
+  bool installed = false;  // KVM holds it now.
 };
 
 class PciServerProxy : public PciDevice {

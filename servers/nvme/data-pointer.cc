@@ -35,7 +35,7 @@ class Mapper {
     uint8_t* host = memory_.translate(address, length);
     if (host == nullptr) return fail(DATA_TRANSFER_ERROR);
     append(host, length);
-    return true;
+    return status_ == SUCCESS;
   }
   bool addBucket(uint64_t length) {
     if (!toHost_ || bucket_.empty()) return fail(SGL_TYPE_INVALID);
@@ -179,6 +179,7 @@ uint16_t map(const GuestMemory& memory, const Command& command, uint64_t length,
   uint16_t result = psdt == PSDT_PRP ? mapPrps(memory, command, mapper)
                     : psdt <= 2      ? mapSgls(memory, command, mapper)
                                      : INVALID_FIELD;
+  if (result == SUCCESS && mapper.status() != SUCCESS) result = mapper.status();
   if (result == SUCCESS && !mapper.done()) result = SGL_DATA_LENGTH_INVALID;
   if (result != SUCCESS) iov.clear();
   return result;

@@ -42,6 +42,14 @@ void put128(std::vector<uint8_t>& data, size_t at, uint64_t value) {
   put(data, at, 8, value);
 }
 
+// Publishes a word after every store before it (the compiler may not move
+// those past it, and x86 keeps them in order): what a successor finds set
+// is backed by everything written before it.
+template <typename T>
+void publish(T& word, T value) {
+  std::atomic_ref<T>(word).store(value, std::memory_order_release);
+}
+
 std::string fmtHex(uint16_t value) {
   char text[5];
   std::snprintf(text, sizeof(text), "%04x", value);
@@ -278,12 +286,14 @@ void NvmeController::registerWrite(uint64_t offset, uint8_t size, uint64_t value
 }
 
 void NvmeController::controllerConfiguration(uint32_t value) {
-  bool wasEnabled = state_.cc & CC_EN;
+  // The transition is decided by what the controller is (CSTS), not by
+  // the CC last written: a write the core re-sends to a successor, because
+  // the instance before died carrying it out, finishes the job.
   uint32_t shutdownBefore = (state_.cc >> CC_SHN_SHIFT) & 3;
   state_.cc = value;
-  if (!wasEnabled && (value & CC_EN)) {
+  if ((value & CC_EN) && !ready() && !(state_.csts & CSTS_CFS)) {
     enable();
-  } else if (wasEnabled && !(value & CC_EN)) {
+  } else if (!(value & CC_EN) && (ready() || (state_.csts & CSTS_CFS))) {
     disable();
   }
   uint32_t shutdown = (value >> CC_SHN_SHIFT) & 3;
@@ -334,6 +344,7 @@ void NvmeController::disable() {
   for (uint32_t slot = 0; slot < MAX_SLOTS; ++slot) {
     state_.slots[slot].state = Slot::FREE;
     work_[slot] = SlotWork{};
+    parked_[slot] = false;
   }
   std::memset(state_.sq, 0, sizeof(state_.sq));
   std::memset(state_.cq, 0, sizeof(state_.cq));
@@ -469,8 +480,8 @@ void NvmeController::takeFrom(uint16_t sqid) {
     slot.result = 0;
     // Recorded before the head moves: a successor that finds the slot
     // running and the head not yet past it moves the head (recover()).
-    slot.state = Slot::RUNNING;
-    sq.head = slot.sqHead;
+    publish(slot.state, uint8_t{Slot::RUNNING});
+    publish(sq.head, slot.sqHead);
     ++stats_->requests;
     execute(*free);
   }
@@ -520,21 +531,25 @@ void NvmeController::postWaiting() {
 }
 
 void NvmeController::finishPendingDeletion() {
-  if (!pendingDeletion_) return;
-  uint32_t slot = *pendingDeletion_;
-  const Slot& admin = state_.slots[slot];
-  if (admin.state != Slot::RUNNING || admin.command.opcode != DELETE_IO_SQ) {
-    pendingDeletion_.reset();
-    return;
+  // Every Delete I/O SQ parked until its queue's completions were out.
+  for (uint32_t slot = 0; slot < slotCount_; ++slot) {
+    const Slot& admin = state_.slots[slot];
+    if (admin.state != Slot::RUNNING || admin.sqid != 0 || admin.command.opcode != DELETE_IO_SQ ||
+        !parked_[slot]) {
+      continue;
+    }
+    uint16_t qid = admin.command.cdw10 & 0xffff;
+    if (qid == 0 || qid >= MAX_QUEUES) continue;
+    bool waiting = false;
+    for (uint32_t other = 0; other < slotCount_ && !waiting; ++other) {
+      const Slot& entry = state_.slots[other];
+      waiting = entry.state != Slot::FREE && entry.sqid == qid;
+    }
+    if (waiting) continue;
+    parked_[slot] = false;
+    state_.sq[qid] = {};
+    complete(slot, SUCCESS);
   }
-  uint16_t qid = admin.command.cdw10 & 0xffff;
-  for (uint32_t other = 0; other < slotCount_; ++other) {
-    const Slot& entry = state_.slots[other];
-    if (entry.state != Slot::FREE && entry.sqid == qid && qid != 0) return;
-  }
-  pendingDeletion_.reset();
-  state_.sq[qid] = {};
-  complete(slot, SUCCESS);
 }
 
 bool NvmeController::post(uint32_t slot) {
@@ -559,7 +574,7 @@ bool NvmeController::post(uint32_t slot) {
   state_.completing.slot = slot;
   state_.completing.cqid = cqid;
   state_.completing.cqTail = cq.tail;
-  state_.completing.active = 1;
+  publish(state_.completing.active, uint32_t{1});
   // The phase tag is in the last dword: write it last, so the driver never
   // sees a new phase with old contents.
   std::memcpy(at, &completion, 12);
@@ -568,7 +583,7 @@ bool NvmeController::post(uint32_t slot) {
   cq.tail = static_cast<uint16_t>((cq.tail + 1) % cq.size);
   if (cq.tail == 0) cq.phase ^= 1;
   entry.state = Slot::FREE;
-  state_.completing.active = 0;
+  publish(state_.completing.active, uint32_t{0});
   if (cq.interruptsEnabled) msix_->raise(cq.vector);
   return true;
 }
@@ -620,11 +635,16 @@ void NvmeController::recover() {
             [this](uint32_t a, uint32_t b) { return state_.slots[a].sequence < state_.slots[b].sequence; });
   // An admin command the predecessor may have carried out before it died:
   // finding its effect already there is its success, not an error.
+  // New commands are not taken meanwhile (a replayed Delete drains the
+  // backend): they get no replay's leniency.
   replaying_ = true;
+  processing_ = true;
   for (uint32_t slot : running) {
     if (state_.slots[slot].sqid == 0 && state_.slots[slot].command.opcode == ASYNC_EVENT_REQUEST) continue;
     execute(slot);
   }
+  processing_ = false;
+  deferred_ = false;
   replaying_ = false;
   postWaiting();
   processAllQueues();
@@ -793,7 +813,7 @@ void NvmeController::executeAdmin(uint32_t slot) {
       // Parked: completions of the queue wait for room in their completion
       // queue; postWaiting() finishes the deletion when they are out.
       if (outcome == WAIT_FOR_COMPLETIONS) {
-        pendingDeletion_ = slot;
+        parked_[slot] = true;
         return;
       }
       break;
@@ -995,9 +1015,12 @@ uint16_t NvmeController::createCompletionQueue(const Command& command) {
   bool contiguous = command.cdw11 & 1;
   bool interrupts = command.cdw11 & 2;
   uint16_t vector = static_cast<uint16_t>(command.cdw11 >> 16);
-  if (replaying_ && qid <= options_.maxQueues && qid != 0 && state_.cq[qid].base == command.dptr[0] &&
-      state_.cq[qid].size == entries) {
-    return SUCCESS;
+  if (replaying_ && qid <= options_.maxQueues && qid != 0) {
+    const CompletionQueue& cq = state_.cq[qid];
+    if (cq.size == entries && cq.base == command.dptr[0] && cq.vector == vector &&
+        cq.interruptsEnabled == (interrupts ? 1 : 0)) {
+      return SUCCESS;
+    }
   }
   if (qid == 0 || qid > options_.maxQueues || state_.cq[qid].size != 0) return INVALID_QUEUE_IDENTIFIER;
   if (entries < 2 || entries > options_.queueSize) return INVALID_QUEUE_SIZE;
@@ -1005,14 +1028,10 @@ uint16_t NvmeController::createCompletionQueue(const Command& command) {
   if (interrupts && vector >= vectorCount_) return INVALID_INTERRUPT_VECTOR;
   if (command.dptr[0] % PAGE != 0) return PRP_OFFSET_INVALID;
   if (!queueFits(command.dptr[0], entries, 16)) return INVALID_FIELD;
-  state_.cq[qid] = {command.dptr[0],
-                    static_cast<uint16_t>(entries),
-                    0,
-                    0,
-                    vector,
-                    1,
-                    static_cast<uint8_t>(interrupts ? 1 : 0),
-                    0};
+  // Every field before the size: a queue with a size is a whole queue.
+  CompletionQueue& cq = state_.cq[qid];
+  cq = {command.dptr[0], 0, 0, 0, vector, 1, static_cast<uint8_t>(interrupts ? 1 : 0), 0};
+  publish(cq.size, static_cast<uint16_t>(entries));
   return SUCCESS;
 }
 
@@ -1021,9 +1040,9 @@ uint16_t NvmeController::createSubmissionQueue(const Command& command) {
   uint32_t entries = (command.cdw10 >> 16) + 1;
   bool contiguous = command.cdw11 & 1;
   uint16_t cqid = static_cast<uint16_t>(command.cdw11 >> 16);
-  if (replaying_ && qid <= options_.maxQueues && qid != 0 && state_.sq[qid].base == command.dptr[0] &&
-      state_.sq[qid].size == entries) {
-    return SUCCESS;
+  if (replaying_ && qid <= options_.maxQueues && qid != 0) {
+    const SubmissionQueue& sq = state_.sq[qid];
+    if (sq.size == entries && sq.base == command.dptr[0] && sq.cqid == cqid) return SUCCESS;
   }
   if (qid == 0 || qid > options_.maxQueues || state_.sq[qid].size != 0) return INVALID_QUEUE_IDENTIFIER;
   if (cqid == 0 || cqid > options_.maxQueues || state_.cq[cqid].size == 0) return COMPLETION_QUEUE_INVALID;
@@ -1031,7 +1050,9 @@ uint16_t NvmeController::createSubmissionQueue(const Command& command) {
   if (!contiguous) return INVALID_FIELD;
   if (command.dptr[0] % PAGE != 0) return PRP_OFFSET_INVALID;
   if (!queueFits(command.dptr[0], entries, 64)) return INVALID_FIELD;
-  state_.sq[qid] = {command.dptr[0], static_cast<uint16_t>(entries), 0, 0, cqid};
+  SubmissionQueue& sq = state_.sq[qid];
+  sq = {command.dptr[0], 0, 0, 0, cqid};
+  publish(sq.size, static_cast<uint16_t>(entries));
   return SUCCESS;
 }
 

@@ -143,7 +143,7 @@ class NvmeController : public PciFunction {
   bool deferred_ = false;    // A queue asked to be looked at meanwhile.
   std::vector<SlotWork> work_;
   std::vector<DoorbellSwitch> switches_;
-  std::optional<uint32_t> pendingDeletion_;  // A Delete I/O SQ waiting for its completions to go out.
+  std::vector<bool> parked_ = std::vector<bool>(nvme::MAX_SLOTS);  // Deletes waiting for their completions.
   std::array<uint8_t, 4096> bitBucket_{};
 };
 

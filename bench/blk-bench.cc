@@ -78,16 +78,9 @@ std::vector<double> eventfdPingPong(int rounds) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  double seconds = 3;
-  int first = 1;
-  if (argc > 2 && std::strcmp(argv[1], "--seconds") == 0) {
-    seconds = std::atof(argv[2]);
-    first = 3;
-  }
-  if (first >= argc) {
-    std::fprintf(stderr, "usage: blk-bench [--seconds S] DIRECTORY...\n");
-    return 2;
-  }
+  auto arguments = benchArguments(argc, argv, "blk-bench");
+  if (!arguments) return 2;
+  auto [seconds, first] = *arguments;
   const auto& workloads = diskWorkloads();
   for (int i = first; i < argc; ++i) {
     std::string directory = argv[i];

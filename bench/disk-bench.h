@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -157,6 +158,22 @@ inline const std::vector<Workload>& diskWorkloads() {
 inline double percentile(std::vector<double> values, double p) {
   std::sort(values.begin(), values.end());
   return values[static_cast<size_t>(p * static_cast<double>(values.size() - 1))];
+}
+
+// `NAME [--seconds S] DIRECTORY...`: the seconds per run and the first
+// directory's index, or nothing (after the usage line) when none is given.
+inline std::optional<std::pair<double, int>> benchArguments(int argc, char** argv, const char* name) {
+  double seconds = 3;
+  int first = 1;
+  if (argc > 2 && std::strcmp(argv[1], "--seconds") == 0) {
+    seconds = std::atof(argv[2]);
+    first = 3;
+  }
+  if (first >= argc) {
+    std::fprintf(stderr, "usage: %s [--seconds S] DIRECTORY...\n", name);
+    return std::nullopt;
+  }
+  return std::pair{seconds, first};
 }
 
 }  // namespace cellvisor::bench

@@ -102,16 +102,9 @@ std::vector<double> restartTimes(const std::string& path, int restarts) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  double seconds = 3;
-  int first = 1;
-  if (argc > 2 && std::strcmp(argv[1], "--seconds") == 0) {
-    seconds = std::atof(argv[2]);
-    first = 3;
-  }
-  if (first >= argc) {
-    std::fprintf(stderr, "usage: nvme-bench [--seconds S] DIRECTORY...\n");
-    return 2;
-  }
+  auto arguments = benchArguments(argc, argv, "nvme-bench");
+  if (!arguments) return 2;
+  auto [seconds, first] = *arguments;
   for (int i = first; i < argc; ++i) {
     std::string directory = argv[i];
     std::string path = directory + "/cellvisor-nvme-bench.img";

@@ -518,21 +518,4 @@ bool NvmeHarness::createIoQueues(uint16_t count, uint16_t entries) {
   return true;
 }
 
-SupervisedServer::SupervisedServer(DeviceServerProcess& process) {
-  uv_loop_init(&loop_);
-  uv_async_init(&loop_, &stop_, [](uv_async_t* async) { uv_stop(async->loop); });
-  supervisor_ = std::make_unique<DeviceSupervisor>(&loop_, process, [this] { return stopping_.load(); });
-  thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
-}
-
-SupervisedServer::~SupervisedServer() {
-  stopping_ = true;
-  uv_async_send(&stop_);
-  thread_.join();
-  supervisor_.reset();
-  uv_close(reinterpret_cast<uv_handle_t*>(&stop_), nullptr);
-  uv_run(&loop_, UV_RUN_DEFAULT);
-  uv_loop_close(&loop_);
-}
-
 }  // namespace cellvisor::testing

@@ -214,21 +214,4 @@ class NvmeHarness {
   uint64_t rung_ = 0;
 };
 
-// The harness's server supervised (restarted when it dies) by a
-// DeviceSupervisor on its own uv loop thread, as the core runs it.
-class SupervisedServer {
- public:
-  explicit SupervisedServer(DeviceServerProcess& process);
-  ~SupervisedServer();
-  SupervisedServer(const SupervisedServer&) = delete;
-  SupervisedServer& operator=(const SupervisedServer&) = delete;
-
- private:
-  uv_loop_t loop_;
-  uv_async_t stop_;
-  std::atomic<bool> stopping_{false};
-  std::unique_ptr<DeviceSupervisor> supervisor_;
-  std::thread thread_;
-};
-
 }  // namespace cellvisor::testing

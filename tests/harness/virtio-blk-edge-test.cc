@@ -192,7 +192,7 @@ TEST(VirtioBlkBackend, AFailedRingRestartsTheServerInsteadOfHanging) {
   TempDisk disk;
   VirtioHarness harness("virtio-blk", disk.path() + ",queues=1", disk.open(), 1, 64ull << 20, "uring-break");
   harness.initialize(ALL_FEATURES);
-  SupervisedHarness supervised(harness);
+  SupervisedServer supervised(harness.process());
   harness.channel().call([](proto::Request::Builder request) { request.setPing(1); });
   uint64_t data = harness.allocate(4096);
   std::vector<uint8_t> bytes = expectedPattern(4096, 9);

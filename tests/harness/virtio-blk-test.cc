@@ -256,7 +256,7 @@ namespace {
 
 TEST(VirtioBlkRestart, InFlightRequestsSurviveAKill) {
   BlkHarness blk;
-  SupervisedHarness supervised(blk.harness);
+  SupervisedServer supervised(blk.harness.process());
   uint64_t data = blk.pattern(65536, 3);
   for (int round = 0; round < 10; ++round) {
     // Queue work, kill the server before it can finish, let its successor do it.
@@ -289,7 +289,7 @@ TEST(VirtioBlkRestart, InFlightRequestsSurviveAKill) {
 // not left paused by a pause meant for the instance it replaced.
 TEST(VirtioBlkRestart, RegisterAccessHeldAcrossTheQuiesceDeadline) {
   BlkHarness blk;
-  SupervisedHarness supervised(blk.harness);
+  SupervisedServer supervised(blk.harness.process());
   ASSERT_EQ(::kill(blk.harness.process().pid(), SIGSTOP), 0);  // Hung: takes nothing from its ring.
   std::atomic<uint64_t> capacity{0};
   std::thread guest([&] { capacity = blk.harness.configRead(0, 8); });
@@ -406,7 +406,7 @@ TEST(VirtioBlkSandbox, ServerThatCannotGetItsNamespacesDoesNotRun) {
 
 TEST(VirtioBlkRestart, CrashLoopFailsTheDeviceAndTellsTheGuest) {
   BlkHarness blk;
-  SupervisedHarness supervised(blk.harness);
+  SupervisedServer supervised(blk.harness.process());
   // Kill every new instance as soon as it appears (through the back-off).
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
   while (!blk.harness.process().failed() && std::chrono::steady_clock::now() < deadline) {
@@ -446,7 +446,7 @@ TEST_P(SandboxViolation, KillsNamesAndRestarts) {
   TempDisk disk;
   VirtioHarness harness("virtio-blk", disk.path() + ",queues=1", disk.open(), 1, 64ull << 20, fault);
   harness.initialize(~0ull);
-  SupervisedHarness supervised(harness);
+  SupervisedServer supervised(harness.process());
   pid_t before = harness.process().pid();
   // The first instance dies on the ping; the core re-sends it to the
   // restarted one, so the caller still gets its answer.

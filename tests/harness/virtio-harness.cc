@@ -291,15 +291,14 @@ std::vector<Completion> VirtioHarness::waitForCompletions(uint16_t queueIndex, s
   return completions;
 }
 
-SupervisedHarness::SupervisedHarness(VirtioHarness& harness) {
+SupervisedServer::SupervisedServer(DeviceServerProcess& process) {
   uv_loop_init(&loop_);
   uv_async_init(&loop_, &stop_, [](uv_async_t* async) { uv_stop(async->loop); });
-  supervisor_ =
-      std::make_unique<DeviceSupervisor>(&loop_, harness.process(), [this] { return stopping_.load(); });
+  supervisor_ = std::make_unique<DeviceSupervisor>(&loop_, process, [this] { return stopping_.load(); });
   thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
 }
 
-SupervisedHarness::~SupervisedHarness() {
+SupervisedServer::~SupervisedServer() {
   stopping_ = true;
   uv_async_send(&stop_);
   thread_.join();

@@ -136,14 +136,14 @@ class VirtioHarness {
   bool eventIdx_ = false;
 };
 
-// The harness's server supervised (restarted when it dies) by a
+// A harness's server process supervised (restarted when it dies) by a
 // DeviceSupervisor on its own loop thread, as the core runs it.
-class SupervisedHarness {
+class SupervisedServer {
  public:
-  explicit SupervisedHarness(VirtioHarness& harness);
-  ~SupervisedHarness();
-  SupervisedHarness(const SupervisedHarness&) = delete;
-  SupervisedHarness& operator=(const SupervisedHarness&) = delete;
+  explicit SupervisedServer(DeviceServerProcess& process);
+  ~SupervisedServer();
+  SupervisedServer(const SupervisedServer&) = delete;
+  SupervisedServer& operator=(const SupervisedServer&) = delete;
 
  private:
   uv_loop_t loop_;

@@ -511,18 +511,20 @@ void NvmeController::complete(uint32_t slot, uint16_t status, uint32_t result) {
 void NvmeController::postWaiting() {
   // Completions go out in the order their commands were taken, each when
   // its queue has room.
-  if (state_.shadowDoorbells != 0) {
-    for (uint16_t cqid = 1; cqid < MAX_QUEUES; ++cqid) {
-      if (state_.cq[cqid].size != 0) readShadowHead(cqid);
-    }
-  }
   for (;;) {
     std::optional<uint32_t> next;
     for (uint32_t slot = 0; slot < slotCount_; ++slot) {
       const Slot& entry = state_.slots[slot];
       if (entry.state != Slot::DONE) continue;
-      const CompletionQueue& cq = state_.cq[cqidOf(entry, state_)];
-      if (cq.size == 0 || (cq.tail + 1) % cq.size == cq.head) continue;
+      uint16_t cqid = cqidOf(entry, state_);
+      const CompletionQueue& cq = state_.cq[cqid];
+      if (cq.size == 0) continue;
+      // The head the driver last rang is enough until the queue looks full;
+      // only then is the shadow head worth reading (and EventIdx asking for
+      // a ring when it moves).
+      if ((cq.tail + 1) % cq.size == cq.head && state_.shadowDoorbells != 0 && cqid != 0)
+        readShadowHead(cqid);
+      if ((cq.tail + 1) % cq.size == cq.head) continue;
       if (!next || entry.sequence < state_.slots[*next].sequence) next = slot;
     }
     if (!next || !post(*next)) break;

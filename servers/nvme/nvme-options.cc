@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <stdexcept>
 
 #include "base/system-error.h"
@@ -49,8 +50,15 @@ void setting(NvmeOptions& options, const std::string& key, const std::string& va
     }
     options.serial = value;
   } else if (key == "eui64") {
-    options.eui64 =
-        value.rfind("0x", 0) == 0 ? std::stoull(value, nullptr, 16) : number<uint64_t>(key, value);
+    if (value.rfind("0x", 0) == 0) {
+      // All of it hex, or it is refused (not the "0" before a typo).
+      const char* digits = value.data() + 2;
+      const char* end = value.data() + value.size();
+      auto [stop, error] = std::from_chars(digits, end, options.eui64, 16);
+      if (digits == end || error != std::errc() || stop != end) throw bad("not a number: '" + value + "'");
+    } else {
+      options.eui64 = number<uint64_t>(key, value);
+    }
   } else if (key == "dsm") {
     if (value == "auto") {
       options.dsm = NvmeOptions::Dsm::AUTO;

@@ -9,6 +9,7 @@
 
 #include <cstring>
 #include <numeric>
+#include <tuple>
 
 #include "tests/harness/virtio-harness.h"
 
@@ -20,15 +21,15 @@ constexpr uint64_t REGISTERS = 0xc000'0000;
 constexpr uint64_t SHARED = 0xd000'0000;
 
 struct SharedBarRig {
-  explicit SharedBarRig(const std::string& options) : memory(16 << 20) {
+  explicit SharedBarRig(const std::string& options, uint16_t doorbells = 0) : memory(16 << 20) {
     ServerLaunch launch;
     launch.binary = SHARED_BAR_SERVER;
     launch.deviceName = "shared-bar";
     launch.options = options;
-    launch.queues = 0;
+    launch.queues = doorbells;
     launch.vectors = 0;
     launch.barMemoryBytes = MEMORY;
-    resources = std::make_unique<DeviceResources>(launch.deviceName, 0, 0, MEMORY);
+    resources = std::make_unique<DeviceResources>(launch.deviceName, doorbells, 0, MEMORY);
     process = std::make_unique<DeviceServerProcess>(std::move(launch), *resources, memory.memfd(),
                                                     memory.regions());
     channel = std::make_unique<DeviceChannel>(*resources);
@@ -106,6 +107,24 @@ TEST(SharedBar, AServerDeclaringMoreThanItsMemoryIsRefused) {
     SharedBarRig rig(options);
     EXPECT_THROW(rig.connect(), DeviceUnavailable);
     EXPECT_TRUE(rig.wiring.sharedBars.empty());
+  }
+}
+
+// Doorbells KVM would refuse (or take once and then fail to give back) are
+// refused at hello, by name, before anything is wired.
+TEST(SharedBar, DoorbellsNoBusCanHaveAreRefused) {
+  for (auto [options, doorbells, message] :
+       {std::tuple{"doorbells=size3", 1, "access size"},
+        std::tuple{"doorbells=twice", 2, "two doorbells at one address"}}) {
+    SCOPED_TRACE(options);
+    SharedBarRig rig(options, static_cast<uint16_t>(doorbells));
+    try {
+      rig.connect();
+      ADD_FAILURE() << "accepted";
+    } catch (const DeviceUnavailable& error) {
+      EXPECT_NE(std::string(error.what()).find(message), std::string::npos) << error.what();
+    }
+    EXPECT_TRUE(rig.wiring.doorbells.empty());
   }
 }
 

@@ -7,7 +7,8 @@
 // A first instance writes "shared BAR" at the memory's beginning; a
 // restarted one leaves the contents alone. The option
 // "offset=N" declares the BAR at N in the memory: a server lying about its
-// memory, which the core must refuse.
+// memory, which the core must refuse; "doorbells=size3|twice" declares
+// doorbells KVM cannot take (an access size no bus has, one address twice).
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -33,8 +34,10 @@ struct SharedBarState {
 
 class SharedBarFunction : public PciFunction {
  public:
-  SharedBarFunction(ServerResources& resources, uint64_t declaredOffset)
-      : state_(resources.state->body<SharedBarState>()), declaredOffset_(declaredOffset) {
+  SharedBarFunction(ServerResources& resources, uint64_t declaredOffset, std::string doorbells)
+      : state_(resources.state->body<SharedBarState>()),
+        declaredOffset_(declaredOffset),
+        doorbells_(std::move(doorbells)) {
     if (!resources.barMemory) throw std::runtime_error("no BAR memory");
     struct stat st {};
     checkSyscall(::fstat(resources.barMemory.get(), &st), "fstat BAR memory");
@@ -56,6 +59,13 @@ class SharedBarFunction : public PciFunction {
     FunctionLayout layout;
     layout.bars.push_back({0, 4096, pci::BarKind::MEMORY32});
     layout.bars.push_back({2, memory_.size(), pci::BarKind::MEMORY64, true, true, declaredOffset_});
+    // Doorbells no core can install, for the core to refuse at hello.
+    if (doorbells_ == "size3") layout.doorbells.push_back({0, 0x100, 3, 0});
+    if (doorbells_ == "twice") {
+      layout.doorbells.push_back({0, 0x100, 4, 0});
+      layout.doorbells.push_back({0, 0x100, 4, 1});
+    }
+    layout.doorbellCount = static_cast<uint16_t>(doorbells_ == "size3" ? 1 : doorbells_ == "twice" ? 2 : 0);
     return layout;
   }
   void start(std::function<void(uint16_t)>) override {}
@@ -83,6 +93,7 @@ class SharedBarFunction : public PciFunction {
  private:
   SharedBarState& state_;
   uint64_t declaredOffset_;
+  std::string doorbells_;
   Mapping memory_;
   std::optional<pci::ConfigSpace> config_;
 };
@@ -95,9 +106,12 @@ int main() {
   return serveDevice("shared-bar", "shared-bar.policy", "include common-device.policy\n",
                      [](ServerResources& resources, SandboxedServe& serve) {
                        uint64_t offset = 0;
+                       std::string doorbells;
                        if (resources.options.rfind("offset=", 0) == 0)
                          offset = std::stoull(resources.options.substr(7));
-                       SharedBarFunction function(resources, offset);
+                       if (resources.options.rfind("doorbells=", 0) == 0)
+                         doorbells = resources.options.substr(10);
+                       SharedBarFunction function(resources, offset, doorbells);
                        DeviceServer server("shared-bar:" + resources.deviceName, resources, function);
                        return serve(server);
                      });

@@ -36,6 +36,8 @@ uint32_t AcpiPm::readRegister(uint64_t offset, size_t size) {
         break;
     }
     if (at >= 8 && at < 12) return static_cast<uint8_t>(timer >> (8 * (at - 8)));
+    if (at == SMI_EN) return SMI_EN_APMC;
+    if (at > SMI_EN && at < SMI_EN + 4) return 0;
     return 0xff;
   };
   uint32_t value = 0;

@@ -15,10 +15,14 @@ namespace cellvisor {
 class AcpiPm : public IoDevice {
  public:
   static constexpr uint16_t PORT = 0x600;
-  static constexpr uint16_t SIZE = 12;
+  static constexpr uint16_t SIZE = 0x80;  // ICH9's PM block: 128 ports.
   static constexpr uint16_t EVENT_BLOCK = PORT;        // STS (2) + EN (2).
   static constexpr uint16_t CONTROL_BLOCK = PORT + 4;  // PM1a_CNT (2).
   static constexpr uint16_t TIMER_BLOCK = PORT + 8;    // PM_TMR (4).
+  // SMI_EN reads with APMC_EN set: firmware takes SMM as set up and leaves
+  // it alone (there is no SMM here; SeaBIOS would wait for an SMI forever).
+  static constexpr uint16_t SMI_EN = 0x30;
+  static constexpr uint8_t SMI_EN_APMC = 1u << 5;
   static constexpr uint32_t SCI_IRQ = 9;
   static constexpr uint8_t S5_SLEEP_TYPE = 5;
   static constexpr uint16_t PWRBTN = 1u << 8;

@@ -2,7 +2,7 @@
 // built and before vCPU 0 does: a boot method puts what the guest needs into
 // memory (or maps it) and sets the boot vCPU's registers. Direct kernel boot
 // (bzImage, PVH ELF) is one; firmware (a bootrom at the top of 4 GiB, vCPU 0
-// at the reset vector) is the next. The other vCPUs wait for INIT/SIPI
+// at the reset vector) the other. The other vCPUs wait for INIT/SIPI
 // either way.
 #pragma once
 
@@ -13,6 +13,7 @@
 
 namespace cellvisor {
 
+class FwCfg;
 class GuestMemory;
 class Vcpu;
 class Vm;
@@ -23,6 +24,7 @@ struct BootContext {
   GuestMemory& memory;
   Vm& vm;
   AcpiLayout acpi;  // The platform the core's ACPI tables describe.
+  FwCfg& fwCfg;     // What firmware reads the machine from.
 };
 
 class BootMethod {
@@ -33,8 +35,9 @@ class BootMethod {
   virtual void setUpBootVcpu(Vcpu& vcpu) = 0;
 };
 
-// The method `config` asks for (today: the kernel it names). Throws
-// LoadError when it asks for none.
+// The method `config` asks for: a bootrom or a kernel. Throws LoadError when
+// it asks for neither or for both.
 std::unique_ptr<BootMethod> chooseBootMethod(const MachineConfig& config);
+std::unique_ptr<BootMethod> makeFirmwareBoot(const MachineConfig& config);
 
 }  // namespace cellvisor

@@ -29,7 +29,8 @@ const char* fileKind(mode_t mode) {
 
 }  // namespace
 
-std::vector<uint8_t> readImageFile(const std::string& path, const char* what, uint64_t limit) {
+std::vector<uint8_t> readImageFile(const std::string& path, const char* what, uint64_t limit,
+                                   const char* limitName) {
   auto fail = [&](const std::string& why) { return LoadError(fmt::format("{} {}: {}", what, path, why)); };
   // O_NONBLOCK: opening a FIFO must not wait for a writer; the type check
   // below refuses it anyway.
@@ -40,7 +41,7 @@ std::vector<uint8_t> readImageFile(const std::string& path, const char* what, ui
   if (!S_ISREG(st.st_mode)) throw fail(fmt::format("not a regular file ({})", fileKind(st.st_mode)));
   auto size = static_cast<uint64_t>(st.st_size);
   if (size > limit) {
-    throw fail(fmt::format("{} bytes is more than guest memory ({} MiB)", size, limit >> 20));
+    throw fail(fmt::format("{} bytes is more than {} ({} MiB)", size, limitName, limit >> 20));
   }
   std::vector<uint8_t> bytes(size);
   // Read what fstat saw; a file that shrinks meanwhile is a read error.

@@ -33,8 +33,10 @@ BootEntry loadKernel(GuestMemory& memory, const BootRequest& request);
 
 // Reads a whole file for a loader. Throws LoadError if it cannot, if it is
 // not a regular file (a device or FIFO may never end) or if it holds more
-// than `limit` bytes (more than guest memory can never be loaded).
-std::vector<uint8_t> readImageFile(const std::string& path, const char* what, uint64_t limit);
+// than `limit` bytes (more than guest memory, or than the space `limitName`
+// names, can never be loaded).
+std::vector<uint8_t> readImageFile(const std::string& path, const char* what, uint64_t limit,
+                                   const char* limitName = "guest memory");
 
 // Where an initrd of `size` bytes goes: as high as possible below `limit`
 // (exclusive) and above `kernelEnd`, page aligned. Throws LoadError if none.

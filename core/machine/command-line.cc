@@ -99,16 +99,25 @@ void addSlot(CommandLine& line, const std::string& spec) {
   if (optionsAt != std::string::npos) line.store.set(prefix + ".options", rest.substr(optionsAt + 1), origin);
 }
 
-// "-l com1,stdio" -> lpc.com1.path=stdio.
+// "-l com1,stdio" -> lpc.com1.path=stdio; "-l bootrom,FILE[,VARS]" ->
+// lpc.bootrom=FILE (and lpc.bootvars=VARS).
 void addLpc(CommandLine& line, const std::string& spec) {
   if (spec == "help") {
     line.exitStatus = 0;
     line.message =
-        "LPC devices (-l lpcdev,conf): com1, com2; conf: stdio, pty, file=PATH, unix=PATH or a device path\n";
+        "LPC devices (-l lpcdev,conf): com1, com2; conf: stdio, pty, file=PATH, unix=PATH or a device path\n"
+        "  bootrom,FIRMWARE[,VARS]: boot FIRMWARE (SeaBIOS, OVMF) mapped below 4 GiB; VARS: OVMF's variables\n";
     return;
   }
   auto comma = spec.find(',');
-  if (comma == std::string::npos) throw ArgumentError{"-l " + spec + ": expected com1|com2,BACKEND"};
+  if (comma == std::string::npos) throw ArgumentError{"-l " + spec + ": expected com1|com2,BACKEND or bootrom,FILE"};
+  if (spec.substr(0, comma) == "bootrom") {
+    std::string rest = spec.substr(comma + 1);
+    auto varsAt = rest.find(',');
+    line.store.set("lpc.bootrom", rest.substr(0, varsAt), "-l " + spec);
+    if (varsAt != std::string::npos) line.store.set("lpc.bootvars", rest.substr(varsAt + 1), "-l " + spec);
+    return;
+  }
   line.store.set("lpc." + spec.substr(0, comma) + ".path", spec.substr(comma + 1), "-l " + spec);
 }
 

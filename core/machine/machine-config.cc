@@ -210,6 +210,12 @@ MachineConfig ConfigStore::build() const {
       bool local = false;
       if (!parseBool(value, local)) throw bad("expected true or false, got '" + value + "'");
       config.utcClock = !local;
+    } else if (key == "lpc.bootrom") {
+      config.bootrom = value;
+    } else if (key == "lpc.bootvars") {
+      config.bootvars = value;
+    } else if (key == "lpc.fwlog") {
+      config.firmwareLog = value;
     } else if (key == "kernel.path") {
       config.kernelPath = value;
     } else if (key == "kernel.initrd") {

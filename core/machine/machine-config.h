@@ -28,8 +28,11 @@ struct MachineConfig {
   bool strictIo = false;           // -e, x86.strictio: an unemulated port ends the VM.
   bool strictMsr = true;           // Not -w, x86.strictmsr: an unknown MSR is KVM's #GP.
   std::map<uint32_t, std::vector<uint32_t>> vcpuHostCpus;  // -p, vcpu.N.cpuset.
-  std::string uuid;                                        // -U, uuid: kept for SMBIOS once firmware boots.
+  std::string uuid;                                        // -U, uuid: SMBIOS's system UUID under firmware.
   std::string keyboardLayout;                              // -K, keyboard.layout: kept for a framebuffer.
+  std::string bootrom;      // -l bootrom,FILE (lpc.bootrom): firmware at the top of 4 GiB.
+  std::string bootvars;     // -l bootrom,FILE,VARS (lpc.bootvars): UEFI variable store.
+  std::string firmwareLog;  // lpc.fwlog: where firmware's debug port writes ("" = the core's stderr).
   std::string kernelPath;
   std::string initrdPath;
   std::string cmdline;

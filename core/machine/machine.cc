@@ -22,6 +22,8 @@
 #include "core/devices/device-channel.h"
 #include "core/devices/kvm-device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
+#include "core/firmware/debug-console.h"
+#include "core/firmware/fw-cfg.h"
 #include "core/kvm/hypervisor.h"
 #include "core/kvm/vcpu.h"
 #include "core/kvm/vm.h"
@@ -153,30 +155,78 @@ void Machine::buildPlatform() {
   auto pm = std::make_unique<AcpiPm>(irq(AcpiPm::SCI_IRQ), *this);
   acpiPm_ = pm.get();
   portBus_.add(AcpiPm::PORT, AcpiPm::SIZE, add(std::move(pm)), "acpi-pm");
+  pmBaseAt_ = AcpiPm::PORT;
+  auto fwCfg = std::make_unique<FwCfg>(*memory_);
+  fwCfg_ = fwCfg.get();
+  portBus_.add(FwCfg::PORT, FwCfg::SIZE, add(std::move(fwCfg)), "fw_cfg");
+  if (!config_.bootrom.empty()) portBus_.add(DebugConsole::PORT, 1, add(std::make_unique<DebugConsole>()), "debugcon");
 
   pciHost_ = std::make_unique<PciHost>(reset);
   portBus_.add(PciHost::ADDRESS_PORT, 4, pciHost_->addressPort(), "pci-address");
   portBus_.add(PciHost::DATA_PORT, 4, pciHost_->dataPort(), "pci-data");
-  mmioBus_.add(layout::ECAM_BASE, layout::ECAM_SIZE, pciHost_->ecam(), "pci-ecam");
+  // Without firmware the core plays it and maps ECAM itself; firmware maps
+  // it through the host bridge's PCIEXBAR, as on Q35.
+  if (config_.bootrom.empty()) moveEcam(layout::ECAM_BASE);
   attachPciSlots();
 }
 
+void Machine::moveEcam(std::optional<uint64_t> base) {
+  std::lock_guard lock(chipsetMutex_);
+  if (ecamAt_) mmioBus_.remove(*ecamAt_);
+  ecamAt_.reset();
+  if (!base) return;
+  try {
+    mmioBus_.add(*base, layout::ECAM_SIZE, pciHost_->ecam(), "pci-ecam");
+    ecamAt_ = base;
+  } catch (const std::invalid_argument& error) {
+    std::cerr << fmt::format("vmm-core: PCIEXBAR {:#x}: ECAM left off: {}\n", *base, error.what());
+  }
+}
+
+void Machine::movePmBase(uint16_t port) {
+  std::lock_guard lock(chipsetMutex_);
+  if (pmBaseAt_ != 0) portBus_.remove(pmBaseAt_);
+  pmBaseAt_ = 0;
+  if (port == 0) return;
+  try {
+    portBus_.add(port, AcpiPm::SIZE, *acpiPm_, "acpi-pm");
+    pmBaseAt_ = port;
+  } catch (const std::invalid_argument& error) {
+    std::cerr << fmt::format("vmm-core: PMBASE {:#x}: ACPI PM block left off: {}\n", port, error.what());
+  }
+}
+
 void Machine::attachPciSlots() {
+  bool firmware = !config_.bootrom.empty();
+  ChipsetLayout chipset{firmware ? Chipset::Q35 : Chipset::BHYVE,
+                        firmware ? std::nullopt : std::optional<uint64_t>(layout::ECAM_BASE), AcpiPm::PORT};
   bool hasHostBridge = false;
+  bool hasLpc = false;
   for (const auto& slot : config_.pciSlots) {
     if (isServerDevice(slot.emulation)) {
       attachServerDevice(slot);
       continue;
     }
-    pciDevices_.push_back(createPlatformPciDevice(slot));
-    pciHost_->attach(slot.slot, slot.function, *pciDevices_.back());
+    attachChipsetFunction(slot, chipset);
     hasHostBridge |= isHostBridge(slot.emulation);
+    hasLpc |= slot.emulation == "lpc";
   }
   // Every PC has a host bridge at 00:00.0; add it unless the user placed one.
-  if (!hasHostBridge && pciHost_->find(0, 0, 0) == nullptr) {
-    pciDevices_.push_back(createPlatformPciDevice({0, 0, "hostbridge", ""}));
-    pciHost_->attach(0, 0, *pciDevices_.back());
+  if (!hasHostBridge && pciHost_->find(0, 0, 0) == nullptr) attachChipsetFunction({0, 0, "hostbridge", ""}, chipset);
+  // Firmware times itself with the ACPI PM timer, which it finds through the
+  // LPC bridge: with a bootrom there is always one, where Q35 has it.
+  if (firmware && !hasLpc) attachChipsetFunction({31, 0, "lpc", ""}, chipset);
+}
+
+void Machine::attachChipsetFunction(const PciSlotConfig& slot, const ChipsetLayout& chipset) {
+  auto function = createPlatformPciDevice(slot, chipset);
+  if (auto* bridge = dynamic_cast<HostBridge*>(function.get())) {
+    bridge->setEcamCallback([this](std::optional<uint64_t> base) { moveEcam(base); });
+  } else if (auto* lpc = dynamic_cast<LpcBridge*>(function.get())) {
+    lpc->setPmBaseCallback([this](uint16_t port) { movePmBase(port); });
   }
+  pciHost_->attach(slot.slot, slot.function, *function);
+  pciDevices_.push_back(std::move(function));
 }
 
 void Machine::adoptDevicesFromVmmd() {
@@ -220,26 +270,31 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
   device.channel = std::make_unique<DeviceChannel>(*device.resources);
   device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, *resources_, name);
   device.proxy = std::make_unique<PciServerProxy>(*device.channel, *device.wiring);
-  // Place the BARs as firmware would, naturally aligned in the 32-bit window.
-  std::vector<BarRequest> requests;
-  for (const auto& bar : device.proxy->bars()) requests.push_back({bar.index, bar.size, bar.io, bar.is64});
-  auto addresses = resources_->placeBars(requests, name);
-  for (size_t i = 0; i < requests.size(); ++i) device.proxy->assignBar(requests[i].index, addresses[i]);
-  device.proxy->enableDecoding();
+  // Without firmware the core places the BARs as firmware would, naturally
+  // aligned in the 32-bit window; firmware finds them unassigned and decoding
+  // off, as after a reset, and places them itself.
+  if (config_.bootrom.empty()) {
+    std::vector<BarRequest> requests;
+    for (const auto& bar : device.proxy->bars()) requests.push_back({bar.index, bar.size, bar.io, bar.is64});
+    auto addresses = resources_->placeBars(requests, name);
+    for (size_t i = 0; i < requests.size(); ++i) device.proxy->assignBar(requests[i].index, addresses[i]);
+    device.proxy->enableDecoding();
+  }
   pciHost_->attach(slot.slot, slot.function, *device.proxy);
   serverDevices_.push_back(std::move(device));
 }
 
 void Machine::loadGuest() {
-  auto boot = chooseBootMethod(config_);
+  boot_ = chooseBootMethod(config_);
   BootContext context{*memory_,
                       *vm_,
                       {config_.cpus, layout::ECAM_BASE, static_cast<uint8_t>((layout::ECAM_SIZE >> 20) - 1),
                        AcpiPm::EVENT_BLOCK, AcpiPm::CONTROL_BLOCK, AcpiPm::TIMER_BLOCK, AcpiPm::SCI_IRQ,
-                       ResetControlRegister::PORT, 0x06}};
-  boot->prepare(context);
+                       ResetControlRegister::PORT, 0x06},
+                      *fwCfg_};
+  boot_->prepare(context);
   vcpus_.push_back(vm_->createVcpu(0));
-  boot->setUpBootVcpu(*vcpus_.front());
+  boot_->setUpBootVcpu(*vcpus_.front());
 }
 
 void Machine::createVcpus() {

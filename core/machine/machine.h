@@ -16,11 +16,14 @@
 
 #include "core/arch/x86/resource-allocator.h"
 #include "core/machine/machine-config.h"
+#include "core/machine/platform-pci.h"
 #include "core/platform/io-bus.h"
 #include "core/platform/machine-control.h"
 
 namespace cellvisor {
 
+class BootMethod;
+class FwCfg;
 class Hypervisor;
 class Vm;
 class Vcpu;
@@ -62,6 +65,9 @@ class Machine : public MachineControl {
  private:
   void buildPlatform();
   void attachPciSlots();
+  void attachChipsetFunction(const PciSlotConfig& slot, const ChipsetLayout& chipset);
+  void moveEcam(std::optional<uint64_t> base);
+  void movePmBase(uint16_t port);
   void attachServerDevice(const PciSlotConfig& slot);
   void loadGuest();
   void createVcpus();
@@ -78,6 +84,8 @@ class Machine : public MachineControl {
   void handleCoreCommand();
 
   MachineConfig config_;
+  // Before vm_: its memory slots may point into what the boot method maps.
+  std::unique_ptr<BootMethod> boot_;
   std::unique_ptr<Hypervisor> hypervisor_;
   std::unique_ptr<Vm> vm_;
   std::unique_ptr<GuestMemory> memory_;
@@ -104,6 +112,11 @@ class Machine : public MachineControl {
   std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;
   std::unique_ptr<PciHost> pciHost_;
   AcpiPm* acpiPm_ = nullptr;
+  FwCfg* fwCfg_ = nullptr;
+  // The chipset's movable windows (firmware programs PCIEXBAR and PMBASE).
+  std::mutex chipsetMutex_;
+  std::optional<uint64_t> ecamAt_;
+  uint16_t pmBaseAt_ = 0;
   DebugExit* debugExit_ = nullptr;
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> vcpuThreads_;

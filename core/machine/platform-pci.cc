@@ -5,18 +5,11 @@
 #include <stdexcept>
 
 #include "core/machine/emulations.h"
-#include "core/pci/pci-config-space.h"
 
 namespace cellvisor {
-namespace {
 
-// Same identities bhyve uses, so guests' driver tables already know them.
-constexpr PciIdentity HOST_BRIDGE{.vendor = 0x1275, .device = 0x1275, .subclass = 0x00, .classCode = 0x06};
-constexpr PciIdentity AMD_HOST_BRIDGE{
-    .vendor = 0x1022, .device = 0x7432, .subclass = 0x00, .classCode = 0x06};
-constexpr PciIdentity LPC_BRIDGE{.vendor = 0x8086, .device = 0x7000, .subclass = 0x01, .classCode = 0x06};
-
-}  // namespace
+// Where Q35 firmware looks for the LPC bridge (its ACPI and SMM code assume it).
+constexpr int Q35_LPC_SLOT = 31;
 
 std::vector<std::string> platformPciEmulations() {
   return {"hostbridge", "amd_hostbridge", "lpc"};
@@ -26,17 +19,25 @@ bool isHostBridge(const std::string& emulation) {
   return emulation == "hostbridge" || emulation == "amd_hostbridge";
 }
 
-std::unique_ptr<PciDevice> createPlatformPciDevice(const PciSlotConfig& slot) {
+std::unique_ptr<PciConfigSpace> createPlatformPciDevice(const PciSlotConfig& slot, const ChipsetLayout& layout) {
   auto where = fmt::format("-s {}:{},{}", slot.slot, slot.function, slot.emulation);
   if (isHostBridge(slot.emulation)) {
     if (!slot.options.empty())
       throw std::invalid_argument(where + ": " + slot.emulation + " takes no options");
-    return std::make_unique<PciConfigSpace>(slot.emulation == "hostbridge" ? HOST_BRIDGE : AMD_HOST_BRIDGE);
+    if (layout.chipset == Chipset::Q35 && (slot.slot != 0 || slot.function != 0))
+      throw std::invalid_argument(where + ": with a bootrom the host bridge is 0:0 (firmware looks for it there)");
+    return std::make_unique<HostBridge>(layout.chipset, slot.emulation == "amd_hostbridge", layout.ecam);
   }
   if (slot.emulation == "lpc") {
     if (!slot.options.empty()) throw std::invalid_argument(where + ": lpc takes no options");
     if (slot.slot == 0) throw std::invalid_argument(where + ": lpc cannot be in slot 0");
-    return std::make_unique<PciConfigSpace>(LPC_BRIDGE);
+    if (layout.chipset == Chipset::Q35 && (slot.slot != Q35_LPC_SLOT || slot.function != 0)) {
+      throw std::invalid_argument(
+          fmt::format("{}: with a bootrom the LPC bridge must be at slot {} (-s {},lpc): firmware "
+                      "finds the ICH9 LPC there",
+                      where, Q35_LPC_SLOT, Q35_LPC_SLOT));
+    }
+    return std::make_unique<LpcBridge>(layout.chipset, layout.pmBase);
   }
   throw std::invalid_argument(where + ": " + emulationProblem(slot.emulation));
 }

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "core/machine/machine-config.h"
-#include "core/pci/pci-device.h"
+#include "core/pci/chipset.h"
 
 namespace cellvisor {
 
@@ -14,7 +14,16 @@ namespace cellvisor {
 std::vector<std::string> platformPciEmulations();
 bool isHostBridge(const std::string& emulation);
 
-// Throws std::invalid_argument for an emulation the core does not provide.
-std::unique_ptr<PciDevice> createPlatformPciDevice(const PciSlotConfig& slot);
+// Where the chipset's windows start out: the ECAM window (nullopt: off until
+// firmware maps it) and the ACPI PM block's ports.
+struct ChipsetLayout {
+  Chipset chipset;
+  std::optional<uint64_t> ecam;
+  uint16_t pmBase;
+};
+
+// Throws std::invalid_argument for an emulation the core does not provide or
+// a slot the chipset cannot have it in.
+std::unique_ptr<PciConfigSpace> createPlatformPciDevice(const PciSlotConfig& slot, const ChipsetLayout& layout);
 
 }  // namespace cellvisor

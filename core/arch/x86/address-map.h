@@ -36,16 +36,17 @@ constexpr uint64_t ACPI_SIZE = 0x10000;
 constexpr uint64_t BIOS_END = 1 * MiB;
 constexpr uint64_t KERNEL_DEFAULT_LOAD = BIOS_END;
 
-// RAM below 4 GiB ends here; the rest up to 4 GiB is MMIO. RAM beyond it
-// continues at 4 GiB.
-constexpr uint64_t LOW_RAM_LIMIT = 3 * GiB;
+// RAM below 4 GiB ends where Q35's ECAM window starts, where SeaBIOS and
+// OVMF put it (PCIEXBAR); the rest of RAM continues at 4 GiB. Above ECAM,
+// the 32-bit PCI window, which firmware assigns from itself when it boots.
+constexpr uint64_t ECAM_BASE = 0xB000'0000;
+constexpr uint64_t ECAM_SIZE = 256 * MiB;  // Bus 0-255.
+constexpr uint64_t LOW_RAM_LIMIT = ECAM_BASE;
 constexpr uint64_t HIGH_RAM_BASE = 4 * GiB;
 
 // The 32-bit PCI window, BARs placed by the resource allocator.
 constexpr uint64_t PCI_MMIO32_BASE = 3 * GiB;
 constexpr uint64_t PCI_MMIO32_SIZE = 512 * MiB;
-constexpr uint64_t ECAM_BASE = 0xE000'0000;
-constexpr uint64_t ECAM_SIZE = 256 * MiB;  // Bus 0-255.
 constexpr uint64_t IOAPIC_BASE = 0xFEC0'0000;
 constexpr uint64_t LAPIC_BASE = 0xFEE0'0000;
 // KVM on Intel needs three pages for a real-mode TSS and one for an identity
@@ -64,8 +65,8 @@ constexpr uint32_t IOAPIC_PINS = 24;
 constexpr uint32_t FIRST_MSI_GSI = IOAPIC_PINS;
 
 static_assert(ACPI_ADDRESS + ACPI_SIZE <= BIOS_END);
-static_assert(PCI_MMIO32_BASE + PCI_MMIO32_SIZE <= ECAM_BASE);
-static_assert(ECAM_BASE + ECAM_SIZE <= IOAPIC_BASE);
+static_assert(ECAM_BASE + ECAM_SIZE <= PCI_MMIO32_BASE);
+static_assert(PCI_MMIO32_BASE + PCI_MMIO32_SIZE <= IOAPIC_BASE);
 static_assert(TSS_ADDRESS + 3 * 4 * KiB <= FIRMWARE_BASE);
 static_assert(LAPIC_BASE < IDENTITY_MAP_ADDRESS);
 

@@ -1,0 +1,191 @@
+// Firmware nobody here wrote, on the real core: Debian's SeaBIOS boots from
+// each disk server through its own drivers (virtio-blk, NVMe) and serves the
+// disk-check boot sector's int 13h reads, also while the server is killed.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <random>
+#include <thread>
+
+#include "tests/boot/core-process.h"
+#include "tests/boot/guest-boot.h"
+
+namespace cellvisor::testing {
+namespace {
+
+constexpr int DISK_CHECK_PASSED = GUEST_PASSED;  // The boot sector writes 0x10 to debug-exit.
+constexpr size_t PARAMETERS_OFFSET = 0x1f0;
+
+std::string seabios() {
+  const char* path = std::getenv("CELLVISOR_SEABIOS");
+  return path != nullptr ? path : "/usr/share/seabios/bios-256k.bin";
+}
+
+std::string diskCheckSector() {
+  const char* path = std::getenv("CELLVISOR_DISK_CHECK");
+  return path != nullptr ? path : "";
+}
+
+std::string tempPath(const std::string& name) {
+  return ::testing::TempDir() + "/cellvisor-" + name + "-" + std::to_string(::getpid());
+}
+
+// The checksum disk-check computes: rotate left by one, add the next dword.
+uint32_t diskChecksum(const std::vector<uint8_t>& data) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 4 <= data.size(); i += 4) {
+    uint32_t word;
+    std::memcpy(&word, data.data() + i, 4);
+    sum = ((sum << 1) | (sum >> 31)) + word;
+  }
+  return sum;
+}
+
+// A disk whose LBA 0 is disk-check told to read `sectors` sectors of random
+// data `rounds` times and expect their checksum.
+std::string makeDiskCheckImage(const std::string& name, uint16_t sectors, uint16_t rounds) {
+  std::ifstream in(diskCheckSector(), std::ios::binary);
+  std::vector<uint8_t> boot((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(boot.size(), 512u) << diskCheckSector();
+  boot.resize(512);
+  std::mt19937 random(static_cast<unsigned>(::getpid()) ^ sectors);
+  std::vector<uint8_t> data(size_t{sectors} * 512);
+  for (auto& byte : data) byte = static_cast<uint8_t>(random());
+  uint32_t expected = diskChecksum(data);
+  std::memcpy(boot.data() + PARAMETERS_OFFSET, &sectors, 2);
+  std::memcpy(boot.data() + PARAMETERS_OFFSET + 2, &rounds, 2);
+  std::memcpy(boot.data() + PARAMETERS_OFFSET + 4, &expected, 4);
+  std::string path = tempPath(name);
+  std::ofstream image(path, std::ios::binary);
+  image.write(reinterpret_cast<const char*>(boot.data()), static_cast<std::streamsize>(boot.size()));
+  image.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  // Some room after the data, so a read past it would still be a disk read.
+  std::vector<char> tail(64 * 512);
+  image.write(tail.data(), static_cast<std::streamsize>(tail.size()));
+  return path;
+}
+
+std::vector<std::string> firmwareArgs(const std::string& emulation, const std::string& disk) {
+  return {coreBinary(), "-m", "128M", "-s", "4," + emulation + "," + disk, "-l", "bootrom," + seabios(), "fw-test"};
+}
+
+size_t count(const std::string& haystack, const std::string& needle) {
+  size_t found = 0;
+  for (size_t at = 0; (at = haystack.find(needle, at)) != std::string::npos; at += needle.size()) ++found;
+  return found;
+}
+
+class SeaBiosDisk : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+    if (::access(seabios().c_str(), R_OK) != 0) GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
+  }
+};
+
+// SeaBIOS finds the disk on PCI, assigns its BARs, boots LBA 0 from it and
+// serves 1 MiB of int 13h reads twice; its log reaches ours.
+TEST_P(SeaBiosDisk, BootsTheBootSectorAndServesItsReads) {
+  std::string disk = makeDiskCheckImage("fw-disk", 2048, 2);
+  CoreProcess core(firmwareArgs(GetParam(), disk));
+  EXPECT_EQ(core.wait(std::chrono::seconds(120)), DISK_CHECK_PASSED) << core.output();
+  EXPECT_NE(core.err().find("firmware: SeaBIOS (version"), std::string::npos) << core.err();
+  EXPECT_NE(core.err().find("firmware: Booting from Hard Disk"), std::string::npos) << core.err();
+  EXPECT_EQ(count(core.err(), "firmware: disk-check: round ok"), 2u) << core.err();
+  ::unlink(disk.c_str());
+}
+
+// kill -9 of the disk's server while SeaBIOS's driver reads for the boot
+// sector: every kill restarts the server, and int 13h never fails.
+TEST_P(SeaBiosDisk, Int13ReadsSurviveServerKills) {
+  std::string disk = makeDiskCheckImage("fw-kill-disk", 1024, 16);
+  CoreProcess core(firmwareArgs(GetParam(), disk));
+  ASSERT_TRUE(core.waitFor("firmware: Booting from 0000:7c00")) << core.output();
+  std::mt19937 random(static_cast<unsigned>(::getpid()));
+  int kills = 0;
+  pid_t previous = 0;
+  auto killAt = std::chrono::steady_clock::time_point::max();
+  while (kills < 8 && core.err().find("debug-exit") == std::string::npos) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    core.poll();
+    auto children = childrenOf(core.pid());
+    if (children.empty()) continue;  // Restarting.
+    if (children.front() != previous) {
+      // Past the supervisor's "dying young" window, then a random moment.
+      previous = children.front();
+      killAt = std::chrono::steady_clock::now() + std::chrono::milliseconds(300 + random() % 400);
+    } else if (std::chrono::steady_clock::now() >= killAt && ::kill(previous, SIGKILL) == 0) {
+      ++kills;
+      killAt = std::chrono::steady_clock::time_point::max();
+    }
+  }
+  EXPECT_GE(kills, 4) << "the guest finished before the kills could land";
+  EXPECT_EQ(core.wait(std::chrono::seconds(180)), DISK_CHECK_PASSED) << core.output();
+  EXPECT_EQ(count(core.err(), "firmware: disk-check: round ok"), 16u) << core.err();
+  EXPECT_EQ(count(core.err(), "killed by signal 9 (Killed); restarting"), static_cast<size_t>(kills))
+      << core.err();
+  ::unlink(disk.c_str());
+}
+
+INSTANTIATE_TEST_SUITE_P(Disks, SeaBiosDisk, ::testing::Values("virtio-blk", "nvme"),
+                         [](const auto& info) { return info.param == "virtio-blk" ? "VirtioBlk" : "Nvme"; });
+
+class FirmwareInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  }
+};
+
+std::string fileOfSize(const std::string& name, size_t size) {
+  std::string path = tempPath(name);
+  std::ofstream file(path, std::ios::binary);
+  std::vector<char> bytes(size, '\xff');
+  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return path;
+}
+
+TEST_F(FirmwareInput, BadFirmwareGetsAClearError) {
+  std::string empty = fileOfSize("empty-rom", 0);
+  std::string huge = fileOfSize("huge-rom", (16 << 20) + 4096);
+  std::string odd = fileOfSize("odd-rom", 100000);
+  std::string rom = fileOfSize("rom", 128 << 10);
+  std::string vars = fileOfSize("vars", 128 << 10);
+  ::chmod(vars.c_str(), 0444);
+  // Root opens a 0444 file for writing anyway; a read-only sysfs attribute it cannot.
+  std::string readOnlyVars = ::geteuid() == 0 ? "/sys/kernel/uevent_seqnum" : vars;
+  struct Case {
+    std::vector<std::string> argv;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{coreBinary(), "-l", "bootrom," + empty, "vm"}, "bootrom " + empty + ": the file is empty"},
+      {{coreBinary(), "-l", "bootrom," + huge, "vm"},
+       "bytes is more than the firmware area below 4 GiB (16 MiB)"},
+      {{coreBinary(), "-l", "bootrom," + odd, "vm"}, "100000 bytes is not a whole number of 4 KiB pages"},
+      {{coreBinary(), "-l", "bootrom,/nonexistent/bios.bin", "vm"}, "bootrom /nonexistent/bios.bin: cannot open"},
+      {{coreBinary(), "-l", "bootrom," + rom + "," + readOnlyVars, "vm"},
+       "bootvars " + readOnlyVars + ": cannot open for writing"},
+      {{coreBinary(), "-l", "bootrom," + rom, "-s", "1,lpc", "vm"},
+       "with a bootrom the LPC bridge must be at slot 31 (-s 31,lpc)"},
+      {{coreBinary(), "-l", "bootrom," + rom, "--kernel", guestImage(), "vm"},
+       "both a bootrom (-l bootrom) and a kernel (--kernel) given"},
+      {{coreBinary(), "vm"}, "nothing to boot: give a bootrom (-l bootrom,FILE) or a kernel (--kernel)"},
+      {{coreBinary(), "-l", "bootrom", "vm"}, "expected com1|com2,BACKEND or bootrom,FILE"},
+  };
+  for (const auto& c : cases) {
+    CoreProcess core(c.argv);
+    EXPECT_NE(core.wait(), 0) << c.message << ": " << core.output();
+    EXPECT_NE(core.err().find(c.message), std::string::npos) << c.message << ": " << core.err();
+  }
+  for (const auto& path : {empty, huge, odd, rom, vars}) ::unlink(path.c_str());
+}
+
+}  // namespace
+}  // namespace cellvisor::testing

@@ -314,7 +314,8 @@ int main(int argc, char** argv) {
       request.setMemory(memory);
       request.setDiskSize(size);
       request.setDatastore(datastoreName);
-      request.send().wait(waitScope);
+      auto reply = request.send().wait(waitScope);
+      for (auto warning : reply.getWarnings()) std::cerr << "warning: " << warning.cStr() << '\n';
     } else if (start->parsed() || stop->parsed() || poweroff->parsed()) {
       if (start->parsed()) {
         auto request = vmmd.startRequest();

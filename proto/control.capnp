@@ -11,7 +11,9 @@ interface Vmmd {
   list @0 () -> (vms :List(VmSummary));
   info @1 (name :Text) -> (vm :VmSummary, config :Text);
   # `datastore`: empty for the default one.
-  create @2 (name :Text, template :Text, cpus :Text, memory :Text, diskSize :Text, datastore :Text) -> ();
+  # Warnings: one line per template key accepted but not acted on.
+  create @2 (name :Text, template :Text, cpus :Text, memory :Text, diskSize :Text, datastore :Text)
+      -> (warnings :List(Text));
   start @3 (name :Text) -> ();
   # ACPI power button: the guest shuts itself down.
   stop @4 (name :Text) -> ();

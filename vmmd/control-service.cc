@@ -124,7 +124,9 @@ kj::Promise<void> ControlService::create(CreateContext context) {
     std::string name = params.getName();
     if (datastores_.anyHolds(name)) throw DatastoreError("VM '" + name + "' already exists");
     std::string datastore = params.getDatastore();
-    datastores_.named(datastore.empty() ? "default" : datastore).create(name, options);
+    auto warnings = datastores_.named(datastore.empty() ? "default" : datastore).create(name, options);
+    auto list = context.getResults().initWarnings(static_cast<unsigned>(warnings.size()));
+    for (unsigned i = 0; i < warnings.size(); ++i) list.set(i, warnings[i]);
   });
 }
 

@@ -89,7 +89,7 @@ fs::path Datastore::diskPath(const std::string& name, const DiskConfig& disk) co
   return disk.dev == "custom" ? fs::path(disk.name) : vmDirectory(name) / disk.name;
 }
 
-void Datastore::create(const std::string& name, const CreateOptions& options) {
+std::vector<std::string> Datastore::create(const std::string& name, const CreateOptions& options) {
   fs::path directory = vmDirectory(name);
   if (fs::exists(directory)) throw DatastoreError("VM '" + name + "' already exists");
   if (!isValidVmName(options.templateName))
@@ -134,6 +134,7 @@ void Datastore::create(const std::string& name, const CreateOptions& options) {
     fs::remove_all(directory, ignored);
     throw;
   }
+  return created.warnings;
 }
 
 void Datastore::destroy(const std::string& name) {

@@ -41,7 +41,8 @@ class Datastore {
   std::filesystem::path diskPath(const std::string& name, const DiskConfig& disk) const;
 
   // vm-bhyve's `vm create`: config from a template, sparse disk images.
-  void create(const std::string& name, const CreateOptions& options);
+  // Returns the template's warnings (keys accepted but not acted on).
+  std::vector<std::string> create(const std::string& name, const CreateOptions& options);
   void destroy(const std::string& name);
   void rename(const std::string& from, const std::string& to);
   // Copies the VM with its disks (holes stay holes) under a new name.

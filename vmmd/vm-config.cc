@@ -36,6 +36,19 @@ bool plainName(const std::string& name) {
   return std::regex_match(name, pattern) && name.find("..") == std::string::npos;
 }
 
+// vm-bhyve keys for devices cellvisor does not have yet, or that mean
+// nothing here: accepted with a warning so vm-bhyve's templates still load.
+bool isIgnoredKey(const std::string& key) {
+  static const std::regex grub("grub_[a-z0-9_]+");
+  return key == "xhci_mouse" || key == "virt_random" || key == "ahci_device_limit" ||
+         std::regex_match(key, grub);
+}
+
+std::string ignoredBecause(const std::string& key) {
+  if (key.rfind("grub_", 0) == 0) return "ignored: loader=\"grub\" boots the disk's own GRUB through SeaBIOS";
+  return "ignored: that device is not supported yet";
+}
+
 }  // namespace
 
 VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
@@ -64,12 +77,20 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
 
     std::smatch match;
     if (key == "loader") {
-      if (value != "kernel" && value != "uefi" && value != "bhyveload" && value != "grub") {
-        throw fail(key, "expected kernel, uefi, grub or bhyveload");
+      if (value == "bhyveload") {
+        throw fail(key,
+                   "bhyveload runs FreeBSD's loader(8), which has no Linux host equivalent; use "
+                   "loader=\"uefi\" or loader=\"bios\"");
       }
-      if (value != "kernel")
-        throw fail(key, "loader '" + value + "' is not supported yet; use loader=\"kernel\"");
+      if (value != "kernel" && value != "uefi" && value != "uefi-csm" && value != "bios" && value != "grub") {
+        throw fail(key, "expected kernel, uefi, uefi-csm, bios or grub");
+      }
       config.loader = value;
+    } else if (key == "uefi_vars") {
+      if (!yesNo(value, config.uefiVars)) throw fail(key, "expected yes or no");
+    } else if (isIgnoredKey(key)) {
+      config.warnings.push_back(
+          fmt::format("{}:{}: {}=\"{}\": {}", origin, number_, key, value, ignoredBecause(key)));
     } else if (key == "cpu") {
       if (!number(value, config.cpu) || config.cpu < 1 || config.cpu > 255)
         throw fail(key, "expected 1 to 255");
@@ -125,6 +146,10 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
       }
     } else if (key == "graphics") {
       if (!yesNo(value, config.graphics)) throw fail(key, "expected yes or no");
+      if (config.graphics) {
+        config.warnings.push_back(
+            fmt::format("{}:{}: graphics=\"yes\": ignored: no framebuffer device yet", origin, number_));
+      }
     } else if (key == "graphics_port") {
       uint16_t port;
       if (!number(value, port) || port == 0) throw fail(key, "expected a TCP port");

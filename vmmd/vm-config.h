@@ -34,7 +34,8 @@ struct NetworkConfig {
 };
 
 struct VmConfig {
-  std::string loader = "kernel";
+  std::string loader = "kernel";  // kernel | bios | uefi | uefi-csm | grub (SeaBIOS, the disk's GRUB)
+  bool uefiVars = false;          // uefi_vars: a per-VM copy of OVMF's variable store.
   uint32_t cpu = 1;
   uint64_t memoryBytes = 256ull << 20;
   std::string memoryText = "256M";
@@ -53,6 +54,9 @@ struct VmConfig {
   std::string kernelInitrd;
   std::string kernelCmdline;
 
+  // Keys accepted but not acted on (vm-bhyve's for devices not here yet),
+  // one line each naming the key.
+  std::vector<std::string> warnings;
   // The file's lines in order, as key -> value, so a rewrite keeps them.
   std::vector<std::pair<std::string, std::string>> entries;
 };

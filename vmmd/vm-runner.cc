@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iostream>
 
 #include "base/mac-address.h"
@@ -31,6 +32,21 @@ namespace {
 constexpr int STATUS_FD = 3;
 constexpr int DEVICE_SOCKET_FD = 4;
 constexpr int CONSOLE_FD_BASE = 5;
+
+// Debian's firmware: SeaBIOS (package seabios) for loader="bios", "uefi-csm"
+// and "grub"; OVMF (package ovmf) for loader="uefi", whose variable store
+// each VM gets its own copy of (vm-bhyve's uefi_vars).
+constexpr const char* SEABIOS = "/usr/share/seabios/bios-256k.bin";
+constexpr const char* OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+constexpr const char* OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+constexpr const char* VM_UEFI_VARS = "uefi-vars.fd";
+
+std::string requireFirmware(const char* path, const std::string& loader, const char* package) {
+  if (::access(path, R_OK) != 0) {
+    throw VmConfigError(fmt::format("loader=\"{}\" needs {} (apt-get install {})", loader, path, package));
+  }
+  return path;
+}
 
 std::string describeExit(int status) {
   if (WIFSIGNALED(status))
@@ -137,8 +153,26 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
     args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
   }
   if (config.utctime) args.push_back("-u");
-  args.insert(args.end(), {"--kernel", config.kernel, "--cmdline", config.kernelCmdline});
-  if (!config.kernelInitrd.empty()) args.insert(args.end(), {"--initrd", config.kernelInitrd});
+  if (!config.uuid.empty()) args.insert(args.end(), {"-U", config.uuid});
+  if (config.loader == "kernel") {
+    args.insert(args.end(), {"--kernel", config.kernel, "--cmdline", config.kernelCmdline});
+    if (!config.kernelInitrd.empty()) args.insert(args.end(), {"--initrd", config.kernelInitrd});
+  } else if (config.loader == "uefi") {
+    std::string bootrom = "bootrom," + requireFirmware(OVMF_CODE, config.loader, "ovmf");
+    if (config.uefiVars) {
+      auto vars = directory / VM_UEFI_VARS;
+      if (!std::filesystem::exists(vars)) {
+        std::filesystem::copy_file(requireFirmware(OVMF_VARS, config.loader, "ovmf"), vars);
+        std::filesystem::permissions(
+            vars, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+      }
+      bootrom += "," + vars.string();
+    }
+    args.insert(args.end(), {"-l", bootrom});
+  } else {
+    // bios, uefi-csm, grub: SeaBIOS boots the disk (and the GRUB on it).
+    args.insert(args.end(), {"-l", "bootrom," + requireFirmware(SEABIOS, config.loader, "seabios")});
+  }
   args.insert(args.end(), {"--status-fd", std::to_string(statusFd), "--device-socket",
                            std::to_string(deviceSocket), name_});
   return args;
@@ -233,6 +267,7 @@ void VmRunner::start(const std::string& installMedium) {
   std::vector<std::string> args = coreArguments(STATUS_FD, DEVICE_SOCKET_FD, installMedium);
   std::string logPath = datastore_.vmDirectory(name_) / "vmm.log";
   log_ = UniqueFd(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  for (const auto& warning : config.warnings) log("warning: " + warning);
   stopping_ = false;
   try {
     startDevices(config, installMedium);

@@ -15,7 +15,7 @@ namespace cellvisor {
 class AcpiPm : public IoDevice {
  public:
   static constexpr uint16_t PORT = 0x600;
-  static constexpr uint16_t SIZE = 0x80;  // ICH9's PM block: 128 ports.
+  static constexpr uint16_t SIZE = 0x80;               // ICH9's PM block: 128 ports.
   static constexpr uint16_t EVENT_BLOCK = PORT;        // STS (2) + EN (2).
   static constexpr uint16_t CONTROL_BLOCK = PORT + 4;  // PM1a_CNT (2).
   static constexpr uint16_t TIMER_BLOCK = PORT + 8;    // PM_TMR (4).

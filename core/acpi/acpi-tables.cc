@@ -62,24 +62,26 @@ class TableBuilder {
   std::vector<uint8_t> bytes_;
 };
 
-// Places tables one after another in the ACPI area.
-class AcpiArea {
+// Places tables one after another in one blob that will start at `base`.
+class TableBlob {
  public:
-  explicit AcpiArea(GuestMemory& memory) : memory_(memory) {}
+  explicit TableBlob(uint64_t base) : base_(base) {}
+  // Returns the table's guest address once the blob sits at `base`.
   uint64_t place(const std::vector<uint8_t>& table, uint64_t alignment = 16) {
-    next_ = (next_ + alignment - 1) & ~(alignment - 1);
-    if (next_ + table.size() > layout::ACPI_ADDRESS + layout::ACPI_SIZE) {
-      throw std::length_error("ACPI tables do not fit their area");
-    }
-    uint64_t address = next_;
-    memory_.write(address, table);
-    next_ += table.size();
+    bytes_.resize((bytes_.size() + alignment - 1) & ~(alignment - 1), 0);
+    uint64_t address = base_ + bytes_.size();
+    offsets_.push_back({static_cast<uint32_t>(bytes_.size()), static_cast<uint32_t>(table.size())});
+    bytes_.insert(bytes_.end(), table.begin(), table.end());
     return address;
   }
+  std::vector<uint8_t>& bytes() { return bytes_; }
+  // Where each placed table starts and how long it is.
+  const std::vector<std::pair<uint32_t, uint32_t>>& tables() const { return offsets_; }
 
  private:
-  GuestMemory& memory_;
-  uint64_t next_ = layout::ACPI_ADDRESS + 64;  // The RSDP goes first.
+  uint64_t base_;
+  std::vector<uint8_t> bytes_;
+  std::vector<std::pair<uint32_t, uint32_t>> offsets_;
 };
 
 std::vector<uint8_t> buildDsdt() {
@@ -186,28 +188,63 @@ uint8_t acpiChecksum(const uint8_t* data, size_t length) {
   return sum;
 }
 
-uint64_t writeAcpiTables(GuestMemory& memory, const AcpiLayout& acpi) {
-  AcpiArea area(memory);
-  uint64_t facs = area.place(buildFacs(), 64);
-  uint64_t dsdt = area.place(buildDsdt());
-  uint64_t fadt = area.place(buildFadt(acpi, facs, dsdt));
-  uint64_t madt = area.place(buildMadt(acpi));
-  uint64_t mcfg = area.place(buildMcfg(acpi));
-
+AcpiTables buildAcpiTables(const AcpiLayout& acpi, uint64_t base) {
+  // Offsets of the pointer fields between tables, found from each table's
+  // place in the blob: FADT's FACS and DSDT (32- and 64-bit), XSDT's entries.
+  constexpr uint32_t FADT_FIRMWARE_CTRL = 36;
+  constexpr uint32_t FADT_DSDT = 40;
+  constexpr uint32_t FADT_X_FIRMWARE_CTRL = 132;
+  constexpr uint32_t FADT_X_DSDT = 140;
+  TableBlob blob(base);
+  uint64_t facs = blob.place(buildFacs(), 64);
+  uint64_t dsdt = blob.place(buildDsdt());
+  uint64_t fadt = blob.place(buildFadt(acpi, facs, dsdt));
+  uint64_t madt = blob.place(buildMadt(acpi));
+  uint64_t mcfg = blob.place(buildMcfg(acpi));
   TableBuilder xsdt("XSDT", 1);
   for (uint64_t table : {fadt, madt, mcfg}) xsdt.put64(table);
-  uint64_t xsdtAddress = area.place(xsdt.finish());
+  uint64_t xsdtAddress = blob.place(xsdt.finish());
 
-  std::vector<uint8_t> rsdp(36, 0);
-  std::memcpy(rsdp.data(), "RSD PTR ", 8);
-  std::memcpy(rsdp.data() + 9, OEM_ID, 6);
-  rsdp[15] = 2;  // Revision: ACPI 2.0+, XSDT valid.
-  rsdp[20] = 36;
-  for (int i = 0; i < 8; ++i)
-    rsdp[24 + static_cast<size_t>(i)] = static_cast<uint8_t>(xsdtAddress >> (8 * i));
-  rsdp[8] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 20));
-  rsdp[32] = static_cast<uint8_t>(-acpiChecksum(rsdp.data(), 36));
-  memory.write(layout::ACPI_ADDRESS, rsdp);
+  AcpiTables tables;
+  auto fadtAt = static_cast<uint32_t>(fadt - base);
+  auto xsdtAt = static_cast<uint32_t>(xsdtAddress - base);
+  tables.pointers = {{false, fadtAt + FADT_FIRMWARE_CTRL, 4},
+                     {false, fadtAt + FADT_DSDT, 4},
+                     {false, fadtAt + FADT_X_FIRMWARE_CTRL, 8},
+                     {false, fadtAt + FADT_X_DSDT, 8}};
+  for (uint32_t i = 0; i < 3; ++i) tables.pointers.push_back({false, xsdtAt + HEADER_SIZE + 8 * i, 8});
+  tables.pointers.push_back({true, 24, 8});  // RSDP -> XSDT.
+  const auto& placed = blob.tables();
+  // FACS (the first) has no checksum; every other table has it at byte 9.
+  for (size_t i = 1; i < placed.size(); ++i) {
+    tables.checksums.push_back({false, placed[i].first + 9, placed[i].first, placed[i].second});
+  }
+  tables.checksums.push_back({true, 8, 0, 20});   // ACPI 1.0 part of the RSDP.
+  tables.checksums.push_back({true, 32, 0, 36});  // The whole RSDP.
+  tables.tables = std::move(blob.bytes());
+
+  tables.rsdp.assign(36, 0);
+  std::memcpy(tables.rsdp.data(), "RSD PTR ", 8);
+  std::memcpy(tables.rsdp.data() + 9, OEM_ID, 6);
+  tables.rsdp[15] = 2;  // Revision: ACPI 2.0+, XSDT valid.
+  tables.rsdp[20] = 36;
+  for (int i = 0; i < 8; ++i) {
+    tables.rsdp[24 + static_cast<size_t>(i)] = static_cast<uint8_t>(xsdtAddress >> (8 * i));
+  }
+  tables.rsdp[8] = static_cast<uint8_t>(-acpiChecksum(tables.rsdp.data(), 20));
+  tables.rsdp[32] = static_cast<uint8_t>(-acpiChecksum(tables.rsdp.data(), 36));
+  return tables;
+}
+
+uint64_t writeAcpiTables(GuestMemory& memory, const AcpiLayout& acpi) {
+  // The RSDP first (firmware scans 0xE0000-0xFFFFF for it), tables after.
+  constexpr uint64_t TABLES_AT = layout::ACPI_ADDRESS + 64;
+  AcpiTables tables = buildAcpiTables(acpi, TABLES_AT);
+  if (TABLES_AT + tables.tables.size() > layout::ACPI_ADDRESS + layout::ACPI_SIZE) {
+    throw std::length_error("ACPI tables do not fit their area");
+  }
+  memory.write(TABLES_AT, tables.tables);
+  memory.write(layout::ACPI_ADDRESS, tables.rsdp);
   return layout::ACPI_ADDRESS;
 }
 

@@ -24,7 +24,30 @@ struct AcpiLayout {
   uint8_t resetValue;
 };
 
-// Writes the tables at layout::ACPI_ADDRESS and returns the RSDP's address.
+// The tables as one blob laid out to start at guest address `base`, the
+// RSDP apart, and where their pointers and checksums are, so firmware can
+// place them itself (fw_cfg's table-loader) when `base` is 0.
+struct AcpiTables {
+  struct Pointer {
+    bool inRsdp;  // The field is in the RSDP, else in the tables blob.
+    uint32_t offset;
+    uint8_t size;  // 4 or 8; the field holds an address in the tables blob.
+  };
+  struct Checksum {
+    bool inRsdp;
+    uint32_t field;  // The checksum byte.
+    uint32_t start;
+    uint32_t length;
+  };
+  std::vector<uint8_t> tables;
+  std::vector<uint8_t> rsdp;
+  std::vector<Pointer> pointers;
+  std::vector<Checksum> checksums;
+};
+AcpiTables buildAcpiTables(const AcpiLayout& acpi, uint64_t base);
+
+// Direct-kernel boot: writes the tables at layout::ACPI_ADDRESS and returns
+// the RSDP's address.
 uint64_t writeAcpiTables(GuestMemory& memory, const AcpiLayout& acpi);
 
 // Exposed for tests: the bytes of one table with a valid header checksum.

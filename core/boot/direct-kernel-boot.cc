@@ -42,11 +42,13 @@ class DirectKernelBoot : public BootMethod {
 
 std::unique_ptr<BootMethod> chooseBootMethod(const MachineConfig& config) {
   if (!config.bootrom.empty() && !config.kernelPath.empty()) {
-    throw LoadError("both a bootrom (-l bootrom) and a kernel (--kernel) given: the firmware boots from a disk, "
-                    "the kernel boots without firmware; choose one");
+    throw LoadError(
+        "both a bootrom (-l bootrom) and a kernel (--kernel) given: the firmware boots from a disk, "
+        "the kernel boots without firmware; choose one");
   }
   if (!config.bootrom.empty()) return makeFirmwareBoot(config);
-  if (config.kernelPath.empty()) throw LoadError("nothing to boot: give a bootrom (-l bootrom,FILE) or a kernel (--kernel)");
+  if (config.kernelPath.empty())
+    throw LoadError("nothing to boot: give a bootrom (-l bootrom,FILE) or a kernel (--kernel)");
   return std::make_unique<DirectKernelBoot>(config);
 }
 

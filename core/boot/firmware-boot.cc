@@ -2,8 +2,12 @@
 // so that it ends at 4 GiB, its last 128 KiB are also copied below 1 MiB
 // (where a BIOS starts executing after the reset vector's far jump), and
 // vCPU 0 starts at the reset vector with the others waiting for INIT/SIPI.
+// A UEFI variable store (`-l bootrom,CODE,VARS`) is mapped writable just
+// below the code, shared with its file, as bhyve does: what the firmware
+// writes there is the VM's copy on disk.
 // The firmware learns the machine from fw_cfg: the memory map, the CPU
-// count, the system UUID and whether there is a screen.
+// count, the system UUID, whether there is a screen, and the core's ACPI
+// tables, which it installs through the table-loader.
 #include <endian.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -21,6 +25,7 @@
 #include "core/boot/e820.h"
 #include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
+#include "core/firmware/acpi-table-loader.h"
 #include "core/firmware/fw-cfg.h"
 #include "core/kvm/vcpu.h"
 #include "core/kvm/vm.h"
@@ -69,17 +74,19 @@ class FirmwareBoot : public BootMethod {
     auto image = readImageFile(path_, "bootrom", layout::FIRMWARE_SIZE, "the firmware area below 4 GiB");
     if (image.empty()) throw LoadError("bootrom " + path_ + ": the file is empty");
     if (image.size() % PAGE != 0) {
-      throw LoadError(fmt::format("bootrom {}: {} bytes is not a whole number of 4 KiB pages (a firmware "
-                                  "image is a flash image: 128 KiB, 256 KiB, 2 MiB, 4 MiB...)",
-                                  path_, image.size()));
+      throw LoadError(
+          fmt::format("bootrom {}: {} bytes is not a whole number of 4 KiB pages (a firmware "
+                      "image is a flash image: 128 KiB, 256 KiB, 2 MiB, 4 MiB...)",
+                      path_, image.size()));
     }
-    if (!varsPath_.empty()) checkVarsFile();
+    if (!varsPath_.empty()) mapVars(context.vm, image.size());
     mapImage(context.vm, image);
     // The reset vector's far jump lands in the low alias; SeaBIOS then copies
     // itself down from the top of 4 GiB (PAM is a no-op here: it is RAM).
     uint64_t alias = std::min<uint64_t>(image.size(), LOW_ALIAS_SIZE);
     context.memory.write(layout::BIOS_END - alias, {image.data() + image.size() - alias, alias});
     describeMachine(context.memory, context.fwCfg, image.size());
+    addAcpiTableLoader(context.fwCfg, buildAcpiTables(context.acpi, 0));
   }
 
   // KVM creates vCPU 0 in the reset state (CS base 0xFFFF0000, IP 0xFFF0):
@@ -87,17 +94,18 @@ class FirmwareBoot : public BootMethod {
   void setUpBootVcpu(Vcpu&) override {}
 
  private:
-  void checkVarsFile() {
+  void mapVars(Vm& vm, uint64_t codeSize) {
     UniqueFd fd(::open(varsPath_.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK));
     if (!fd) {
-      throw LoadError(fmt::format("bootvars {}: cannot open for writing ({}): UEFI writes its variables "
-                                  "back; give each VM its own copy",
-                                  varsPath_, std::strerror(errno)));
+      throw LoadError(
+          fmt::format("bootvars {}: cannot open for writing ({}): UEFI writes its variables "
+                      "back; give each VM its own copy",
+                      varsPath_, std::strerror(errno)));
     }
     off_t size = ::lseek(fd.get(), 0, SEEK_END);
     if (size <= 0 || size % static_cast<off_t>(PAGE) != 0) {
-      throw LoadError(fmt::format("bootvars {}: {} bytes is not a variable store (whole 4 KiB pages)",
-                                  varsPath_, size));
+      throw LoadError(
+          fmt::format("bootvars {}: {} bytes is not a variable store (whole 4 KiB pages)", varsPath_, size));
     }
   }
 
@@ -132,7 +140,8 @@ class FirmwareBoot : public BootMethod {
     }
     // KVM's real-mode TSS and identity page, and the firmware itself.
     entries.push_back({layout::IDENTITY_MAP_ADDRESS, 4 * PAGE, static_cast<uint32_t>(E820Type::RESERVED)});
-    entries.push_back({FOUR_GIB - imageSize, imageSize, static_cast<uint32_t>(E820Type::RESERVED)});
+    uint64_t firmware = imageSize + varsSize_;
+    entries.push_back({FOUR_GIB - firmware, firmware, static_cast<uint32_t>(E820Type::RESERVED)});
     std::vector<uint8_t> e820(entries.size() * sizeof(FwCfgE820Entry));
     std::memcpy(e820.data(), entries.data(), e820.size());
     fwCfg.addFile("etc/e820", std::move(e820));
@@ -143,7 +152,9 @@ class FirmwareBoot : public BootMethod {
   uint32_t cpus_;
   std::string uuid_;
   bool console_;
-  Mapping rom_;  // The guest's copy of the image, behind the read-only slot.
+  Mapping rom_;   // The guest's copy of the image, behind the read-only slot.
+  Mapping vars_;  // The variable store's file, shared.
+  uint64_t varsSize_ = 0;
 };
 
 }  // namespace

@@ -34,7 +34,8 @@ class DebugConsole : public IoDevice {
         if (byte == '\n') continue;
       }
       // Control characters other than tabs would reach the log raw.
-      if (byte != '\r') line_ += (byte >= 0x20 && byte < 0x7f) || byte == '\t' ? static_cast<char>(byte) : '?';
+      if (byte != '\r')
+        line_ += (byte >= 0x20 && byte < 0x7f) || byte == '\t' ? static_cast<char>(byte) : '?';
     }
   }
 

@@ -167,6 +167,7 @@ void FwCfg::runDma(uint64_t descriptorAddress) {
 
 bool FwCfg::transfer(uint32_t control, uint32_t length, uint64_t address) {
   if ((control & DMA_WRITE) != 0) return false;  // No item here is writable.
+  if (length == 0) return true;
   bool reading = (control & DMA_READ) != 0;
   if (!reading && (control & DMA_SKIP) == 0) return true;  // Select only.
   if (reading && !memory_.contains(address, length)) return false;

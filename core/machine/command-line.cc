@@ -106,11 +106,13 @@ void addLpc(CommandLine& line, const std::string& spec) {
     line.exitStatus = 0;
     line.message =
         "LPC devices (-l lpcdev,conf): com1, com2; conf: stdio, pty, file=PATH, unix=PATH or a device path\n"
-        "  bootrom,FIRMWARE[,VARS]: boot FIRMWARE (SeaBIOS, OVMF) mapped below 4 GiB; VARS: OVMF's variables\n";
+        "  bootrom,FIRMWARE[,VARS]: boot FIRMWARE (SeaBIOS, OVMF) mapped below 4 GiB; VARS: OVMF's "
+        "variables\n";
     return;
   }
   auto comma = spec.find(',');
-  if (comma == std::string::npos) throw ArgumentError{"-l " + spec + ": expected com1|com2,BACKEND or bootrom,FILE"};
+  if (comma == std::string::npos)
+    throw ArgumentError{"-l " + spec + ": expected com1|com2,BACKEND or bootrom,FILE"};
   if (spec.substr(0, comma) == "bootrom") {
     std::string rest = spec.substr(comma + 1);
     auto varsAt = rest.find(',');

@@ -159,7 +159,8 @@ void Machine::buildPlatform() {
   auto fwCfg = std::make_unique<FwCfg>(*memory_);
   fwCfg_ = fwCfg.get();
   portBus_.add(FwCfg::PORT, FwCfg::SIZE, add(std::move(fwCfg)), "fw_cfg");
-  if (!config_.bootrom.empty()) portBus_.add(DebugConsole::PORT, 1, add(std::make_unique<DebugConsole>()), "debugcon");
+  if (!config_.bootrom.empty())
+    portBus_.add(DebugConsole::PORT, 1, add(std::make_unique<DebugConsole>()), "debugcon");
 
   pciHost_ = std::make_unique<PciHost>(reset);
   portBus_.add(PciHost::ADDRESS_PORT, 4, pciHost_->addressPort(), "pci-address");
@@ -212,7 +213,8 @@ void Machine::attachPciSlots() {
     hasLpc |= slot.emulation == "lpc";
   }
   // Every PC has a host bridge at 00:00.0; add it unless the user placed one.
-  if (!hasHostBridge && pciHost_->find(0, 0, 0) == nullptr) attachChipsetFunction({0, 0, "hostbridge", ""}, chipset);
+  if (!hasHostBridge && pciHost_->find(0, 0, 0) == nullptr)
+    attachChipsetFunction({0, 0, "hostbridge", ""}, chipset);
   // Firmware times itself with the ACPI PM timer, which it finds through the
   // LPC bridge: with a bootrom there is always one, where Q35 has it.
   if (firmware && !hasLpc) attachChipsetFunction({31, 0, "lpc", ""}, chipset);

@@ -19,13 +19,15 @@ bool isHostBridge(const std::string& emulation) {
   return emulation == "hostbridge" || emulation == "amd_hostbridge";
 }
 
-std::unique_ptr<PciConfigSpace> createPlatformPciDevice(const PciSlotConfig& slot, const ChipsetLayout& layout) {
+std::unique_ptr<PciConfigSpace> createPlatformPciDevice(const PciSlotConfig& slot,
+                                                        const ChipsetLayout& layout) {
   auto where = fmt::format("-s {}:{},{}", slot.slot, slot.function, slot.emulation);
   if (isHostBridge(slot.emulation)) {
     if (!slot.options.empty())
       throw std::invalid_argument(where + ": " + slot.emulation + " takes no options");
     if (layout.chipset == Chipset::Q35 && (slot.slot != 0 || slot.function != 0))
-      throw std::invalid_argument(where + ": with a bootrom the host bridge is 0:0 (firmware looks for it there)");
+      throw std::invalid_argument(where +
+                                  ": with a bootrom the host bridge is 0:0 (firmware looks for it there)");
     return std::make_unique<HostBridge>(layout.chipset, slot.emulation == "amd_hostbridge", layout.ecam);
   }
   if (slot.emulation == "lpc") {

@@ -24,6 +24,7 @@ struct ChipsetLayout {
 
 // Throws std::invalid_argument for an emulation the core does not provide or
 // a slot the chipset cannot have it in.
-std::unique_ptr<PciConfigSpace> createPlatformPciDevice(const PciSlotConfig& slot, const ChipsetLayout& layout);
+std::unique_ptr<PciConfigSpace> createPlatformPciDevice(const PciSlotConfig& slot,
+                                                        const ChipsetLayout& layout);
 
 }  // namespace cellvisor

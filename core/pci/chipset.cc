@@ -7,9 +7,12 @@ constexpr uint16_t QEMU_SUBSYSTEM_VENDOR = 0x1af4;
 constexpr uint16_t QEMU_SUBSYSTEM = 0x1100;
 
 // bhyve's identities, so guests' driver tables already know them.
-constexpr PciIdentity BHYVE_HOST_BRIDGE{.vendor = 0x1275, .device = 0x1275, .subclass = 0x00, .classCode = 0x06};
-constexpr PciIdentity AMD_HOST_BRIDGE{.vendor = 0x1022, .device = 0x7432, .subclass = 0x00, .classCode = 0x06};
-constexpr PciIdentity BHYVE_LPC_BRIDGE{.vendor = 0x8086, .device = 0x7000, .subclass = 0x01, .classCode = 0x06};
+constexpr PciIdentity BHYVE_HOST_BRIDGE{
+    .vendor = 0x1275, .device = 0x1275, .subclass = 0x00, .classCode = 0x06};
+constexpr PciIdentity AMD_HOST_BRIDGE{
+    .vendor = 0x1022, .device = 0x7432, .subclass = 0x00, .classCode = 0x06};
+constexpr PciIdentity BHYVE_LPC_BRIDGE{
+    .vendor = 0x8086, .device = 0x7000, .subclass = 0x01, .classCode = 0x06};
 // Q35's, with the subsystem id by which SeaBIOS recognises a QEMU-like machine.
 constexpr PciIdentity Q35_MCH{.vendor = 0x8086,
                               .device = 0x29c0,
@@ -36,7 +39,7 @@ constexpr uint32_t PCIEXBAR_LOW_MASK = 0xf000'0001;
 constexpr uint32_t PCIEXBAR_HIGH_MASK = 0x0000'000f;  // 36 address bits.
 
 // ICH9 LPC registers.
-constexpr uint32_t PMBASE_IO_SPACE = 1;  // Read-only: the base is an I/O address.
+constexpr uint32_t PMBASE_IO_SPACE = 1;   // Read-only: the base is an I/O address.
 constexpr uint32_t PMBASE_MASK = 0xff80;  // 128 ports, 128-aligned.
 constexpr uint16_t ACPI_CNTL = 0x44;
 constexpr uint16_t PIRQA_ROUT = 0x60;

@@ -72,7 +72,8 @@ std::string makeDiskCheckImage(const std::string& name, uint16_t sectors, uint16
 }
 
 std::vector<std::string> firmwareArgs(const std::string& emulation, const std::string& disk) {
-  return {coreBinary(), "-m", "128M", "-s", "4," + emulation + "," + disk, "-l", "bootrom," + seabios(), "fw-test"};
+  return {coreBinary(),           "-m",     "128M", "-s", "4," + emulation + "," + disk, "-l",
+          "bootrom," + seabios(), "fw-test"};
 }
 
 size_t count(const std::string& haystack, const std::string& needle) {
@@ -85,7 +86,8 @@ class SeaBiosDisk : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
-    if (::access(seabios().c_str(), R_OK) != 0) GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
+    if (::access(seabios().c_str(), R_OK) != 0)
+      GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
   }
 };
 
@@ -97,6 +99,10 @@ TEST_P(SeaBiosDisk, BootsTheBootSectorAndServesItsReads) {
   EXPECT_EQ(core.wait(std::chrono::seconds(120)), DISK_CHECK_PASSED) << core.output();
   EXPECT_NE(core.err().find("firmware: SeaBIOS (version"), std::string::npos) << core.err();
   EXPECT_NE(core.err().find("firmware: Booting from Hard Disk"), std::string::npos) << core.err();
+  // It installed the core's ACPI tables from the table-loader and walked them
+  // (RSDP -> XSDT -> FADT -> DSDT), and programmed Q35's ECAM window.
+  EXPECT_NE(core.err().find("firmware: ACPI: parse DSDT at"), std::string::npos) << core.err();
+  EXPECT_NE(core.err().find("firmware: PCIe: using q35 mmconfig at 0xb0000000"), std::string::npos);
   EXPECT_EQ(count(core.err(), "firmware: disk-check: round ok"), 2u) << core.err();
   ::unlink(disk.c_str());
 }
@@ -169,7 +175,8 @@ TEST_F(FirmwareInput, BadFirmwareGetsAClearError) {
       {{coreBinary(), "-l", "bootrom," + huge, "vm"},
        "bytes is more than the firmware area below 4 GiB (16 MiB)"},
       {{coreBinary(), "-l", "bootrom," + odd, "vm"}, "100000 bytes is not a whole number of 4 KiB pages"},
-      {{coreBinary(), "-l", "bootrom,/nonexistent/bios.bin", "vm"}, "bootrom /nonexistent/bios.bin: cannot open"},
+      {{coreBinary(), "-l", "bootrom,/nonexistent/bios.bin", "vm"},
+       "bootrom /nonexistent/bios.bin: cannot open"},
       {{coreBinary(), "-l", "bootrom," + rom + "," + readOnlyVars, "vm"},
        "bootvars " + readOnlyVars + ": cannot open for writing"},
       {{coreBinary(), "-l", "bootrom," + rom, "-s", "1,lpc", "vm"},

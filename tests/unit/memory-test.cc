@@ -22,7 +22,7 @@ TEST(GuestMemory, LargeVmSplitsAroundPciHole) {
   ASSERT_EQ(memory.regions().size(), 2u);
   EXPECT_EQ(memory.lowRamEnd(), layout::LOW_RAM_LIMIT);
   EXPECT_EQ(memory.regions()[1].guestPhysical, layout::HIGH_RAM_BASE);
-  EXPECT_EQ(memory.regions()[1].size, 1 * layout::GiB);
+  EXPECT_EQ(memory.regions()[1].size, 4 * layout::GiB - layout::LOW_RAM_LIMIT);
   EXPECT_EQ(memory.regions()[1].memfdOffset, layout::LOW_RAM_LIMIT);
   EXPECT_EQ(memory.translate(layout::ECAM_BASE, 4), nullptr);
   uint8_t* high = memory.translate(layout::HIGH_RAM_BASE, 8);

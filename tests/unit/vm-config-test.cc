@@ -80,7 +80,12 @@ TEST(VmConfig, ErrorsNameFileLineAndKey) {
   EXPECT_NE(errorOf("kernel=/k with spaces\n").find("must be written"), std::string::npos);
   EXPECT_NE(errorOf("just words\n").find("vm.conf:1: expected key"), std::string::npos);
   EXPECT_NE(errorOf("loader=\"kernel\"\n").find("needs kernel"), std::string::npos);
-  EXPECT_NE(errorOf("kernel=\"/k\"\nloader=\"uefi\"\n").find("not supported yet"), std::string::npos);
+  EXPECT_NE(errorOf("loader=\"bhyveload\"\n").find("no Linux host equivalent; use loader=\"uefi\""),
+            std::string::npos);
+  EXPECT_NE(errorOf("loader=\"pxe\"\n").find("expected kernel, uefi, uefi-csm, bios or grub"),
+            std::string::npos);
+  EXPECT_NE(errorOf("loader=\"uefi\"\nuefi_vars=\"maybe\"\n").find("uefi_vars: expected yes or no"),
+            std::string::npos);
 }
 
 TEST(VmConfig, HostileDiskAndSwitchNamesAreRefused) {
@@ -94,6 +99,34 @@ TEST(VmConfig, HostileDiskAndSwitchNamesAreRefused) {
       std::string::npos);
   EXPECT_NE(errorOf("kernel=\"/k\"\nnetwork0_type=\"virtio-net\"\nnetwork0_switch=\"../x\"\n").find("switch"),
             std::string::npos);
+}
+
+// vm-bhyve's usual templates load: firmware loaders need no kernel, and keys
+// for devices not here yet are warnings naming the key, not refusals.
+TEST(VmConfig, VmBhyveFirmwareTemplatesLoadWithWarnings) {
+  VmConfig windows = parseVmConfig(
+      "loader=\"uefi\"\ngraphics=\"yes\"\nxhci_mouse=\"yes\"\ncpu=2\nmemory=2G\n"
+      "network0_type=\"e1000\"\nnetwork0_switch=\"public\"\ndisk0_type=\"nvme\"\ndisk0_name=\"disk0.img\"\n"
+      "uefi_vars=\"yes\"\nvirt_random=\"yes\"\nutctime=\"no\"\n",
+      "windows.conf");
+  EXPECT_EQ(windows.loader, "uefi");
+  EXPECT_TRUE(windows.uefiVars);
+  ASSERT_EQ(windows.warnings.size(), 3u);
+  EXPECT_EQ(windows.warnings[0], "windows.conf:2: graphics=\"yes\": ignored: no framebuffer device yet");
+  EXPECT_EQ(windows.warnings[1],
+            "windows.conf:3: xhci_mouse=\"yes\": ignored: that device is not supported yet");
+  EXPECT_NE(windows.warnings[2].find("virt_random"), std::string::npos);
+
+  VmConfig debian = parseVmConfig(
+      "loader=\"grub\"\ncpu=1\nmemory=512M\nnetwork0_type=\"virtio-net\"\nnetwork0_switch=\"public\"\n"
+      "disk0_type=\"virtio-blk\"\ndisk0_name=\"disk0.img\"\ngrub_run_partition=\"1\"\n",
+      "debian.conf");
+  EXPECT_EQ(debian.loader, "grub");
+  ASSERT_EQ(debian.warnings.size(), 1u);
+  EXPECT_NE(
+      debian.warnings[0].find("grub_run_partition=\"1\": ignored: loader=\"grub\" boots the disk's own GRUB"),
+      std::string::npos);
+  EXPECT_EQ(parseVmConfig("loader=\"bios\"\n", "bios.conf").warnings.size(), 0u);
 }
 
 class DatastoreTest : public ::testing::Test {

@@ -15,60 +15,14 @@
 
 #include "tests/boot/core-process.h"
 #include "tests/boot/guest-boot.h"
+#include "tests/firmware/disk-check-image.h"
 
 namespace cellvisor::testing {
 namespace {
 
 constexpr int DISK_CHECK_PASSED = GUEST_PASSED;  // The boot sector writes 0x10 to debug-exit.
-constexpr size_t PARAMETERS_OFFSET = 0x1f0;
-
-std::string seabios() {
-  const char* path = std::getenv("CELLVISOR_SEABIOS");
-  return path != nullptr ? path : "/usr/share/seabios/bios-256k.bin";
-}
-
-std::string diskCheckSector() {
-  const char* path = std::getenv("CELLVISOR_DISK_CHECK");
-  return path != nullptr ? path : "";
-}
-
 std::string tempPath(const std::string& name) {
   return ::testing::TempDir() + "/cellvisor-" + name + "-" + std::to_string(::getpid());
-}
-
-// The checksum disk-check computes: rotate left by one, add the next dword.
-uint32_t diskChecksum(const std::vector<uint8_t>& data) {
-  uint32_t sum = 0;
-  for (size_t i = 0; i + 4 <= data.size(); i += 4) {
-    uint32_t word;
-    std::memcpy(&word, data.data() + i, 4);
-    sum = ((sum << 1) | (sum >> 31)) + word;
-  }
-  return sum;
-}
-
-// A disk whose LBA 0 is disk-check told to read `sectors` sectors of random
-// data `rounds` times and expect their checksum.
-std::string makeDiskCheckImage(const std::string& name, uint16_t sectors, uint16_t rounds) {
-  std::ifstream in(diskCheckSector(), std::ios::binary);
-  std::vector<uint8_t> boot((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_EQ(boot.size(), 512u) << diskCheckSector();
-  boot.resize(512);
-  std::mt19937 random(static_cast<unsigned>(::getpid()) ^ sectors);
-  std::vector<uint8_t> data(size_t{sectors} * 512);
-  for (auto& byte : data) byte = static_cast<uint8_t>(random());
-  uint32_t expected = diskChecksum(data);
-  std::memcpy(boot.data() + PARAMETERS_OFFSET, &sectors, 2);
-  std::memcpy(boot.data() + PARAMETERS_OFFSET + 2, &rounds, 2);
-  std::memcpy(boot.data() + PARAMETERS_OFFSET + 4, &expected, 4);
-  std::string path = tempPath(name);
-  std::ofstream image(path, std::ios::binary);
-  image.write(reinterpret_cast<const char*>(boot.data()), static_cast<std::streamsize>(boot.size()));
-  image.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
-  // Some room after the data, so a read past it would still be a disk read.
-  std::vector<char> tail(64 * 512);
-  image.write(tail.data(), static_cast<std::streamsize>(tail.size()));
-  return path;
 }
 
 std::vector<std::string> firmwareArgs(const std::string& emulation, const std::string& disk) {
@@ -94,7 +48,8 @@ class SeaBiosDisk : public ::testing::TestWithParam<std::string> {
 // SeaBIOS finds the disk on PCI, assigns its BARs, boots LBA 0 from it and
 // serves 1 MiB of int 13h reads twice; its log reaches ours.
 TEST_P(SeaBiosDisk, BootsTheBootSectorAndServesItsReads) {
-  std::string disk = makeDiskCheckImage("fw-disk", 2048, 2);
+  std::string disk = tempPath("fw-disk");
+  writeDiskCheckImage(disk, 2048, 2);
   CoreProcess core(firmwareArgs(GetParam(), disk));
   EXPECT_EQ(core.wait(std::chrono::seconds(120)), DISK_CHECK_PASSED) << core.output();
   EXPECT_NE(core.err().find("firmware: SeaBIOS (version"), std::string::npos) << core.err();
@@ -110,7 +65,8 @@ TEST_P(SeaBiosDisk, BootsTheBootSectorAndServesItsReads) {
 // kill -9 of the disk's server while SeaBIOS's driver reads for the boot
 // sector: every kill restarts the server, and int 13h never fails.
 TEST_P(SeaBiosDisk, Int13ReadsSurviveServerKills) {
-  std::string disk = makeDiskCheckImage("fw-kill-disk", 1024, 16);
+  std::string disk = tempPath("fw-kill-disk");
+  writeDiskCheckImage(disk, 1024, 16);
   CoreProcess core(firmwareArgs(GetParam(), disk));
   ASSERT_TRUE(core.waitFor("firmware: Booting from 0000:7c00")) << core.output();
   std::mt19937 random(static_cast<unsigned>(::getpid()));

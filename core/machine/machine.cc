@@ -33,6 +33,7 @@
 #include "core/pci/pci-host.h"
 #include "core/platform/cmos-rtc.h"
 #include "core/platform/debug-exit.h"
+#include "core/platform/i8042.h"
 #include "core/platform/reset-control.h"
 #include "core/serial/serial-backend.h"
 #include "host/device-resources.h"
@@ -150,8 +151,9 @@ void Machine::buildPlatform() {
   debugExit_ = debugExit.get();
   portBus_.add(DebugExit::PORT, 2, add(std::move(debugExit)), "debug-exit");
   auto& reset = add(std::make_unique<ResetControlRegister>(*this));
-  portBus_.add(I8042::DATA_PORT, 1, add(std::make_unique<I8042>(*this, false)), "i8042");
-  portBus_.add(I8042::COMMAND_PORT, 1, add(std::make_unique<I8042>(*this, true)), "i8042");
+  auto i8042 = std::make_unique<I8042>(*this);
+  portBus_.add(I8042::COMMAND_PORT, 1, i8042->commandPort(), "i8042");
+  portBus_.add(I8042::DATA_PORT, 1, add(std::move(i8042)), "i8042");
   auto pm = std::make_unique<AcpiPm>(irq(AcpiPm::SCI_IRQ), *this);
   acpiPm_ = pm.get();
   portBus_.add(AcpiPm::PORT, AcpiPm::SIZE, add(std::move(pm)), "acpi-pm");

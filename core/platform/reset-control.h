@@ -1,6 +1,5 @@
-// Guest-initiated reset: the PCI reset control register at 0xCF9 and the
-// i8042 keyboard controller's pulse-reset command (0xFE to port 0x64). The
-// i8042 otherwise answers as a controller with no keyboard attached.
+// Guest-initiated reset through the PCI reset control register at 0xCF9
+// (the i8042's pulse-reset command is in i8042.h).
 #pragma once
 
 #include "core/platform/io-device.h"
@@ -23,30 +22,6 @@ class ResetControlRegister : public IoDevice {
  private:
   MachineControl& control_;
   uint8_t value_ = 0;
-};
-
-class I8042 : public IoDevice {
- public:
-  static constexpr uint16_t DATA_PORT = 0x60;
-  static constexpr uint16_t COMMAND_PORT = 0x64;
-  // Registered as two one-byte ranges; `offset` is always 0, so the instance
-  // knows which port it is.
-  I8042(MachineControl& control, bool commandPort) : control_(control), commandPort_(commandPort) {}
-
-  void read(uint64_t, std::span<uint8_t> data) override {
-    // Status: nothing to read, input buffer empty, self-test passed.
-    storeLittleEndian(data, commandPort_ ? 0x04 : 0x00);
-  }
-  void write(uint64_t, std::span<const uint8_t> data) override {
-    constexpr uint8_t PULSE_RESET = 0xfe;
-    if (commandPort_ && data[0] == PULSE_RESET) {
-      control_.requestExit(ExitStatus::REBOOT, "guest reset via the i8042 controller");
-    }
-  }
-
- private:
-  MachineControl& control_;
-  bool commandPort_;
 };
 
 }  // namespace cellvisor

@@ -56,7 +56,8 @@ TEST_F(Vmctl, LifecycleFromTemplateToDestroy) {
 // SeaBIOS (its log in vmm.log); a template with keys for devices not here
 // yet is created with a warning naming each key.
 TEST_F(Vmctl, BiosLoaderBootsTheDiskThroughSeaBios) {
-  if (::access(seabios().c_str(), R_OK) != 0) GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
+  if (::access(seabios().c_str(), R_OK) != 0)
+    GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
   std::ofstream(root / "store" / ".templates" / "bios.conf")
       << "loader=\"bios\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"nvme\"\ndisk0_name=\"disk0.img\"\n"
          "disk0_size=\"16M\"\nxhci_mouse=\"yes\"\nuuid=\"0f2a9a5e-4c1d-4f54-9d9e-2a41c8a6a2b7\"\n";

@@ -1,6 +1,8 @@
 /*
  * Test guest entry: a PVH kernel. The hypervisor (or QEMU) starts us in 32-bit
- * flat protected mode with paging off and %ebx = hvm_start_info. We switch to
+ * flat protected mode with paging off and %ebx = hvm_start_info. A multiboot
+ * loader (GRUB) starts us the same way at multiboot_entry with %ebx = its
+ * multiboot info, which we turn into an hvm_start_info first. We switch to
  * long mode on static page tables (2 MiB pages: the emulating KVM on our build
  * machines faults on 1 GiB pages) and call guest_main(start_info).
  *
@@ -21,8 +23,76 @@
 	.asciz "Xen"
 	.long pvh_entry
 
+/* The multiboot (v1) header: in the file's first 8 KiB (the linker script
+ * puts it first); flags: memory information (bit 1). */
+#define MULTIBOOT_MAGIC 0x1badb002
+#define MULTIBOOT_LOADER_MAGIC 0x2badb002
+#define MULTIBOOT_FLAGS 0x2
+#define HVM_START_MAGIC 0x336ec578
+#define MAX_MEMMAP 32
+	.section .multiboot, "a"
+	.p2align 2
+	.long MULTIBOOT_MAGIC
+	.long MULTIBOOT_FLAGS
+	.long -(MULTIBOOT_MAGIC + MULTIBOOT_FLAGS)
+
 	.code32
 	.section .text.entry, "ax"
+/* Multiboot: cmdline (info flag 2) and memory map (flag 6) into an
+ * hvm_start_info; the RSDP found where firmware leaves it (0xE0000-0xFFFFF). */
+	.globl multiboot_entry
+multiboot_entry:
+	cli
+	cmpl $MULTIBOOT_LOADER_MAGIC, %eax
+	jne 9f
+	movl $mb_start_info, %edi
+	movl $HVM_START_MAGIC, 0(%edi)
+	movl $1, 4(%edi)
+	testl $(1 << 2), (%ebx)
+	jz 1f
+	movl 16(%ebx), %eax
+	movl %eax, 24(%edi)          /* cmdline_paddr */
+1:	movl $mb_memmap, 40(%edi)    /* memmap_paddr */
+	testl $(1 << 6), (%ebx)
+	jz 4f
+	movl 48(%ebx), %esi          /* mmap_addr */
+	movl 44(%ebx), %ecx
+	addl %esi, %ecx              /* its end */
+	movl $mb_memmap, %edx
+2:	cmpl %ecx, %esi
+	jae 4f
+	cmpl $MAX_MEMMAP, 48(%edi)
+	jae 4f
+	movl 4(%esi), %eax           /* base */
+	movl %eax, 0(%edx)
+	movl 8(%esi), %eax
+	movl %eax, 4(%edx)
+	movl 12(%esi), %eax          /* length */
+	movl %eax, 8(%edx)
+	movl 16(%esi), %eax
+	movl %eax, 12(%edx)
+	movl 20(%esi), %eax          /* type */
+	movl %eax, 16(%edx)
+	incl 48(%edi)                /* memmap_entries */
+	addl $24, %edx
+	addl (%esi), %esi            /* size excludes its own field */
+	addl $4, %esi
+	jmp 2b
+4:	movl $0xe0000, %esi
+5:	cmpl $0x20445352, (%esi)     /* "RSD " */
+	jne 6f
+	cmpl $0x20525450, 4(%esi)    /* "PTR " */
+	je 7f
+6:	addl $16, %esi
+	cmpl $0x100000, %esi
+	jb 5b
+	xorl %esi, %esi
+7:	movl %esi, 32(%edi)          /* rsdp_paddr */
+	movl %edi, %ebx
+	jmp pvh_entry
+9:	hlt
+	jmp 9b
+
 	.globl pvh_entry
 pvh_entry:
 	cli
@@ -119,6 +189,13 @@ trampoline_gdt_pointer:
 	.word gdt_end - gdt - 1
 	.long gdt
 ap_trampoline_end:
+
+	.section .bss
+	.p2align 3
+mb_start_info:
+	.skip 56
+mb_memmap:
+	.skip 24 * MAX_MEMMAP
 
 	.section .rodata
 	.p2align 3

@@ -78,7 +78,7 @@ void AcpiPm::write(uint64_t offset, std::span<const uint8_t> data) {
     if (control_register_ & SLP_EN) {
       uint16_t type = (control_register_ & SLP_TYP_MASK) >> SLP_TYP_SHIFT;
       control_register_ &= static_cast<uint16_t>(~SLP_EN);  // SLP_EN always reads 0.
-      powerOff = type == S5_SLEEP_TYPE;
+      powerOff = type == S5_SLEEP_TYPE || type == Q35_FIRMWARE_S5_SLEEP_TYPE;
     }
     updateSci();
   }

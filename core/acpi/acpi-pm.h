@@ -25,6 +25,9 @@ class AcpiPm : public IoDevice {
   static constexpr uint8_t SMI_EN_APMC = 1u << 5;
   static constexpr uint32_t SCI_IRQ = 9;
   static constexpr uint8_t S5_SLEEP_TYPE = 5;
+  // What OVMF's ResetSystem writes on a Q35 machine (QEMU's \_S5 there is 0):
+  // also off.
+  static constexpr uint8_t Q35_FIRMWARE_S5_SLEEP_TYPE = 0;
   static constexpr uint16_t PWRBTN = 1u << 8;
   static constexpr uint16_t SLP_EN = 1u << 13;
   static constexpr uint16_t SCI_EN = 1u << 0;

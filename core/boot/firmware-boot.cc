@@ -14,8 +14,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
-#include <regex>
+#include <map>
 
 #include "base/guest-memory.h"
 #include "base/mapping.h"
@@ -68,6 +69,7 @@ class FirmwareBoot : public BootMethod {
         varsPath_(config.bootvars),
         cpus_(config.cpus),
         uuid_(config.uuid),
+        bootOrder_(config.bootOrder),
         console_(config.serial.count("com1") != 0) {}
 
   void prepare(BootContext& context) override {
@@ -107,6 +109,14 @@ class FirmwareBoot : public BootMethod {
       throw LoadError(
           fmt::format("bootvars {}: {} bytes is not a variable store (whole 4 KiB pages)", varsPath_, size));
     }
+    varsSize_ = static_cast<uint64_t>(size);
+    if (codeSize + varsSize_ > layout::FIRMWARE_SIZE) {
+      throw LoadError(
+          fmt::format("bootrom {} and bootvars {} together exceed the firmware area below 4 GiB (16 MiB)",
+                      path_, varsPath_));
+    }
+    vars_ = Mapping::map(fd.get(), varsSize_, PROT_READ | PROT_WRITE, MAP_SHARED);
+    vm.addMemorySlot(FOUR_GIB - codeSize - varsSize_, varsSize_, vars_.data());
   }
 
   void mapImage(Vm& vm, const std::vector<uint8_t>& image) {
@@ -145,12 +155,28 @@ class FirmwareBoot : public BootMethod {
     std::vector<uint8_t> e820(entries.size() * sizeof(FwCfgE820Entry));
     std::memcpy(e820.data(), entries.data(), e820.size());
     fwCfg.addFile("etc/e820", std::move(e820));
+    if (!bootOrder_.empty()) fwCfg.addFile("bootorder", bootOrderFile());
+  }
+
+  // bhyve's bootindex as the firmware's "bootorder": one Open Firmware device
+  // path per line, lowest index first; devices not listed come after.
+  std::vector<uint8_t> bootOrderFile() const {
+    std::vector<std::pair<int, std::pair<int, int>>> ordered;
+    for (const auto& [where, index] : bootOrder_) ordered.push_back({index, where});
+    std::sort(ordered.begin(), ordered.end());
+    std::string text;
+    for (const auto& [index, where] : ordered) {
+      text += where.second == 0 ? fmt::format("/pci@i0cf8/*@{:x}\n", where.first)
+                                : fmt::format("/pci@i0cf8/*@{:x},{:x}\n", where.first, where.second);
+    }
+    return {text.begin(), text.end()};
   }
 
   std::string path_;
   std::string varsPath_;
   uint32_t cpus_;
   std::string uuid_;
+  std::map<std::pair<int, int>, int> bootOrder_;
   bool console_;
   Mapping rom_;   // The guest's copy of the image, behind the read-only slot.
   Mapping vars_;  // The variable store's file, shared.

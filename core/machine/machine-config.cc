@@ -47,6 +47,32 @@ constexpr const char* ACCEPTED_BOOLEANS[] = {
     "x86.mptable", "x86.vmexit_on_hlt",   "x86.vmexit_on_pause",
 };
 
+// Removes "bootindex=N" from a comma-separated option list, handing N over.
+template <typename Found>
+std::string takeBootIndex(const std::string& options, Found found) {
+  std::string kept;
+  std::stringstream parts(options);
+  for (std::string part; std::getline(parts, part, ',');) {
+    if (part.rfind("bootindex=", 0) == 0) {
+      found(part.substr(10));
+      continue;
+    }
+    kept += (kept.empty() ? "" : ",") + part;
+  }
+  return kept;
+}
+
+template <typename Bad>
+void setBootIndex(MachineConfig& config, int slot, int function, const std::string& value, Bad bad) {
+  int index = 0;
+  if (!parseNumber(value, index) || index < 0 || index > 255) throw bad("bootindex: expected 0 to 255");
+  for (const auto& [where, other] : config.bootOrder) {
+    if (other == index && where != std::pair{slot, function})
+      throw bad("bootindex " + value + " given twice");
+  }
+  config.bootOrder[{slot, function}] = index;
+}
+
 }  // namespace
 
 std::vector<uint32_t> parseCpuList(const std::string& text) {
@@ -133,7 +159,7 @@ std::string ConfigStore::originOf(const std::string& key) const {
 
 MachineConfig ConfigStore::build() const {
   MachineConfig config;
-  static const std::regex pciKey(R"(pci\.0\.(\d+)\.(\d+)\.(device|options))");
+  static const std::regex pciKey(R"(pci\.0\.(\d+)\.(\d+)\.(device|options|bootindex))");
   static const std::regex cpusetKey(R"(vcpu\.(\d+)\.cpuset)");
   static const std::regex uuidPattern(
       "[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}");
@@ -246,7 +272,16 @@ MachineConfig ConfigStore::build() const {
       auto& pci = slots[{slot, function}];
       pci.slot = slot;
       pci.function = function;
-      (match[3] == "device" ? pci.emulation : pci.options) = value;
+      if (match[3] == "bootindex") {
+        setBootIndex(config, slot, function, value, bad);
+      } else if (match[3] == "device") {
+        pci.emulation = value;
+      } else {
+        // bhyve's "-s 4,virtio-blk,disk.img,bootindex=1": the boot order is
+        // the platform's (firmware reads it), not the device server's option.
+        pci.options = takeBootIndex(
+            value, [&](const std::string& index) { setBootIndex(config, slot, function, index, bad); });
+      }
     } else {
       throw bad("unknown configuration key");
     }

@@ -41,6 +41,9 @@ struct MachineConfig {
   std::vector<std::string> cpuidMask;
   bool cpuidMaskSet = false;  // False: use the host's default mask.
   std::vector<PciSlotConfig> pciSlots;
+  // bhyve's bootindex (pci.0.S.F.bootindex, or in -s options): firmware
+  // tries the lowest first. (slot, function) -> index.
+  std::map<std::pair<int, int>, int> bootOrder;
   std::string sandbox = "enforce";  // Device servers: off | log | enforce.
   int statusFd = -1;                // Commands from vmmd (--status-fd).
   int deviceSocket = -1;            // Device resources from vmmd (--device-socket).

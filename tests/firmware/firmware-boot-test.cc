@@ -13,6 +13,7 @@
 #include <random>
 #include <thread>
 
+#include "core/kvm/hypervisor.h"
 #include "tests/boot/core-process.h"
 #include "tests/boot/guest-boot.h"
 #include "tests/firmware/disk-check-image.h"
@@ -95,8 +96,45 @@ TEST_P(SeaBiosDisk, Int13ReadsSurviveServerKills) {
   ::unlink(disk.c_str());
 }
 
+// bhyve's bootindex becomes the firmware's bootorder: of two bootable
+// disks, SeaBIOS boots the one given the lowest index, not the first slot.
+TEST(SeaBiosBootOrder, BootIndexPicksTheDisk) {
+  if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  if (::access(seabios().c_str(), R_OK) != 0)
+    GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
+  // Slot 4's disk expects the wrong checksum: booting it ends with 0x11.
+  // Both are 1 MiB: SeaBIOS refuses to boot a disk of a few sectors.
+  std::string wrong = tempPath("fw-order-wrong");
+  std::string right = tempPath("fw-order-right");
+  for (const auto& path : {wrong, right}) {
+    std::ofstream(path).close();
+    ASSERT_EQ(::truncate(path.c_str(), 1 << 20), 0) << path;
+  }
+  writeDiskCheckImage(wrong, 16, 1);
+  {
+    std::fstream image(wrong, std::ios::binary | std::ios::in | std::ios::out);
+    image.seekp(0x1f4);
+    image.put('\x5a');
+  }
+  writeDiskCheckImage(right, 16, 1);
+  constexpr int CHECKSUM_MISMATCH = (0x11 << 1) | 1;
+  auto boot = [&](const std::string& nvmeOptions) {
+    CoreProcess core({coreBinary(), "-m", "128M", "-s", "4,virtio-blk," + wrong, "-s",
+                      "5,nvme," + right + nvmeOptions, "-l", "bootrom," + seabios(), "order-test"});
+    int status = core.wait(std::chrono::seconds(120));
+    return std::pair{status, core.err()};
+  };
+  auto [byIndex, log] = boot(",bootindex=1");
+  EXPECT_EQ(byIndex, DISK_CHECK_PASSED) << log;
+  EXPECT_NE(log.find("firmware: Searching bootorder for: /pci@i0cf8/*@5"), std::string::npos) << log;
+  auto [bySlot, slotLog] = boot("");
+  EXPECT_EQ(bySlot, CHECKSUM_MISMATCH) << "without bootindex the first slot boots: " << slotLog;
+  ::unlink(wrong.c_str());
+  ::unlink(right.c_str());
+}
+
 INSTANTIATE_TEST_SUITE_P(Disks, SeaBiosDisk, ::testing::Values("virtio-blk", "nvme"),
-                         [](const auto& info) { return info.param == "virtio-blk" ? "VirtioBlk" : "Nvme"; });
+                         [](const auto& test) { return test.param == "virtio-blk" ? "VirtioBlk" : "Nvme"; });
 
 // The whole "grub-bhyve" story with a real bootloader: Debian's GRUB, on a
 // disk made the way grub-install lays one out, loaded by SeaBIOS through the
@@ -141,7 +179,43 @@ INSTANTIATE_TEST_SUITE_P(Guests, GrubBoot,
                          ::testing::Values(GrubCase{"virtio-blk", "hello", "1", "Hello"},
                                            GrubCase{"nvme", "pci", "1", "PciOverNvme"},
                                            GrubCase{"virtio-blk", "smp", "2", "Smp"}),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& test) { return std::string(test.param.name); });
+
+// OVMF (Debian's, as vm-bhyve's loader="uefi" runs it) boots a UEFI
+// application built with gnu-efi from an EFI system partition on a
+// virtio-blk disk: the application prints through the firmware's console and
+// powers off through ResetSystem. The variable store is a per-VM copy.
+TEST(OvmfBoot, BootsAUefiApplicationFromAnEsp) {
+  if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  if (hostEmulatesGuestKernel()) {
+    GTEST_SKIP()
+        << "host KVM emulates guest ring 0 (kvm_pvm loaded or no vmx/svm in /proc/cpuinfo): OVMF stops "
+           "at the first fwait of its SEC phase, which the emulator lacks; this test runs on VT-x/AMD-V";
+  }
+  const char* code = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+  const char* varsTemplate = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+  if (::access(code, R_OK) != 0) GTEST_SKIP() << code << " missing (apt-get install ovmf)";
+  const char* app = std::getenv("CELLVISOR_UEFI_APP");
+  if (app == nullptr)
+    GTEST_SKIP() << "no UEFI application was built (apt-get install gnu-efi, then reconfigure)";
+  std::string disk = tempPath("esp");
+  std::string command = std::string(std::getenv("CELLVISOR_MAKE_ESP_DISK")) + " " + disk + " " + app;
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  std::string vars = tempPath("uefi-vars");
+  {
+    std::ifstream from(varsTemplate, std::ios::binary);
+    std::ofstream to(vars, std::ios::binary);
+    to << from.rdbuf();
+  }
+  CoreProcess core({coreBinary(), "-m", "256M", "-s", "4,virtio-blk," + disk, "-l", "com1,stdio", "-l",
+                    std::string("bootrom,") + code + "," + vars, "uefi-test"});
+  constexpr int POWERED_OFF = 1;  // bhyve's exit status for a guest that powered off.
+  EXPECT_EQ(core.wait(std::chrono::seconds(180)), POWERED_OFF) << core.output();
+  EXPECT_NE(core.out().find("cellvisor-uefi: hello from a UEFI application"), std::string::npos)
+      << core.output();
+  ::unlink(disk.c_str());
+  ::unlink(vars.c_str());
+}
 
 class FirmwareInput : public ::testing::Test {
  protected:

@@ -30,20 +30,11 @@ grub-mkimage -O i386-pc -o "$work/core.img" -p "(hd0,msdos1)/boot/grub" \
 core_sectors=$(( ($(stat -c %s "$work/core.img") + 511) / 512 ))
 [ "$core_sectors" -lt "$partition_start" ] || { echo "core.img does not fit before partition 1" >&2; exit 1; }
 
-# Writes the bytes of a little-endian 32-bit value.
-le32() { printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($1 & 255)) $(($1 >> 8 & 255)) $(($1 >> 16 & 255)) $(($1 >> 24 & 255)))"; }
-
 rm -f "$output"
 truncate -s $(( (partition_start + partition_sectors) * 512 )) "$output"
-# MBR: boot.img's code (446 bytes), one bootable Linux partition addressed by
-# LBA (CHS fields saturated), the boot signature.
+# MBR: boot.img's code (446 bytes), then one bootable Linux partition.
 dd if="$grub/boot.img" of="$output" bs=446 count=1 conv=notrunc status=none
-{
-  printf '\200\376\377\377\203\376\377\377'
-  le32 "$partition_start"
-  le32 "$partition_sectors"
-} | dd of="$output" bs=1 seek=446 conv=notrunc status=none
-printf '\125\252' | dd of="$output" bs=1 seek=510 conv=notrunc status=none
+"$(dirname "$0")/write-mbr.sh" "$output" "$partition_start" "$partition_sectors" 83
 # core.img from sector 1, where boot.img looks by default (its kernel sector).
 dd if="$work/core.img" of="$output" bs=512 seek=1 conv=notrunc status=none
 # core.img's first sector loads the rest from the blocklist at its end: the

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 #include "core/machine/machine-config.h"
 
@@ -36,6 +37,31 @@ TEST(Config, BuildsFromKeys) {
   EXPECT_EQ(config.pciSlots[0].slot, 31);
   EXPECT_EQ(config.pciSlots[0].emulation, "lpc");
   EXPECT_EQ(config.cpuidMask, (std::vector<std::string>{"cx16", "xsave"}));
+}
+
+// bhyve's bootindex, in -s options or as its own key, is the platform's:
+// taken out of the options the device server sees.
+TEST(Config, BootIndexIsTakenFromDeviceOptions) {
+  ConfigStore store;
+  store.set("pci.0.4.0.device", "virtio-blk", "-s");
+  store.set("pci.0.4.0.options", "disk.img,bootindex=2,ro", "-s");
+  store.set("pci.0.5.0.device", "nvme", "-s");
+  store.set("pci.0.5.0.options", "nvme.img", "-s");
+  store.set("pci.0.5.0.bootindex", "1", "vm.conf:4");
+  MachineConfig config = store.build();
+  EXPECT_EQ(config.pciSlots[0].options, "disk.img,ro");
+  EXPECT_EQ(config.bootOrder, (std::map<std::pair<int, int>, int>{{{4, 0}, 2}, {{5, 0}, 1}}));
+
+  ConfigStore twice;
+  twice.set("pci.0.4.0.device", "virtio-blk", "-s");
+  twice.set("pci.0.4.0.options", "a.img,bootindex=1", "-s");
+  twice.set("pci.0.5.0.device", "virtio-blk", "-s");
+  twice.set("pci.0.5.0.options", "b.img,bootindex=1", "-s");
+  EXPECT_NE(errorOf(twice).find("bootindex 1 given twice"), std::string::npos) << errorOf(twice);
+  ConfigStore bad;
+  bad.set("pci.0.4.0.device", "virtio-blk", "-s");
+  bad.set("pci.0.4.0.options", "a.img,bootindex=first", "-s");
+  EXPECT_NE(errorOf(bad).find("bootindex: expected 0 to 255"), std::string::npos) << errorOf(bad);
 }
 
 TEST(Config, ErrorsNameOriginAndKey) {

@@ -75,6 +75,17 @@ TEST(AcpiPm, S5PowersOff) {
   EXPECT_EQ(control.statuses[0], static_cast<int>(ExitStatus::POWEROFF));
 }
 
+// OVMF's ResetSystem on Q35 writes sleep type 0 (QEMU's \_S5 there).
+TEST(AcpiPm, FirmwareShutdownWithTypeZeroPowersOff) {
+  testing::RecordingIrq sci;
+  testing::RecordingControl control;
+  AcpiPm pm(sci, control);
+  uint16_t sleep = 1 << 13;
+  pm.write(4, {reinterpret_cast<uint8_t*>(&sleep), 2});
+  ASSERT_EQ(control.statuses.size(), 1u);
+  EXPECT_EQ(control.statuses[0], static_cast<int>(ExitStatus::POWEROFF));
+}
+
 TEST(AcpiPm, OtherSleepStatesDoNotPowerOff) {
   testing::RecordingIrq sci;
   testing::RecordingControl control;

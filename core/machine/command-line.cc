@@ -59,13 +59,21 @@ struct MissingFeature {
 constexpr MissingFeature MISSING[] = {
     {"-G", "[w][bind_address:]port", "a GDB debug server is not supported yet"},
     {"-r", "file", "resuming from a snapshot is not supported yet"},
-    {"-f", "name,[string|file]=data", "fw_cfg files are not supported yet"},
     {"-n", "id,size,cpus[,domain_policy]", "guest NUMA domains are not supported yet"},
 };
 
 bool parseDecimal(const std::string& text, unsigned& out) {
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), out);
   return !text.empty() && error == std::errc() && end == text.data() + text.size();
+}
+
+// "-f opt/x,string=y" -> fw_cfg.file.opt/x=string=y (and file=PATH).
+void addFwCfgFile(CommandLine& line, const std::string& spec) {
+  auto comma = spec.find(',');
+  if (comma == std::string::npos || comma == 0) {
+    throw ArgumentError{"-f " + spec + ": expected name,string=DATA or name,file=PATH"};
+  }
+  line.store.set("fw_cfg.file." + spec.substr(0, comma), spec.substr(comma + 1), "-f " + spec);
 }
 
 // "-s 3,hostbridge" / "-s 3:1,lpc,opts" / "-s 0:3:1,..." -> pci.0.3.1.device=...
@@ -206,6 +214,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
          [&](const std::string& spec) { addLpc(line, spec); });
   option("-s", "PCI slot: [bus:]slot[:function],emulation[,conf]; help lists the emulations",
          [&](const std::string& spec) { addSlot(line, spec); });
+  option("-f", "fw_cfg file for the firmware: name,string=DATA or name,file=PATH",
+         [&](const std::string& spec) { addFwCfgFile(line, spec); });
   option("-k", "read var=value configuration from config_file",
          [&](const std::string& file) { line.store.loadFile(file); });
   option("-o", "set a configuration variable: var=value",

@@ -240,8 +240,16 @@ MachineConfig ConfigStore::build() const {
       config.bootrom = value;
     } else if (key == "lpc.bootvars") {
       config.bootvars = value;
-    } else if (key == "lpc.fwlog") {
-      config.firmwareLog = value;
+    } else if (key.rfind("fw_cfg.file.", 0) == 0) {
+      std::string name = key.substr(12);
+      if (name.empty() || name.size() > 55) throw bad("a fw_cfg file name has 1-55 characters");
+      if (value.rfind("string=", 0) == 0) {
+        config.fwCfgFiles.push_back({name, value.substr(7), ""});
+      } else if (value.rfind("file=", 0) == 0 && value.size() > 5) {
+        config.fwCfgFiles.push_back({name, "", value.substr(5)});
+      } else {
+        throw bad("expected string=DATA or file=PATH, got '" + value + "'");
+      }
     } else if (key == "kernel.path") {
       config.kernelPath = value;
     } else if (key == "kernel.initrd") {

@@ -30,9 +30,15 @@ struct MachineConfig {
   std::map<uint32_t, std::vector<uint32_t>> vcpuHostCpus;  // -p, vcpu.N.cpuset.
   std::string uuid;                                        // -U, uuid: SMBIOS's system UUID under firmware.
   std::string keyboardLayout;                              // -K, keyboard.layout: kept for a framebuffer.
-  std::string bootrom;      // -l bootrom,FILE (lpc.bootrom): firmware at the top of 4 GiB.
-  std::string bootvars;     // -l bootrom,FILE,VARS (lpc.bootvars): UEFI variable store.
-  std::string firmwareLog;  // lpc.fwlog: where firmware's debug port writes ("" = the core's stderr).
+  std::string bootrom;   // -l bootrom,FILE (lpc.bootrom): firmware at the top of 4 GiB.
+  std::string bootvars;  // -l bootrom,FILE,VARS (lpc.bootvars): UEFI variable store.
+  // bhyve's -f: files the firmware finds in fw_cfg beside the core's.
+  struct FwCfgFile {
+    std::string name;
+    std::string data;  // The text of string=, or
+    std::string path;  // the file of file=.
+  };
+  std::vector<FwCfgFile> fwCfgFiles;
   std::string kernelPath;
   std::string initrdPath;
   std::string cmdline;

@@ -17,6 +17,7 @@
 #include "core/acpi/acpi-tables.h"
 #include "core/arch/x86/address-map.h"
 #include "core/boot/boot-method.h"
+#include "core/boot/kernel-loader.h"
 #include "core/boot/load-error.h"
 #include "core/cpu/cpuid.h"
 #include "core/devices/device-channel.h"
@@ -297,8 +298,20 @@ void Machine::loadGuest() {
                        ResetControlRegister::PORT, 0x06},
                       *fwCfg_};
   boot_->prepare(context);
+  addUserFwCfgFiles();
   vcpus_.push_back(vm_->createVcpu(0));
   boot_->setUpBootVcpu(*vcpus_.front());
+}
+
+void Machine::addUserFwCfgFiles() {
+  for (const auto& file : config_.fwCfgFiles) {
+    std::vector<uint8_t> bytes(file.data.begin(), file.data.end());
+    if (!file.path.empty()) bytes = readImageFile(file.path, "-f", 16 * layout::MiB, "a fw_cfg file's limit");
+    if (fwCfg_->file(file.name) != nullptr) {
+      throw LoadError("-f " + file.name + ": the core provides this fw_cfg file itself");
+    }
+    fwCfg_->addFile(file.name, std::move(bytes));
+  }
 }
 
 void Machine::createVcpus() {

@@ -70,6 +70,7 @@ class Machine : public MachineControl {
   void movePmBase(uint16_t port);
   void attachServerDevice(const PciSlotConfig& slot);
   void loadGuest();
+  void addUserFwCfgFiles();
   void createVcpus();
   void runVcpu(Vcpu& vcpu);
   void handleIo(Vcpu& vcpu);

@@ -92,7 +92,6 @@ TEST_F(BhyveFlags, WhatIsNotSupportedYetIsRefusedByName) {
   for (const auto& c :
        {Case{{"-G", "w127.0.0.1:1234"}, "-G w127.0.0.1:1234: a GDB debug server is not supported yet"},
         Case{{"-r", "/tmp/snapshot"}, "-r /tmp/snapshot: resuming from a snapshot is not supported yet"},
-        Case{{"-f", "opt/x,string=y"}, "-f opt/x,string=y: fw_cfg files are not supported yet"},
         Case{{"-n", "0,1G,0"}, "-n 0,1G,0: guest NUMA domains are not supported yet"},
         Case{{"-o", "gdb.port=1234"}, "gdb.port: a GDB debug server is not supported yet"}}) {
     std::vector<std::string> argv = {coreBinary(), "--kernel", guestImage()};

@@ -129,6 +129,11 @@ TEST(SeaBiosBootOrder, BootIndexPicksTheDisk) {
   EXPECT_NE(log.find("firmware: Searching bootorder for: /pci@i0cf8/*@5"), std::string::npos) << log;
   auto [bySlot, slotLog] = boot("");
   EXPECT_EQ(bySlot, CHECKSUM_MISMATCH) << "without bootindex the first slot boots: " << slotLog;
+  // bhyve's -f hands the firmware a fw_cfg file of the user's: here its own
+  // boot order, naming slot 5.
+  CoreProcess core({coreBinary(), "-m", "128M", "-s", "4,virtio-blk," + wrong, "-s", "5,nvme," + right, "-f",
+                    "bootorder,string=/pci@i0cf8/*@5", "-l", "bootrom," + seabios(), "order-test"});
+  EXPECT_EQ(core.wait(std::chrono::seconds(120)), DISK_CHECK_PASSED) << core.err();
   ::unlink(wrong.c_str());
   ::unlink(right.c_str());
 }

@@ -143,7 +143,6 @@ TEST(CommandLine, UnsupportedFlagsAreRefusedByNameWithoutUsage) {
   for (const auto& c :
        {Case{{"-G", "1234", "vm"}, "vmm-core: -G 1234: a GDB debug server is not supported yet\n"},
         Case{{"-r", "snap", "vm"}, "vmm-core: -r snap: resuming from a snapshot is not supported yet\n"},
-        Case{{"-f", "a,string=b", "vm"}, "vmm-core: -f a,string=b: fw_cfg files are not supported yet\n"},
         Case{{"-n", "0,1G,0", "vm"}, "vmm-core: -n 0,1G,0: guest NUMA domains are not supported yet\n"}}) {
     CommandLine line = parse(c.words);
     ASSERT_TRUE(line.exitStatus);

@@ -64,6 +64,24 @@ TEST(Config, BootIndexIsTakenFromDeviceOptions) {
   EXPECT_NE(errorOf(bad).find("bootindex: expected 0 to 255"), std::string::npos) << errorOf(bad);
 }
 
+// bhyve's -f: fw_cfg files given as text or as a file's contents.
+TEST(Config, FwCfgFilesFromTheCommandLine) {
+  ConfigStore store;
+  store.set("fw_cfg.file.opt/org.example/greeting", "string=hello", "-f");
+  store.set("fw_cfg.file.opt/org.example/blob", "file=/etc/hostname", "-f");
+  MachineConfig config = store.build();
+  ASSERT_EQ(config.fwCfgFiles.size(), 2u);
+  EXPECT_EQ(config.fwCfgFiles[1].name, "opt/org.example/greeting");
+  EXPECT_EQ(config.fwCfgFiles[1].data, "hello");
+  EXPECT_EQ(config.fwCfgFiles[0].path, "/etc/hostname");
+  ConfigStore bad;
+  bad.set("fw_cfg.file.opt/x", "blob=1", "-f opt/x,blob=1");
+  EXPECT_NE(errorOf(bad).find("expected string=DATA or file=PATH"), std::string::npos) << errorOf(bad);
+  ConfigStore longName;
+  longName.set("fw_cfg.file." + std::string(56, 'n'), "string=x", "-f");
+  EXPECT_NE(errorOf(longName).find("1-55 characters"), std::string::npos);
+}
+
 TEST(Config, ErrorsNameOriginAndKey) {
   ConfigStore unknown;
   unknown.set("memroy.size", "1G", "vm.conf:3");

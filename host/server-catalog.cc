@@ -27,7 +27,7 @@ ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, cons
   if (kind == nullptr) throw std::invalid_argument(where + ": not a device server");
   PreparedServer prepared = kind->prepare({slot.options, vcpus, where});
   ServerLaunch launch;
-  launch.binary = findServerBinary(kind->emulation, kind->binary);
+  launch.binary = findServerBinary(kind->folder.empty() ? kind->emulation : kind->folder, kind->binary);
   launch.deviceName = serverDeviceName(slot);
   launch.options = std::move(prepared.options);
   launch.backend = std::move(prepared.backend);

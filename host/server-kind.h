@@ -39,7 +39,8 @@ enum class ConfigRole { NONE, DISK, NETWORK };
 
 struct ServerKind {
   std::string emulation;   // bhyve's `-s` name, e.g. "virtio-blk".
-  std::string binary;      // Installed as libexec/cellvisor/BINARY; in the build, servers/EMULATION/BINARY.
+  std::string binary;      // Installed as libexec/cellvisor/BINARY; in the build, servers/FOLDER/BINARY.
+  std::string folder;      // The server's folder when several emulations share it; "" = the emulation.
   std::string policyName;  // e.g. "virtio-blk.policy"
   std::string_view policyText;
   ConfigRole role = ConfigRole::NONE;

@@ -416,11 +416,15 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
       {{coreBinary(), "--kernel", guestImage(), "-m", "3M", "vm"}, "multiple of 2 MiB"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "5,virtio-gpu", "vm"},
        "-s 5,virtio-gpu: pci.0.5.0.device: unknown emulation 'virtio-gpu'; this build has: hostbridge, "
-       "amd_hostbridge, lpc, nvme, virtio-blk, virtio-net"},
-      {{coreBinary(), "--kernel", guestImage(), "-s", "5,ahci-cd,/dev/null", "vm"},
-       "'ahci-cd' is a bhyve emulation cellvisor does not have yet (this build has: hostbridge, "
-       "amd_hostbridge, "
-       "lpc, nvme, virtio-blk, virtio-net)"},
+       "amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, nvme, virtio-blk, virtio-net"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "5,xhci,tablet", "vm"},
+       "'xhci' is a bhyve emulation cellvisor does not have yet (this build has: hostbridge, "
+       "amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, nvme, virtio-blk, virtio-net)"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "5,ahci-cd,/dev/zero", "vm"},
+       "-s 5:0,ahci-cd: /dev/zero: not a regular file or block device"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "5,ahci,hd:/etc/hostname,cd:/etc/hostname", "vm"},
+       "one port per controller in this build"},
+      {{coreBinary(), "--kernel", guestImage(), "-s", "5,ahci-hd,/etc/hostname,nmrr=7", "vm"}, "ahci: nmrr:"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,carrier-pigeon", "vm"}, "bad serial backend"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=2", "vm"}, "bad descriptor '2'"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=99", "vm"},

@@ -138,8 +138,12 @@ TEST(SeaBiosBootOrder, BootIndexPicksTheDisk) {
   ::unlink(right.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Disks, SeaBiosDisk, ::testing::Values("virtio-blk", "nvme"),
-                         [](const auto& test) { return test.param == "virtio-blk" ? "VirtioBlk" : "Nvme"; });
+INSTANTIATE_TEST_SUITE_P(Disks, SeaBiosDisk, ::testing::Values("virtio-blk", "nvme", "ahci-hd"),
+                         [](const auto& test) {
+                           return test.param == "virtio-blk" ? "VirtioBlk"
+                                  : test.param == "nvme"     ? "Nvme"
+                                                             : "AhciHd";
+                         });
 
 // The whole "grub-bhyve" story with a real bootloader: Debian's GRUB, on a
 // disk made the way grub-install lays one out, loaded by SeaBIOS through the

@@ -45,6 +45,10 @@ struct ServerKind {
   std::string_view policyText;
   ConfigRole role = ConfigRole::NONE;
   std::string configType;  // The vm-bhyve type this kind serves, e.g. "virtio-blk".
+  // What follows the PCI function in the Open Firmware path firmware gives
+  // the bootable device behind it (bootorder): "" when it is the function
+  // itself, e.g. "/drive@0/disk@0" for a SATA port's device.
+  std::string bootPathSuffix;
   // Parses the options and opens the backend. Throws std::invalid_argument
   // (bad options) or std::system_error (a backend that cannot be opened),
   // with `where` in front of the message.

@@ -32,6 +32,7 @@ namespace {
 constexpr int STATUS_FD = 3;
 constexpr int DEVICE_SOCKET_FD = 4;
 constexpr int CONSOLE_FD_BASE = 5;
+constexpr const char* INSTALL_MEDIUM = "install medium";
 
 // Debian's firmware: SeaBIOS (package seabios) for loader="bios", "uefi-csm"
 // and "grub"; OVMF (package ovmf) for loader="uefi", whose variable store
@@ -127,10 +128,10 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config,
                      network.vmSwitch,
                      ""});
   }
-  // Install media last: the VM's own devices keep their slots.
+  // Install media last: the VM's own devices keep their slots. An ISO goes
+  // in a CD drive, which firmware boots from first (its bootindex).
   if (!installMedium.empty()) {
-    slots.push_back(
-        {{slot++, 0, "virtio-blk", installMedium + ",ro"}, "install medium", "", installMedium + " (ro)"});
+    slots.push_back({{slot++, 0, "ahci-cd", installMedium}, INSTALL_MEDIUM, "", installMedium + " (CD)"});
   }
   return slots;
 }
@@ -151,6 +152,8 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
   }
   for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     args.insert(args.end(), {"-s", fmt::format("{},{},{}", slot.slot, slot.emulation, slot.options)});
+    if (label == INSTALL_MEDIUM)
+      args.insert(args.end(), {"-o", fmt::format("pci.0.{}.0.bootindex=0", slot.slot)});
   }
   if (config.utctime) args.push_back("-u");
   if (!config.uuid.empty()) args.insert(args.end(), {"-U", config.uuid});

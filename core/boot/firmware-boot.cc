@@ -31,6 +31,7 @@
 #include "core/kvm/vcpu.h"
 #include "core/kvm/vm.h"
 #include "core/machine/machine-config.h"
+#include "host/server-kind.h"
 
 namespace cellvisor {
 namespace {
@@ -70,6 +71,7 @@ class FirmwareBoot : public BootMethod {
         cpus_(config.cpus),
         uuid_(config.uuid),
         bootOrder_(config.bootOrder),
+        slots_(config.pciSlots),
         console_(config.serial.count("com1") != 0) {}
 
   void prepare(BootContext& context) override {
@@ -166,8 +168,13 @@ class FirmwareBoot : public BootMethod {
     std::sort(ordered.begin(), ordered.end());
     std::string text;
     for (const auto& [index, where] : ordered) {
-      text += where.second == 0 ? fmt::format("/pci@i0cf8/*@{:x}\n", where.first)
-                                : fmt::format("/pci@i0cf8/*@{:x},{:x}\n", where.first, where.second);
+      text += where.second == 0 ? fmt::format("/pci@i0cf8/*@{:x}", where.first)
+                                : fmt::format("/pci@i0cf8/*@{:x},{:x}", where.first, where.second);
+      for (const auto& slot : slots_) {
+        if (slot.slot != where.first || slot.function != where.second) continue;
+        if (const ServerKind* kind = findServerKind(slot.emulation)) text += kind->bootPathSuffix;
+      }
+      text += '\n';
     }
     return {text.begin(), text.end()};
   }
@@ -177,6 +184,7 @@ class FirmwareBoot : public BootMethod {
   uint32_t cpus_;
   std::string uuid_;
   std::map<std::pair<int, int>, int> bootOrder_;
+  std::vector<PciSlotConfig> slots_;
   bool console_;
   Mapping rom_;   // The guest's copy of the image, behind the read-only slot.
   Mapping vars_;  // The variable store's file, shared.

@@ -36,6 +36,7 @@ ServerKind kind(const std::string& emulation, ConfigRole role, const std::string
       .policyText = policies::AHCI_POLICY,
       .role = role,
       .configType = configType,
+      .bootPathSuffix = "/drive@0/disk@0",  // Port 0's device.
       .prepare = [emulation](const LaunchContext& context) { return prepare(emulation, context); },
   };
 }

@@ -18,5 +18,9 @@ uint32_t diskChecksum(const std::vector<uint8_t>& data);
 // Writes the image at `path` from offset 0, keeping what lies beyond (an
 // existing disk keeps its size).
 void writeDiskCheckImage(const std::string& path, uint16_t sectors, uint16_t rounds);
+// An ISO 9660 image (made with xorriso) whose El Torito no-emulation boot
+// image is disk-check, told to read a 512 KiB file on the same CD `rounds`
+// times through int 13h in 2048-byte sectors. False if xorriso is missing.
+bool writeDiskCheckIso(const std::string& path, uint16_t rounds);
 
 }  // namespace cellvisor::testing

@@ -1,13 +1,14 @@
 // A boot sector that makes the firmware's own disk driver do real I/O: it
-// reads `sectors` sectors from LBA 1 through int 13h (extended read, 32 KiB
-// at a time), sums them (rotate-and-add over dwords, order-sensitive), and
-// compares with `expected`; `rounds` times. The test patches the three
-// parameters at 0x1F0 and reports through the debug-exit port:
+// reads `sectors` sectors from LBA `start` through int 13h (extended read,
+// `chunk_sectors` at a time into a 32 KiB buffer), sums them (rotate-and-add
+// over dwords, order-sensitive), and compares with `expected`; `rounds`
+// times. A sector is 4 << `shift` bytes: 512 on a disk, 2048 when it is an El
+// Torito boot image on a CD. The test patches the parameters at 0x1F0 and
+// reports through the debug-exit port:
 //   0x10 all rounds matched, 0x11 checksum mismatch, 0x12 int 13h error.
 // Progress and failures are printed on the firmware's debug console (0x402).
 .code16
 .set BUFFER_SEGMENT, 0x1000
-.set CHUNK_SECTORS, 64
 .set DEBUG_EXIT, 0x501
 .set DEBUG_CONSOLE, 0x402
 
@@ -25,16 +26,18 @@ main:
   mov %dl, drive
 round:
   movl $0, sum
-  movw $1, dap_lba
+  movl start, %eax
+  movl %eax, dap_lba
   mov sectors, %ax
   mov %ax, left
-chunk:
+next_chunk:
   mov left, %ax
   test %ax, %ax
   jz round_done
-  cmp $CHUNK_SECTORS, %ax
+  movzbw chunk_sectors, %bx
+  cmp %bx, %ax
   jbe 1f
-  mov $CHUNK_SECTORS, %ax
+  mov %bx, %ax
 1:
   mov %ax, dap_count
   mov %ax, count
@@ -43,9 +46,11 @@ chunk:
   mov $dap, %si
   int $0x13
   jc read_error
-  // Sum count * 128 dwords of the buffer.
-  mov count, %cx
-  shl $7, %cx
+  // Sum count << shift dwords of the buffer.
+  mov count, %ax
+  mov shift, %cl
+  shl %cl, %ax
+  mov %ax, %cx
   mov $BUFFER_SEGMENT, %ax
   mov %ax, %es
   xor %si, %si
@@ -60,7 +65,7 @@ chunk:
   mov count, %ax
   add %ax, dap_lba
   sub %ax, left
-  jmp chunk
+  jmp next_chunk
 round_done:
   movl sum, %eax
   cmpl expected, %eax
@@ -145,5 +150,8 @@ count: .word 0
 sectors: .word 1
 rounds: .word 1
 expected: .long 0
+start: .long 1
+shift: .byte 7
+chunk_sectors: .byte 64
 .org 510
 .byte 0x55, 0xaa

@@ -96,6 +96,38 @@ TEST_P(SeaBiosDisk, Int13ReadsSurviveServerKills) {
   ::unlink(disk.c_str());
 }
 
+// El Torito from an AHCI CD: SeaBIOS finds the ATAPI drive, reads the boot
+// catalog and the no-emulation image through its own AHCI driver, and the
+// image then reads a file on the same CD through int 13h — also while the
+// server is killed underneath.
+TEST(SeaBiosCd, BootsAnElToritoIsoFromAhciCd) {
+  if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  if (::access(seabios().c_str(), R_OK) != 0)
+    GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
+  std::string iso = tempPath("fw-cd.iso");
+  if (!writeDiskCheckIso(iso, 12)) GTEST_SKIP() << "xorriso missing (apt-get install xorriso)";
+  CoreProcess core(
+      {coreBinary(), "-m", "128M", "-s", "4,ahci-cd," + iso, "-l", "bootrom," + seabios(), "cd-test"});
+  ASSERT_TRUE(core.waitFor("firmware: Booting from DVD/CD")) << core.output();
+  // Two kills in the middle of the reads, past the supervisor's young-death window.
+  int kills = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(700));
+    core.poll();
+    auto children = childrenOf(core.pid());
+    if (!children.empty() && core.err().find("debug-exit") == std::string::npos &&
+        ::kill(children.front(), SIGKILL) == 0) {
+      ++kills;
+    }
+  }
+  EXPECT_GE(kills, 1) << "the guest finished before the kills could land";
+  EXPECT_EQ(core.wait(std::chrono::seconds(120)), DISK_CHECK_PASSED) << core.output();
+  EXPECT_NE(core.err().find("DVD/CD [AHCI/0:"), std::string::npos) << core.err();
+  EXPECT_EQ(count(core.err(), "firmware: disk-check: round ok"), 12u) << core.err();
+  EXPECT_EQ(count(core.err(), "killed by signal 9 (Killed); restarting"), static_cast<size_t>(kills));
+  ::unlink(iso.c_str());
+}
+
 // bhyve's bootindex becomes the firmware's bootorder: of two bootable
 // disks, SeaBIOS boots the one given the lowest index, not the first slot.
 TEST(SeaBiosBootOrder, BootIndexPicksTheDisk) {

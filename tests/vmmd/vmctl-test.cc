@@ -75,6 +75,27 @@ TEST_F(Vmctl, BiosLoaderBootsTheDiskThroughSeaBios) {
   EXPECT_EQ(vmctl({"destroy", "legacy"}).first, 0);
 }
 
+// `vmctl install` with firmware: the ISO goes into an AHCI CD drive that
+// SeaBIOS boots first (El Torito), ahead of the VM's own disk.
+TEST_F(Vmctl, InstallBootsTheIsoThroughFirmware) {
+  if (::access(seabios().c_str(), R_OK) != 0)
+    GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
+  fs::path iso = root / "boot-check.iso";
+  if (!writeDiskCheckIso(iso.string(), 2)) GTEST_SKIP() << "xorriso missing (apt-get install xorriso)";
+  std::ofstream(root / "store" / ".templates" / "bios.conf")
+      << "loader=\"bios\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"ahci-hd\"\ndisk0_name=\"disk0.img\"\n"
+         "disk0_size=\"16M\"\n";
+  ASSERT_EQ(vmctl({"create", "-t", "bios", "setup"}).first, 0);
+  writeDiskCheckImage((root / "store" / "setup" / "disk0.img").string(), 16, 1);  // Bootable too.
+  ASSERT_EQ(vmctl({"iso", iso.string()}).first, 0);
+  auto [installed, text] = vmctl({"install", "setup", "boot-check.iso"});
+  ASSERT_EQ(installed, 0) << text;
+  std::string info = waitStopped("setup");
+  EXPECT_NE(info.find("last exit: exit status 33"), std::string::npos) << info << log("setup");
+  EXPECT_NE(log("setup").find("firmware: Booting from DVD/CD"), std::string::npos) << log("setup");
+  EXPECT_EQ(vmctl({"destroy", "setup"}).first, 0);
+}
+
 TEST_F(Vmctl, DeviceCrashShowsInDevices) {
   ASSERT_EQ(vmctl({"create", "-t", "stress", "db"}).first, 0);
   ASSERT_EQ(vmctl({"start", "db"}).first, 0);
@@ -228,12 +249,12 @@ TEST_F(Vmctl, InstallFromAnIsoOrAKernel) {
   auto [installed, installText] = vmctl({"install", "inst", "installer.iso"});
   ASSERT_EQ(installed, 0) << installText;
   std::string devices;
-  for (int i = 0; i < 100 && devices.find("virtio-blk-5.0") == std::string::npos; ++i) {
+  for (int i = 0; i < 100 && devices.find("ahci-cd-5.0") == std::string::npos; ++i) {
     devices = vmctl({"devices", "inst"}).second;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   EXPECT_NE(devices.find("virtio-blk-4.0"), std::string::npos) << devices;
-  EXPECT_NE(devices.find("virtio-blk-5.0"), std::string::npos) << "the ISO, attached: " << devices;
+  EXPECT_NE(devices.find("ahci-cd-5.0"), std::string::npos) << "the ISO, in a CD drive: " << devices;
   EXPECT_EQ(vmctl({"install", "inst", "installer.iso"}).first, 1) << "running VMs are not installed";
   EXPECT_EQ(vmctl({"poweroff", "inst"}).first, 0);
   waitStopped("inst");

@@ -7,8 +7,6 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "host/server-kind.h"
-
 namespace cellvisor::testing {
 
 using namespace std::chrono_literals;
@@ -33,51 +31,13 @@ UniqueFd TempImage::open(int flags) const {
 }
 
 NvmeHarness::NvmeHarness(const std::string& options, uint64_t memoryBytes) : memory_(memoryBytes) {
-  // As the core starts a slot: the kind's launch descriptor parses the
-  // options, opens the backend and says how many eventfds the server gets.
-  const ServerKind* kind = findServerKind("nvme");
-  if (kind == nullptr) throw std::runtime_error("no nvme server kind registered");
-  PreparedServer prepared = kind->prepare({options, 1, "nvme-harness"});
-  vectors_ = prepared.vectors;
+  server_ = std::make_unique<ServerUnderTest>("nvme", options, memory_, wiring_, 0, BAR_ADDRESS);
+  vectors_ = server_->vectors();
+  msixTable_ = server_->msixTable();
+  proxy_ = &server_->proxy();
+  process_ = &server_->process();
+  resources_ = &server_->resources();
   interruptCounts_.assign(vectors_, 0);
-  ServerLaunch launch;
-  launch.binary = findServerBinary("nvme");
-  launch.deviceName = "nvme-harness";
-  launch.options = prepared.options;
-  launch.backend = std::move(prepared.backend);
-  launch.queues = prepared.doorbells;
-  launch.vectors = prepared.vectors;
-  launch.barMemoryBytes = prepared.barMemoryBytes;
-  launch.policy = kind->policyName;
-  resources_ = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
-                                                 launch.barMemoryBytes);
-  process_ = std::make_unique<DeviceServerProcess>(std::move(launch), *resources_, memory_.memfd(),
-                                                   memory_.regions());
-  channel_ = std::make_unique<DeviceChannel>(*resources_);
-  // Unless a test supervises it, a dead server stays dead: fail at once.
-  channel_->setServerGone([this] { return !process_->supervised() && process_->exited(); });
-  proxy_ = std::make_unique<PciServerProxy>(*channel_, wiring_);
-
-  proxy_->assignBar(0, BAR_ADDRESS);
-  proxy_->enableDecoding();
-  uint16_t msix = 0;
-  for (uint32_t at = proxy_->readConfig(0x34, 1), steps = 0; at != 0 && steps < 48; ++steps) {
-    if (proxy_->readConfig(static_cast<uint16_t>(at), 1) == 0x11) msix = static_cast<uint16_t>(at);
-    at = proxy_->readConfig(static_cast<uint16_t>(at + 1), 1);
-  }
-  if (msix == 0) throw std::runtime_error("no MSI-X capability");
-  uint32_t table = proxy_->readConfig(static_cast<uint16_t>(msix + 4), 4);
-  if ((table & 7) != 0) throw std::runtime_error("MSI-X table not in BAR0");
-  msixTable_ = table & ~7u;
-  for (uint16_t vector = 0; vector < vectors_; ++vector) {
-    uint64_t entry = msixTable_ + 16ull * vector;
-    write32(entry + 0, 0xfee00000);
-    write32(entry + 4, 0);
-    write32(entry + 8, 0x40u + vector);
-    write32(entry + 12, 0);  // Unmasked.
-  }
-  uint32_t control = proxy_->readConfig(static_cast<uint16_t>(msix + 2), 2);
-  proxy_->writeConfig(static_cast<uint16_t>(msix + 2), 2, control | 0x8000);  // MSI-X enable.
 }
 
 NvmeHarness::~NvmeHarness() = default;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "servers/nvme/nvme-spec.h"
+#include "tests/harness/server-under-test.h"
 #include "tests/harness/virtio-harness.h"
 
 namespace cellvisor::testing {
@@ -194,10 +195,10 @@ class NvmeHarness {
   GuestMemory memory_;
   HarnessWiring wiring_;
   uint16_t vectors_ = 0;
-  std::unique_ptr<DeviceResources> resources_;
-  std::unique_ptr<DeviceServerProcess> process_;
-  std::unique_ptr<DeviceChannel> channel_;
-  std::unique_ptr<PciServerProxy> proxy_;
+  std::unique_ptr<ServerUnderTest> server_;
+  DeviceResources* resources_ = nullptr;
+  DeviceServerProcess* process_ = nullptr;
+  PciServerProxy* proxy_ = nullptr;
   uint64_t msixTable_ = 0;
   uint64_t nextFree_ = 1 << 20;
   uint16_t nextCid_ = 0;

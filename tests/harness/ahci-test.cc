@@ -1,0 +1,371 @@
+// The AHCI server driven by a user-space AHCI driver (tests/harness/
+// ahci-harness.h): port bring-up, IDENTIFY, DMA and NCQ reads and writes of
+// a checksummed pattern, TRIM, an ATAPI CD, hostile command lists, and kill
+// -9 of the server with queued commands in flight.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <functional>
+#include <random>
+#include <thread>
+
+#include "servers/ahci/ahci-state.h"
+#include "servers/ahci/atapi.h"
+#include "tests/harness/ahci-harness.h"
+#include "tests/harness/nvme-harness.h"
+
+namespace cellvisor::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace ahci;
+
+constexpr uint64_t IMAGE_BYTES = 16 << 20;
+constexpr uint64_t SECTORS = IMAGE_BYTES / 512;
+
+// Each sector's bytes say which sector and which version they are.
+std::vector<uint8_t> pattern(uint64_t lba, uint32_t sectors, uint32_t version) {
+  std::vector<uint8_t> bytes(size_t{sectors} * 512);
+  for (uint32_t s = 0; s < sectors; ++s) {
+    std::mt19937 random(static_cast<unsigned>((lba + s) * 2654435761u ^ version));
+    for (size_t i = 0; i < 512; ++i) bytes[s * 512 + i] = static_cast<uint8_t>(random());
+  }
+  return bytes;
+}
+
+uint16_t word(const uint8_t* identify, int index) {
+  return static_cast<uint16_t>(identify[2 * index] | identify[2 * index + 1] << 8);
+}
+
+std::string ataString(const uint8_t* identify, int first, int words) {
+  std::string text;
+  for (int i = 0; i < words; ++i) {
+    text += static_cast<char>(identify[2 * (first + i) + 1]);
+    text += static_cast<char>(identify[2 * (first + i)]);
+  }
+  return text.substr(0, text.find_last_not_of(' ') + 1);
+}
+
+struct DiskRig {
+  TempImage image{IMAGE_BYTES};
+  AhciHarness ahci{"ahci-hd", image.path() + ",ser=DISK0001,model=Test Disk"};
+  DiskRig() { EXPECT_TRUE(ahci.start()); }
+};
+
+TEST(AhciDisk, PortComesUpWithAnAtaSignature) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  EXPECT_EQ(ahci.read32(VS), VERSION_1_3);
+  EXPECT_EQ(ahci.read32(PI), 1u);
+  uint32_t cap = ahci.read32(CAP);
+  EXPECT_TRUE(cap & CAP_SNCQ);
+  EXPECT_EQ((cap >> CAP_NCS_SHIFT) & 0x1f, 31u) << "32 command slots";
+  EXPECT_EQ(ahci.port(PX_SIG), SIG_ATA);
+  EXPECT_EQ(ahci.port(PX_SSTS) & 0xf, 3u);
+  EXPECT_EQ(ahci.status() & (ATA_BSY | ATA_DRQ), 0);
+}
+
+TEST(AhciDisk, IdentifyDescribesTheDiskAndPacketIdentifyAborts) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  uint64_t buffer = ahci.allocate(512);
+  uint32_t is = ahci.run(AhciHarness::fis(IDENTIFY_DEVICE), buffer, 512, false);
+  EXPECT_TRUE(is & PXIS_PSS) << std::hex << is;
+  EXPECT_TRUE(is & PXIS_DHRS);
+  EXPECT_EQ(ahci.prdbc(0), 512u);
+  const uint8_t* id = ahci.host(buffer, 512);
+  EXPECT_EQ(word(id, 0), 0x0040);
+  EXPECT_EQ(ataString(id, 10, 10), "DISK0001");
+  EXPECT_EQ(ataString(id, 27, 20), "Test Disk");
+  uint64_t sectors = 0;
+  for (int i = 0; i < 4; ++i) sectors |= uint64_t{word(id, 100 + i)} << (16 * i);
+  EXPECT_EQ(sectors, SECTORS);
+  EXPECT_TRUE(word(id, 83) & (1u << 10)) << "LBA48";
+  EXPECT_TRUE(word(id, 76) & (1u << 8)) << "NCQ";
+  EXPECT_EQ(word(id, 75) & 0x1f, 31);
+  uint8_t sum = 0;
+  for (int i = 0; i < 512; ++i) sum = static_cast<uint8_t>(sum + id[i]);
+  EXPECT_EQ(sum, 0) << "IDENTIFY checksum";
+  // A disk is no packet device: abort, with DHRS too for older firmware.
+  is = ahci.run(AhciHarness::fis(IDENTIFY_PACKET_DEVICE), buffer, 512, false);
+  EXPECT_TRUE(is & PXIS_TFES);
+  EXPECT_TRUE(is & PXIS_DHRS);
+  EXPECT_EQ(ahci.error(), ATA_ABRT);
+  ahci.restartEngine();
+  EXPECT_EQ(ahci.run(AhciHarness::fis(FLUSH_CACHE_EXT), 0, 0, false) & PXIS_TFES, 0u) << "usable again";
+}
+
+TEST(AhciDisk, DmaWritesAndReadsAcrossSeveralPrds) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  constexpr uint32_t SECTORS_PER = 24;
+  auto data = pattern(1000, SECTORS_PER, 1);
+  // Three PRDs of uneven sizes, as a scatter list.
+  uint64_t a = ahci.allocate(4096), b = ahci.allocate(8192), c = ahci.allocate(4096);
+  std::memcpy(ahci.host(a, 4096), data.data(), 4096);
+  std::memcpy(ahci.host(b, 4096), data.data() + 4096, 4096);
+  std::memcpy(ahci.host(c, 4096), data.data() + 8192, 4096);
+  ahci.prepare(0, AhciHarness::fis(WRITE_DMA_EXT, 1000, SECTORS_PER), {{a, 4096}, {b, 4096}, {c, 4096}},
+               true);
+  uint32_t is = ahci.issue(1);
+  EXPECT_TRUE(is & PXIS_DHRS) << std::hex << is;
+  EXPECT_EQ(ahci.prdbc(0), SECTORS_PER * 512);
+  uint64_t back = ahci.allocate(SECTORS_PER * 512);
+  is = ahci.run(AhciHarness::fis(READ_DMA_EXT, 1000, SECTORS_PER), back, SECTORS_PER * 512, false);
+  EXPECT_EQ(is & PXIS_TFES, 0u);
+  EXPECT_EQ(std::memcmp(ahci.host(back, data.size()), data.data(), data.size()), 0);
+  // And on the host, where it was written.
+  std::vector<uint8_t> onDisk(data.size());
+  UniqueFd fd = rig.image.open(O_RDONLY);
+  ASSERT_EQ(::pread(fd.get(), onDisk.data(), onDisk.size(), 1000 * 512), static_cast<ssize_t>(onDisk.size()));
+  EXPECT_EQ(onDisk, data);
+  // 28-bit READ DMA reads the same.
+  std::memset(ahci.host(back, data.size()), 0, data.size());
+  is = ahci.run(AhciHarness::fis(READ_DMA, 1000, SECTORS_PER, 0, 0x40), back, SECTORS_PER * 512, false);
+  EXPECT_EQ(std::memcmp(ahci.host(back, data.size()), data.data(), data.size()), 0);
+}
+
+TEST(AhciDisk, ThirtyTwoQueuedCommandsComplete) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  constexpr uint32_t PER = 16;
+  std::vector<uint64_t> buffers;
+  for (uint32_t tag = 0; tag < SLOTS; ++tag) {
+    uint64_t buffer = ahci.allocate(PER * 512);
+    auto data = pattern(tag * PER, PER, 7);
+    std::memcpy(ahci.host(buffer, data.size()), data.data(), data.size());
+    ahci.prepare(tag, AhciHarness::fis(WRITE_FPDMA_QUEUED, tag * PER, static_cast<uint16_t>(tag << 3), PER),
+                 {{buffer, PER * 512}}, true);
+    buffers.push_back(buffer);
+  }
+  uint32_t is = ahci.issue(~0u, true);
+  ASSERT_NE(is, ~0u) << "SActive never cleared";
+  EXPECT_TRUE(is & PXIS_SDBS) << std::hex << is;
+  EXPECT_EQ(is & PXIS_TFES, 0u);
+  for (uint32_t tag = 0; tag < SLOTS; ++tag) {
+    std::memset(ahci.host(buffers[tag], PER * 512), 0, PER * 512);
+    ahci.prepare(tag, AhciHarness::fis(READ_FPDMA_QUEUED, tag * PER, static_cast<uint16_t>(tag << 3), PER),
+                 {{buffers[tag], PER * 512}}, false);
+  }
+  ASSERT_NE(ahci.issue(~0u, true), ~0u);
+  for (uint32_t tag = 0; tag < SLOTS; ++tag) {
+    auto data = pattern(tag * PER, PER, 7);
+    EXPECT_EQ(std::memcmp(ahci.host(buffers[tag], data.size()), data.data(), data.size()), 0)
+        << "tag " << tag;
+  }
+  EXPECT_TRUE(ahci.interruptPending(1s)) << "MSI-X vector 0 fired";
+}
+
+TEST(AhciDisk, TrimZeroesTheRange) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  uint64_t buffer = ahci.allocate(64 * 512);
+  auto data = pattern(2048, 64, 3);
+  std::memcpy(ahci.host(buffer, data.size()), data.data(), data.size());
+  ahci.run(AhciHarness::fis(WRITE_DMA_EXT, 2048, 64), buffer, 64 * 512, true);
+  uint64_t ranges = ahci.allocate(512);
+  uint64_t entry = 2048 | (uint64_t{64} << 48);
+  std::memcpy(ahci.host(ranges, 8), &entry, 8);
+  uint32_t is = ahci.run(AhciHarness::fis(DATA_SET_MANAGEMENT, 0, 1, 1), ranges, 512, true);
+  EXPECT_EQ(is & PXIS_TFES, 0u) << std::hex << is;
+  ahci.run(AhciHarness::fis(READ_DMA_EXT, 2048, 64), buffer, 64 * 512, false);
+  std::vector<uint8_t> zeros(64 * 512, 0);
+  EXPECT_EQ(std::memcmp(ahci.host(buffer, zeros.size()), zeros.data(), zeros.size()), 0);
+  // A range past the end is refused.
+  entry = (SECTORS - 1) | (uint64_t{8} << 48);
+  std::memcpy(ahci.host(ranges, 8), &entry, 8);
+  EXPECT_TRUE(ahci.run(AhciHarness::fis(DATA_SET_MANAGEMENT, 0, 1, 1), ranges, 512, true) & PXIS_TFES);
+}
+
+// Nothing a driver names is trusted: buffers and tables outside RAM, a PRD
+// table shorter than the transfer, LBAs past the end, a garbage FIS. Each
+// fails that command, copies nothing, and the port works afterwards.
+TEST(AhciDisk, HostileCommandsFailAlone) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  uint64_t ram = ahci.memory().size();
+  uint64_t buffer = ahci.allocate(8192);
+  struct Case {
+    const char* what;
+    std::function<void()> prepare;
+    uint32_t expect;
+  };
+  std::vector<Case> cases = {
+      {"buffer outside RAM",
+       [&] {
+         ahci.prepare(0, AhciHarness::fis(READ_DMA_EXT, 0, 8), {{ram + 4096, 4096}}, false);
+       },
+       PXIS_TFES},
+      {"buffer running off RAM",
+       [&] {
+         ahci.prepare(0, AhciHarness::fis(READ_DMA_EXT, 0, 8), {{ram - 512, 4096}}, false);
+       },
+       PXIS_TFES},
+      {"PRDs shorter than the transfer",
+       [&] {
+         ahci.prepare(0, AhciHarness::fis(READ_DMA_EXT, 0, 16), {{buffer, 4096}}, false);
+       },
+       PXIS_TFES},
+      {"LBA past the end",
+       [&] {
+         ahci.prepare(0, AhciHarness::fis(READ_DMA_EXT, SECTORS - 4, 8), {{buffer, 4096}}, false);
+       },
+       PXIS_TFES},
+      {"not a register FIS",
+       [&] {
+         auto f = AhciHarness::fis(READ_DMA_EXT, 0, 8);
+         f[0] = 0x46;
+         ahci.prepare(0, f, {{buffer, 4096}}, false);
+       },
+       PXIS_TFES},
+      {"unknown command", [&] { ahci.prepare(0, AhciHarness::fis(0x77), {}, false); }, PXIS_TFES},
+      {"command table outside RAM",
+       [&] {
+         ahci.prepare(0, AhciHarness::fis(READ_DMA_EXT, 0, 8), {{buffer, 4096}}, false);
+         ahci.setTable(0, ram + 0x1000);
+       },
+       PXIS_HBFS},
+  };
+  for (const auto& c : cases) {
+    c.prepare();
+    uint32_t is = ahci.issue(1, false, 5s);
+    ASSERT_NE(is, ~0u) << c.what << ": the command never left PxCI";
+    EXPECT_TRUE(is & c.expect) << c.what << ": PxIS " << std::hex << is;
+    ahci.restartEngine();
+    EXPECT_EQ(ahci.run(AhciHarness::fis(READ_DMA_EXT, 0, 8), buffer, 4096, false) & (PXIS_TFES | PXIS_HBFS),
+              0u)
+        << c.what << ": the port works afterwards";
+  }
+  EXPECT_TRUE(ahci.server().process().pid() > 0) << "the server is still there";
+}
+
+TEST(AhciDisk, ReadOnlyRefusesWrites) {
+  TempImage image(IMAGE_BYTES);
+  AhciHarness ahci("ahci-hd", image.path() + ",ro");
+  ASSERT_TRUE(ahci.start());
+  uint64_t buffer = ahci.allocate(4096);
+  EXPECT_TRUE(ahci.run(AhciHarness::fis(WRITE_DMA_EXT, 0, 8), buffer, 4096, true) & PXIS_TFES);
+  EXPECT_EQ(ahci.error(), ATA_ABRT);
+}
+
+// kill -9 with 32 queued reads and writes in flight: each completes once
+// with its data, read back after the restart.
+TEST(AhciRestart, QueuedCommandsSurviveKills) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  SupervisedServer supervised(ahci.server().process());
+  constexpr uint32_t PER = 128;  // 64 KiB a command.
+  std::vector<uint64_t> buffers;
+  for (uint32_t tag = 0; tag < SLOTS; ++tag) buffers.push_back(ahci.allocate(PER * 512));
+  for (int round = 1; round <= 4; ++round) {
+    for (uint32_t tag = 0; tag < SLOTS; ++tag) {
+      auto data = pattern(tag * PER, PER, static_cast<uint32_t>(round));
+      std::memcpy(ahci.host(buffers[tag], data.size()), data.data(), data.size());
+      ahci.prepare(tag, AhciHarness::fis(WRITE_FPDMA_QUEUED, tag * PER, static_cast<uint16_t>(tag << 3), PER),
+                   {{buffers[tag], PER * 512}}, true);
+    }
+    ahci.setPort(PX_SACT, ~0u);
+    ahci.setPort(PX_CI, ~0u);
+    ::kill(ahci.server().process().pid(), SIGKILL);
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (ahci.port(PX_SACT) != 0 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    ASSERT_EQ(ahci.port(PX_SACT), 0u) << "round " << round << ": queued writes never completed";
+    EXPECT_EQ(ahci.port(PX_IS) & (PXIS_TFES | PXIS_HBFS), 0u);
+    ahci.setPort(PX_IS, ~0u);
+    for (uint32_t tag = 0; tag < SLOTS; ++tag) {
+      std::memset(ahci.host(buffers[tag], PER * 512), 0, PER * 512);
+      ahci.prepare(tag, AhciHarness::fis(READ_FPDMA_QUEUED, tag * PER, static_cast<uint16_t>(tag << 3), PER),
+                   {{buffers[tag], PER * 512}}, false);
+    }
+    ASSERT_NE(ahci.issue(~0u, true, 20s), ~0u);
+    for (uint32_t tag = 0; tag < SLOTS; ++tag) {
+      auto data = pattern(tag * PER, PER, static_cast<uint32_t>(round));
+      EXPECT_EQ(std::memcmp(ahci.host(buffers[tag], data.size()), data.data(), data.size()), 0)
+          << "round " << round << " tag " << tag;
+    }
+  }
+  EXPECT_GE(ahci.server().resources().stateHeader().restarts, 4u);
+}
+
+TEST(AhciFailure, CrashLoopReportsAHostBusFatalError) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  SupervisedServer supervised(ahci.server().process());
+  auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!ahci.server().process().failed() && std::chrono::steady_clock::now() < deadline) {
+    pid_t pid = ahci.server().process().pid();
+    if (pid > 0) ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(ahci.server().process().failed());
+  EXPECT_TRUE(ahci.port(PX_IS) & PXIS_HBFS);
+  EXPECT_TRUE(ahci.status() & ATA_ERR);
+}
+
+// The CD: an image of 2048-byte blocks behind ATAPI.
+struct CdRig {
+  TempImage image{4 << 20};
+  AhciHarness ahci{"ahci-cd", image.path()};
+  CdRig() {
+    UniqueFd fd = image.open(O_RDWR);
+    for (uint32_t block = 0; block < 2048; ++block) {
+      auto data = pattern(block * 4, 4, 9);
+      EXPECT_EQ(::pwrite(fd.get(), data.data(), data.size(), off_t{block} * 2048), 2048);
+    }
+    EXPECT_TRUE(ahci.start());
+  }
+};
+
+TEST(AhciCd, AtapiDriveReadsItsMedium) {
+  CdRig rig;
+  AhciHarness& ahci = rig.ahci;
+  EXPECT_EQ(ahci.port(PX_SIG), SIG_ATAPI);
+  uint64_t buffer = ahci.allocate(65536);
+  // IDENTIFY DEVICE aborts; IDENTIFY PACKET DEVICE says CD-ROM.
+  EXPECT_TRUE(ahci.run(AhciHarness::fis(IDENTIFY_DEVICE), buffer, 512, false) & PXIS_TFES);
+  ahci.restartEngine();
+  ahci.run(AhciHarness::fis(IDENTIFY_PACKET_DEVICE), buffer, 512, false);
+  EXPECT_EQ((word(ahci.host(buffer, 512), 0) >> 8) & 0x1f, 5);
+  // The reset's unit attention, once.
+  EXPECT_TRUE(ahci.packet({atapi::TEST_UNIT_READY}, 0, 0) & PXIS_TFES);
+  EXPECT_EQ(ahci.error() >> 4, atapi::UNIT_ATTENTION);
+  ahci.restartEngine();
+  EXPECT_EQ(ahci.packet({atapi::TEST_UNIT_READY}, 0, 0) & PXIS_TFES, 0u);
+  EXPECT_EQ(ahci.status(), ATA_DRDY | ATA_DSC) << "ATAPI success reads 0x50";
+  ahci.packet({atapi::INQUIRY, 0, 0, 0, 36}, buffer, 36);
+  EXPECT_EQ(ahci.host(buffer)[0], 0x05);
+  EXPECT_EQ(ahci.host(buffer)[1], 0x80);
+  ahci.packet({atapi::READ_CAPACITY}, buffer, 8);
+  const uint8_t* capacity = ahci.host(buffer, 8);
+  EXPECT_EQ(capacity[0] << 24 | capacity[1] << 16 | capacity[2] << 8 | capacity[3], 2047);
+  EXPECT_EQ(capacity[6] << 8 | capacity[7], 2048);
+  // READ(10) of 16 blocks at 100.
+  ahci.packet({atapi::READ_10, 0, 0, 0, 0, 100, 0, 0, 16}, buffer, 16 * 2048);
+  EXPECT_EQ(ahci.prdbc(0), 16u * 2048);
+  for (uint32_t block = 0; block < 16; ++block) {
+    auto data = pattern((100 + block) * 4, 4, 9);
+    EXPECT_EQ(std::memcmp(ahci.host(buffer + block * 2048, 2048), data.data(), 2048), 0) << block;
+  }
+  // Past the end: CHECK CONDITION, ILLEGAL REQUEST / LBA out of range.
+  EXPECT_TRUE(ahci.packet({atapi::READ_10, 0, 0, 0, 0x07, 0xff, 0, 0, 2}, buffer, 4096) & PXIS_TFES);
+  EXPECT_EQ(ahci.error() >> 4, atapi::ILLEGAL_REQUEST);
+  ahci.restartEngine();
+  ahci.packet({atapi::REQUEST_SENSE, 0, 0, 0, 18}, buffer, 18);
+  EXPECT_EQ(ahci.host(buffer)[2], atapi::ILLEGAL_REQUEST);
+  EXPECT_EQ(ahci.host(buffer)[12], atapi::LBA_OUT_OF_RANGE);
+  // The TOC: track 1 at 0, the lead-out at 2048.
+  ahci.packet({atapi::READ_TOC, 0, 0, 0, 0, 0, 0, 0, 20}, buffer, 20);
+  const uint8_t* toc = ahci.host(buffer, 20);
+  EXPECT_EQ(toc[1], 18);
+  EXPECT_EQ(toc[14], 0xaa);
+  EXPECT_EQ(toc[16] << 24 | toc[17] << 16 | toc[18] << 8 | toc[19], 2048);
+  // A CD-ROM writes nothing.
+  EXPECT_TRUE(ahci.run(AhciHarness::fis(WRITE_DMA_EXT, 0, 8), buffer, 4096, true) & PXIS_TFES);
+}
+
+}  // namespace
+}  // namespace cellvisor::testing

@@ -105,6 +105,7 @@ FunctionLayout AhciController::layout() const {
 }
 
 void AhciController::start(std::function<void(uint16_t)> signal) {
+  signal_ = signal;
   msix_->setSignal(std::move(signal));
   // What a predecessor took and did not complete runs again: every command
   // here is idempotent, and its completion is posted once, below.
@@ -141,7 +142,13 @@ std::vector<MsixUpdate> AhciController::configWrite(uint16_t offset, uint8_t siz
   uint16_t before = msix_->control();
   config_->write(offset, size, value);
   if (msix_->control() != before) msix_->controlWritten();
+  if (msi_->touches(offset, size)) return {msi_->route()};
   return {};
+}
+
+std::vector<MsixUpdate> AhciController::msixVectors() const {
+  if (msi_->enabled()) return {msi_->route()};
+  return msix_->vectors();
 }
 
 uint64_t AhciController::barRead(uint8_t bar, uint64_t offset, uint8_t size) {
@@ -363,7 +370,11 @@ void AhciController::updateInterrupt() {
   // A message for anything still pending, also right after the driver
   // acknowledged part of it: an event between its two writes is not lost.
   if ((state_.is & 1) != 0 && (state_.ghc & GHC_IE) != 0 && (state_.port.is & state_.port.ie) != 0) {
-    msix_->raise(0);
+    if (msi_->enabled()) {
+      if (signal_) signal_(0);
+    } else {
+      msix_->raise(0);
+    }
   }
 }
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "pci/config-space.h"
+#include "pci/msi.h"
 #include "pci/msix.h"
 #include "servers/ahci/ahci-options.h"
 #include "servers/ahci/ahci-spec.h"
@@ -58,7 +59,7 @@ class AhciController : public PciFunction {
   std::vector<MsixUpdate> reset() override;
   void pause() override;
   void resume() override;
-  std::vector<MsixUpdate> msixVectors() const override { return msix_->vectors(); }
+  std::vector<MsixUpdate> msixVectors() const override;
 
  private:
   // What an instance keeps beside a slot; rebuilt when a successor
@@ -125,6 +126,8 @@ class AhciController : public PciFunction {
   DeviceStats* stats_ = &ownStats_;
   std::optional<pci::ConfigSpace> config_;
   std::optional<pci::Msix> msix_;
+  std::optional<pci::Msi> msi_;  // What Linux's ahci driver takes (before MSI-X).
+  std::function<void(uint16_t)> signal_;
   uint32_t sectorSize_;
   uint64_t sectors_;
   uint32_t generation_ = 1;

@@ -20,7 +20,7 @@ using namespace cellvisor;
 using namespace cellvisor::ahci;
 
 constexpr uint64_t RAM = 2 << 20;
-constexpr uint64_t LIST = 0x1000, FIS_AREA = 0x1400, TABLES = 0x2000, DATA = 0x10000;
+constexpr uint64_t LIST = 0x1000, FIS_AREA = 0x1400, TABLES = 0x2000, DATA = 0x10000;  // 32 tables of 0x200.
 
 struct Rig {
   GuestMemory memory{RAM};
@@ -57,28 +57,53 @@ Rig& rig(bool cd) {
 
 }  // namespace
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  if (size < 4) return 0;
-  Rig& r = rig(data[0] & 1);
-  uint32_t slots = data[1] | uint32_t{data[2]} << 8;
-  bool queued = (data[3] & 1) != 0;
-  data += 4;
-  size -= 4;
-  // The rest fills the command list, then the tables and buffers: headers,
-  // FISes, PRD entries and packets exactly as the input says.
-  size_t listBytes = std::min<size_t>(size, SLOTS * COMMAND_HEADER_SIZE);
-  std::memcpy(r.memory.translate(LIST, listBytes), data, listBytes);
-  if (size > listBytes) {
-    size_t rest = std::min<size_t>(size - listBytes, DATA - TABLES);
-    std::memcpy(r.memory.translate(TABLES, rest), data + listBytes, rest);
+// Reads the input front to back; runs dry as zeros.
+struct Input {
+  const uint8_t* data;
+  size_t size;
+  uint8_t byte() {
+    if (size == 0) return 0;
+    --size;
+    return *data++;
   }
-  // Point every header's table into the table area unless the input's own
-  // address is kept (odd slots), so most commands reach the decoder.
-  for (uint32_t slot = 0; slot < SLOTS; slot += 2) {
-    auto* header =
-        reinterpret_cast<CommandHeader*>(r.memory.translate(LIST + slot * COMMAND_HEADER_SIZE, 32));
-    header->ctba = static_cast<uint32_t>(TABLES + (slot / 2) * 0x400);
-    header->ctbau = 0;
+  uint32_t dword() {
+    return byte() | uint32_t{byte()} << 8 | uint32_t{byte()} << 16 | uint32_t{byte()} << 24;
+  }
+};
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  if (size < 2) return 0;
+  Input in{data, size};
+  Rig& r = rig(in.byte() & 1);
+  bool queued = (in.byte() & 1) != 0;
+  uint32_t slots = 0;
+  // Up to four commands, each: slot and flags, PRD count, the command FIS,
+  // the ATAPI packet, the PRD entries. Mostly well-formed (so the decoders
+  // are reached), with the input's own values where it says so.
+  for (int command = 0; command < 4 && in.size > 0; ++command) {
+    uint8_t head = in.byte();
+    uint32_t slot = head & 31;
+    bool raw = (head & 0x80) != 0;
+    uint32_t prds = in.byte() % 9;
+    uint64_t table = TABLES + slot * 0x200;
+    CommandHeader header{};
+    header.flags = 5 | (uint32_t{in.byte()} & 0xe0) | (prds << 16);
+    header.ctba = raw ? in.dword() : static_cast<uint32_t>(table);
+    std::memcpy(r.memory.translate(LIST + slot * COMMAND_HEADER_SIZE, 32), &header, sizeof(header));
+    uint8_t* t = r.memory.translate(table, 0x200);
+    std::memset(t, 0, 0x200);
+    for (uint32_t i = 0; i < 20; ++i) t[i] = in.byte();
+    if (!raw) {
+      t[0] = FIS_H2D_REGISTER;
+      t[1] |= H2D_COMMAND;
+    }
+    for (uint32_t i = 0; i < 16; ++i) t[TABLE_ACMD + i] = in.byte();
+    for (uint32_t i = 0; i < prds; ++i) {
+      PrdEntry entry{in.dword(), raw ? in.dword() : 0, 0, in.dword()};
+      if (!raw) entry.dba = static_cast<uint32_t>(DATA + entry.dba % (RAM - DATA));
+      std::memcpy(t + TABLE_PRDT + 16 * i, &entry, sizeof(entry));
+    }
+    slots |= 1u << slot;
   }
   if (queued) r.reg(PORT_BASE + PX_SACT, slots);
   r.reg(PORT_BASE + PX_CI, slots);

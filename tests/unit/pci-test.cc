@@ -7,6 +7,7 @@
 #include "core/pci/pci-config-space.h"
 #include "core/pci/pci-host.h"
 #include "pci/bar-placement.h"
+#include "pci/msi.h"
 #include "tests/unit/fakes.h"
 
 namespace cellvisor {
@@ -183,6 +184,37 @@ TEST(ResourceAllocator, GsisStartAfterTheIoapicPins) {
   ResourceAllocator resources(1 << 30);
   EXPECT_EQ(resources.allocateGsi(), layout::FIRST_MSI_GSI);
   EXPECT_EQ(resources.allocateGsi(), layout::FIRST_MSI_GSI + 1);
+}
+
+}  // namespace
+}  // namespace cellvisor
+
+namespace cellvisor {
+namespace {
+
+// MSI's registers are the config space's; the route follows them, with the
+// reserved bits (address 1:0, multiple messages) not taking writes.
+TEST(Msi, RouteFollowsTheCapabilityRegisters) {
+  pci::ConfigSpace config;
+  config.setIdentity({.vendor = 0x8086, .device = 0x2922});
+  pci::Msi msi(config);
+  uint16_t cap = msi.addCapability();
+  EXPECT_EQ(config.read(cap, 1), pci::CAPABILITY_MSI);
+  EXPECT_EQ(config.read(pci::CAPABILITIES, 1), cap);
+  EXPECT_FALSE(msi.enabled());
+  EXPECT_EQ(msi.route().address, 0u);
+  config.write(static_cast<uint16_t>(cap + 4), 4, 0xfee01003);
+  config.write(static_cast<uint16_t>(cap + 8), 4, 0);
+  config.write(static_cast<uint16_t>(cap + 12), 2, 0x4041);
+  config.write(static_cast<uint16_t>(cap + 2), 2, 0x0071);  // Enable, and ask for 8 messages.
+  EXPECT_EQ(config.read(static_cast<uint16_t>(cap + 2), 2), pci::Msi::ADDRESS_64 | pci::Msi::ENABLE);
+  ASSERT_TRUE(msi.enabled());
+  auto route = msi.route();
+  EXPECT_EQ(route.vector, 0);
+  EXPECT_EQ(route.address, 0xfee01000u);
+  EXPECT_EQ(route.data, 0x4041u);
+  EXPECT_TRUE(msi.touches(static_cast<uint16_t>(cap + 12), 2));
+  EXPECT_FALSE(msi.touches(static_cast<uint16_t>(cap + 14), 2));
 }
 
 }  // namespace

@@ -63,10 +63,11 @@ int killServerUntil(CoreProcess& core, pid_t parent, const std::string& path, co
   return kills;
 }
 
-// Boot to init; virtio-blk and then NVMe under a checksummed pattern, ext2;
-// virtio-net pinging the host's bridge; the blk server killed 20 times
-// during its pattern, the NVMe server 10 times during its own, and the net
-// server during the pings. Nothing may reach the guest: no I/O error in its
+// Boot to init; virtio-blk, NVMe and an AHCI disk under a checksummed
+// pattern, ext2, an ISO 9660 CD on AHCI; virtio-net pinging the host's
+// bridge; the blk server killed 20 times during its pattern, the NVMe and
+// AHCI servers 10 times each during theirs, and the net server during the
+// pings. Nothing may reach the guest: no I/O error in its
 // kernel log, every checksum right, each image on the host exactly the
 // pattern the guest wrote, the filesystem clean.
 TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
@@ -75,6 +76,22 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   constexpr int KIB = 256;
   std::string pattern = scratch("pattern.img", 32);
   std::string nvmePattern = scratch("nvme.img", 32);
+  std::string ahciPattern = scratch("ahci.img", 32);
+  // A CD: an ISO 9660 image with one file of random bytes, made with xorriso.
+  std::string cdTree =
+      (fs::path(::testing::TempDir()) / ("cellvisor-linux-cd-" + std::to_string(::getpid()))).string();
+  fs::remove_all(cdTree);
+  fs::create_directories(cdTree);
+  std::string cdData(512 << 10, '\0');
+  std::mt19937 cdRandom(static_cast<unsigned>(::getpid()));
+  for (auto& byte : cdData) byte = static_cast<char>(cdRandom());
+  std::ofstream(cdTree + "/data.bin", std::ios::binary) << cdData;
+  std::string iso = scratch("cd.iso", 0);
+  ASSERT_EQ(
+      std::system(("xorriso -as mkisofs -quiet -o '" + iso + "' '" + cdTree + "' >/dev/null 2>&1").c_str()),
+      0)
+      << "xorriso (apt-get install xorriso)";
+  fs::remove_all(cdTree);
   std::string source = scratch("source.img", 32);
   writePatternSource(source, KIB, ROUNDS);
   std::string filesystem = scratch("ext2.img", 32);
@@ -84,14 +101,15 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
       << "set -e\nip link set lo up\nip link add br0 type bridge\n"
          "ip addr add 10.78.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
          "ip link set tap0 master br0 up\nexec \"$@\"\n";
-  auto argv =
-      coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
-                "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem, "-s", "8,nvme," + nvmePattern},
-               "linux-guest.steps=drivers,blk,fs,net linux-guest.blk=vda,nvme0n1 linux-guest.blk-source=vdb "
-               "linux-guest.blk-kib=" +
-                   std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
-                   " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
-                   "linux-guest.pings=100");
+  auto argv = coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
+                        "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem, "-s",
+                        "8,nvme," + nvmePattern, "-s", "9,ahci-hd," + ahciPattern, "-s", "10,ahci-cd," + iso},
+                       "linux-guest.steps=drivers,blk,fs,cdrom,net linux-guest.blk=vda,nvme0n1,sda "
+                       "linux-guest.blk-source=vdb "
+                       "linux-guest.blk-kib=" +
+                           std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
+                           " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
+                           "linux-guest.pings=100");
   argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
   auto started = std::chrono::steady_clock::now();
   CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.
@@ -99,6 +117,7 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   auto init = std::chrono::steady_clock::now() - started;
   int blkKills = killServerUntil(core, core.pid(), pattern, "linux-guest: blk: vda: done", 20, 300s);
   int nvmeKills = killServerUntil(core, core.pid(), nvmePattern, "linux-guest: blk: nvme0n1: done", 10, 300s);
+  int ahciKills = killServerUntil(core, core.pid(), ahciPattern, "linux-guest: blk: sda: done", 10, 300s);
   // The ext2 step lies between: mke2fs, 17 files, a remount and a check
   // take 60-150 s of emulated kernel time, depending on the host's load.
   ASSERT_TRUE(core.waitFor("linux-guest: net: start", 300s)) << core.output();
@@ -116,10 +135,16 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("nvme0q1"), std::string::npos) << "an NVMe I/O queue on its MSI-X vector: " << out;
   EXPECT_NE(core.err().find("nvme-8.0: 32 doorbells switched to ioeventfds"), std::string::npos)
       << "Linux gave the NVMe server shadow doorbells: " << core.err();
+  EXPECT_NE(out.find("class 0x010601 driver ahci"), std::string::npos)
+      << "Linux's ahci driver bound: " << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex("linux-guest: interrupt [^\n]*PCI-MSI[^\n]*ahci")))
+      << "the AHCI port on its MSI vector: " << out;
+  EXPECT_NE(out.find("linux-guest: cdrom: data.bin sha256 " + sha256(cdData)), std::string::npos)
+      << "the CD's file, read through libata's ATAPI and sr: " << out;
   EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
 
   // Every round read back what it wrote; each image holds exactly the last.
-  for (const char* disk : {"vda", "nvme0n1"}) {
+  for (const char* disk : {"vda", "nvme0n1", "sda"}) {
     EXPECT_EQ(unmatchedRounds(out, disk, KIB, ROUNDS), "")
         << disk << ": rounds whose read-back checksum is wrong: " << out;
     EXPECT_NE(out.find(std::string("blk: ") + disk + ": done: " + std::to_string(ROUNDS) +
@@ -131,6 +156,8 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
       << "the virtio-blk image is not the last round";
   EXPECT_TRUE(readPrefix(nvmePattern, KIB << 10) == patternBytes(KIB, ROUNDS))
       << "the NVMe image is not the last round";
+  EXPECT_TRUE(readPrefix(ahciPattern, KIB << 10) == patternBytes(KIB, ROUNDS))
+      << "the AHCI image is not the last round";
   EXPECT_NE(out.find("fs: done: 17 files verified after a remount"), std::string::npos) << out;
   CoreProcess fsck({"/sbin/e2fsck", "-fn", filesystem});
   EXPECT_EQ(fsck.wait(60s), 0) << "the guest's ext2 is clean on the host: " << fsck.output();
@@ -149,18 +176,19 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
 
   EXPECT_EQ(blkKills, 20) << "the pattern phase ended before 20 kills: " << out;
   EXPECT_EQ(nvmeKills, 10) << "the NVMe pattern phase ended before 10 kills: " << out;
+  EXPECT_EQ(ahciKills, 10) << "the AHCI pattern phase ended before 10 kills: " << out;
   EXPECT_EQ(netKills, 3) << "the pings ended before 3 kills: " << out;
   size_t restarts = 0;
   for (size_t at = 0;
        (at = core.err().find("killed by signal 9 (Killed); restarting", at)) != std::string::npos; ++at) {
     ++restarts;
   }
-  EXPECT_EQ(restarts, static_cast<size_t>(blkKills + nvmeKills + netKills)) << core.err();
+  EXPECT_EQ(restarts, static_cast<size_t>(blkKills + nvmeKills + ahciKills + netKills)) << core.err();
   std::printf(
       "linux guest: /init after %.1f s, powered off after %.1f s; blk server killed %d times, NVMe server "
-      "%d times, net server %d times, %d of 100 pings unanswered\n",
+      "%d times, AHCI server %d times, net server %d times, %d of 100 pings unanswered\n",
       std::chrono::duration<double>(init).count(), std::chrono::duration<double>(total).count(), blkKills,
-      nvmeKills, netKills, unanswered);
+      nvmeKills, ahciKills, netKills, unanswered);
   ::unlink(script.c_str());
 }
 

@@ -342,6 +342,32 @@ TEST_F(GuestBoot, VirtioBlkSurvivesRepeatedServerKills) {
   runDiskStressAcrossKills("virtio-blk", "virtio-blk-stress", "virtio-blk stress", 24);
 }
 
+TEST_F(GuestBoot, AhciSurvivesRepeatedServerKills) {
+  runDiskStressAcrossKills("ahci-hd", "ahci-stress", "ahci stress", 24);
+}
+
+// The test guest's own AHCI driver: HBA reset, port start, IDENTIFY, a
+// pattern written and read back, a past-the-end read refused, a flush.
+TEST_F(GuestBoot, AhciIdentifiesAndServesAPattern) {
+  std::string disk = ::testing::TempDir() + "/cellvisor-ahci-disk-" + std::to_string(::getpid()) + ".img";
+  {
+    std::ofstream image(disk, std::ios::binary);
+    image.seekp((1 << 20) - 1);
+    image.put(0);
+  }
+  CoreProcess core(args("ahci", {"-s", "4,ahci-hd," + disk}));
+  EXPECT_EQ(core.wait(std::chrono::seconds(60)), GUEST_PASSED) << core.output();
+  EXPECT_NE(core.out().find("ahci: 2048 sectors, LBA48 yes"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - ahci: pattern read back intact"), std::string::npos) << core.out();
+  EXPECT_NE(core.out().find("ok - ahci: past-the-end read fails with ID not found"), std::string::npos)
+      << core.out();
+  std::ifstream image(disk, std::ios::binary);
+  char first[4];
+  image.read(first, 4);
+  EXPECT_EQ(static_cast<uint8_t>(first[1]), 37) << "the pattern reached the image";
+  ::unlink(disk.c_str());
+}
+
 TEST_F(GuestBoot, NvmeSurvivesRepeatedServerKills) {
   runDiskStressAcrossKills("nvme", "nvme-stress", "nvme stress", 24);
 }

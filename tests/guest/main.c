@@ -212,6 +212,10 @@ void guest_main(const struct hvm_start_info* info) {
     test_poweroff();
   } else if (strncmp(test, "power-button", 32) == 0) {
     test_power_button();
+  } else if (strncmp(test, "ahci-stress", 32) == 0) {
+    test_ahci_stress(rounds_of(cmdline));
+  } else if (strncmp(test, "ahci", 32) == 0) {
+    test_ahci();
   } else if (strncmp(test, "nvme-stress", 32) == 0) {
     test_nvme_stress(rounds_of(cmdline));
   } else if (strncmp(test, "nvme", 32) == 0) {

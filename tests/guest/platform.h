@@ -86,6 +86,8 @@ void virtio_notify(struct virtio_device* dev, uint16_t queue);
  * (polling); the stress variant verifies rounds while its server is killed. */
 void test_nvme(void);
 void test_nvme_stress(unsigned rounds);
+void test_ahci(void);
+void test_ahci_stress(unsigned rounds);
 
 /* Finds the virtio-blk device and writes/reads a pattern (polling). */
 void test_virtio_blk(void);

@@ -346,26 +346,35 @@ TEST_F(GuestBoot, AhciSurvivesRepeatedServerKills) {
   runDiskStressAcrossKills("ahci-hd", "ahci-stress", "ahci stress", 24);
 }
 
-// The test guest's own AHCI driver: HBA reset, port start, IDENTIFY, a
-// pattern written and read back, a past-the-end read refused, a flush.
-TEST_F(GuestBoot, AhciIdentifiesAndServesAPattern) {
-  std::string disk = ::testing::TempDir() + "/cellvisor-ahci-disk-" + std::to_string(::getpid()) + ".img";
+// The test guest's own driver for `emulation` on a 1 MiB disk: the guest
+// test `test` passes, its console shows each of `lines`, and the pattern it
+// wrote reached the image.
+void runGuestDiskPattern(const std::string& emulation, const std::string& test,
+                         const std::vector<std::string>& lines) {
+  std::string disk =
+      ::testing::TempDir() + "/cellvisor-" + test + "-disk-" + std::to_string(::getpid()) + ".img";
   {
     std::ofstream image(disk, std::ios::binary);
     image.seekp((1 << 20) - 1);
     image.put(0);
   }
-  CoreProcess core(args("ahci", {"-s", "4,ahci-hd," + disk}));
+  CoreProcess core(GuestBoot::args(test, {"-s", "4," + emulation + "," + disk}));
   EXPECT_EQ(core.wait(std::chrono::seconds(60)), GUEST_PASSED) << core.output();
-  EXPECT_NE(core.out().find("ahci: 2048 sectors, LBA48 yes"), std::string::npos) << core.out();
-  EXPECT_NE(core.out().find("ok - ahci: pattern read back intact"), std::string::npos) << core.out();
-  EXPECT_NE(core.out().find("ok - ahci: past-the-end read fails with ID not found"), std::string::npos)
-      << core.out();
+  for (const auto& line : lines)
+    EXPECT_NE(core.out().find(line), std::string::npos) << line << ": " << core.out();
   std::ifstream image(disk, std::ios::binary);
   char first[4];
   image.read(first, 4);
   EXPECT_EQ(static_cast<uint8_t>(first[1]), 37) << "the pattern reached the image";
   ::unlink(disk.c_str());
+}
+
+// The test guest's own AHCI driver: HBA reset, port start, IDENTIFY, a
+// pattern written and read back, a past-the-end read refused, a flush.
+TEST_F(GuestBoot, AhciIdentifiesAndServesAPattern) {
+  runGuestDiskPattern("ahci-hd", "ahci",
+                      {"ahci: 2048 sectors, LBA48 yes", "ok - ahci: pattern read back intact",
+                       "ok - ahci: past-the-end read fails with ID not found"});
 }
 
 TEST_F(GuestBoot, NvmeSurvivesRepeatedServerKills) {
@@ -375,23 +384,9 @@ TEST_F(GuestBoot, NvmeSurvivesRepeatedServerKills) {
 // The test guest's own NVMe driver: enable, identify, an I/O queue pair, a
 // pattern written and read back, an out-of-range read refused.
 TEST_F(GuestBoot, NvmeIdentifiesAndServesAPattern) {
-  std::string disk = ::testing::TempDir() + "/cellvisor-nvme-disk-" + std::to_string(::getpid()) + ".img";
-  {
-    std::ofstream image(disk, std::ios::binary);
-    image.seekp((1 << 20) - 1);
-    image.put(0);
-  }
-  CoreProcess core(args("nvme", {"-s", "4,nvme," + disk}));
-  EXPECT_EQ(core.wait(std::chrono::seconds(60)), GUEST_PASSED) << core.output();
-  EXPECT_NE(core.out().find("nvme: namespace 1: 2048 blocks of 512 bytes"), std::string::npos) << core.out();
-  EXPECT_NE(core.out().find("ok - nvme: pattern read back intact"), std::string::npos) << core.out();
-  EXPECT_NE(core.out().find("ok - nvme: past-the-end read fails with LBA out of range"), std::string::npos)
-      << core.out();
-  std::ifstream image(disk, std::ios::binary);
-  char first[4];
-  image.read(first, 4);
-  EXPECT_EQ(static_cast<uint8_t>(first[1]), 37) << "the pattern reached the image";
-  ::unlink(disk.c_str());
+  runGuestDiskPattern("nvme", "nvme",
+                      {"nvme: namespace 1: 2048 blocks of 512 bytes", "ok - nvme: pattern read back intact",
+                       "ok - nvme: past-the-end read fails with LBA out of range"});
 }
 
 // A NIC on a tap in a private network namespace, the tap on a bridge with

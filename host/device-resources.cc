@@ -64,7 +64,8 @@ DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
       barMemory_(std::move(fds.barMemory)) {}
 
 std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd,
-                                           const std::vector<RamRegion>& regions, int backend) const {
+                                           const std::vector<RamRegion>& regions,
+                                           std::span<const int> backends) const {
   bootstrap.setProtocolVersion(proto::PROTOCOL_VERSION);
   bootstrap.setDeviceName(deviceName_);
   bootstrap.setQueueCount(queueCount());
@@ -89,7 +90,7 @@ std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, 
   for (const auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
   for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
   if (barMemory_) add(barMemory_.get(), proto::FdRole::BAR_MEMORY);
-  if (backend >= 0) add(backend, proto::FdRole::BACKEND);
+  for (int backend : backends) add(backend, proto::FdRole::BACKEND);
   auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
   for (unsigned i = 0; i < roles.size(); ++i) roleList.set(i, roles[i]);
   return fds;
@@ -104,9 +105,12 @@ void DeviceResources::markFailed() {
   std::span<uint8_t> body = state_.body();
   for (uint32_t i = 0; i < std::min(notice.count, FailureNotice::MAX_OPS); ++i) {
     const auto& op = notice.ops[i];
-    if (op.offset >= body.size()) continue;
-    if (op.op == FailureNotice::OR_BYTE) body[op.offset] |= op.value;
-    if (op.op == FailureNotice::ADD_BYTE) body[op.offset] = static_cast<uint8_t>(body[op.offset] + op.value);
+    uint32_t times = std::clamp<uint32_t>(op.repeat, 1, FailureNotice::MAX_REPEAT);
+    for (uint64_t k = 0, at = op.offset; k < times && at < body.size(); ++k, at += op.stride) {
+      if (op.op == FailureNotice::OR_BYTE) body[at] |= op.value;
+      if (op.op == FailureNotice::ADD_BYTE) body[at] = static_cast<uint8_t>(body[at] + op.value);
+      if (op.stride == 0) break;
+    }
   }
   if (notice.vectorOffset < body.size() - 1) {
     uint16_t vector = static_cast<uint16_t>(body[notice.vectorOffset] | body[notice.vectorOffset + 1] << 8);

@@ -53,9 +53,9 @@ class DeviceResources {
 
   // Fills the device's part of a bootstrap message (name, counts, RAM
   // layout, the role of each fd) and returns the fds to send with it, guest
-  // RAM first; `backend` (a disk, a tap) last when there is one (>= 0).
+  // RAM first, the `backends` (disks, a tap) last, in their order.
   std::vector<int> describe(proto::Bootstrap::Builder bootstrap, int memfd,
-                            const std::vector<RamRegion>& regions, int backend = -1) const;
+                            const std::vector<RamRegion>& regions, std::span<const int> backends = {}) const;
 
   // Past the crash-loop limit: marks the device failed for the core and
   // tells the guest in the device's own terms, as its server described them

@@ -130,9 +130,10 @@ void DeviceServerProcess::spawn(bool restart) {
 
   capnp::MallocMessageBuilder builder;
   auto bootstrap = builder.initRoot<proto::Bootstrap>();
-  // The backend is kept open here: a restarted server needs it again.
-  std::vector<int> fds =
-      resources_.describe(bootstrap, memfd_, regions_, launch_.backend ? launch_.backend.get() : -1);
+  // The backends are kept open here: a restarted server needs them again.
+  std::vector<int> backends;
+  for (const auto& backend : launch_.backends) backends.push_back(backend.get());
+  std::vector<int> fds = resources_.describe(bootstrap, memfd_, regions_, backends);
   bootstrap.setOptions(launch_.options);
   bootstrap.setRestart(restart);
   bootstrap.setSandbox(launch_.sandbox);

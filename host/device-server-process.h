@@ -22,8 +22,8 @@ struct ServerLaunch {
   std::string binary;
   std::string deviceName;
   std::string options;
-  UniqueFd backend;
-  std::string backendName;  // e.g. the tap's interface name
+  std::vector<UniqueFd> backends;  // Disks, a tap: handed over in this order.
+  std::string backendName;         // e.g. the tap's interface name
   uint16_t queues = 1;
   uint16_t vectors = 2;
   uint64_t barMemoryBytes = 0;      // Shared BAR memory the supervisor creates; 0: none.

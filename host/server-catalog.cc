@@ -30,7 +30,7 @@ ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, cons
   launch.binary = findServerBinary(kind->folder.empty() ? kind->emulation : kind->folder, kind->binary);
   launch.deviceName = serverDeviceName(slot);
   launch.options = std::move(prepared.options);
-  launch.backend = std::move(prepared.backend);
+  launch.backends = std::move(prepared.backends);
   launch.backendName = std::move(prepared.backendName);
   launch.queues = prepared.doorbells;
   launch.vectors = prepared.vectors;

@@ -23,14 +23,14 @@ struct LaunchContext {
 };
 
 // What a kind's prepare step decides: the options the server gets, the
-// backend opened on its behalf (it opens no paths), and its fd counts.
+// backends opened on its behalf (it opens no paths), and its fd counts.
 struct PreparedServer {
   std::string options;
-  UniqueFd backend;
-  std::string backendName;      // e.g. the tap's interface name
-  uint16_t doorbells = 1;       // Doorbell eventfds (one per queue for virtio).
-  uint16_t vectors = 2;         // MSI-X vectors, one interrupt eventfd each.
-  uint64_t barMemoryBytes = 0;  // Shared BAR memory (VRAM, a controller memory buffer); 0: none.
+  std::vector<UniqueFd> backends;  // At most MAX_BACKENDS (proto/bootstrap-fds.h).
+  std::string backendName;         // e.g. the tap's interface name
+  uint16_t doorbells = 1;          // Doorbell eventfds (one per queue for virtio).
+  uint16_t vectors = 2;            // MSI-X vectors, one interrupt eventfd each.
+  uint64_t barMemoryBytes = 0;     // Shared BAR memory (VRAM, a controller memory buffer); 0: none.
 };
 
 // Which of vm-bhyve's device keys a kind serves: `diskN_type` or

@@ -47,7 +47,9 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
         sorted.interrupts.push_back(std::move(fd));
         break;
       case proto::FdRole::BACKEND:
-        single(sorted.backend, std::move(fd), "backends");
+        if (sorted.backends.size() == MAX_BACKENDS)
+          throw ProtocolError("bootstrap carries too many backends");
+        sorted.backends.push_back(std::move(fd));
         break;
       case proto::FdRole::BAR_MEMORY:
         single(sorted.barMemory, std::move(fd), "BAR memories");

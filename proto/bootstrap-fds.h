@@ -13,6 +13,8 @@ namespace cellvisor {
 
 // A server's bootstrap socket: the one descriptor it is started with.
 constexpr int BOOTSTRAP_FD = 3;
+// The most backends one server is handed (an AHCI controller's 32 ports).
+constexpr size_t MAX_BACKENDS = 32;
 
 struct BootstrapFds {
   UniqueFd memory;
@@ -22,8 +24,8 @@ struct BootstrapFds {
   UniqueFd replyDoorbell;
   std::vector<UniqueFd> queueDoorbells;
   std::vector<UniqueFd> interrupts;
-  UniqueFd backend;
-  UniqueFd barMemory;  // Shared BAR memory, when the device has some.
+  std::vector<UniqueFd> backends;  // Disks, taps: in the order the launcher opened them.
+  UniqueFd barMemory;              // Shared BAR memory, when the device has some.
 };
 
 // Takes `fds` (in the order the message names their roles). Throws

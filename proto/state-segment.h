@@ -25,12 +25,18 @@ struct FailureNotice {
   static constexpr uint32_t MAX_OPS = 4;
   static constexpr uint32_t NO_VECTOR = ~0u;
   enum Op : uint8_t { NONE = 0, OR_BYTE = 1, ADD_BYTE = 2 };
+  // A device with several like units (an AHCI controller's ports) names
+  // each operation and read once with how often it repeats and how far
+  // apart: unit k's is at offset + k * stride, for k below repeat (0 and 1
+  // mean once).
+  static constexpr uint32_t MAX_REPEAT = 64;
   uint32_t count;
   struct {
     uint32_t offset;  // Into the body.
     uint8_t op;
     uint8_t value;
-    uint16_t reserved;
+    uint16_t repeat;
+    uint32_t stride;
   } ops[MAX_OPS];
   // Offset of a 16-bit MSI-X vector number in the body to raise afterwards,
   // or NO_VECTOR.
@@ -43,8 +49,10 @@ struct FailureNotice {
   struct {
     uint8_t bar;
     uint8_t size;
-    uint16_t reserved;
+    uint16_t repeat;
     uint32_t offset;
+    uint32_t stride;
+    uint32_t reserved;
     uint64_t value;
   } reads[MAX_READS];
 };

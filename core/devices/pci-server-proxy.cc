@@ -283,7 +283,15 @@ uint64_t PciServerProxy::failedDeviceRead(uint8_t bar, uint64_t offset, uint8_t 
   FailureNotice notice = server_.resources().stateHeader().failureNotice;
   for (uint32_t i = 0; i < std::min(notice.readCount, FailureNotice::MAX_READS); ++i) {
     const auto& read = notice.reads[i];
-    if (read.bar == bar && read.offset == offset && read.size == size) return read.value & accessMask(size);
+    if (read.bar != bar || read.size != size || offset < read.offset) continue;
+    uint64_t distance = offset - read.offset;
+    uint64_t unit = 0;
+    if (distance != 0) {
+      if (read.stride == 0 || distance % read.stride != 0) continue;
+      unit = distance / read.stride;
+    }
+    if (unit < std::clamp<uint32_t>(read.repeat, 1, FailureNotice::MAX_REPEAT))
+      return read.value & accessMask(size);
   }
   return ~0ull;
 }

@@ -1,5 +1,5 @@
 // What an AHCI server keeps in its state segment's body: PCI config and
-// MSI-X, the HBA's and the port's registers as the driver programmed them,
+// MSI-X, the HBA's and every port's registers as the driver programmed them,
 // and which command slots were taken from PxCI and not yet completed, so a
 // restarted server re-executes them (reads, writes, flushes, IDENTIFY and
 // ATAPI commands are all idempotent) and completes each exactly once.
@@ -12,8 +12,9 @@
 namespace cellvisor::ahci {
 
 constexpr uint32_t STATE_MAGIC = 0x41435643;  // "CVCA"
-constexpr uint32_t STATE_LAYOUT_VERSION = 1;
+constexpr uint32_t STATE_LAYOUT_VERSION = 2;  // 2: up to 32 ports.
 constexpr uint16_t VECTORS = 1;
+constexpr uint32_t MAX_PORTS = 32;
 
 struct PortState {
   uint32_t clb;
@@ -43,6 +44,8 @@ struct PortState {
   uint8_t asc;
   uint8_t ascq;
   uint8_t unitAttention;
+  uint64_t sectorsRead;
+  uint64_t sectorsWritten;
 };
 
 struct AhciState {
@@ -51,9 +54,9 @@ struct AhciState {
   uint64_t msixPending[1];
   uint32_t ghc;
   uint32_t is;
-  PortState port;
-  uint64_t sectorsRead;
-  uint64_t sectorsWritten;
+  uint32_t portCount;  // As the options said when the state was set up.
+  uint32_t reserved;
+  PortState ports[MAX_PORTS];
 };
 
 }  // namespace cellvisor::ahci

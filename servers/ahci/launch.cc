@@ -1,7 +1,9 @@
 // AHCI's launch descriptors: bhyve's three spellings (ahci-hd, ahci-cd, and
 // the controller form ahci with hd:/cd: ports) share one server. The
-// spawner parses the options, opens the port's image (read-only for a CD),
-// and gives the server one MSI-X vector.
+// spawner parses the options, opens each port's image (read-only for a CD)
+// in port order, and gives the server one interrupt vector.
+#include <fmt/format.h>
+
 #include <stdexcept>
 #include <string>
 
@@ -20,7 +22,11 @@ PreparedServer prepare(const std::string& emulation, const LaunchContext& contex
     throw std::invalid_argument(context.where + ": " + error.what());
   }
   PreparedServer prepared;
-  prepared.backend = openAhciBackend(options, context.where + ": " + options.path);
+  for (size_t i = 0; i < options.ports.size(); ++i) {
+    std::string name =
+        options.ports.size() > 1 ? fmt::format("{}: port {}: ", context.where, i) : context.where + ": ";
+    prepared.backends.push_back(openAhciBackend(options.ports[i], name + options.ports[i].path));
+  }
   prepared.options = formatAhciOptions(options);
   prepared.doorbells = 0;  // PxCI writes carry which slots: register writes, not doorbells.
   prepared.vectors = 1;
@@ -36,7 +42,9 @@ ServerKind kind(const std::string& emulation, ConfigRole role, const std::string
       .policyText = policies::AHCI_POLICY,
       .role = role,
       .configType = configType,
-      .bootPathSuffix = "/drive@0/disk@0",  // Port 0's device.
+      // Port 0's device: a slot's bootindex names it (SeaBIOS's path for
+      // port N, device 0).
+      .bootPathSuffix = "/drive@0/disk@0",
       .prepare = [emulation](const LaunchContext& context) { return prepare(emulation, context); },
   };
 }

@@ -19,8 +19,8 @@ PreparedServer prepare(const LaunchContext& context) {
     throw std::invalid_argument(context.where + ": " + error.what());
   }
   PreparedServer prepared;
-  prepared.backend = openNvmeBackend(
-      options, context.where + ": " + (options.path.empty() ? std::string("ram") : options.path));
+  prepared.backends.push_back(openNvmeBackend(
+      options, context.where + ": " + (options.path.empty() ? std::string("ram") : options.path)));
   prepared.options = context.options;
   // An I/O queue's tail and head doorbells, as eventfds once the driver
   // uses shadow doorbells; until then the writes reach the server as

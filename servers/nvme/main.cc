@@ -11,9 +11,8 @@ int main() {
   return serveDevice(
       "nvme", "nvme.policy", policies::NVME_POLICY, [](ServerResources& resources, SandboxedServe& serve) {
         NvmeOptions options = parseNvmeOptions(resources.options);
-        if (!resources.backend) throw std::runtime_error("no namespace backend descriptor");
         // Deep enough for every I/O queue's slots, plus a few admin ones.
-        BlockBackend backend(std::move(resources.backend),
+        BlockBackend backend(takeOnlyBackend(resources, "namespace backend"),
                              std::max(64u, options.ioSlots * options.maxQueues + 8), options.readOnly);
         NvmeController controller(options, resources.deviceName, *resources.memory, backend,
                                   resources.state->header(), resources.state->body<nvme::NvmeState>());

@@ -166,7 +166,7 @@ FailureNotice NvmeController::failureNotice() const {
   notice.vectorOffset = FailureNotice::NO_VECTOR;
   // With no server to answer, CSTS still says so (not all ones: "gone").
   notice.readCount = 1;
-  notice.reads[0] = {0, 4, 0, static_cast<uint32_t>(REG_CSTS), CSTS_RDY | CSTS_CFS};
+  notice.reads[0] = {0, 4, 0, static_cast<uint32_t>(REG_CSTS), 0, 0, CSTS_RDY | CSTS_CFS};
   return notice;
 }
 

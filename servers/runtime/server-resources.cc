@@ -1,10 +1,22 @@
 #include "servers/runtime/server-resources.h"
 
+#include <string>
+
 #include "device.capnp.h"
 #include "proto/bootstrap-fds.h"
 #include "proto/fd-passing.h"
 
 namespace cellvisor {
+
+UniqueFd takeOnlyBackend(ServerResources& resources, const std::string& what) {
+  if (resources.backends.size() != 1) {
+    throw ProtocolError("expected one " + what + " descriptor, got " +
+                        std::to_string(resources.backends.size()));
+  }
+  UniqueFd backend = std::move(resources.backends.front());
+  resources.backends.clear();
+  return backend;
+}
 
 ServerResources receiveServerResources(int socket) {
   MessageWithFds received = receiveWithFds(socket);
@@ -22,7 +34,7 @@ ServerResources receiveServerResources(int socket) {
   resources.replyDoorbell = std::move(fds.replyDoorbell);
   resources.queueDoorbells = std::move(fds.queueDoorbells);
   resources.interrupts = std::move(fds.interrupts);
-  resources.backend = std::move(fds.backend);
+  resources.backends = std::move(fds.backends);
   resources.barMemory = std::move(fds.barMemory);
   try {
     resources.memory = std::make_unique<GuestMemory>(std::move(fds.memory), bootstrapRamRegions(bootstrap));

@@ -28,11 +28,15 @@ struct ServerResources {
   UniqueFd replyDoorbell;
   std::vector<UniqueFd> queueDoorbells;
   std::vector<UniqueFd> interrupts;
-  UniqueFd backend;
-  UniqueFd barMemory;  // Shared BAR memory (the device maps it), when it has some.
+  std::vector<UniqueFd> backends;  // In the order the launcher opened them.
+  UniqueFd barMemory;              // Shared BAR memory (the device maps it), when it has some.
   // The bootstrap socket stays open: its hang-up means the spawner is gone.
   int lifeline = -1;
 };
+
+// The one backend of a server that takes exactly one (a disk, a tap);
+// throws naming `what` when there is none or more than one.
+UniqueFd takeOnlyBackend(ServerResources& resources, const std::string& what);
 
 // Reads the bootstrap from `socket`; throws ProtocolError naming what is
 // missing or inconsistent.

@@ -26,7 +26,7 @@ PreparedServer prepare(const LaunchContext& context) {
     text += fmt::format(",queues={}", options.queues);
   }
   PreparedServer prepared;
-  prepared.backend = openBlkImage(options, context.where + ": " + options.path);
+  prepared.backends.push_back(openBlkImage(options, context.where + ": " + options.path));
   prepared.options = text;
   prepared.doorbells = options.queues;
   prepared.vectors = static_cast<uint16_t>(options.queues + 1);

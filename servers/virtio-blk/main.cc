@@ -13,10 +13,9 @@ int main() {
       "virtio-blk", "virtio-blk.policy", policies::VIRTIO_BLK_POLICY,
       [](ServerResources& resources, SandboxedServe& serve) {
         BlkOptions options = parseBlkOptions(resources.options);
-        if (!resources.backend) throw std::runtime_error("no disk image descriptor");
         // One io_uring for all queues, asked to be deep enough for every queue
         // to be full; it bounds itself, and what is beyond waits its turn.
-        BlockBackend backend(std::move(resources.backend),
+        BlockBackend backend(takeOnlyBackend(resources, "disk image"),
                              std::max(64u, 2u * options.queues * options.queueSize), options.readOnly);
         BlkDevice device(options, backend);
         VirtioTransport transport(device, *resources.memory, resources.state->header(),

@@ -38,7 +38,7 @@ PreparedServer prepare(const LaunchContext& context) {
   }
   auto [tap, name] = openTap(options.tap, context.where);
   PreparedServer prepared;
-  prepared.backend = std::move(tap);
+  prepared.backends.push_back(std::move(tap));
   prepared.backendName = name;
   // The server is told the tap's actual name (the kernel may have numbered it).
   prepared.options =

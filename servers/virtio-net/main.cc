@@ -13,8 +13,8 @@ int main() {
   return serveDevice("virtio-net", "virtio-net.policy", policies::VIRTIO_NET_POLICY,
                      [](ServerResources& resources, SandboxedServe& serve) {
                        NetOptions options = parseNetOptions(resources.options);
-                       if (!resources.backend) throw std::runtime_error("no tap descriptor");
-                       int tap = resources.backend.get();
+                       UniqueFd tapFd = takeOnlyBackend(resources, "tap");
+                       int tap = tapFd.get();
                        // Reads and writes never block the loop (set before the sandbox,
                        // which has no fcntl).
                        if (::fcntl(tap, F_SETFL, ::fcntl(tap, F_GETFL) | O_NONBLOCK) != 0)

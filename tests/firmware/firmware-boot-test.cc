@@ -96,18 +96,22 @@ TEST_P(SeaBiosDisk, Int13ReadsSurviveServerKills) {
   ::unlink(disk.c_str());
 }
 
-// El Torito from an AHCI CD: SeaBIOS finds the ATAPI drive, reads the boot
-// catalog and the no-emulation image through its own AHCI driver, and the
-// image then reads a file on the same CD through int 13h — also while the
-// server is killed underneath.
+// El Torito from an AHCI CD on port 1 of a controller whose port 0 holds a
+// blank disk (bhyve's `-s 4,ahci,hd:A,cd:B`): SeaBIOS probes both ports,
+// finds the ATAPI drive, reads the boot catalog and the no-emulation image
+// through its own AHCI driver, and the image then reads a file on the same
+// CD through int 13h — also while the server is killed underneath.
 TEST(SeaBiosCd, BootsAnElToritoIsoFromAhciCd) {
   if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
   if (::access(seabios().c_str(), R_OK) != 0)
     GTEST_SKIP() << seabios() << " missing (apt-get install seabios)";
   std::string iso = tempPath("fw-cd.iso");
   if (!writeDiskCheckIso(iso, 12)) GTEST_SKIP() << "xorriso missing (apt-get install xorriso)";
-  CoreProcess core(
-      {coreBinary(), "-m", "128M", "-s", "4,ahci-cd," + iso, "-l", "bootrom," + seabios(), "cd-test"});
+  std::string blank = tempPath("fw-blank.img");
+  std::ofstream(blank, std::ios::trunc).close();  // 1 MiB of zeros: no boot sector.
+  ASSERT_EQ(::truncate(blank.c_str(), 1 << 20), 0);
+  CoreProcess core({coreBinary(), "-m", "128M", "-s", "4,ahci,hd:" + blank + ",cd:" + iso, "-l",
+                    "bootrom," + seabios(), "cd-test"});
   ASSERT_TRUE(core.waitFor("firmware: Booting from DVD/CD")) << core.output();
   // Two kills in the middle of the reads, past the supervisor's young-death window.
   int kills = 0;
@@ -122,10 +126,12 @@ TEST(SeaBiosCd, BootsAnElToritoIsoFromAhciCd) {
   }
   EXPECT_GE(kills, 1) << "the guest finished before the kills could land";
   EXPECT_EQ(core.wait(std::chrono::seconds(120)), DISK_CHECK_PASSED) << core.output();
-  EXPECT_NE(core.err().find("DVD/CD [AHCI/0:"), std::string::npos) << core.err();
+  EXPECT_NE(core.err().find("DVD/CD [AHCI/1:"), std::string::npos) << core.err();
+  EXPECT_NE(core.err().find("AHCI/0: "), std::string::npos) << "SeaBIOS found port 0's disk: " << core.err();
   EXPECT_EQ(count(core.err(), "firmware: disk-check: round ok"), 12u) << core.err();
   EXPECT_EQ(count(core.err(), "killed by signal 9 (Killed); restarting"), static_cast<size_t>(kills));
   ::unlink(iso.c_str());
+  ::unlink(blank.c_str());
 }
 
 // bhyve's bootindex becomes the firmware's bootorder: of two bootable

@@ -1,6 +1,7 @@
 // libFuzzer target: arbitrary command FISes, command headers, PRD tables,
 // ATAPI packets and register writes fed to the real AHCI controller (a disk
-// and a CD, in turn) with a real (memfd) backend, under ASan and UBSan.
+// and a CD, two ports of one controller) with real (memfd) backends, under
+// ASan and UBSan.
 // Every guest address the controller follows must pass GuestMemory's bounds
 // check; the fuzzer looks for inputs that get past it or break an invariant
 // (a crash, undefined behaviour, a hang, a slot completed twice).
@@ -9,6 +10,7 @@
 
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include "base/guest-memory.h"
 #include "proto/state-segment.h"
@@ -20,39 +22,58 @@ using namespace cellvisor;
 using namespace cellvisor::ahci;
 
 constexpr uint64_t RAM = 2 << 20;
-constexpr uint64_t LIST = 0x1000, FIS_AREA = 0x1400, TABLES = 0x2000, DATA = 0x10000;  // 32 tables of 0x200.
+constexpr uint64_t DATA = 0x40000;
+constexpr uint32_t PORTS = 2;  // Port 0 a disk, port 1 a CD.
+// Each port's command list, received FIS area and 32 tables of 0x200.
+constexpr uint64_t portList(uint32_t port) {
+  return 0x1000 + port * 0x10000ull;
+}
+constexpr uint64_t portFis(uint32_t port) {
+  return portList(port) + 0x400;
+}
+constexpr uint64_t portTables(uint32_t port) {
+  return portList(port) + 0x1000;
+}
+constexpr uint64_t portRegister(uint32_t port, uint64_t reg) {
+  return PORT_BASE + port * PORT_STRIDE + reg;
+}
 
 struct Rig {
   GuestMemory memory{RAM};
   StateHeader header{};
   std::unique_ptr<AhciState> state = std::make_unique<AhciState>();
-  std::unique_ptr<BlockBackend> backend;
+  std::vector<std::unique_ptr<BlockBackend>> backends;
   std::unique_ptr<AhciController> controller;
 
-  explicit Rig(bool cd) {
-    int disk = memfd_create("fuzz-ahci", MFD_CLOEXEC);
-    if (ftruncate(disk, 1 << 20) != 0) abort();
-    AhciOptions options = parseAhciOptions(cd ? "ahci-cd" : "ahci-hd", "fuzz");
-    backend = std::make_unique<BlockBackend>(UniqueFd(disk), 64, options.readOnly);
+  Rig() {
+    AhciOptions options = parseAhciOptions("ahci", "hd:fuzz-disk,cd:fuzz-cd");
+    std::vector<BlockBackend*> views;
+    for (const auto& port : options.ports) {
+      int image = memfd_create("fuzz-ahci", MFD_CLOEXEC);
+      if (ftruncate(image, 1 << 20) != 0) abort();
+      backends.push_back(std::make_unique<BlockBackend>(UniqueFd(image), 64, port.readOnly));
+      views.push_back(backends.back().get());
+    }
     std::memset(state.get(), 0, sizeof(*state));
-    controller = std::make_unique<AhciController>(options, "fuzz", memory, *backend, header, *state);
+    controller = std::make_unique<AhciController>(options, "fuzz", memory, views, header, *state);
     controller->start([](uint16_t) {});
-    reg(PORT_BASE + PX_CLB, LIST);
-    reg(PORT_BASE + PX_FB, FIS_AREA);
-    reg(PORT_BASE + PX_CMD, PXCMD_FRE | PXCMD_ST);
+    for (uint32_t port = 0; port < PORTS; ++port) {
+      reg(portRegister(port, PX_CLB), static_cast<uint32_t>(portList(port)));
+      reg(portRegister(port, PX_FB), static_cast<uint32_t>(portFis(port)));
+      reg(portRegister(port, PX_CMD), PXCMD_FRE | PXCMD_ST);
+    }
   }
   void reg(uint64_t offset, uint32_t value) { controller->barWrite(AhciController::ABAR, offset, 4, value); }
-  // Waits out what the backend has, as the event loop would.
+  // Waits out what the backends have, as the event loop would.
   void settle() {
     controller->pause();
     controller->resume();
   }
 };
 
-Rig& rig(bool cd) {
-  static Rig disk(false);
-  static Rig cdrom(true);
-  return cd ? cdrom : disk;
+Rig& rig() {
+  static Rig rig;
+  return rig;
 }
 
 }  // namespace
@@ -74,7 +95,8 @@ struct Input {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
   Input in{data, size};
-  Rig& r = rig(in.byte() & 1);
+  Rig& r = rig();
+  uint32_t port = in.byte() % PORTS;
   bool queued = (in.byte() & 1) != 0;
   uint32_t slots = 0;
   // Up to four commands, each: slot and flags, PRD count, the command FIS,
@@ -85,11 +107,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint32_t slot = head & 31;
     bool raw = (head & 0x80) != 0;
     uint32_t prds = in.byte() % 9;
-    uint64_t table = TABLES + slot * 0x200;
+    uint64_t table = portTables(port) + slot * 0x200;
     CommandHeader header{};
     header.flags = 5 | (uint32_t{in.byte()} & 0xe0) | (prds << 16);
     header.ctba = raw ? in.dword() : static_cast<uint32_t>(table);
-    std::memcpy(r.memory.translate(LIST + slot * COMMAND_HEADER_SIZE, 32), &header, sizeof(header));
+    std::memcpy(r.memory.translate(portList(port) + slot * COMMAND_HEADER_SIZE, 32), &header, sizeof(header));
     uint8_t* t = r.memory.translate(table, 0x200);
     std::memset(t, 0, 0x200);
     for (uint32_t i = 0; i < 20; ++i) t[i] = in.byte();
@@ -105,13 +127,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     slots |= 1u << slot;
   }
-  if (queued) r.reg(PORT_BASE + PX_SACT, slots);
-  r.reg(PORT_BASE + PX_CI, slots);
+  if (queued) r.reg(portRegister(port, PX_SACT), slots);
+  r.reg(portRegister(port, PX_CI), slots);
   r.settle();
   // Whatever failed, the driver's recovery: stop, clear, start.
-  r.reg(PORT_BASE + PX_CMD, PXCMD_FRE);
-  r.reg(PORT_BASE + PX_IS, ~0u);
-  r.reg(PORT_BASE + PX_CMD, PXCMD_FRE | PXCMD_ST);
-  if (r.state->port.ci != 0 || r.state->port.sact != 0 || r.state->port.taken != 0) abort();
+  r.reg(portRegister(port, PX_CMD), PXCMD_FRE);
+  r.reg(portRegister(port, PX_IS), ~0u);
+  r.reg(portRegister(port, PX_CMD), PXCMD_FRE | PXCMD_ST);
+  const PortState& state = r.state->ports[port];
+  if (state.ci != 0 || state.sact != 0 || state.taken != 0) abort();
   return 0;
 }

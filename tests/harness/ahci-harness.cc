@@ -15,9 +15,19 @@ using namespace ahci;
 AhciHarness::AhciHarness(const std::string& emulation, const std::string& options, uint64_t memoryBytes)
     : memory_(memoryBytes) {
   server_ = std::make_unique<ServerUnderTest>(emulation, options, memory_, wiring_, ABAR, ABAR_ADDRESS);
-  commandList_ = allocate(SLOTS * COMMAND_HEADER_SIZE, CLB_ALIGN);
-  fisArea_ = allocate(RECEIVED_FIS_SIZE, FB_ALIGN);
-  for (auto& table : tables_) table = allocate(TABLE_BYTES, 128);
+  uint32_t implemented = read32(PI);
+  for (uint32_t index = 0; index < 32 && (implemented & (1u << index)) != 0; ++index) {
+    PortMemory& port = ports_.emplace_back();
+    port.commandList = allocate(SLOTS * COMMAND_HEADER_SIZE, CLB_ALIGN);
+    port.fisArea = allocate(RECEIVED_FIS_SIZE, FB_ALIGN);
+    for (auto& table : port.tables) table = allocate(TABLE_BYTES, 128);
+  }
+  if (ports_.empty()) throw std::runtime_error("the controller implements no ports");
+}
+
+void AhciHarness::selectPort(uint32_t index) {
+  if (index >= ports_.size()) throw std::out_of_range("no such AHCI port");
+  selected_ = index;
 }
 
 uint64_t AhciHarness::allocate(uint64_t bytes, uint64_t alignment) {
@@ -34,18 +44,24 @@ bool AhciHarness::start() {
   write32(GHC, GHC_AE | GHC_HR);
   if ((read32(GHC) & GHC_HR) != 0) return false;  // Reset is immediate here.
   write32(GHC, GHC_AE | GHC_IE);
-  setPort(PX_CLB, static_cast<uint32_t>(commandList_));
-  setPort(PX_CLBU, static_cast<uint32_t>(commandList_ >> 32));
-  setPort(PX_FB, static_cast<uint32_t>(fisArea_));
-  setPort(PX_FBU, static_cast<uint32_t>(fisArea_ >> 32));
-  setPort(PX_SERR, ~0u);
-  setPort(PX_IS, ~0u);
-  setPort(PX_CMD, port(PX_CMD) | PXCMD_FRE);
-  setPort(PX_CMD, port(PX_CMD) | PXCMD_ST);
-  setPort(PX_IE, 0x78c0007f);  // Linux's DEF_PORT_IRQ.
-  uint32_t cmd = port(PX_CMD);
-  return (cmd & PXCMD_CR) != 0 && (cmd & PXCMD_FR) != 0 && (status() & (ATA_BSY | ATA_DRQ)) == 0 &&
+  bool up = true;
+  for (uint32_t index = 0; index < ports_.size(); ++index) {
+    selectPort(index);
+    setPort(PX_CLB, static_cast<uint32_t>(current().commandList));
+    setPort(PX_CLBU, static_cast<uint32_t>(current().commandList >> 32));
+    setPort(PX_FB, static_cast<uint32_t>(current().fisArea));
+    setPort(PX_FBU, static_cast<uint32_t>(current().fisArea >> 32));
+    setPort(PX_SERR, ~0u);
+    setPort(PX_IS, ~0u);
+    setPort(PX_CMD, port(PX_CMD) | PXCMD_FRE);
+    setPort(PX_CMD, port(PX_CMD) | PXCMD_ST);
+    setPort(PX_IE, 0x78c0007f);  // Linux's DEF_PORT_IRQ.
+    uint32_t cmd = port(PX_CMD);
+    up = up && (cmd & PXCMD_CR) != 0 && (cmd & PXCMD_FR) != 0 && (status() & (ATA_BSY | ATA_DRQ)) == 0 &&
          (port(PX_SSTS) & 0xf) == 3;
+  }
+  selectPort(0);
+  return up;
 }
 
 std::array<uint8_t, 20> AhciHarness::fis(uint8_t command, uint64_t lba, uint16_t count, uint16_t features,
@@ -70,7 +86,7 @@ std::array<uint8_t, 20> AhciHarness::fis(uint8_t command, uint64_t lba, uint16_t
 
 void AhciHarness::prepare(uint32_t slot, const std::array<uint8_t, 20>& fis, const std::vector<Prd>& prds,
                           bool write, const std::vector<uint8_t>& cdb) {
-  uint64_t table = tables_.at(slot);
+  uint64_t table = current().tables.at(slot);
   std::memset(host(table, TABLE_BYTES), 0, TABLE_BYTES);
   std::memcpy(host(table + TABLE_CFIS, fis.size()), fis.data(), fis.size());
   if (!cdb.empty()) std::memcpy(host(table + TABLE_ACMD, cdb.size()), cdb.data(), cdb.size());
@@ -84,15 +100,18 @@ void AhciHarness::prepare(uint32_t slot, const std::array<uint8_t, 20>& fis, con
                  (static_cast<uint32_t>(prds.size()) << 16);
   header.ctba = static_cast<uint32_t>(table);
   header.ctbau = static_cast<uint32_t>(table >> 32);
-  std::memcpy(host(commandList_ + slot * COMMAND_HEADER_SIZE, sizeof(header)), &header, sizeof(header));
+  std::memcpy(host(current().commandList + slot * COMMAND_HEADER_SIZE, sizeof(header)), &header,
+              sizeof(header));
 }
 
 void AhciHarness::setTable(uint32_t slot, uint64_t table) {
   CommandHeader header;
-  std::memcpy(&header, host(commandList_ + slot * COMMAND_HEADER_SIZE, sizeof(header)), sizeof(header));
+  std::memcpy(&header, host(current().commandList + slot * COMMAND_HEADER_SIZE, sizeof(header)),
+              sizeof(header));
   header.ctba = static_cast<uint32_t>(table);
   header.ctbau = static_cast<uint32_t>(table >> 32);
-  std::memcpy(host(commandList_ + slot * COMMAND_HEADER_SIZE, sizeof(header)), &header, sizeof(header));
+  std::memcpy(host(current().commandList + slot * COMMAND_HEADER_SIZE, sizeof(header)), &header,
+              sizeof(header));
 }
 
 uint32_t AhciHarness::issue(uint32_t slots, bool queued, std::chrono::milliseconds timeout) {
@@ -105,13 +124,13 @@ uint32_t AhciHarness::issue(uint32_t slots, bool queued, std::chrono::millisecon
   }
   uint32_t is = port(PX_IS);
   setPort(PX_IS, is);
-  write32(IS, read32(IS));
+  write32(IS, 1u << selected_);
   return is;
 }
 
 uint32_t AhciHarness::prdbc(uint32_t slot) {
   uint32_t value;
-  std::memcpy(&value, host(commandList_ + slot * COMMAND_HEADER_SIZE + 4, 4), 4);
+  std::memcpy(&value, host(current().commandList + slot * COMMAND_HEADER_SIZE + 4, 4), 4);
   return value;
 }
 

@@ -33,12 +33,16 @@ class AhciHarness {
     return static_cast<uint32_t>(server_->proxy().readBar(ABAR, offset, 4));
   }
   void write32(uint64_t offset, uint32_t value) { server_->proxy().writeBar(ABAR, offset, 4, value); }
-  uint32_t port(uint64_t reg) { return read32(ahci::PORT_BASE + reg); }
-  void setPort(uint64_t reg, uint32_t value) { write32(ahci::PORT_BASE + reg, value); }
+  // The port the calls below address (0 unless selected).
+  void selectPort(uint32_t index);
+  uint32_t selectedPort() const { return selected_; }
+  uint32_t port(uint64_t reg) { return read32(portOffset(reg)); }
+  void setPort(uint64_t reg, uint32_t value) { write32(portOffset(reg), value); }
 
-  // As Linux brings a port up: HBA reset, AE and IE, the command list and
-  // received-FIS area, FRE then ST, every port interrupt enabled. True once
-  // CR and FR read 1 and the task file is not busy.
+  // As Linux brings ports up: HBA reset, AE and IE, then for every port in
+  // PI the command list and received-FIS area, FRE then ST, every port
+  // interrupt enabled. True once each port's CR and FR read 1 and its task
+  // file is not busy. Selects port 0.
   bool start();
 
   // Guest memory (bump allocator, zeroed).
@@ -63,7 +67,7 @@ class AhciHarness {
   uint32_t issue(uint32_t slots, bool queued = false,
                  std::chrono::milliseconds timeout = std::chrono::seconds(10));
   uint32_t prdbc(uint32_t slot);
-  const uint8_t* receivedFis(uint32_t offset) { return host(fisArea_ + offset, 64); }
+  const uint8_t* receivedFis(uint32_t offset) { return host(current().fisArea + offset, 64); }
   uint8_t status() { return static_cast<uint8_t>(port(ahci::PX_TFD)); }
   uint8_t error() { return static_cast<uint8_t>(port(ahci::PX_TFD) >> 8); }
   // Clears ST (which drops everything issued) and sets it again, as a
@@ -79,10 +83,18 @@ class AhciHarness {
   GuestMemory memory_;
   HarnessWiring wiring_;
   std::unique_ptr<ServerUnderTest> server_;
+  // Each port's command list, received-FIS area and command tables.
+  struct PortMemory {
+    uint64_t commandList = 0;
+    uint64_t fisArea = 0;
+    std::array<uint64_t, ahci::SLOTS> tables{};
+  };
+  uint64_t portOffset(uint64_t reg) const { return ahci::PORT_BASE + ahci::PORT_STRIDE * selected_ + reg; }
+  PortMemory& current() { return ports_.at(selected_); }
+
   uint64_t nextFree_ = 1 << 20;
-  uint64_t commandList_ = 0;
-  uint64_t fisArea_ = 0;
-  std::array<uint64_t, ahci::SLOTS> tables_{};
+  std::vector<PortMemory> ports_;
+  uint32_t selected_ = 0;
 };
 
 }  // namespace cellvisor::testing

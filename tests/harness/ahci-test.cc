@@ -9,12 +9,12 @@
 
 #include <cstring>
 #include <functional>
-#include <random>
 #include <thread>
 
 #include "servers/ahci/ahci-state.h"
 #include "servers/ahci/atapi.h"
 #include "tests/harness/ahci-harness.h"
+#include "tests/harness/ahci-test-data.h"
 #include "tests/harness/nvme-harness.h"
 
 namespace cellvisor::testing {
@@ -25,29 +25,6 @@ using namespace ahci;
 
 constexpr uint64_t IMAGE_BYTES = 16 << 20;
 constexpr uint64_t SECTORS = IMAGE_BYTES / 512;
-
-// Each sector's bytes say which sector and which version they are.
-std::vector<uint8_t> pattern(uint64_t lba, uint32_t sectors, uint32_t version) {
-  std::vector<uint8_t> bytes(size_t{sectors} * 512);
-  for (uint32_t s = 0; s < sectors; ++s) {
-    std::mt19937 random(static_cast<unsigned>((lba + s) * 2654435761u ^ version));
-    for (size_t i = 0; i < 512; ++i) bytes[s * 512 + i] = static_cast<uint8_t>(random());
-  }
-  return bytes;
-}
-
-uint16_t word(const uint8_t* identify, int index) {
-  return static_cast<uint16_t>(identify[2 * index] | identify[2 * index + 1] << 8);
-}
-
-std::string ataString(const uint8_t* identify, int first, int words) {
-  std::string text;
-  for (int i = 0; i < words; ++i) {
-    text += static_cast<char>(identify[2 * (first + i) + 1]);
-    text += static_cast<char>(identify[2 * (first + i)]);
-  }
-  return text.substr(0, text.find_last_not_of(' ') + 1);
-}
 
 struct DiskRig {
   TempImage image{IMAGE_BYTES};
@@ -77,15 +54,15 @@ TEST(AhciDisk, IdentifyDescribesTheDiskAndPacketIdentifyAborts) {
   EXPECT_TRUE(is & PXIS_DHRS);
   EXPECT_EQ(ahci.prdbc(0), 512u);
   const uint8_t* id = ahci.host(buffer, 512);
-  EXPECT_EQ(word(id, 0), 0x0040);
-  EXPECT_EQ(ataString(id, 10, 10), "DISK0001");
-  EXPECT_EQ(ataString(id, 27, 20), "Test Disk");
+  EXPECT_EQ(identifyWord(id, 0), 0x0040);
+  EXPECT_EQ(identifyString(id, 10, 10), "DISK0001");
+  EXPECT_EQ(identifyString(id, 27, 20), "Test Disk");
   uint64_t sectors = 0;
-  for (int i = 0; i < 4; ++i) sectors |= uint64_t{word(id, 100 + i)} << (16 * i);
+  for (int i = 0; i < 4; ++i) sectors |= uint64_t{identifyWord(id, 100 + i)} << (16 * i);
   EXPECT_EQ(sectors, SECTORS);
-  EXPECT_TRUE(word(id, 83) & (1u << 10)) << "LBA48";
-  EXPECT_TRUE(word(id, 76) & (1u << 8)) << "NCQ";
-  EXPECT_EQ(word(id, 75) & 0x1f, 31);
+  EXPECT_TRUE(identifyWord(id, 83) & (1u << 10)) << "LBA48";
+  EXPECT_TRUE(identifyWord(id, 76) & (1u << 8)) << "NCQ";
+  EXPECT_EQ(identifyWord(id, 75) & 0x1f, 31);
   uint8_t sum = 0;
   for (int i = 0; i < 512; ++i) sum = static_cast<uint8_t>(sum + id[i]);
   EXPECT_EQ(sum, 0) << "IDENTIFY checksum";
@@ -102,7 +79,7 @@ TEST(AhciDisk, DmaWritesAndReadsAcrossSeveralPrds) {
   DiskRig rig;
   AhciHarness& ahci = rig.ahci;
   constexpr uint32_t SECTORS_PER = 24;
-  auto data = pattern(1000, SECTORS_PER, 1);
+  auto data = sectorPattern(1000, SECTORS_PER, 1);
   // Three PRDs of uneven sizes, as a scatter list.
   uint64_t a = ahci.allocate(4096), b = ahci.allocate(8192), c = ahci.allocate(4096);
   std::memcpy(ahci.host(a, 4096), data.data(), 4096);
@@ -135,7 +112,7 @@ TEST(AhciDisk, ThirtyTwoQueuedCommandsComplete) {
   std::vector<uint64_t> buffers;
   for (uint32_t tag = 0; tag < SLOTS; ++tag) {
     uint64_t buffer = ahci.allocate(PER * 512);
-    auto data = pattern(tag * PER, PER, 7);
+    auto data = sectorPattern(tag * PER, PER, 7);
     std::memcpy(ahci.host(buffer, data.size()), data.data(), data.size());
     ahci.prepare(tag, AhciHarness::fis(WRITE_FPDMA_QUEUED, tag * PER, static_cast<uint16_t>(tag << 3), PER),
                  {{buffer, PER * 512}}, true);
@@ -152,7 +129,7 @@ TEST(AhciDisk, ThirtyTwoQueuedCommandsComplete) {
   }
   ASSERT_NE(ahci.issue(~0u, true), ~0u);
   for (uint32_t tag = 0; tag < SLOTS; ++tag) {
-    auto data = pattern(tag * PER, PER, 7);
+    auto data = sectorPattern(tag * PER, PER, 7);
     EXPECT_EQ(std::memcmp(ahci.host(buffers[tag], data.size()), data.data(), data.size()), 0)
         << "tag " << tag;
   }
@@ -163,7 +140,7 @@ TEST(AhciDisk, TrimZeroesTheRange) {
   DiskRig rig;
   AhciHarness& ahci = rig.ahci;
   uint64_t buffer = ahci.allocate(64 * 512);
-  auto data = pattern(2048, 64, 3);
+  auto data = sectorPattern(2048, 64, 3);
   std::memcpy(ahci.host(buffer, data.size()), data.data(), data.size());
   ahci.run(AhciHarness::fis(WRITE_DMA_EXT, 2048, 64), buffer, 64 * 512, true);
   uint64_t ranges = ahci.allocate(512);
@@ -262,7 +239,7 @@ TEST(AhciRestart, QueuedCommandsSurviveKills) {
   for (uint32_t tag = 0; tag < SLOTS; ++tag) buffers.push_back(ahci.allocate(PER * 512));
   for (int round = 1; round <= 4; ++round) {
     for (uint32_t tag = 0; tag < SLOTS; ++tag) {
-      auto data = pattern(tag * PER, PER, static_cast<uint32_t>(round));
+      auto data = sectorPattern(tag * PER, PER, static_cast<uint32_t>(round));
       std::memcpy(ahci.host(buffers[tag], data.size()), data.data(), data.size());
       ahci.prepare(tag, AhciHarness::fis(WRITE_FPDMA_QUEUED, tag * PER, static_cast<uint16_t>(tag << 3), PER),
                    {{buffers[tag], PER * 512}}, true);
@@ -283,7 +260,7 @@ TEST(AhciRestart, QueuedCommandsSurviveKills) {
     }
     ASSERT_NE(ahci.issue(~0u, true, 20s), ~0u);
     for (uint32_t tag = 0; tag < SLOTS; ++tag) {
-      auto data = pattern(tag * PER, PER, static_cast<uint32_t>(round));
+      auto data = sectorPattern(tag * PER, PER, static_cast<uint32_t>(round));
       EXPECT_EQ(std::memcmp(ahci.host(buffers[tag], data.size()), data.data(), data.size()), 0)
           << "round " << round << " tag " << tag;
     }
@@ -302,8 +279,8 @@ TEST(AhciFailure, CrashLoopReportsAHostBusFatalError) {
     std::this_thread::sleep_for(5ms);
   }
   ASSERT_TRUE(ahci.server().process().failed());
-  EXPECT_TRUE(ahci.port(PX_IS) & PXIS_HBFS);
-  EXPECT_TRUE(ahci.status() & ATA_ERR);
+  EXPECT_EQ(ahci.port(PX_IS), PXIS_HBFS | PXIS_TFES);
+  EXPECT_EQ(ahci.port(PX_TFD), (uint32_t{ATA_ABRT} << 8) | ATA_DRDY | ATA_ERR);
 }
 
 // The CD: an image of 2048-byte blocks behind ATAPI.
@@ -313,7 +290,7 @@ struct CdRig {
   CdRig() {
     UniqueFd fd = image.open(O_RDWR);
     for (uint32_t block = 0; block < 2048; ++block) {
-      auto data = pattern(block * 4, 4, 9);
+      auto data = sectorPattern(block * 4, 4, 9);
       EXPECT_EQ(::pwrite(fd.get(), data.data(), data.size(), off_t{block} * 2048), 2048);
     }
     EXPECT_TRUE(ahci.start());
@@ -329,7 +306,7 @@ TEST(AhciCd, AtapiDriveReadsItsMedium) {
   EXPECT_TRUE(ahci.run(AhciHarness::fis(IDENTIFY_DEVICE), buffer, 512, false) & PXIS_TFES);
   ahci.restartEngine();
   ahci.run(AhciHarness::fis(IDENTIFY_PACKET_DEVICE), buffer, 512, false);
-  EXPECT_EQ((word(ahci.host(buffer, 512), 0) >> 8) & 0x1f, 5);
+  EXPECT_EQ((identifyWord(ahci.host(buffer, 512), 0) >> 8) & 0x1f, 5);
   // The reset's unit attention, once.
   EXPECT_TRUE(ahci.packet({atapi::TEST_UNIT_READY}, 0, 0) & PXIS_TFES);
   EXPECT_EQ(ahci.error() >> 4, atapi::UNIT_ATTENTION);
@@ -347,7 +324,7 @@ TEST(AhciCd, AtapiDriveReadsItsMedium) {
   ahci.packet({atapi::READ_10, 0, 0, 0, 0, 100, 0, 0, 16}, buffer, 16 * 2048);
   EXPECT_EQ(ahci.prdbc(0), 16u * 2048);
   for (uint32_t block = 0; block < 16; ++block) {
-    auto data = pattern((100 + block) * 4, 4, 9);
+    auto data = sectorPattern((100 + block) * 4, 4, 9);
     EXPECT_EQ(std::memcmp(ahci.host(buffer + block * 2048, 2048), data.data(), 2048), 0) << block;
   }
   // Past the end: CHECK CONDITION, ILLEGAL REQUEST / LBA out of range.

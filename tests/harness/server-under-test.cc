@@ -18,7 +18,7 @@ ServerUnderTest::ServerUnderTest(const std::string& emulation, const std::string
   launch.binary = findServerBinary(kind->folder.empty() ? kind->emulation : kind->folder, kind->binary);
   launch.deviceName = name;
   launch.options = prepared.options;
-  launch.backend = std::move(prepared.backend);
+  launch.backends = std::move(prepared.backends);
   launch.queues = prepared.doorbells;
   launch.vectors = prepared.vectors;
   launch.barMemoryBytes = prepared.barMemoryBytes;

@@ -237,7 +237,7 @@ TEST(VirtioBlkBootstrap, CountsThatDoNotFitAreRefusedBeforeAnythingIsTouched) {
   launch.binary = findServerBinary("virtio-blk");
   launch.deviceName = "harness";
   launch.options = disk.path() + ",queues=1";
-  launch.backend = disk.open();
+  launch.backends.push_back(disk.open());
   launch.queues = 1;
   launch.vectors = 1;
   DeviceServerProcess process(std::move(launch), resources, memory.memfd(), memory.regions());

@@ -54,7 +54,7 @@ VirtioHarness::VirtioHarness(const std::string& server, const std::string& optio
   launch.binary = findServerBinary(server);
   launch.deviceName = "harness";
   launch.options = options;
-  launch.backend = std::move(backend);
+  launch.backends.push_back(std::move(backend));
   launch.queues = queues;
   launch.vectors = static_cast<uint16_t>(queues + 1);
   launch.faultInjection = faultInjection;

@@ -12,6 +12,7 @@
 #include "core/machine/host-checks.h"
 #include "core/machine/machine-config.h"
 #include "core/machine/machine.h"
+#include "sandbox/sandbox.h"
 
 int main(int argc, char** argv) {
   cellvisor::CommandLine line = cellvisor::parseCommandLine(argc, argv);
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
     int status = machine.run();
     if (line.traceBoot) std::cerr << "vmm-core: first-debug-write-ns " << machine.firstDebugWriteNs() << '\n';
     std::cerr << "vmm-core: " << config.name << ": " << machine.exitReason() << " (exit " << status << ")\n";
+    if (machine.sandboxed()) cellvisor::exitSandboxed(status);
     return status;
   } catch (const cellvisor::ConfigError& error) {
     std::cerr << "vmm-core: config: " << error.what() << '\n';

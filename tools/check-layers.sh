@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fails, naming the file and the include, when code includes a layer above
-# its own (docs/structure.md): base < pci, proto < host, servers/runtime <
+# its own (docs/structure.md): base < sandbox, pci, proto < host, servers/runtime <
 # servers/NAME < core < vmmd, cli.
 set -eu
 cd "$(dirname "$0")/.."
@@ -24,14 +24,15 @@ check() {  # check DIRECTORY ALLOWED-PREFIXES...
   return 0
 }
 check base base/
+check sandbox base/ sandbox/
 check pci base/ pci/
 check proto base/ proto/
 check host base/ proto/ host/
-check servers/runtime base/ pci/ proto/ servers/runtime/
+check servers/runtime base/ pci/ proto/ sandbox/ servers/runtime/
 # A server folder: the runtime and itself; its launch descriptor also host/.
 for folder in $(git ls-files servers | sed -n 's|^servers/\([^/]*\)/.*|\1|p' | sort -u); do
   [ "$folder" = runtime ] && continue
-  check "servers/$folder" base/ pci/ proto/ servers/runtime/ "servers/$folder/" host/
+  check "servers/$folder" base/ pci/ proto/ sandbox/ servers/runtime/ "servers/$folder/" host/
 done
-check core base/ pci/ proto/ host/ core/
+check core base/ pci/ proto/ sandbox/ host/ core/
 exit $status

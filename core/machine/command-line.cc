@@ -234,8 +234,12 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
          [&](const std::string& text) { line.store.set("kernel.cmdline", text, "--cmdline"); });
   option("--cpuid-mask", "comma-separated CPUID features to hide (e.g. cx16,xsave)",
          [&](const std::string& mask) { line.store.set("cpuid.mask", mask, "--cpuid-mask"); });
-  option("--sandbox", "device server sandbox: off, log (violations only logged) or enforce",
+  option("--sandbox", "the core's and device servers' sandbox: off, log (violations only logged) or enforce",
          [&](const std::string& mode) { line.store.set("sandbox", mode, "--sandbox"); });
+  option("--uid", "UID:GID the confined core runs as (vmmd gives each VM its own)",
+         [&](const std::string& identity) { line.store.set("sandbox.identity", identity, "--uid"); });
+  option("--sandbox-fault", "test only: once confined, the core tries open, socket or execve",
+         [&](const std::string& fault) { line.store.set("sandbox.fault", fault, "--sandbox-fault"); });
   option("--status-fd", "take commands from vmmd (Cap'n Proto CoreCommand) on this socket",
          [&](const std::string& fd) { line.statusFd = parseFd("--status-fd", fd); });
   option("--device-socket", "run under vmmd: it runs the device servers and sends their resources here",

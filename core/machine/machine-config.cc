@@ -267,6 +267,19 @@ MachineConfig ConfigStore::build() const {
     } else if (key == "sandbox") {
       if (value != "off" && value != "log" && value != "enforce") throw bad("expected off, log or enforce");
       config.sandbox = value;
+    } else if (key == "sandbox.identity") {
+      auto colon = value.find(':');
+      uint32_t uid = 0;
+      uint32_t gid = 0;
+      if (colon == std::string::npos || !parseNumber(value.substr(0, colon), uid) ||
+          !parseNumber(value.substr(colon + 1), gid) || uid == 0 || gid == 0) {
+        throw bad("expected UID:GID, neither 0");
+      }
+      config.sandboxIdentity = std::make_pair(uid, gid);
+    } else if (key == "sandbox.fault") {
+      if (value != "open" && value != "socket" && value != "execve")
+        throw bad("expected open, socket or execve");
+      config.sandboxFault = value;
     } else if (std::regex_match(key, match, pciKey)) {
       int slot = 0;
       int function = 0;

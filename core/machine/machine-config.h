@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -50,9 +51,15 @@ struct MachineConfig {
   // bhyve's bootindex (pci.0.S.F.bootindex, or in -s options): firmware
   // tries the lowest first. (slot, function) -> index.
   std::map<std::pair<int, int>, int> bootOrder;
-  std::string sandbox = "enforce";  // Device servers: off | log | enforce.
-  int statusFd = -1;                // Commands from vmmd (--status-fd).
-  int deviceSocket = -1;            // Device resources from vmmd (--device-socket).
+  std::string sandbox = "enforce";  // The core and its device servers: off | log | enforce.
+  // The VM's own unprivileged identity the core takes on once confined
+  // (vmmd gives each VM one); unset: the core keeps its user's.
+  std::optional<std::pair<uint32_t, uint32_t>> sandboxIdentity;  // uid, gid
+  // Test-only: a call the confined core then makes to prove the sandbox
+  // stops it ("open", "socket" or "execve").
+  std::string sandboxFault;
+  int statusFd = -1;      // Commands from vmmd (--status-fd).
+  int deviceSocket = -1;  // Device resources from vmmd (--device-socket).
 };
 
 // A flat `key=value` store with the origin of each value, so an error can

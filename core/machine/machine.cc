@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 
 #include "base/guest-memory.h"
@@ -36,6 +37,7 @@
 #include "core/platform/debug-exit.h"
 #include "core/platform/i8042.h"
 #include "core/platform/reset-control.h"
+#include "core/sandbox/core-confinement.h"
 #include "core/serial/serial-backend.h"
 #include "host/device-resources.h"
 #include "host/device-server-process.h"
@@ -399,7 +401,23 @@ int Machine::run() {
       self->handleCoreCommand();
     });
   }
-  ioThread_ = std::thread([this] { runIoLoop(); });
+  // Under vmmd the core is confined: vmmd runs its device servers and owns
+  // its console sockets. A standalone core still starts server processes
+  // as root and owns console paths and ptys: not yet confined.
+  bool underVmmd = config_.deviceSocket >= 0;
+  SandboxMode mode = underVmmd ? parseSandboxMode(config_.sandbox) : SandboxMode::OFF;
+  std::optional<CoreIdentity> identity;
+  if (config_.sandboxIdentity)
+    identity = CoreIdentity{config_.sandboxIdentity->first, config_.sandboxIdentity->second};
+  ::tzset();  // The RTC's local time: /etc/localtime is read now, not once confined.
+  std::string note = leaveHost(mode, identity);  // Before any thread: see core-confinement.h.
+  if (!note.empty()) std::cerr << "vmm-core: " << note << '\n';
+  threadsReady_.emplace(static_cast<std::ptrdiff_t>(vcpus_.size() + 1));
+  ioThread_ = std::thread([this] {
+    threadsReady_->count_down();
+    confined_.wait();
+    runIoLoop();
+  });
 
   {
     std::lock_guard lock(vcpuHandlesMutex_);
@@ -408,6 +426,16 @@ int Machine::run() {
       vcpuHandles_.push_back(vcpuThreads_.back().native_handle());
     }
   }
+  threadsReady_->wait();
+  try {
+    size_t allowed = enterCoreSandbox(mode);
+    sandboxed_ = mode != SandboxMode::OFF;
+    if (allowed != 0 && !config_.sandboxFault.empty()) makeForbiddenCall(config_.sandboxFault);
+  } catch (const std::exception& error) {
+    stopping_ = true;  // No vCPU runs the guest in a core that could not confine itself.
+    requestExit(ExitStatus::ERROR, std::string("cannot confine the core: ") + error.what());
+  }
+  confined_.count_down();
 
   int status;
   {
@@ -562,8 +590,12 @@ bool Machine::vcpuIsHaltedForGood(Vcpu& vcpu) {
 }
 
 void Machine::runVcpu(Vcpu& vcpu) {
+  // Naming and pinning open /proc files: done before the sandbox is entered.
   ::pthread_setname_np(::pthread_self(), fmt::format("vcpu {}", vcpu.id()).c_str());
-  if (!pinVcpuThread(vcpu.id())) return;
+  bool pinned = pinVcpuThread(vcpu.id());
+  threadsReady_->count_down();
+  confined_.wait();
+  if (!pinned) return;
   try {
     while (!stopping_) {
       if (!vcpu.run()) {

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <latch>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +52,9 @@ class Machine : public MachineControl {
 
   // Runs the guest until it resets, powers off, halts, faults or is stopped.
   int run();
+  // Whether run() confined the core: it must then end through
+  // exitSandboxed(), not exit() (see sandbox/sandbox.h).
+  bool sandboxed() const { return sandboxed_; }
 
   void requestExit(int status, const std::string& reason) override;
   using MachineControl::requestExit;
@@ -134,6 +138,12 @@ class Machine : public MachineControl {
   uv_poll_t statusPoll_{};
   bool statusPolled_ = false;
   std::thread ioThread_;
+  // Threads are made before the core is confined (its sandbox forbids
+  // making them): each says it is ready, having named and pinned itself,
+  // and runs no guest code until the core is confined.
+  std::optional<std::latch> threadsReady_;
+  bool sandboxed_ = false;
+  std::latch confined_{1};
 
   std::mutex exitMutex_;
   std::condition_variable exitChanged_;

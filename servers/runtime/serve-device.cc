@@ -3,13 +3,13 @@
 #include <iostream>
 
 #include "proto/bootstrap-fds.h"
-#include "servers/runtime/sandbox.h"
+#include "sandbox/sandbox.h"
 
 namespace cellvisor {
 
 int SandboxedServe::operator()(DeviceServer& server) {
   SandboxMode mode = parseSandboxMode(resources_.sandbox);
-  enterSandbox(loadServerPolicy(policyName_, policyText_), mode,
+  enterSandbox(loadEnforcedPolicy(policyName_, policyText_), mode,
                &resources_.state->header().sandboxViolation);
   sandboxed_ = mode != SandboxMode::OFF;
   return server.run();

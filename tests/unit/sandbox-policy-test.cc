@@ -1,7 +1,7 @@
 // The sandbox policy format: allow lists, argument conditions, resource
 // limits, includes of the embedded policies, and errors that name the file
 // and line a reviewer has to look at.
-#include "servers/runtime/sandbox-policy.h"
+#include "sandbox/sandbox-policy.h"
 
 #include <gtest/gtest.h>
 #include <seccomp.h>
@@ -15,7 +15,7 @@
 #include <string>
 
 #include "host/server-kind.h"
-#include "servers/runtime/sandbox.h"
+#include "sandbox/sandbox.h"
 
 namespace cellvisor {
 namespace {

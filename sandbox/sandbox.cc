@@ -1,4 +1,4 @@
-#include "servers/runtime/sandbox.h"
+#include "sandbox/sandbox.h"
 
 #include <dirent.h>
 #include <fmt/format.h>
@@ -19,9 +19,27 @@ namespace cellvisor {
 namespace {
 
 volatile uint32_t* violationSlot = nullptr;
+int violationReportFd = -1;
+
+// "sandbox violation: syscall N\n" with nothing a signal handler may not call.
+void reportViolation(int fd, int number) {
+  char line[64] = "sandbox violation: syscall ";
+  size_t length = std::strlen(line);
+  char digits[12];
+  int count = 0;
+  unsigned value = static_cast<unsigned>(number);
+  do {
+    digits[count++] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  } while (value != 0 && count < 11);
+  while (count > 0) line[length++] = digits[--count];
+  line[length++] = '\n';
+  [[maybe_unused]] ssize_t written = ::write(fd, line, length);
+}
 
 void onViolation(int, siginfo_t* info, void*) {
   if (violationSlot != nullptr) *violationSlot = static_cast<uint32_t>(info->si_syscall) + 1;
+  if (violationReportFd >= 0) reportViolation(violationReportFd, info->si_syscall);
   // Die of SIGSYS: this syscall is itself forbidden, and with SIGSYS blocked
   // inside this handler the kernel kills the process instead of trapping again.
   syscall(SYS_kill, 0, SIGSYS);
@@ -87,7 +105,8 @@ void exitSandboxed(int status) {
   ::_exit(status);
 }
 
-size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint32_t* violation) {
+size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint32_t* violation,
+                    int reportFd) {
   if (mode == SandboxMode::OFF) return 0;
   applyLimits(policy);
   // First: Landlock and seccomp both require it of an unprivileged process.
@@ -95,6 +114,7 @@ size_t enterSandbox(const SandboxPolicy& policy, SandboxMode mode, volatile uint
   if (mode == SandboxMode::ENFORCE) denyFilesystem();
 
   violationSlot = violation;
+  violationReportFd = reportFd;
   struct sigaction action {};
   action.sa_sigaction = &onViolation;
   action.sa_flags = SA_SIGINFO;

@@ -48,7 +48,7 @@ struct SandboxPolicy {
 SandboxPolicy parsePolicy(std::string_view name, std::string_view text);
 // A server's whole policy as it is enforced: parsePolicy, plus what the
 // sanitizer runtime needs in a sanitizer build.
-SandboxPolicy loadServerPolicy(std::string_view name, std::string_view text);
+SandboxPolicy loadEnforcedPolicy(std::string_view name, std::string_view text);
 
 enum class SandboxMode { OFF, LOG, ENFORCE };
 // "off", "log" or "enforce"; throws std::invalid_argument otherwise.

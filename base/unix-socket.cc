@@ -28,4 +28,10 @@ UniqueFd listenOnUnixSocket(const std::string& path) {
   return listener;
 }
 
+std::pair<UniqueFd, UniqueFd> socketPair(int type) {
+  int sockets[2];
+  checkSyscall(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sockets), "socketpair");
+  return {UniqueFd(sockets[0]), UniqueFd(sockets[1])};
+}
+
 }  // namespace cellvisor

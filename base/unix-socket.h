@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 #include "base/unique-fd.h"
 
@@ -12,5 +13,8 @@ namespace cellvisor {
 // non-blocking. Throws std::invalid_argument for a path too long for a
 // socket address, std::system_error otherwise.
 UniqueFd listenOnUnixSocket(const std::string& path);
+
+// A connected pair (SOCK_STREAM, SOCK_SEQPACKET...), close-on-exec.
+std::pair<UniqueFd, UniqueFd> socketPair(int type);
 
 }  // namespace cellvisor

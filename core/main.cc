@@ -12,6 +12,7 @@
 #include "core/machine/host-checks.h"
 #include "core/machine/machine-config.h"
 #include "core/machine/machine.h"
+#include "core/machine/standalone-supervisor.h"
 #include "sandbox/sandbox.h"
 
 int main(int argc, char** argv) {
@@ -30,6 +31,11 @@ int main(int argc, char** argv) {
       std::cerr << "vmm-core: warning: " << warning << '\n';
     config.statusFd = line.statusFd;
     config.deviceSocket = line.deviceSocket;
+    // Standalone, this process becomes the VM's supervisor and a forked
+    // child the confined core (standalone-supervisor.h).
+    if (cellvisor::wantsStandaloneSupervisor(config)) {
+      if (auto status = cellvisor::runStandaloneSupervisor(config)) return *status;
+    }
 
     cellvisor::Machine machine(config);
     int status = machine.run();

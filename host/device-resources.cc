@@ -128,6 +128,13 @@ uint32_t DeviceResources::serverGeneration() const {
   return loadShared(state_.header().generation);
 }
 
+void sendDeviceResources(int socket, const DeviceResources& resources, int memfd,
+                         const std::vector<RamRegion>& regions) {
+  capnp::MallocMessageBuilder builder;
+  auto bootstrap = builder.initRoot<proto::Bootstrap>();
+  sendWithFds(socket, builder, resources.describe(bootstrap, memfd, regions));
+}
+
 AdoptedDevice receiveDeviceResources(int socket) {
   MessageWithFds received = receiveWithFds(socket);
   ReceivedMessage message(received.bytes);

@@ -87,5 +87,9 @@ struct AdoptedDevice {
   std::vector<RamRegion> regions;
 };
 AdoptedDevice receiveDeviceResources(int socket);
+// The sending side: `resources` and guest RAM (no backend: a core never
+// touches a disk or a tap).
+void sendDeviceResources(int socket, const DeviceResources& resources, int memfd,
+                         const std::vector<RamRegion>& regions);
 
 }  // namespace cellvisor

@@ -31,18 +31,6 @@ constexpr int UNCONFINED_EXIT = 125;
 
 }  // namespace
 
-std::string findServerBinary(const std::string& folder, std::string binary) {
-  if (binary.empty()) binary = folder + "-server";
-  const std::string& name = folder;
-  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe").parent_path();
-  for (const auto& candidate :
-       {self / ".." / "servers" / folder / binary, self / ".." / ".." / "servers" / folder / binary,
-        self / ".." / "libexec" / "cellvisor" / binary, self / binary}) {
-    if (::access(candidate.c_str(), X_OK) == 0) return std::filesystem::canonical(candidate);
-  }
-  throw std::runtime_error("cannot find the " + name + " device server next to " + self.string());
-}
-
 DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, DeviceResources& resources, int memfd,
                                          std::vector<RamRegion> regions)
     : launch_(std::move(launch)), resources_(resources), memfd_(memfd), regions_(std::move(regions)) {
@@ -61,7 +49,8 @@ void DeviceServerProcess::spawn(bool restart) {
   char* argv[] = {name.data(), nullptr};
   char* envp[] = {nullptr};  // A cleared environment.
   bool root = ::geteuid() == 0;
-  constexpr uid_t NOBODY = 65534;
+  uid_t uid = launch_.uid;
+  gid_t gid = launch_.gid;
   // A fresh process in its own PID, mount, network, IPC and UTS namespaces
   // (clone3 without a stack: fork semantics). Without privilege for that,
   // a plain fork that joins what namespaces it can below.
@@ -99,9 +88,8 @@ void DeviceServerProcess::spawn(bool restart) {
     ::syscall(SYS_close_range, BOOTSTRAP_FD + 1, ~0u, 0);  // No stray fds.
     if (root) {
       // Its own unprivileged identity: no capabilities survive the exec.
-      gid_t groups[] = {NOBODY};
-      if (::setgroups(1, groups) != 0 || ::setresgid(NOBODY, NOBODY, NOBODY) != 0 ||
-          ::setresuid(NOBODY, NOBODY, NOBODY) != 0) {
+      gid_t groups[] = {gid};
+      if (::setgroups(1, groups) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
         ::_exit(126);
       }
     }

@@ -15,6 +15,7 @@
 
 #include "base/unique-fd.h"
 #include "host/device-resources.h"
+#include "host/server-kind.h"  // findServerBinary, for the process's users.
 
 namespace cellvisor {
 
@@ -26,7 +27,11 @@ struct ServerLaunch {
   std::string backendName;         // e.g. the tap's interface name
   uint16_t queues = 1;
   uint16_t vectors = 2;
-  uint64_t barMemoryBytes = 0;      // Shared BAR memory the supervisor creates; 0: none.
+  uint64_t barMemoryBytes = 0;  // Shared BAR memory the supervisor creates; 0: none.
+  // Its unprivileged identity when the supervisor runs as root: nobody by
+  // default, each its own under vmmd (vmmd/vm-identities.h).
+  uid_t uid = 65534;
+  gid_t gid = 65534;
   std::string policy;               // e.g. "virtio-blk.policy", for reports
   std::string sandbox = "enforce";  // off | log | enforce
   std::string faultInjection;       // tests only
@@ -110,10 +115,5 @@ class DeviceServerProcess {
   UniqueFd ipcNamespace_;
   UniqueFd utsNamespace_;
 };
-
-// Where a server binary lives: servers/FOLDER/BINARY in the build tree, or
-// libexec when installed (BINARY defaults to FOLDER-server). Throws
-// std::runtime_error if not found.
-std::string findServerBinary(const std::string& folder, std::string binary = "");
 
 }  // namespace cellvisor

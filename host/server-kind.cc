@@ -1,6 +1,9 @@
 #include "host/server-kind.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <memory>
 #include <stdexcept>
 
@@ -40,6 +43,18 @@ std::vector<const ServerKind*> serverKinds() {
   for (const auto& kind : registry()) kinds.push_back(kind.get());
   std::sort(kinds.begin(), kinds.end(), [](auto* a, auto* b) { return a->emulation < b->emulation; });
   return kinds;
+}
+
+std::string findServerBinary(const std::string& folder, std::string binary) {
+  if (binary.empty()) binary = folder + "-server";
+  const std::string& name = folder;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  for (const auto& candidate :
+       {self / ".." / "servers" / folder / binary, self / ".." / ".." / "servers" / folder / binary,
+        self / ".." / "libexec" / "cellvisor" / binary, self / binary}) {
+    if (::access(candidate.c_str(), X_OK) == 0) return std::filesystem::canonical(candidate);
+  }
+  throw std::runtime_error("cannot find the " + name + " device server next to " + self.string());
 }
 
 }  // namespace cellvisor

@@ -61,6 +61,11 @@ struct ServerKindRegistration {
   explicit ServerKindRegistration(ServerKind kind);
 };
 
+// Where a server binary lives: servers/FOLDER/BINARY in the build tree, or
+// libexec when installed (BINARY defaults to FOLDER-server). Throws
+// std::runtime_error if not found.
+std::string findServerBinary(const std::string& folder, std::string binary = "");
+
 // nullptr when no server serves `emulation`.
 const ServerKind* findServerKind(std::string_view emulation);
 // The kind serving vm-bhyve type `type` in `role`, or nullptr.

@@ -26,3 +26,17 @@ struct CoreEvent {
   error @1 :Text;    # empty: done
   id @2 :UInt64;
 }
+
+# vmm-core -> its supervisor, over the device socket (--device-socket), once,
+# as the core confines itself: what its console backends do as they go
+# that a confined core may not, for the supervisor to do once the core has
+# ended. The pty masters to drain travel with it (SCM_RIGHTS), in order.
+struct CoreHandover {
+  consoles @0 :List(ConsoleHandover);
+}
+
+struct ConsoleHandover {
+  path @0 :Text;          # a socket's path or a null-modem link, to remove
+  linkTarget @1 :Text;    # a link only while it still leads here ("": a socket)
+  terminalPath @2 :Text;  # a pty's slave, whose master came along; "": none
+}

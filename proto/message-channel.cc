@@ -17,6 +17,9 @@ ReceivedMessage::ReceivedMessage(const std::vector<uint8_t>& bytes)
   options.nestingLimit = 16;
   try {
     reader_ = std::make_unique<capnp::FlatArrayMessageReader>(words_.asPtr(), options);
+    // Every pointer followed once, now: one that leads outside the message
+    // (or no root at all) is refused here, not thrown later from a getter.
+    reader_->getRoot<capnp::AnyPointer>().targetSize();
   } catch (const kj::Exception& error) {
     throw ProtocolError(std::string("malformed message: ") + error.getDescription().cStr());
   }

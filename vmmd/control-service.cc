@@ -33,6 +33,7 @@ ControlService::ControlService(kj::AsyncIoContext& io, UvInKj& supervisorLoop, D
       supervisorLoop_(supervisorLoop),
       datastores_(datastores),
       switches_(datastores.primary().systemConfigPath()),
+      identities_(datastores.primary().systemConfigPath()),
       coreBinary_(std::move(coreBinary)) {}
 
 kj::Promise<void> ControlService::autostart() {
@@ -66,7 +67,8 @@ bool ControlService::autostarted(const std::string& name) const {
 VmRunner& ControlService::runner(const std::string& name) {
   Datastore& store = datastores_.holding(name);
   auto& slot = runners_[name];
-  if (!slot) slot = std::make_unique<VmRunner>(io_, supervisorLoop_, store, switches_, coreBinary_, name);
+  if (!slot)
+    slot = std::make_unique<VmRunner>(io_, supervisorLoop_, store, switches_, identities_, coreBinary_, name);
   return *slot;
 }
 

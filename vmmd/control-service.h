@@ -12,6 +12,7 @@
 #include "control.capnp.h"
 #include "vmmd/datastore-set.h"
 #include "vmmd/switches.h"
+#include "vmmd/vm-identities.h"
 #include "vmmd/vm-runner.h"
 
 namespace cellvisor {
@@ -66,6 +67,7 @@ class ControlService final : public proto::Vmmd::Server {
   UvInKj& supervisorLoop_;
   DatastoreSet& datastores_;
   Switches switches_;
+  VmIdentities identities_;
   std::string coreBinary_;
   std::map<std::string, std::unique_ptr<VmRunner>> runners_;
 };

@@ -15,7 +15,7 @@ namespace {
 
 bool knownKey(const std::string& key) {
   static const std::regex known(
-      R"((vm_list|vm_delay|datastore_list|switch_list)|(path|type|ports|addr|mtu|bridge)_[A-Za-z0-9][A-Za-z0-9._-]*)");
+      R"((vm_list|vm_delay|datastore_list|switch_list|vm_uid_range)|(path|type|ports|addr|mtu|bridge)_[A-Za-z0-9][A-Za-z0-9._-]*)");
   return std::regex_match(key, known);
 }
 

@@ -1,7 +1,8 @@
 // The datastore's `.config/system.conf`, in vm-bhyve's format and with its
 // keys: autostart (vm_list, vm_delay), extra datastores (datastore_list,
 // path_NAME) and virtual switches (switch_list, type_NAME, ports_NAME,
-// addr_NAME, mtu_NAME, bridge_NAME). Unknown keys are errors naming file,
+// addr_NAME, mtu_NAME, bridge_NAME), and cellvisor's vm_uid_range
+// (vmmd/vm-identities.h). Unknown keys are errors naming file,
 // line and key; saves are crash-safe.
 #pragma once
 

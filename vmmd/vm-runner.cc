@@ -11,10 +11,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "base/mac-address.h"
+#include "base/syscall-name.h"
 #include "base/system-error.h"
 #include "base/unique-fd.h"
 #include "base/unix-socket.h"
@@ -68,20 +72,16 @@ std::string describeExit(int status) {
   }
 }
 
-std::pair<UniqueFd, UniqueFd> socketPair(int type) {
-  int sockets[2];
-  checkSyscall(::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sockets), "socketpair");
-  return {UniqueFd(sockets[0]), UniqueFd(sockets[1])};
-}
-
 }  // namespace
 
 VmRunner::VmRunner(kj::AsyncIoContext& io, UvInKj& supervisorLoop, Datastore& datastore,
-                   const Switches& switches, std::string coreBinary, std::string name)
+                   const Switches& switches, VmIdentities& identities, std::string coreBinary,
+                   std::string name)
     : io_(io),
       supervisorLoop_(supervisorLoop),
       datastore_(datastore),
       switches_(switches),
+      identities_(identities),
       coreBinary_(std::move(coreBinary)),
       name_(std::move(name)) {}
 
@@ -176,6 +176,7 @@ std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
     // bios, uefi-csm, grub: SeaBIOS boots the disk (and the GRUB on it).
     args.insert(args.end(), {"-l", "bootrom," + requireFirmware(SEABIOS, config.loader, "seabios")});
   }
+  if (identity_) args.insert(args.end(), {"--uid", fmt::format("{0}:{0}", identity_->core())});
   args.insert(args.end(), {"--status-fd", std::to_string(statusFd), "--device-socket",
                            std::to_string(deviceSocket), name_});
   return args;
@@ -196,6 +197,7 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
   for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     // Errors in the user's words: "disk0: ...", "network0: ...".
     ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce", label);
+    if (identity_) launch.uid = launch.gid = identity_->server(devices_.size());
     if (!vmSwitch.empty()) {
       // A NIC's tap joins its switch's bridge (and leaves with the tap).
       try {
@@ -219,12 +221,8 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
 }
 
 void VmRunner::sendDevices(int socket) {
-  for (const auto& device : devices_) {
-    capnp::MallocMessageBuilder builder;
-    auto bootstrap = builder.initRoot<proto::Bootstrap>();
-    // The core gets no backend: it never touches a disk or a tap.
-    sendWithFds(socket, builder, device.resources->describe(bootstrap, ram_.memfd.get(), ram_.regions));
-  }
+  for (const auto& device : devices_)
+    sendDeviceResources(socket, *device.resources, ram_.memfd.get(), ram_.regions);
 }
 
 void VmRunner::stopDevices(bool remember) {
@@ -240,6 +238,11 @@ void VmRunner::stopDevices(bool remember) {
   }
   devices_.clear();  // Kills what still runs.
   ram_ = {};
+  // The VM's uids are free for another VM once none of its processes runs.
+  if (identity_ && pid_ <= 0) {
+    identities_.release(name_);
+    identity_.reset();
+  }
   supervisorLoop_.wake();  // Closed handles are finished on the loop.
 }
 
@@ -267,10 +270,15 @@ std::vector<DeviceSnapshot> VmRunner::devices() const {
 void VmRunner::start(const std::string& installMedium) {
   if (pid_ > 0) throw DatastoreError("VM '" + name_ + "' is already running");
   VmConfig config = datastore_.load(name_);
+  // The VM's own uids (as root; an unprivileged vmmd cannot hand out any).
+  if (::geteuid() == 0) identity_ = identities_.acquire(name_, serverSlots(config, installMedium).size());
   std::vector<std::string> args = coreArguments(STATUS_FD, DEVICE_SOCKET_FD, installMedium);
   std::string logPath = datastore_.vmDirectory(name_) / "vmm.log";
   log_ = UniqueFd(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   for (const auto& warning : config.warnings) log("warning: " + warning);
+  if (identity_) {
+    log(fmt::format("uids: core {}, device servers from {}", identity_->core(), identity_->server(0)));
+  }
   stopping_ = false;
   try {
     startDevices(config, installMedium);
@@ -336,6 +344,24 @@ void VmRunner::taskFailed(kj::Exception&& exception) {
   lastExit_ = exception.getDescription().cStr();
 }
 
+std::optional<uint32_t> VmRunner::coreViolation() const {
+  // The core's SIGSYS handler wrote the number to its stderr, vmm.log: the
+  // last such line of the log's tail.
+  std::ifstream log(datastore_.vmDirectory(name_) / "vmm.log", std::ios::binary);
+  log.seekg(0, std::ios::end);
+  std::streamoff size = log.tellg();
+  log.seekg(std::max<std::streamoff>(0, size - 4096));
+  std::string tail((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  static const std::string MARK = "sandbox violation: syscall ";
+  auto at = tail.rfind(MARK);
+  if (at == std::string::npos) return std::nullopt;
+  uint32_t number = 0;
+  const char* digits = tail.data() + at + MARK.size();
+  auto [end, error] = std::from_chars(digits, tail.data() + tail.size(), number);
+  if (error != std::errc() || end == digits) return std::nullopt;
+  return number;
+}
+
 void VmRunner::watchExit() {
   corePidfd_ = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0)));
   if (!corePidfd_) throwSystemError("pidfd_open");
@@ -348,6 +374,12 @@ void VmRunner::watchExit() {
     corePidfd_.reset();
     pid_ = 0;
     lastExit_ = describeExit(status);
+    if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS) {
+      if (auto number = coreViolation()) {
+        lastExit_ += ": sandbox violation, syscall " + syscallName(*number);
+        log("the core broke its sandbox: " + syscallName(*number) + "; the guest is gone with it");
+      }
+    }
     for (const auto& port : consolePorts_) ::unlink(consolePath(port).c_str());
     eventTask_ = nullptr;
     control_ = nullptr;

@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "vmmd/datastore.h"
 #include "vmmd/switches.h"
 #include "vmmd/uv-in-kj.h"
+#include "vmmd/vm-identities.h"
 
 namespace cellvisor {
 
@@ -44,8 +46,9 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
  public:
   // `supervisorLoop`: the libuv loop the device servers are watched on.
   // `switches`: where the VM's NICs find their bridges.
+  // `identities`: where the VM takes its uids while it runs.
   VmRunner(kj::AsyncIoContext& io, UvInKj& supervisorLoop, Datastore& datastore, const Switches& switches,
-           std::string coreBinary, std::string name);
+           VmIdentities& identities, std::string coreBinary, std::string name);
   ~VmRunner();
 
   // Throws DatastoreError / VmConfigError / kj exceptions with a user message.
@@ -92,6 +95,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   ServedDevice* findDevice(const std::string& name);
   void log(const std::string& line);
   void watchExit();
+  // The syscall a core killed by its sandbox reported in vmm.log.
+  std::optional<uint32_t> coreViolation() const;
   kj::Promise<void> readEvents();
   kj::Promise<std::string> sendCommand(const std::string& device, bool quiesce);
   void taskFailed(kj::Exception&& exception) override;
@@ -100,6 +105,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   UvInKj& supervisorLoop_;
   Datastore& datastore_;
   const Switches& switches_;
+  VmIdentities& identities_;
+  std::optional<VmIdentity> identity_;  // While the VM runs.
   std::string coreBinary_;
   std::string name_;
   pid_t pid_ = 0;

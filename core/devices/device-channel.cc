@@ -50,6 +50,8 @@ std::optional<ReceivedMessage> DeviceChannel::exchange(capnp::MessageBuilder& re
       }
     } catch (const ProtocolError& error) {
       throw DeviceUnavailable(deviceName() + ": " + error.what());
+    } catch (const kj::Exception& error) {
+      throw DeviceUnavailable(deviceName() + ": malformed reply: " + error.getDescription().cStr());
     }
     return std::nullopt;
   };

@@ -25,14 +25,27 @@ PciServerProxy::PciServerProxy(DeviceChannel& server, DeviceWiring& wiring)
   auto reply = server_.call([](proto::Request::Builder request) {
     request.initHello().setCoreProtocolVersion(proto::PROTOCOL_VERSION);
   });
-  auto root = reply.root<proto::Reply>();
-  if (root.isError()) throw std::runtime_error(server_.deviceName() + ": " + root.getError().cStr());
-  if (!root.isHello()) throw DeviceUnavailable(server_.deviceName() + ": server did not answer hello");
-  auto hello = root.getHello();
+  try {
+    auto root = reply.root<proto::Reply>();
+    if (root.isError()) throw std::runtime_error(server_.deviceName() + ": " + root.getError().cStr());
+    if (!root.isHello()) throw DeviceUnavailable(server_.deviceName() + ": server did not answer hello");
+    takeHello(root.getHello());
+  } catch (const kj::Exception& error) {
+    throw DeviceUnavailable(server_.deviceName() + ": malformed hello: " + error.getDescription().cStr());
+  }
+}
+
+void PciServerProxy::takeHello(proto::HelloReply::Reader hello) {
   serverName_ = hello.getServerName();
   for (auto bar : hello.getBars()) {
     uint64_t size = bar.getSize();
-    if (bar.getIndex() > 5 || size == 0 || (size & (size - 1)) != 0) {
+    bool is64 = bar.getKind() == proto::PciBar::Kind::MEMORY64;
+    // A 64-bit BAR takes two registers: 5 is the last that has one.
+    bool taken = std::any_of(bars_.begin(), bars_.end(), [&](const ProxyBar& other) {
+      return other.index == bar.getIndex() || (other.is64 && other.index + 1 == bar.getIndex()) ||
+             (is64 && bar.getIndex() + 1 == other.index);
+    });
+    if (bar.getIndex() > (is64 ? 4 : 5) || size == 0 || (size & (size - 1)) != 0 || taken) {
       throw DeviceUnavailable(server_.deviceName() + ": server declared an impossible BAR");
     }
     ProxyBar declared{bar.getIndex(), size, bar.getKind() == proto::PciBar::Kind::IO,

@@ -79,8 +79,16 @@ class PciServerProxy : public PciDevice {
     } catch (const DeviceUnavailable& error) {
       std::cerr << "vmm-core: " << error.what() << '\n';
       return false;
+    } catch (const kj::Exception& error) {
+      // A reply of the wrong shape (a list where a struct belongs): the
+      // server broke the protocol; the access fails, the core goes on.
+      std::cerr << "vmm-core: " << server_.deviceName()
+                << ": malformed reply: " << error.getDescription().cStr() << '\n';
+      return false;
     }
   }
+  // The server's hello: its BARs and doorbells, checked before any is used.
+  void takeHello(proto::HelloReply::Reader hello);
   void mapSharedMemory();
   void map(ProxyBar& bar, uint64_t address);
   void unmap(ProxyBar& bar);

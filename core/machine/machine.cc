@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -31,6 +32,7 @@
 #include "core/kvm/vm.h"
 #include "core/machine/kvm-irq-line.h"
 #include "core/machine/platform-pci.h"
+#include "core/machine/platform.h"
 #include "core/memory/host-memory.h"
 #include "core/pci/pci-host.h"
 #include "core/platform/cmos-rtc.h"
@@ -50,13 +52,6 @@ namespace {
 
 constexpr int KICK_SIGNAL = SIGUSR1;
 constexpr uint64_t HALT_PROBE_MS = 250;
-
-struct SerialPortLayout {
-  const char* name;
-  uint16_t port;
-  uint32_t irq;
-};
-constexpr SerialPortLayout SERIAL_PORTS[] = {{"com1", 0x3f8, 4}, {"com2", 0x2f8, 3}};
 
 void installKickHandler() {
   struct sigaction action {};
@@ -126,124 +121,30 @@ Machine::~Machine() {
 }
 
 void Machine::buildPlatform() {
-  auto irq = [&](uint32_t gsi) -> IrqLine& {
-    irqLines_.push_back(std::make_unique<KvmIrqLine>(*vm_, gsi));
-    return *irqLines_.back();
-  };
-  auto add = [&](std::unique_ptr<IoDevice> device) -> IoDevice& {
-    devices_.push_back(std::move(device));
-    return *devices_.back();
-  };
-
-  for (const auto& port : SERIAL_PORTS) {
-    auto spec = config_.serial.find(port.name);
-    if (spec == config_.serial.end()) continue;
-    serialBackends_.push_back(openSerialBackend(spec->second));
-    auto uart = std::make_unique<Uart16550>(irq(port.irq), *serialBackends_.back());
-    serialPorts_.emplace_back(serialBackends_.back().get(), uart.get());
-    portBus_.add(port.port, 8, add(std::move(uart)), port.name);
-  }
-  for (const auto& [name, spec] : config_.serial) {
-    if (name != "com1" && name != "com2") throw std::invalid_argument("unknown serial port " + name);
-  }
-
-  uint64_t high = memory_->size() - memory_->lowRamEnd();
-  portBus_.add(CmosRtc::PORT, 2, add(std::make_unique<CmosRtc>(config_.utcClock, memory_->lowRamEnd(), high)),
-               "rtc");
-  auto debugExit = std::make_unique<DebugExit>(*this);
-  debugExit_ = debugExit.get();
-  portBus_.add(DebugExit::PORT, 2, add(std::move(debugExit)), "debug-exit");
-  auto& reset = add(std::make_unique<ResetControlRegister>(*this));
-  auto i8042 = std::make_unique<I8042>(*this);
-  portBus_.add(I8042::COMMAND_PORT, 1, i8042->commandPort(), "i8042");
-  portBus_.add(I8042::DATA_PORT, 1, add(std::move(i8042)), "i8042");
-  auto pm = std::make_unique<AcpiPm>(irq(AcpiPm::SCI_IRQ), *this);
-  acpiPm_ = pm.get();
-  portBus_.add(AcpiPm::PORT, AcpiPm::SIZE, add(std::move(pm)), "acpi-pm");
-  pmBaseAt_ = AcpiPm::PORT;
-  auto fwCfg = std::make_unique<FwCfg>(*memory_);
-  fwCfg_ = fwCfg.get();
-  portBus_.add(FwCfg::PORT, FwCfg::SIZE, add(std::move(fwCfg)), "fw_cfg");
-  if (!config_.bootrom.empty())
-    portBus_.add(DebugConsole::PORT, 1, add(std::make_unique<DebugConsole>()), "debugcon");
-
-  pciHost_ = std::make_unique<PciHost>(reset);
-  portBus_.add(PciHost::ADDRESS_PORT, 4, pciHost_->addressPort(), "pci-address");
-  portBus_.add(PciHost::DATA_PORT, 4, pciHost_->dataPort(), "pci-data");
-  // Without firmware the core plays it and maps ECAM itself; firmware maps
-  // it through the host bridge's PCIEXBAR, as on Q35.
-  if (config_.bootrom.empty()) moveEcam(layout::ECAM_BASE);
-  attachPciSlots();
-}
-
-void Machine::moveEcam(std::optional<uint64_t> base) {
-  std::lock_guard lock(chipsetMutex_);
-  if (ecamAt_) mmioBus_.remove(*ecamAt_);
-  ecamAt_.reset();
-  if (!base) return;
-  try {
-    mmioBus_.add(*base, layout::ECAM_SIZE, pciHost_->ecam(), "pci-ecam");
-    ecamAt_ = base;
-  } catch (const std::invalid_argument& error) {
-    std::cerr << fmt::format("vmm-core: PCIEXBAR {:#x}: ECAM left off: {}\n", *base, error.what());
-  }
-}
-
-void Machine::movePmBase(uint16_t port) {
-  std::lock_guard lock(chipsetMutex_);
-  if (pmBaseAt_ != 0) portBus_.remove(pmBaseAt_);
-  pmBaseAt_ = 0;
-  if (port == 0) return;
-  try {
-    portBus_.add(port, AcpiPm::SIZE, *acpiPm_, "acpi-pm");
-    pmBaseAt_ = port;
-  } catch (const std::invalid_argument& error) {
-    std::cerr << fmt::format("vmm-core: PMBASE {:#x}: ACPI PM block left off: {}\n", port, error.what());
-  }
-}
-
-void Machine::attachPciSlots() {
-  bool firmware = !config_.bootrom.empty();
-  ChipsetLayout chipset{firmware ? Chipset::Q35 : Chipset::BHYVE,
-                        firmware ? std::nullopt : std::optional<uint64_t>(layout::ECAM_BASE), AcpiPm::PORT};
-  bool hasHostBridge = false;
-  bool hasLpc = false;
+  platform_ = std::make_unique<Platform>(
+      config_, *memory_, *this,
+      [this](uint32_t gsi) -> std::unique_ptr<IrqLine> { return std::make_unique<KvmIrqLine>(*vm_, gsi); });
+  std::vector<PciSlotConfig> chipset;
   for (const auto& slot : config_.pciSlots) {
     if (isServerDevice(slot.emulation)) {
       attachServerDevice(slot);
-      continue;
+    } else {
+      chipset.push_back(slot);
     }
-    attachChipsetFunction(slot, chipset);
-    hasHostBridge |= isHostBridge(slot.emulation);
-    hasLpc |= slot.emulation == "lpc";
   }
-  // Every PC has a host bridge at 00:00.0; add it unless the user placed one.
-  if (!hasHostBridge && pciHost_->find(0, 0, 0) == nullptr)
-    attachChipsetFunction({0, 0, "hostbridge", ""}, chipset);
-  // Firmware times itself with the ACPI PM timer, which it finds through the
-  // LPC bridge: with a bootrom there is always one, where Q35 has it.
-  if (firmware && !hasLpc) attachChipsetFunction({31, 0, "lpc", ""}, chipset);
-}
-
-void Machine::attachChipsetFunction(const PciSlotConfig& slot, const ChipsetLayout& chipset) {
-  auto function = createPlatformPciDevice(slot, chipset);
-  if (auto* bridge = dynamic_cast<HostBridge*>(function.get())) {
-    bridge->setEcamCallback([this](std::optional<uint64_t> base) { moveEcam(base); });
-  } else if (auto* lpc = dynamic_cast<LpcBridge*>(function.get())) {
-    lpc->setPmBaseCallback([this](uint16_t port) { movePmBase(port); });
-  }
-  pciHost_->attach(slot.slot, slot.function, *function);
-  pciDevices_.push_back(std::move(function));
+  platform_->attachChipsetFunctions(chipset);
 }
 
 void Machine::adoptDevicesFromVmmd() {
   if (config_.deviceSocket < 0) return;
   // vmmd runs the servers and sends, for each, the resources it made for
   // it, all referring to the guest RAM vmmd created: that RAM becomes ours.
-  UniqueFd socket(config_.deviceSocket);
+  // Kept: the supervisor also learns through it what the confined core
+  // leaves in the filesystem for it to remove.
+  deviceSocket_ = UniqueFd(config_.deviceSocket);
   for (const auto& slot : config_.pciSlots) {
     if (!isServerDevice(slot.emulation)) continue;
-    AdoptedDevice device = receiveDeviceResources(socket.get());
+    AdoptedDevice device = receiveDeviceResources(deviceSocket_.get());
     if (device.resources->deviceName() != serverDeviceName(slot)) {
       throw std::runtime_error("vmmd sent resources for " + device.resources->deviceName() + ", expected " +
                                serverDeviceName(slot));
@@ -275,7 +176,8 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
                                                            memory_->memfd(), memory_->regions());
   }
   device.channel = std::make_unique<DeviceChannel>(*device.resources);
-  device.wiring = std::make_unique<KvmDeviceWiring>(*vm_, portBus_, mmioBus_, *resources_, name);
+  device.wiring =
+      std::make_unique<KvmDeviceWiring>(*vm_, platform_->ports(), platform_->mmio(), *resources_, name);
   device.proxy = std::make_unique<PciServerProxy>(*device.channel, *device.wiring);
   // Without firmware the core places the BARs as firmware would, naturally
   // aligned in the 32-bit window; firmware finds them unassigned and decoding
@@ -287,7 +189,7 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
     for (size_t i = 0; i < requests.size(); ++i) device.proxy->assignBar(requests[i].index, addresses[i]);
     device.proxy->enableDecoding();
   }
-  pciHost_->attach(slot.slot, slot.function, *device.proxy);
+  platform_->pciHost().attach(slot.slot, slot.function, *device.proxy);
   serverDevices_.push_back(std::move(device));
 }
 
@@ -298,7 +200,7 @@ void Machine::loadGuest() {
                       {config_.cpus, layout::ECAM_BASE, static_cast<uint8_t>((layout::ECAM_SIZE >> 20) - 1),
                        AcpiPm::EVENT_BLOCK, AcpiPm::CONTROL_BLOCK, AcpiPm::TIMER_BLOCK, AcpiPm::SCI_IRQ,
                        ResetControlRegister::PORT, 0x06},
-                      *fwCfg_};
+                      platform_->fwCfg()};
   boot_->prepare(context);
   addUserFwCfgFiles();
   vcpus_.push_back(vm_->createVcpu(0));
@@ -309,10 +211,10 @@ void Machine::addUserFwCfgFiles() {
   for (const auto& file : config_.fwCfgFiles) {
     std::vector<uint8_t> bytes(file.data.begin(), file.data.end());
     if (!file.path.empty()) bytes = readImageFile(file.path, "-f", 16 * layout::MiB, "a fw_cfg file's limit");
-    if (fwCfg_->file(file.name) != nullptr) {
+    if (platform_->fwCfg().file(file.name) != nullptr) {
       throw LoadError("-f " + file.name + ": the core provides this fw_cfg file itself");
     }
-    fwCfg_->addFile(file.name, std::move(bytes));
+    platform_->fwCfg().addFile(file.name, std::move(bytes));
   }
 }
 
@@ -383,7 +285,7 @@ int Machine::run() {
   uv_timer_start(
       &haltProbe_, [](uv_timer_t* timer) { static_cast<Machine*>(timer->data)->probeHalt(); }, HALT_PROBE_MS,
       HALT_PROBE_MS);
-  for (auto& [backend, uart] : serialPorts_) backend->startInput(&loop_, *uart);
+  for (auto& [backend, uart] : platform_->serialPorts()) backend->startInput(&loop_, *uart);
   for (auto& device : serverDevices_) {
     if (!device.process) continue;
     device.supervisor =
@@ -401,11 +303,11 @@ int Machine::run() {
       self->handleCoreCommand();
     });
   }
-  // Under vmmd the core is confined: vmmd runs its device servers and owns
-  // its console sockets. A standalone core still starts server processes
-  // as root and owns console paths and ptys: not yet confined.
-  bool underVmmd = config_.deviceSocket >= 0;
-  SandboxMode mode = underVmmd ? parseSandboxMode(config_.sandbox) : SandboxMode::OFF;
+  // A core with a supervisor (vmmd, or the standalone one it forked from)
+  // is confined; only one run with --sandbox off supervises its servers
+  // itself and stays as it started.
+  bool supervised = config_.deviceSocket >= 0;
+  SandboxMode mode = supervised ? parseSandboxMode(config_.sandbox) : SandboxMode::OFF;
   std::optional<CoreIdentity> identity;
   if (config_.sandboxIdentity)
     identity = CoreIdentity{config_.sandboxIdentity->first, config_.sandboxIdentity->second};
@@ -427,6 +329,7 @@ int Machine::run() {
     }
   }
   threadsReady_->wait();
+  if (mode != SandboxMode::OFF) handOverToSupervisor();
   try {
     size_t allowed = enterCoreSandbox(mode);
     sandboxed_ = mode != SandboxMode::OFF;
@@ -453,6 +356,31 @@ int Machine::run() {
   uv_async_send(&loopStop_);
   ioThread_.join();
   return status;
+}
+
+void Machine::handOverToSupervisor() {
+  std::vector<SerialBackend::Handover> left;
+  for (auto& [backend, uart] : platform_->serialPorts()) {
+    if (auto handover = backend->handover()) left.push_back(*handover);
+    backend->handedOver();
+  }
+  if (left.empty()) return;
+  capnp::MallocMessageBuilder builder;
+  auto consoles = builder.initRoot<proto::CoreHandover>().initConsoles(static_cast<unsigned>(left.size()));
+  std::vector<int> terminals;
+  for (unsigned i = 0; i < left.size(); ++i) {
+    consoles[i].setPath(left[i].path);
+    consoles[i].setLinkTarget(left[i].linkTarget);
+    if (left[i].terminal >= 0) {
+      consoles[i].setTerminalPath(left[i].terminalPath);
+      terminals.push_back(left[i].terminal);
+    }
+  }
+  try {
+    sendWithFds(deviceSocket_.get(), builder, terminals);
+  } catch (const std::exception& error) {
+    std::cerr << "vmm-core: cannot hand the consoles to the supervisor: " << error.what() << '\n';
+  }
 }
 
 void Machine::probeHalt() {
@@ -486,7 +414,7 @@ void Machine::answerHaltProbe(Vcpu& vcpu) {
 void Machine::runIoLoop() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Backends close their own handles (and restore the terminal); then ours.
-  serialBackends_.clear();
+  platform_->closeSerialBackends();
   for (auto& device : serverDevices_) device.supervisor.reset();
   for (auto* handle : std::initializer_list<uv_handle_t*>{
            reinterpret_cast<uv_handle_t*>(&loopStop_), reinterpret_cast<uv_handle_t*>(&shutdownRequest_),
@@ -543,7 +471,7 @@ void Machine::handleCoreCommand() {
 }
 
 int64_t Machine::firstDebugWriteNs() const {
-  return debugExit_->firstWriteNs();
+  return platform_->debugExit().firstWriteNs();
 }
 
 void Machine::requestExit(int status, const std::string& reason) {
@@ -558,7 +486,7 @@ void Machine::requestExit(int status, const std::string& reason) {
 void Machine::requestShutdown() {
   // bhyve sends an ACPI power-button press on SIGTERM. A guest that never
   // enabled the event has no ACPI driver listening; stop it directly.
-  if (!acpiPm_->pressPowerButton()) {
+  if (!platform_->acpiPm().pressPowerButton()) {
     requestExit(ExitStatus::POWEROFF, "shutdown requested; guest has no ACPI power-button handler");
   }
 }
@@ -681,7 +609,8 @@ void Machine::handleIo(Vcpu& vcpu) {
   bool out = run.io.direction == KVM_EXIT_IO_OUT;
   for (uint32_t i = 0; i < run.io.count; ++i) {
     std::span<uint8_t> bytes(data + i * run.io.size, run.io.size);
-    bool claimed = out ? portBus_.write(run.io.port, bytes) : portBus_.read(run.io.port, bytes);
+    bool claimed =
+        out ? platform_->ports().write(run.io.port, bytes) : platform_->ports().read(run.io.port, bytes);
     if (!claimed && config_.strictIo) {
       requestExit(ExitStatus::ERROR,
                   fmt::format("vCPU {}: guest {} port {:#x} ({} bytes), which nothing emulates "
@@ -696,9 +625,9 @@ void Machine::handleMmio(Vcpu& vcpu) {
   kvm_run& run = vcpu.runState();
   std::span<uint8_t> bytes(run.mmio.data, std::min<uint32_t>(run.mmio.len, sizeof(run.mmio.data)));
   if (run.mmio.is_write) {
-    mmioBus_.write(run.mmio.phys_addr, bytes);
+    platform_->mmio().write(run.mmio.phys_addr, bytes);
   } else {
-    mmioBus_.read(run.mmio.phys_addr, bytes);
+    platform_->mmio().read(run.mmio.phys_addr, bytes);
   }
 }
 

@@ -15,10 +15,9 @@
 #include <thread>
 #include <vector>
 
+#include "base/unique-fd.h"
 #include "core/arch/x86/resource-allocator.h"
 #include "core/machine/machine-config.h"
-#include "core/machine/platform-pci.h"
-#include "core/platform/io-bus.h"
 #include "core/platform/machine-control.h"
 
 namespace cellvisor {
@@ -44,6 +43,7 @@ struct AdoptedDevice;
 class DeviceWiring;
 class PciServerProxy;
 class DeviceSupervisor;
+class Platform;
 
 class Machine : public MachineControl {
  public:
@@ -67,11 +67,9 @@ class Machine : public MachineControl {
   int64_t firstDebugWriteNs() const;
 
  private:
+  // The platform's devices, then the server devices, then the chipset's
+  // PCI functions around them.
   void buildPlatform();
-  void attachPciSlots();
-  void attachChipsetFunction(const PciSlotConfig& slot, const ChipsetLayout& chipset);
-  void moveEcam(std::optional<uint64_t> base);
-  void movePmBase(uint16_t port);
   void attachServerDevice(const PciSlotConfig& slot);
   void loadGuest();
   void addUserFwCfgFiles();
@@ -82,6 +80,9 @@ class Machine : public MachineControl {
   bool vcpuIsHaltedForGood(Vcpu& vcpu);
   bool pinVcpuThread(uint32_t id);
   void probeHalt();
+  // Tells the supervisor what the consoles leave for it to do once the
+  // confined core ends (CoreHandover in proto/core.capnp).
+  void handOverToSupervisor();
   void answerHaltProbe(Vcpu& vcpu);
   void runIoLoop();
   void stopVcpus();
@@ -94,11 +95,7 @@ class Machine : public MachineControl {
   std::unique_ptr<Hypervisor> hypervisor_;
   std::unique_ptr<Vm> vm_;
   std::unique_ptr<GuestMemory> memory_;
-  IoBus portBus_{"port I/O"};
-  IoBus mmioBus_{"MMIO"};
-  std::vector<std::unique_ptr<IrqLine>> irqLines_;
-  std::vector<std::unique_ptr<IoDevice>> devices_;
-  std::vector<std::unique_ptr<PciDevice>> pciDevices_;
+  std::unique_ptr<Platform> platform_;
   // Device servers: their resources and our channel to them, how they are
   // wired into KVM, and the PCI proxy. Under vmmd the resources come from
   // vmmd, which runs the servers; standalone, the core runs them itself.
@@ -113,16 +110,7 @@ class Machine : public MachineControl {
   std::vector<ServerDevice> serverDevices_;
   std::vector<AdoptedDevice> adoptedDevices_;     // From vmmd, until attached.
   std::unique_ptr<ResourceAllocator> resources_;  // BAR addresses and MSI GSIs.
-  std::vector<std::unique_ptr<SerialBackend>> serialBackends_;
-  std::vector<std::pair<SerialBackend*, Uart16550*>> serialPorts_;
-  std::unique_ptr<PciHost> pciHost_;
-  AcpiPm* acpiPm_ = nullptr;
-  FwCfg* fwCfg_ = nullptr;
-  // The chipset's movable windows (firmware programs PCIEXBAR and PMBASE).
-  std::mutex chipsetMutex_;
-  std::optional<uint64_t> ecamAt_;
-  uint16_t pmBaseAt_ = 0;
-  DebugExit* debugExit_ = nullptr;
+  UniqueFd deviceSocket_;                         // From the supervisor (vmmd, or a standalone core's).
   std::vector<std::unique_ptr<Vcpu>> vcpus_;
   std::vector<std::thread> vcpuThreads_;
   std::mutex vcpuHandlesMutex_;  // The halt probe (I/O thread) signals them too.

@@ -27,6 +27,34 @@
 namespace cellvisor {
 namespace {
 
+// Closing a pty master hangs up its slave and throws away what the user has
+// not read yet: the guest's last words before it powered off. While someone
+// holds the terminal open and output is unread, wait for them to take it (a
+// reader that was not scheduled for a while must not lose the tail: 50 ms
+// of "no progress" once did), up to DRAIN_LIMIT; with nobody on the
+// terminal there is no one to wait for.
+void drainPty(int master, const std::string& slavePath) {
+  constexpr std::chrono::milliseconds DRAIN_LIMIT{2000};
+  constexpr std::chrono::milliseconds DRAIN_POLL{10};
+  if (slavePath.rfind("/dev/pts/", 0) != 0) return;
+  for (auto waited = std::chrono::milliseconds(0); waited < DRAIN_LIMIT; waited += DRAIN_POLL) {
+    // The master reports a hang-up while no process holds the slave.
+    pollfd readable{master, POLLIN, 0};
+    if (::poll(&readable, 1, 0) < 0 || (readable.revents & POLLHUP)) return;
+    // Opened only to ask, and closed again: while we hold it, the master
+    // would not tell us that the user has gone.
+    UniqueFd slave(::open(slavePath.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
+    if (!slave) return;
+    // Polled, not asked with FIONREAD: the guest's last bytes may still be
+    // on their way to the slave's line discipline (a kernel work item),
+    // where FIONREAD does not count them; a poll pushes them through.
+    pollfd unread{slave.get(), POLLIN, 0};
+    if (::poll(&unread, 1, 0) <= 0 || !(unread.revents & POLLIN)) return;
+    slave.reset();
+    std::this_thread::sleep_for(DRAIN_POLL);
+  }
+}
+
 void writeAll(int fd, std::span<const uint8_t> bytes, bool dropWhenBlocked) {
   size_t done = 0;
   while (done < bytes.size()) {
@@ -64,6 +92,8 @@ class RawTerminal {
   ~RawTerminal() {
     if (active_) ::tcsetattr(fd_, TCSANOW, &saved_);
   }
+  // Someone else restores the terminal (a confined core's supervisor).
+  void forget() { active_ = false; }
   RawTerminal(const RawTerminal&) = delete;
   RawTerminal& operator=(const RawTerminal&) = delete;
 
@@ -85,6 +115,8 @@ class StdioBackend : public SerialBackend {
     }
   }
   std::string endpoint() const override { return "stdio"; }
+  // The supervisor saved the terminal's mode before the core started.
+  void handedOver() override { raw_.forget(); }
 
  private:
   RawTerminal raw_;
@@ -99,7 +131,7 @@ class TerminalBackend : public SerialBackend {
   }
   void writeOutput(std::span<const uint8_t> bytes) override { writeAll(fd_.get(), bytes, true); }
   ~TerminalBackend() override {
-    drainPty();
+    if (!handedOver_) drainPty(fd_.get(), endpoint_);
     input_.reset();
     if (retry_ != nullptr) {
       uv_close(reinterpret_cast<uv_handle_t*>(retry_),
@@ -114,36 +146,13 @@ class TerminalBackend : public SerialBackend {
     listen();
   }
   std::string endpoint() const override { return endpoint_; }
+  std::optional<Handover> handover() const override {
+    if (endpoint_.rfind("/dev/pts/", 0) != 0) return std::nullopt;
+    return Handover{"", "", fd_.get(), endpoint_};
+  }
+  void handedOver() override { handedOver_ = true; }
 
  private:
-  // Closing a pty master hangs up its slave and throws away what the user
-  // has not read yet: the guest's last words before it powered off. While
-  // someone holds the terminal open and output is unread, wait for them to
-  // take it (a reader that was not scheduled for a while must not lose the
-  // tail: 50 ms of "no progress" once did), up to DRAIN_LIMIT; with nobody
-  // on the terminal there is no one to wait for.
-  void drainPty() {
-    if (endpoint_.rfind("/dev/pts/", 0) != 0) return;
-    for (auto waited = std::chrono::milliseconds(0); waited < DRAIN_LIMIT; waited += DRAIN_POLL) {
-      // The master reports a hang-up while no process holds the slave.
-      pollfd master{fd_.get(), POLLIN, 0};
-      if (::poll(&master, 1, 0) < 0 || (master.revents & POLLHUP)) return;
-      // Opened only to ask, and closed again: while we hold it, the master
-      // would not tell us that the user has gone.
-      UniqueFd slave(::open(endpoint_.c_str(), O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC));
-      if (!slave) return;
-      // Polled, not asked with FIONREAD: the guest's last bytes may still be
-      // on their way to the slave's line discipline (a kernel work item),
-      // where FIONREAD does not count them; a poll pushes them through.
-      pollfd unread{slave.get(), POLLIN, 0};
-      if (::poll(&unread, 1, 0) <= 0 || !(unread.revents & POLLIN)) return;
-      slave.reset();
-      std::this_thread::sleep_for(DRAIN_POLL);
-    }
-  }
-  static constexpr std::chrono::milliseconds DRAIN_LIMIT{2000};
-  static constexpr std::chrono::milliseconds DRAIN_POLL{10};
-
   void listen() {
     // A pty master reports EIO while no one holds the slave open: look again
     // a little later instead of giving up on input.
@@ -155,6 +164,7 @@ class TerminalBackend : public SerialBackend {
 
   Uart16550* uart_ = nullptr;
   uv_timer_t* retry_ = nullptr;
+  bool handedOver_ = false;
   UniqueFd fd_;
   std::string endpoint_;
   std::optional<SerialInput> input_;
@@ -187,8 +197,13 @@ class UnixSocketBackend : public SerialBackend {
       uv_close(reinterpret_cast<uv_handle_t*>(accept_),
                [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
     }
-    if (!path_.empty()) ::unlink(path_.c_str());
+    if (auto left = handover()) finishHandover(*left, UniqueFd());
   }
+  std::optional<Handover> handover() const override {
+    if (path_.empty()) return std::nullopt;
+    return Handover{path_, "", -1, ""};
+  }
+  void handedOver() override { path_.clear(); }
 
   void writeOutput(std::span<const uint8_t> bytes) override {
     std::lock_guard lock(clientMutex_);
@@ -265,15 +280,41 @@ class NullModemBackend : public TerminalBackend {
     throwSystemError("symlink " + link_ + " -> " + slave);
   }
   ~NullModemBackend() override {
-    // Only ours: a successor may have taken the name since.
-    char target[256];
-    ssize_t length = ::readlink(link_.c_str(), target, sizeof(target) - 1);
-    if (length > 0 && std::string(target, static_cast<size_t>(length)) == endpoint()) ::unlink(link_.c_str());
+    if (!link_.empty()) finishHandover({link_, endpoint(), -1, ""}, UniqueFd());
+  }
+  std::optional<Handover> handover() const override {
+    Handover left = TerminalBackend::handover().value_or(Handover{});
+    left.path = link_;
+    left.linkTarget = endpoint();
+    return left;
+  }
+  void handedOver() override {
+    TerminalBackend::handedOver();
+    link_.clear();
   }
 
  private:
   std::string link_;
 };
+
+}  // namespace
+
+void finishHandover(const SerialBackend::Handover& handover, UniqueFd terminal) {
+  if (terminal) drainPty(terminal.get(), handover.terminalPath);
+  if (handover.path.empty()) return;
+  if (handover.linkTarget.empty()) {
+    ::unlink(handover.path.c_str());
+    return;
+  }
+  // Only ours: a successor may have taken the name since.
+  char target[256];
+  ssize_t length = ::readlink(handover.path.c_str(), target, sizeof(target) - 1);
+  if (length > 0 && std::string(target, static_cast<size_t>(length)) == handover.linkTarget) {
+    ::unlink(handover.path.c_str());
+  }
+}
+
+namespace {
 
 // "/dev/nmdm0A" -> "/dev/nmdm0B" (and B -> A), or "" when not an nmdm name.
 std::string nullModemPeer(const std::string& spec) {

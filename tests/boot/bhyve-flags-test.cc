@@ -178,7 +178,8 @@ TEST_F(BhyveFlags, EmulatingHostPresetHidesWhatTheEmulatorCannotRun) {
 TEST_F(BhyveFlags, WiredMemoryIsLockedOrRefusedWithTheLimit) {
   CoreProcess wired(args("idle", {"-S"}));
   ASSERT_TRUE(wired.waitFor("idle: waiting")) << wired.output();
-  std::string locked = statusField(readFile("/proc/" + std::to_string(wired.pid()) + "/status"), "VmLck");
+  std::string locked =
+      statusField(readFile("/proc/" + std::to_string(guestCoreOf(wired.pid())) + "/status"), "VmLck");
   EXPECT_GE(std::stoul(locked), 128u << 10) << "VmLck: " << locked;  // kB
   wired.signal(SIGTERM);
   EXPECT_EQ(wired.wait(), 1) << wired.output();
@@ -201,7 +202,7 @@ TEST_F(BhyveFlags, GuestMemoryStaysOutOfCoreDumpsUnlessC) {
   for (bool inCore : {false, true}) {
     CoreProcess core(args("idle", inCore ? std::vector<std::string>{"-C"} : std::vector<std::string>{}));
     ASSERT_TRUE(core.waitFor("idle: waiting")) << core.output();
-    std::string smaps = guestRamSmaps(core.pid());
+    std::string smaps = guestRamSmaps(guestCoreOf(core.pid()));
     ASSERT_NE(smaps, "") << "no guest RAM mapping";
     std::string flags = smaps.substr(smaps.find("VmFlags:"));
     EXPECT_EQ(flags.find(" dd") != std::string::npos, !inCore) << flags;
@@ -214,8 +215,8 @@ TEST_F(BhyveFlags, VcpuThreadsArePinnedToExistingHostCpus) {
   long last = ::sysconf(_SC_NPROCESSORS_ONLN) - 1;
   CoreProcess core(args("idle", {"-c", "2", "-p", "0:0", "-p", "1:" + std::to_string(last), "-p", "1:0"}));
   ASSERT_TRUE(core.waitFor("idle: waiting")) << core.output();
-  std::string vcpu0 = threadNamed(core.pid(), "vcpu 0");
-  std::string vcpu1 = threadNamed(core.pid(), "vcpu 1");
+  std::string vcpu0 = threadNamed(guestCoreOf(core.pid()), "vcpu 0");
+  std::string vcpu1 = threadNamed(guestCoreOf(core.pid()), "vcpu 1");
   ASSERT_NE(vcpu0, "");
   ASSERT_NE(vcpu1, "");
   EXPECT_EQ(statusField(readFile(vcpu0 + "/status"), "Cpus_allowed_list"), "0");

@@ -133,6 +133,26 @@ std::vector<int> childrenOf(int pid) {
   return children;
 }
 
+std::vector<int> deviceServersOf(int pid) {
+  std::vector<int> servers;
+  std::error_code error;
+  auto self = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", error);
+  for (int child : childrenOf(pid)) {
+    auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(child) + "/exe", error);
+    if (error || exe != self) servers.push_back(child);
+  }
+  return servers;
+}
+
+int guestCoreOf(int pid) {
+  std::error_code error;
+  auto self = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", error);
+  for (int child : childrenOf(pid)) {
+    if (std::filesystem::read_symlink("/proc/" + std::to_string(child) + "/exe", error) == self) return child;
+  }
+  return pid;
+}
+
 std::string networkUnavailableReason() {
   if (::geteuid() != 0) return "needs root for a private network namespace";
   for (const char* tool : {"/usr/bin/unshare", "/usr/bin/nsenter", "/sbin/ip"}) {

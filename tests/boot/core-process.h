@@ -43,6 +43,12 @@ class CoreProcess {
 // The children of `pid` (a core's device servers), whichever thread spawned
 // them; empty once `pid` is gone.
 std::vector<int> childrenOf(int pid);
+// The device servers among a standalone vmm-core's children: all but the
+// confined core it forked (the same executable as itself).
+std::vector<int> deviceServersOf(int pid);
+// The process that runs the guest: a standalone vmm-core's forked, confined
+// core (the child that is the same executable), or `pid` itself.
+int guestCoreOf(int pid);
 
 // Paths the build passes in: the core binary and the test guest.
 std::string coreBinary();

@@ -310,7 +310,7 @@ void runDiskStressAcrossKills(const std::string& emulation, const std::string& t
   for (int attempt = 0; kills < 25 && attempt < 2000; ++attempt) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     core.poll();
-    auto children = childrenOf(core.pid());
+    auto children = deviceServersOf(core.pid());
     if (children.empty()) continue;  // Restarting.
     if (children.front() != previous) {
       // A new instance: let it live a random 300-600 ms, past what the
@@ -407,7 +407,7 @@ TEST_F(GuestBoot, VirtioNetReachesTheHostAcrossServerKills) {
   int kills = 0;
   for (int round = 0; round < 2; ++round) {
     std::this_thread::sleep_for(std::chrono::milliseconds(400));
-    auto children = childrenOf(core.pid());
+    auto children = deviceServersOf(core.pid());
     if (!children.empty() && ::kill(children.front(), SIGKILL) == 0) ++kills;
   }
   EXPECT_EQ(kills, 2);

@@ -77,7 +77,7 @@ TEST_P(SeaBiosDisk, Int13ReadsSurviveServerKills) {
   while (kills < 8 && core.err().find("debug-exit") == std::string::npos) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     core.poll();
-    auto children = childrenOf(core.pid());
+    auto children = deviceServersOf(core.pid());
     if (children.empty()) continue;  // Restarting.
     if (children.front() != previous) {
       // Past the supervisor's "dying young" window, then a random moment.
@@ -118,7 +118,7 @@ TEST(SeaBiosCd, BootsAnElToritoIsoFromAhciCd) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::this_thread::sleep_for(std::chrono::milliseconds(700));
     core.poll();
-    auto children = childrenOf(core.pid());
+    auto children = deviceServersOf(core.pid());
     if (!children.empty() && core.err().find("debug-exit") == std::string::npos &&
         ::kill(children.front(), SIGKILL) == 0) {
       ++kills;

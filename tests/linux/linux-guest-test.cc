@@ -27,7 +27,7 @@ using namespace std::chrono_literals;
 // The device server whose open files include `path` (a blk server holds its
 // image open; a net server /dev/net/tun), among the children of `parent`.
 pid_t serverHolding(pid_t parent, const std::string& path) {
-  for (pid_t child : childrenOf(parent)) {
+  for (pid_t child : deviceServersOf(parent)) {
     std::error_code error;
     for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(child) + "/fd", error)) {
       if (fs::read_symlink(fd.path(), error) == path) return child;

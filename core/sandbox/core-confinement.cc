@@ -28,6 +28,12 @@ std::string leaveHost(SandboxMode mode, const std::optional<CoreIdentity>& ident
   // Nothing mounted here reaches the host, nor the other way.
   if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
     throwSystemError("mount --make-rprivate /");
+  // No host device node in its view: what it needs of /dev (KVM, its
+  // consoles) it holds open already. An empty, read-only /dev.
+  if (::mount("cellvisor-core", "/dev", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "size=4k,mode=0555") != 0) {
+    throwSystemError("mount an empty /dev");
+  }
   if (!identity) return "";
   if (::setgroups(0, nullptr) != 0 || ::setresgid(identity->gid, identity->gid, identity->gid) != 0 ||
       ::setresuid(identity->uid, identity->uid, identity->uid) != 0) {

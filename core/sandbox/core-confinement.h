@@ -1,7 +1,7 @@
 // Confines the core once its VM is built, in two steps around the creation
 // of its threads: first it leaves the host (its own mount, network, IPC and
-// UTS namespaces, then the VM's unprivileged identity: no capabilities
-// survive), then it enters its sandbox (vmm-core.policy: no_new_privs,
+// UTS namespaces, an empty /dev in its view, then the VM's unprivileged
+// identity: no capabilities survive), then it enters its sandbox (vmm-core.policy: no_new_privs,
 // Landlock without any filesystem right, the seccomp filter on every
 // thread). What it keeps are the fds it holds: KVM's, guest RAM, the
 // device rings and eventfds, its console and log.

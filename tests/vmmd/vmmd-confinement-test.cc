@@ -96,6 +96,8 @@ TEST_F(Vmctl, EachVmRunsConfinedUnderItsOwnUids) {
     EXPECT_NE(fs::read_symlink("/proc/" + std::to_string(cores[vm]) + "/ns/net"),
               fs::read_symlink("/proc/self/ns/net"))
         << vm << ": its own network namespace";
+    EXPECT_TRUE(fs::is_empty("/proc/" + std::to_string(cores[vm]) + "/root/dev"))
+        << vm << ": no host device node";
     EXPECT_NE(uidOf(cores[vm]), 0u) << vm;
     EXPECT_NE(uidOf(cores[vm]), uidOf(servers[vm])) << vm << ": the server is not the core";
   }

@@ -50,6 +50,16 @@ pid_t childWithLastArgument(pid_t parent, const std::string& lastArgument) {
   return 0;
 }
 
+// Waits (up to 5 s) until the core `pid` has confined itself: it starts as
+// root and takes on its identity only once the VM is built.
+bool waitConfined(pid_t pid) {
+  for (int i = 0; i < 250; ++i) {
+    if (status(pid)["Seccomp"] == "2") return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 // In a child as `uid`: whether it may signal `target` and open its memory.
 std::pair<bool, bool> reachAs(uid_t uid, pid_t target) {
   int pipes[2];
@@ -89,6 +99,7 @@ TEST_F(Vmctl, EachVmRunsConfinedUnderItsOwnUids) {
     }
     ASSERT_GT(cores[vm], 0) << vm << log(vm);
     ASSERT_GT(servers[vm], 0) << vm << log(vm);
+    ASSERT_TRUE(waitConfined(cores[vm])) << vm << log(vm);
     auto fields = status(cores[vm]);
     EXPECT_EQ(fields["Seccomp"], "2") << vm << ": the core runs under its filter";
     EXPECT_EQ(fields["NoNewPrivs"], "1") << vm;
@@ -124,6 +135,7 @@ TEST_F(Vmctl, EachVmRunsConfinedUnderItsOwnUids) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   ASSERT_GT(again, 0);
+  ASSERT_TRUE(waitConfined(again)) << log("beta");
   EXPECT_EQ(uidOf(again), lowest) << log("beta");
   EXPECT_EQ(vmctl({"poweroff", "beta"}).first, 0);
 }

@@ -83,25 +83,12 @@ int main(int argc, char** argv) {
   auto arguments = benchArguments(argc, argv, "ahci-bench");
   if (!arguments) return 2;
   auto [seconds, first] = *arguments;
-  for (int i = first; i < argc; ++i) {
-    std::string directory = argv[i];
-    std::string path = directory + "/cellvisor-ahci-bench.img";
-    bool direct = supportsDirectIo(directory);
-    prefill(path);
-    std::printf("\n%s (%s), %.0f s per run, IOPS\n", directory.c_str(), direct ? "O_DIRECT" : "page cache",
-                seconds);
-    std::printf("%-20s %12s %12s %12s %12s %10s %10s\n", "workload", "ahci ncq", "ahci dma", "virtio-blk",
-                "fio", "ncq/fio", "blk/fio");
-    for (const auto& work : diskWorkloads()) {
-      Figures ncq = runAhci(path, direct, work, seconds, true);
-      Figures dma = runAhci(path, direct, work, seconds, false);
-      Figures blk = runVirtioBlk(path, direct, work, seconds, 0, nullptr);
-      Figures peer = runFio(path, direct, work, seconds);
-      std::printf("%-20s %12.0f %12.0f %12.0f %12.0f %10.2f %10.2f\n", work.name, ncq.iops, dma.iops,
-                  blk.iops, peer.iops, peer.iops > 0 ? ncq.iops / peer.iops : 0.0,
-                  peer.iops > 0 ? blk.iops / peer.iops : 0.0);
-    }
-    ::unlink(path.c_str());
-  }
+  printDiskTables(
+      first, argc, argv, seconds, "cellvisor-ahci-bench.img",
+      {DeviceVariant{"ahci ncq", [](const std::string& path, bool direct, const Workload& work,
+                                    double time) { return runAhci(path, direct, work, time, true); }},
+       DeviceVariant{"ahci dma", [](const std::string& path, bool direct, const Workload& work,
+                                    double time) { return runAhci(path, direct, work, time, false); }}},
+      0);
   return 0;
 }

@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -174,6 +176,43 @@ inline std::optional<std::pair<double, int>> benchArguments(int argc, char** arg
     return std::nullopt;
   }
   return std::pair{seconds, first};
+}
+
+// One way to drive the device a benchmark measures (NVMe with MMIO
+// doorbells, AHCI with NCQ...), named for its table column.
+struct DeviceVariant {
+  const char* label;
+  std::function<Figures(const std::string& path, bool direct, const Workload& work, double seconds)> run;
+};
+
+// For each directory from argv[first] on: a prefilled file, and per
+// workload the IOPS of both `variants`, of the virtio-blk server and of fio
+// on the same file, with `variants[compared]` and virtio-blk as fractions
+// of fio's.
+inline void printDiskTables(int first, int argc, char** argv, double seconds, const std::string& fileName,
+                            const std::array<DeviceVariant, 2>& variants, size_t compared) {
+  for (int i = first; i < argc; ++i) {
+    std::string directory = argv[i];
+    std::string path = directory + "/" + fileName;
+    bool direct = supportsDirectIo(directory);
+    prefill(path);
+    std::printf("\n%s (%s), %.0f s per run, IOPS\n", directory.c_str(), direct ? "O_DIRECT" : "page cache",
+                seconds);
+    std::string ratio = std::string(variants[compared].label) + "/fio";
+    std::printf("%-20s %12s %12s %12s %12s %10s %10s\n", "workload", variants[0].label, variants[1].label,
+                "virtio-blk", "fio", ratio.c_str(), "blk/fio");
+    for (const auto& work : diskWorkloads()) {
+      Figures a = variants[0].run(path, direct, work, seconds);
+      Figures b = variants[1].run(path, direct, work, seconds);
+      Figures blk = runVirtioBlk(path, direct, work, seconds, 0, nullptr);
+      Figures peer = runFio(path, direct, work, seconds);
+      double mine = compared == 0 ? a.iops : b.iops;
+      std::printf("%-20s %12.0f %12.0f %12.0f %12.0f %10.2f %10.2f\n", work.name, a.iops, b.iops, blk.iops,
+                  peer.iops, peer.iops > 0 ? mine / peer.iops : 0.0,
+                  peer.iops > 0 ? blk.iops / peer.iops : 0.0);
+    }
+    ::unlink(path.c_str());
+  }
 }
 
 }  // namespace cellvisor::bench

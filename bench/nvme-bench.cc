@@ -105,26 +105,13 @@ int main(int argc, char** argv) {
   auto arguments = benchArguments(argc, argv, "nvme-bench");
   if (!arguments) return 2;
   auto [seconds, first] = *arguments;
-  for (int i = first; i < argc; ++i) {
-    std::string directory = argv[i];
-    std::string path = directory + "/cellvisor-nvme-bench.img";
-    bool direct = supportsDirectIo(directory);
-    prefill(path);
-    std::printf("\n%s (%s), %.0f s per run, IOPS\n", directory.c_str(), direct ? "O_DIRECT" : "page cache",
-                seconds);
-    std::printf("%-20s %12s %12s %12s %12s %10s %10s\n", "workload", "nvme mmio", "nvme shadow", "virtio-blk",
-                "fio", "shadow/fio", "blk/fio");
-    for (const auto& work : diskWorkloads()) {
-      Figures mmio = runNvme(path, direct, work, seconds, false);
-      Figures shadow = runNvme(path, direct, work, seconds, true);
-      Figures blk = runVirtioBlk(path, direct, work, seconds, 0, nullptr);
-      Figures peer = runFio(path, direct, work, seconds);
-      std::printf("%-20s %12.0f %12.0f %12.0f %12.0f %10.2f %10.2f\n", work.name, mmio.iops, shadow.iops,
-                  blk.iops, peer.iops, peer.iops > 0 ? shadow.iops / peer.iops : 0.0,
-                  peer.iops > 0 ? blk.iops / peer.iops : 0.0);
-    }
-    ::unlink(path.c_str());
-  }
+  printDiskTables(
+      first, argc, argv, seconds, "cellvisor-nvme-bench.img",
+      {DeviceVariant{"nvme mmio", [](const std::string& path, bool direct, const Workload& work,
+                                     double time) { return runNvme(path, direct, work, time, false); }},
+       DeviceVariant{"nvme shadow", [](const std::string& path, bool direct, const Workload& work,
+                                       double time) { return runNvme(path, direct, work, time, true); }}},
+      1);
   std::string path = std::string(argv[first]) + "/cellvisor-nvme-restart.img";
   int fd = ::open(path.c_str(), O_CREAT | O_RDWR, 0600);
   if (::ftruncate(fd, 16 << 20) != 0) std::perror("ftruncate");

@@ -15,6 +15,7 @@
 #include "base/guest-memory.h"
 #include "proto/state-segment.h"
 #include "servers/ahci/ahci-controller.h"
+#include "tests/fuzz/fuzz-input.h"
 
 namespace {
 
@@ -78,23 +79,9 @@ Rig& rig() {
 
 }  // namespace
 
-// Reads the input front to back; runs dry as zeros.
-struct Input {
-  const uint8_t* data;
-  size_t size;
-  uint8_t byte() {
-    if (size == 0) return 0;
-    --size;
-    return *data++;
-  }
-  uint32_t dword() {
-    return byte() | uint32_t{byte()} << 8 | uint32_t{byte()} << 16 | uint32_t{byte()} << 24;
-  }
-};
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 2) return 0;
-  Input in{data, size};
+  fuzzing::FuzzInput in(data, size);
   Rig& r = rig();
   uint32_t port = in.byte() % PORTS;
   bool queued = (in.byte() & 1) != 0;
@@ -102,7 +89,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Up to four commands, each: slot and flags, PRD count, the command FIS,
   // the ATAPI packet, the PRD entries. Mostly well-formed (so the decoders
   // are reached), with the input's own values where it says so.
-  for (int command = 0; command < 4 && in.size > 0; ++command) {
+  for (int command = 0; command < 4 && !in.empty(); ++command) {
     uint8_t head = in.byte();
     uint32_t slot = head & 31;
     bool raw = (head & 0x80) != 0;

@@ -22,6 +22,7 @@
 #include "core/platform/i8042.h"
 #include "core/platform/io-device.h"
 #include "core/platform/reset-control.h"
+#include "tests/fuzz/fuzz-input.h"
 
 namespace {
 
@@ -62,22 +63,6 @@ Rig& rig(bool firmware) {
   return firmware ? q35 : direct;
 }
 
-// Reads the input front to back; runs dry as zeros.
-struct Input {
-  const uint8_t* data;
-  size_t size;
-  uint8_t byte() {
-    if (size == 0) return 0;
-    --size;
-    return *data++;
-  }
-  uint64_t bytes(unsigned count) {
-    uint64_t value = 0;
-    for (unsigned i = 0; i < count; ++i) value |= uint64_t{byte()} << (8 * i);
-    return value;
-  }
-};
-
 // Ports the platform claims (the UARTs, then its devices'), so most
 // accesses reach a device; an offset of up to 7 is added.
 constexpr uint16_t PORTS[] = {0x3f8,
@@ -99,9 +84,9 @@ constexpr uint16_t PORTS[] = {0x3f8,
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  Input in{data, size};
+  fuzzing::FuzzInput in(data, size);
   Rig& r = rig(in.byte() & 1);
-  for (int access = 0; access < 64 && in.size > 0; ++access) {
+  for (int access = 0; access < 64 && !in.empty(); ++access) {
     uint8_t head = in.byte();
     unsigned width = 1u << (head & 3);  // 1, 2, 4 or 8 bytes.
     bool write = (head & 4) != 0;

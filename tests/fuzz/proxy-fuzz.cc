@@ -22,35 +22,32 @@
 #include "core/devices/pci-server-proxy.h"
 #include "device.capnp.h"
 #include "host/device-resources.h"
+#include "tests/fuzz/fuzz-input.h"
 
 namespace {
 
 using namespace cellvisor;
 
-// Reads the input front to back; runs dry as zeros.
+// The input, read by the guest's side and by the server thread in turn.
 class Input {
  public:
-  Input(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  Input(const uint8_t* data, size_t size) : input_(data, size) {}
   uint8_t byte() {
     std::lock_guard lock(mutex_);
-    if (size_ == 0) return 0;
-    --size_;
-    return *data_++;
+    return input_.byte();
   }
   uint64_t bytes(unsigned count) {
-    uint64_t value = 0;
-    for (unsigned i = 0; i < count; ++i) value |= uint64_t{byte()} << (8 * i);
-    return value;
+    std::lock_guard lock(mutex_);
+    return input_.bytes(count);
   }
   bool empty() {
     std::lock_guard lock(mutex_);
-    return size_ == 0;
+    return input_.empty();
   }
 
  private:
-  std::mutex mutex_;  // The server thread and the guest's side both read it.
-  const uint8_t* data_;
-  size_t size_;
+  std::mutex mutex_;
+  fuzzing::FuzzInput input_;
 };
 
 // Stands in for KVM: accepts whatever the proxy wires, checks it is sane.

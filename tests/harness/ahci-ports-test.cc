@@ -195,13 +195,7 @@ TEST(AhciPorts, CrashLoopIsReportedOnEveryPort) {
   AhciHarness ahci("ahci", "hd:" + disk.path() + ",cd:" + cd.path());
   ASSERT_TRUE(ahci.start());
   SupervisedServer supervised(ahci.server().process());
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!ahci.server().process().failed() && std::chrono::steady_clock::now() < deadline) {
-    pid_t pid = ahci.server().process().pid();
-    if (pid > 0) ::kill(pid, SIGKILL);
-    std::this_thread::sleep_for(5ms);
-  }
-  ASSERT_TRUE(ahci.server().process().failed());
+  ASSERT_TRUE(killUntilFailed(ahci.server().process()));
   for (uint32_t index = 0; index < 2; ++index) {
     ahci.selectPort(index);
     // The device's own words, not the all-ones of a device that is gone.

@@ -272,13 +272,7 @@ TEST(AhciFailure, CrashLoopReportsAHostBusFatalError) {
   DiskRig rig;
   AhciHarness& ahci = rig.ahci;
   SupervisedServer supervised(ahci.server().process());
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!ahci.server().process().failed() && std::chrono::steady_clock::now() < deadline) {
-    pid_t pid = ahci.server().process().pid();
-    if (pid > 0) ::kill(pid, SIGKILL);
-    std::this_thread::sleep_for(5ms);
-  }
-  ASSERT_TRUE(ahci.server().process().failed());
+  ASSERT_TRUE(killUntilFailed(ahci.server().process()));
   EXPECT_EQ(ahci.port(PX_IS), PXIS_HBFS | PXIS_TFES);
   EXPECT_EQ(ahci.port(PX_TFD), (uint32_t{ATA_ABRT} << 8) | ATA_DRDY | ATA_ERR);
 }

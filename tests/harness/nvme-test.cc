@@ -1232,14 +1232,7 @@ TEST(NvmeFailure, CrashLoopSetsControllerFatalStatus) {
   EXPECT_EQ(notice.ops[0].offset, offsetof(nvme::NvmeState, csts));
   EXPECT_EQ(notice.ops[0].value, nvme::CSTS_CFS);
   SupervisedServer supervised(nvme.process());
-  // Kill every new instance as soon as it appears (through the back-off).
-  auto deadline = std::chrono::steady_clock::now() + 20s;
-  while (!nvme.process().failed() && std::chrono::steady_clock::now() < deadline) {
-    pid_t pid = nvme.process().pid();
-    if (pid > 0) ::kill(pid, SIGKILL);
-    std::this_thread::sleep_for(5ms);
-  }
-  ASSERT_TRUE(nvme.process().failed());
+  ASSERT_TRUE(killUntilFailed(nvme.process()));
   EXPECT_TRUE(nvme.resources().stateBody<nvme::NvmeState>().csts & nvme::CSTS_CFS);
   EXPECT_EQ(nvme.csts(), nvme::CSTS_RDY | nvme::CSTS_CFS)
       << "CSTS reads 0x" << std::hex << nvme.csts() << " (all ones would say the device is gone, not fatal)";

@@ -407,14 +407,7 @@ TEST(VirtioBlkSandbox, ServerThatCannotGetItsNamespacesDoesNotRun) {
 TEST(VirtioBlkRestart, CrashLoopFailsTheDeviceAndTellsTheGuest) {
   BlkHarness blk;
   SupervisedServer supervised(blk.harness.process());
-  // Kill every new instance as soon as it appears (through the back-off).
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  while (!blk.harness.process().failed() && std::chrono::steady_clock::now() < deadline) {
-    pid_t pid = blk.harness.process().pid();
-    if (pid > 0) ::kill(pid, SIGKILL);
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  ASSERT_TRUE(blk.harness.process().failed());
+  ASSERT_TRUE(killUntilFailed(blk.harness.process()));
   EXPECT_TRUE(blk.harness.interruptPending(0, std::chrono::seconds(1))) << "config-change interrupt";
   EXPECT_EQ(blk.harness.proxy().readBar(0, 0x14, 1), ~0ull) << "a failed device answers like an empty slot";
 }

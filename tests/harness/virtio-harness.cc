@@ -1,6 +1,7 @@
 #include "tests/harness/virtio-harness.h"
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 
 #include <cstring>
@@ -296,6 +297,16 @@ SupervisedServer::SupervisedServer(DeviceServerProcess& process) {
   uv_async_init(&loop_, &stop_, [](uv_async_t* async) { uv_stop(async->loop); });
   supervisor_ = std::make_unique<DeviceSupervisor>(&loop_, process, [this] { return stopping_.load(); });
   thread_ = std::thread([this] { uv_run(&loop_, UV_RUN_DEFAULT); });
+}
+
+bool killUntilFailed(DeviceServerProcess& process, std::chrono::seconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!process.failed() && std::chrono::steady_clock::now() < deadline) {
+    pid_t pid = process.pid();
+    if (pid > 0) ::kill(pid, SIGKILL);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return process.failed();
 }
 
 SupervisedServer::~SupervisedServer() {

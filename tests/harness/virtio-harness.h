@@ -153,4 +153,9 @@ class SupervisedServer {
   std::thread thread_;
 };
 
+// A crash loop: kills every new instance of a supervised server as soon as
+// it appears (through the back-off) until the supervisor fails the device,
+// or `timeout` passes. True once the device has failed.
+bool killUntilFailed(DeviceServerProcess& process, std::chrono::seconds timeout = std::chrono::seconds(20));
+
 }  // namespace cellvisor::testing

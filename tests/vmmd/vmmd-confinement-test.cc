@@ -140,6 +140,33 @@ TEST_F(Vmctl, EachVmRunsConfinedUnderItsOwnUids) {
   EXPECT_EQ(vmctl({"poweroff", "beta"}).first, 0);
 }
 
+TEST_F(Vmctl, AMalformedUidRangeIsRefusedByName) {
+  if (::geteuid() != 0) GTEST_SKIP() << "vmmd hands out uids only as root";
+  ASSERT_EQ(vmctl({"create", "-t", "echo", "ranged"}).first, 0);
+  fs::create_directories(root / "store" / ".config");
+  for (const char* range : {"100-50", "0-1000", "5000", "1000-1010"}) {
+    std::ofstream(root / "store" / ".config" / "system.conf") << "vm_uid_range=\"" << range << "\"\n";
+    auto [status, output] = vmctl({"start", "ranged"});
+    EXPECT_NE(status, 0) << range << ": " << output;
+    EXPECT_NE(output.find(std::string("vm_uid_range=\"") + range + "\": expected FIRST-LAST"),
+              std::string::npos)
+        << output;
+    EXPECT_NE(vmctl({"info", "ranged"}).second.find("state: stopped"), std::string::npos) << range;
+  }
+  // Fixed, the same VM starts with a uid from the range.
+  std::ofstream(root / "store" / ".config" / "system.conf") << "vm_uid_range=\"3000000000-3000000127\"\n";
+  ASSERT_EQ(vmctl({"start", "ranged"}).first, 0);
+  pid_t core = 0;
+  for (int i = 0; i < 100 && core <= 0; ++i) {
+    core = childWithLastArgument(daemon->pid(), "ranged");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(core, 0);
+  ASSERT_TRUE(waitConfined(core)) << log("ranged");
+  EXPECT_EQ(uidOf(core), 3000000000u) << log("ranged");
+  EXPECT_EQ(vmctl({"poweroff", "ranged"}).first, 0);
+}
+
 TEST_F(Vmctl, ACoreThatBreaksItsSandboxIsReportedByName) {
   // vmmd's core, through a wrapper that asks it to open a host file once
   // it is confined (the core's test hook).

@@ -272,7 +272,13 @@ void VmRunner::start(const std::string& installMedium) {
   VmConfig config = datastore_.load(name_);
   // The VM's own uids (as root; an unprivileged vmmd cannot hand out any).
   if (::geteuid() == 0) identity_ = identities_.acquire(name_, serverSlots(config, installMedium).size());
-  std::vector<std::string> args = coreArguments(STATUS_FD, DEVICE_SOCKET_FD, installMedium);
+  std::vector<std::string> args;
+  try {
+    args = coreArguments(STATUS_FD, DEVICE_SOCKET_FD, installMedium);
+  } catch (...) {
+    stopDevices(false);  // Nothing started: gives the uids back.
+    throw;
+  }
   std::string logPath = datastore_.vmDirectory(name_) / "vmm.log";
   log_ = UniqueFd(::open(logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   for (const auto& warning : config.warnings) log("warning: " + warning);

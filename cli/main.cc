@@ -279,15 +279,20 @@ int main(int argc, char** argv) {
       request.setName(name);
       auto result = request.send().wait(waitScope);
       auto vm = result.getVm();
+      std::string resourcesJson;
+      for (auto line : vm.getResources())
+        resourcesJson += (resourcesJson.empty() ? "" : ",") + jsonString(line);
       if (json) {
         std::cout
             << fmt::format(
                    R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{},)"
-                   R"("lastExit":{},"console":{},"config":{}}})",
+                   R"("lastExit":{},"console":{},"cgroup":{},"cpuMicroseconds":{},"memoryBytes":{},)"
+                   R"("resources":[{}],"config":{}}})",
                    jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()),
                    vm.getCpu(), jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false",
                    jsonString(vm.getState()), vm.getPid(), jsonString(vm.getLastExit()),
-                   jsonString(vm.getConsolePath()), jsonString(result.getConfig()))
+                   jsonString(vm.getConsolePath()), jsonString(vm.getCgroup()), vm.getCpuMicroseconds(),
+                   vm.getMemoryBytes(), resourcesJson, jsonString(result.getConfig()))
             << '\n';
         return 0;
       }
@@ -298,8 +303,13 @@ int main(int argc, char** argv) {
                  "  datastore: {}\n  loader: {}\n  cpu: {}\n  memory: {}\n  state: {}\n  last exit: {}\n"
                  "  console: {}\n\n",
                  vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
-                 vm.getState().cStr(), vm.getLastExit().cStr(), vm.getConsolePath().cStr())
-          << "  configuration:\n";
+                 vm.getState().cStr(), vm.getLastExit().cStr(), vm.getConsolePath().cStr());
+      if (vm.hasCgroup() && vm.getCgroup().size() > 0) {
+        std::cout << fmt::format("  cgroup: {}\n", vm.getCgroup().cStr());
+        for (auto line : vm.getResources()) std::cout << "    " << line.cStr() << '\n';
+        std::cout << '\n';
+      }
+      std::cout << "  configuration:\n";
       std::string config = result.getConfig();
       for (size_t at = 0, end; at < config.size(); at = end + 1) {
         end = config.find('\n', at);

@@ -59,10 +59,17 @@ void DeviceServerProcess::spawn(bool restart) {
   int netFd = netNamespace_.get();
   int ipcFd = ipcNamespace_.get();
   int utsFd = utsNamespace_.get();
+  int cgroupFd = launch_.cgroup;
   clone_args args{};
   args.flags = CLONE_NEWPID | (rejoin ? 0 : CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS);
   args.exit_signal = SIGCHLD;
+  if (cgroupFd >= 0) {
+    // Born in its cgroup: not one instruction runs outside the VM's limits.
+    args.flags |= CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<uint64_t>(cgroupFd);
+  }
   pid_t pid = root ? static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof(args))) : -1;
+  bool bornInCgroup = pid >= 0;  // In the child too: clone3 returned 0 there.
   if (pid < 0) pid = ::fork();
   if (pid < 0) throwSystemError("fork");
   if (pid == 0) {
@@ -83,6 +90,12 @@ void DeviceServerProcess::spawn(bool restart) {
       // As root a server never runs in the host's namespaces: clone3 was
       // refused, and so is this (a seccomp filter, a container).
       ::_exit(UNCONFINED_EXIT);
+    }
+    if (cgroupFd >= 0 && !bornInCgroup) {
+      // Forked: joins its cgroup before it runs any server code.
+      int procs = ::openat(cgroupFd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+      if (procs < 0 || ::write(procs, "0", 1) != 1) ::_exit(126);
+      ::close(procs);
     }
     if (::dup2(theirs.get(), BOOTSTRAP_FD) < 0) ::_exit(126);
     ::syscall(SYS_close_range, BOOTSTRAP_FD + 1, ~0u, 0);  // No stray fds.

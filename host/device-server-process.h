@@ -32,6 +32,9 @@ struct ServerLaunch {
   // default, each its own under vmmd (vmmd/vm-identities.h).
   uid_t uid = 65534;
   gid_t gid = 65534;
+  // The cgroup (v2 directory fd, borrowed from its owner) every instance is
+  // born in; -1: its supervisor's.
+  int cgroup = -1;
   std::string policy;               // e.g. "virtio-blk.policy", for reports
   std::string sandbox = "enforce";  // off | log | enforce
   std::string faultInjection;       // tests only

@@ -94,6 +94,12 @@ struct VmSummary {
   lastExit @7 :Text;       # how the core last ended, e.g. "poweroff"
   consolePath @8 :Text;
   autostart @9 :Bool;      # listed in vm_list
+  # A running VM's cgroup ("" when stopped or when the host gives it none)
+  # and what it reads there.
+  cgroup @10 :Text;
+  cpuMicroseconds @11 :UInt64;
+  memoryBytes @12 :Int64;  # -1: not accounted (no memory controller)
+  resources @13 :List(Text);  # limits applied, usage per process, I/O: one line each
 }
 
 struct DeviceStatus {

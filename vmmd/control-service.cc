@@ -28,12 +28,13 @@ kj::Promise<void> guarded(Body&& body) {
 }  // namespace
 
 ControlService::ControlService(kj::AsyncIoContext& io, UvInKj& supervisorLoop, DatastoreSet& datastores,
-                               std::string coreBinary)
+                               CgroupTree cgroups, std::string coreBinary)
     : io_(io),
       supervisorLoop_(supervisorLoop),
       datastores_(datastores),
       switches_(datastores.primary().systemConfigPath()),
       identities_(datastores.primary().systemConfigPath()),
+      cgroups_(std::move(cgroups)),
       coreBinary_(std::move(coreBinary)) {}
 
 kj::Promise<void> ControlService::autostart() {
@@ -68,7 +69,8 @@ VmRunner& ControlService::runner(const std::string& name) {
   Datastore& store = datastores_.holding(name);
   auto& slot = runners_[name];
   if (!slot)
-    slot = std::make_unique<VmRunner>(io_, supervisorLoop_, store, switches_, identities_, coreBinary_, name);
+    slot = std::make_unique<VmRunner>(io_, supervisorLoop_, store, switches_, identities_, cgroups_,
+                                      coreBinary_, name);
   return *slot;
 }
 
@@ -90,6 +92,17 @@ void ControlService::fillSummary(proto::VmSummary::Builder summary, const std::s
   summary.setLastExit(vm.lastExit());
   summary.setConsolePath(vm.consolePath());
   summary.setAutostart(autostarted(name));
+  summary.setMemoryBytes(-1);
+  if (const VmCgroup* cgroup = vm.cgroup()) {
+    VmUsage usage = cgroup->usage();
+    summary.setCgroup(cgroup->path().string());
+    summary.setCpuMicroseconds(usage.cpuMicroseconds);
+    if (usage.memoryBytes) summary.setMemoryBytes(static_cast<int64_t>(*usage.memoryBytes));
+    std::vector<std::string> lines = describeUsage(usage);
+    for (const auto& limit : cgroup->applied()) lines.push_back("limit: " + limit);
+    auto resources = summary.initResources(static_cast<unsigned>(lines.size()));
+    for (unsigned i = 0; i < lines.size(); ++i) resources.set(i, lines[i]);
+  }
 }
 
 kj::Promise<void> ControlService::list(ListContext context) {

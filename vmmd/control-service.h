@@ -19,7 +19,8 @@ namespace cellvisor {
 
 class ControlService final : public proto::Vmmd::Server {
  public:
-  ControlService(kj::AsyncIoContext& io, UvInKj& supervisorLoop, DatastoreSet& datastores,
+  // `cgroups`: where the VMs' cgroups go (vmmd/vm-cgroup.h).
+  ControlService(kj::AsyncIoContext& io, UvInKj& supervisorLoop, DatastoreSet& datastores, CgroupTree cgroups,
                  std::string coreBinary);
   // Starts the datastore's vm_list in order, vm_delay seconds apart.
   kj::Promise<void> autostart();
@@ -68,6 +69,7 @@ class ControlService final : public proto::Vmmd::Server {
   DatastoreSet& datastores_;
   Switches switches_;
   VmIdentities identities_;
+  CgroupTree cgroups_;
   std::string coreBinary_;
   std::map<std::string, std::unique_ptr<VmRunner>> runners_;
 };

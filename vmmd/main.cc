@@ -2,7 +2,7 @@
 // (proto/control.capnp) on a unix socket that only its own user (and root)
 // may use, keeps VMs in a vm-bhyve-style datastore, and runs each VM's core.
 //
-//   vmmd [-d DATASTORE] [-S SOCKET] [--core PATH]
+//   vmmd [-d DATASTORE] [-S SOCKET] [--core PATH] [--cgroup DIR]
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   app.add_option("-d,--datastore", datastorePath, "datastore directory");
   app.add_option("-S,--socket", socketPath, "control socket path");
   app.add_option("--core", core, "vmm-core binary");
+  std::string cgroup;
+  app.add_option("--cgroup", cgroup,
+                 "cgroup v2 directory for the VMs' cgroups (default: vmmd's own, as a systemd unit with "
+                 "Delegate=yes has it)");
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -83,7 +87,13 @@ int main(int argc, char** argv) {
     auto listener = address->listen();
     ::umask(old);
     cellvisor::UvInKj supervisorLoop(io);
-    auto service = kj::heap<cellvisor::ControlService>(io, supervisorLoop, datastores, core);
+    auto cgroups = cellvisor::CgroupTree::locate(cgroup);
+    if (cgroups.available()) {
+      std::cerr << "vmmd: VM cgroups in " << cgroups.root().string() << '\n';
+    } else {
+      std::cerr << "vmmd: VMs run without cgroups: " << cgroups.unavailableReason() << '\n';
+    }
+    auto service = kj::heap<cellvisor::ControlService>(io, supervisorLoop, datastores, cgroups, core);
     auto& control = *service;
     capnp::TwoPartyServer server(kj::mv(service));
     auto autostart = control.autostart().eagerlyEvaluate([](kj::Exception&& error) {

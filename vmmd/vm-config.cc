@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
+#include <cstdint>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -47,6 +49,35 @@ bool isIgnoredKey(const std::string& key) {
 std::string ignoredBecause(const std::string& key) {
   if (key.rfind("grub_", 0) == 0) return "ignored: loader=\"grub\" boots the disk's own GRUB through SeaBIOS";
   return "ignored: that device is not supported yet";
+}
+
+// A rate with rctl's suffixes (K, M, G, T: powers of 1024); 0 is refused
+// (it would stop the guest's disks).
+bool rate(const std::string& text, uint64_t& out) {
+  if (text.empty()) return false;
+  uint64_t multiplier = 1;
+  std::string digits = text;
+  switch (std::toupper(static_cast<unsigned char>(text.back()))) {
+    case 'K':
+      multiplier = 1ull << 10;
+      break;
+    case 'M':
+      multiplier = 1ull << 20;
+      break;
+    case 'G':
+      multiplier = 1ull << 30;
+      break;
+    case 'T':
+      multiplier = 1ull << 40;
+      break;
+    default:
+      multiplier = 1;
+  }
+  if (multiplier != 1) digits.pop_back();
+  uint64_t value = 0;
+  if (!number(digits, value) || value == 0 || value > UINT64_MAX / multiplier) return false;
+  out = value * multiplier;
+  return true;
 }
 
 }  // namespace
@@ -181,6 +212,23 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
       int slot;
       if (!number(value, slot) || slot < 1 || slot > 29) throw fail(key, "expected a PCI slot from 1 to 29");
       config.startSlot = slot;
+    } else if (key == "priority") {
+      int priority;
+      if (!number(value, priority) || priority < -20 || priority > 20) throw fail(key, "expected -20 to 20");
+      config.limits.priority = priority;
+    } else if (key == "limit_pcpu") {
+      uint32_t pcpu;
+      if (!number(value, pcpu) || pcpu < 1 || pcpu > 100 * 1024)
+        throw fail(key, "expected a percentage of one CPU, e.g. 50 or 200");
+      config.limits.pcpu = pcpu;
+    } else if (key == "limit_rbps" || key == "limit_wbps" || key == "limit_riops" || key == "limit_wiops") {
+      uint64_t limit;
+      if (!rate(value, limit)) throw fail(key, "expected a positive number, e.g. 500, 10M or 1G");
+      auto& slot = key == "limit_rbps"    ? config.limits.readBps
+                   : key == "limit_wbps"  ? config.limits.writeBps
+                   : key == "limit_riops" ? config.limits.readIops
+                                          : config.limits.writeIops;
+      slot = limit;
     } else if (key == "kernel") {
       config.kernel = value;
     } else if (key == "kernel_initrd") {

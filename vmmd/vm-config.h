@@ -33,6 +33,18 @@ struct NetworkConfig {
   std::string mac;
 };
 
+// vm-bhyve's resource keys (rctl and nice(8) on FreeBSD), applied through
+// the VM's cgroup (vmmd/vm-cgroup.h).
+struct ResourceLimits {
+  std::optional<int> priority;        // priority: nice value, -20 (first) to 20 (idle only)
+  std::optional<uint32_t> pcpu;       // limit_pcpu: percent of one CPU (200 = two CPUs)
+  std::optional<uint64_t> readBps;    // limit_rbps: bytes per second read from the disks
+  std::optional<uint64_t> writeBps;   // limit_wbps
+  std::optional<uint64_t> readIops;   // limit_riops: read operations per second
+  std::optional<uint64_t> writeIops;  // limit_wiops
+  bool any() const { return priority || pcpu || readBps || writeBps || readIops || writeIops; }
+};
+
 struct VmConfig {
   std::string loader = "kernel";  // kernel | bios | uefi | uefi-csm | grub (SeaBIOS, the disk's GRUB)
   bool uefiVars = false;          // uefi_vars: a per-VM copy of OVMF's variable store.
@@ -53,6 +65,7 @@ struct VmConfig {
   std::string kernel;
   std::string kernelInitrd;
   std::string kernelCmdline;
+  ResourceLimits limits;
 
   // Keys accepted but not acted on (vm-bhyve's for devices not here yet),
   // one line each naming the key.

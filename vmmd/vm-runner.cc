@@ -37,6 +37,16 @@ constexpr int STATUS_FD = 3;
 constexpr int DEVICE_SOCKET_FD = 4;
 constexpr int CONSOLE_FD_BASE = 5;
 constexpr const char* INSTALL_MEDIUM = "install medium";
+// A VM's memory.max beyond its guest RAM: the core's own memory and each
+// device server's (rings, io_uring, its share of the page cache).
+constexpr uint64_t CORE_OVERHEAD_BYTES = 256ull << 20;
+constexpr uint64_t SERVER_OVERHEAD_BYTES = 64ull << 20;
+
+// A device's child cgroup: its name in the config ("disk0", "network0").
+std::string cgroupName(std::string label) {
+  std::replace(label.begin(), label.end(), ' ', '-');
+  return label;
+}
 
 // Debian's firmware: SeaBIOS (package seabios) for loader="bios", "uefi-csm"
 // and "grub"; OVMF (package ovmf) for loader="uefi", whose variable store
@@ -75,13 +85,14 @@ std::string describeExit(int status) {
 }  // namespace
 
 VmRunner::VmRunner(kj::AsyncIoContext& io, UvInKj& supervisorLoop, Datastore& datastore,
-                   const Switches& switches, VmIdentities& identities, std::string coreBinary,
-                   std::string name)
+                   const Switches& switches, VmIdentities& identities, CgroupTree& cgroups,
+                   std::string coreBinary, std::string name)
     : io_(io),
       supervisorLoop_(supervisorLoop),
       datastore_(datastore),
       switches_(switches),
       identities_(identities),
+      cgroups_(cgroups),
       coreBinary_(std::move(coreBinary)),
       name_(std::move(name)) {}
 
@@ -89,6 +100,8 @@ VmRunner::~VmRunner() {
   // The last resort (destroy -f, vmmd going away after its shutdown gave
   // guests their chance): pull the plug, reap the core, and end the servers.
   if (pid_ > 0) {
+    killed_ = true;
+    if (cgroup_) cgroup_->kill();
     ::kill(pid_, SIGKILL);
     ::waitpid(pid_, nullptr, 0);
     pid_ = 0;
@@ -198,6 +211,7 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
     // Errors in the user's words: "disk0: ...", "network0: ...".
     ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce", label);
     if (identity_) launch.uid = launch.gid = identity_->server(devices_.size());
+    if (cgroup_) launch.cgroup = cgroup_->child(cgroupName(label));
     if (!vmSwitch.empty()) {
       // A NIC's tap joins its switch's bridge (and leaves with the tap).
       try {
@@ -213,11 +227,29 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
                                                            ram_.memfd.get(), ram_.regions);
     device.supervisor = std::make_unique<DeviceSupervisor>(supervisorLoop_.loop(), *device.process,
-                                                           [this] { return pid_ <= 0; });
+                                                           [this] { return pid_ <= 0 || killed_; });
     device.supervisor->setLog([this](const std::string& line) { log(line); });
     devices_.push_back(std::move(device));
   }
   supervisorLoop_.wake();  // The supervisors' handles are new to the loop.
+}
+
+void VmRunner::makeCgroup(const VmConfig& config, const std::string& installMedium) {
+  if (!cgroups_.available()) {
+    if (config.limits.any()) {
+      throw VmConfigError("the VM's resource limits need a cgroup, and vmmd has none: " +
+                          cgroups_.unavailableReason());
+    }
+    return;
+  }
+  std::vector<std::string> disks;
+  size_t servers = 0;
+  for (const auto& slot : serverSlots(config, installMedium)) {
+    ++servers;
+    if (slot.label.rfind("disk", 0) == 0) disks.push_back(slot.backend);
+  }
+  uint64_t memoryLimit = config.memoryBytes + CORE_OVERHEAD_BYTES + servers * SERVER_OVERHEAD_BYTES;
+  cgroup_ = std::make_unique<VmCgroup>(cgroups_, name_, config.limits, memoryLimit, disks);
 }
 
 void VmRunner::sendDevices(int socket) {
@@ -238,11 +270,12 @@ void VmRunner::stopDevices(bool remember) {
   }
   devices_.clear();  // Kills what still runs.
   ram_ = {};
-  // The VM's uids are free for another VM once none of its processes runs.
+  // The VM's uids and cgroup are free once none of its processes runs.
   if (identity_ && pid_ <= 0) {
     identities_.release(name_);
     identity_.reset();
   }
+  if (pid_ <= 0) cgroup_.reset();
   supervisorLoop_.wake();  // Closed handles are finished on the loop.
 }
 
@@ -286,7 +319,15 @@ void VmRunner::start(const std::string& installMedium) {
     log(fmt::format("uids: core {}, device servers from {}", identity_->core(), identity_->server(0)));
   }
   stopping_ = false;
+  killed_ = false;
   try {
+    makeCgroup(config, installMedium);
+    if (cgroup_) {
+      log("cgroup: " + cgroup_->path().string());
+      for (const auto& limit : cgroup_->applied()) log("cgroup: " + limit);
+    } else {
+      log("no cgroup: " + cgroups_.unavailableReason());
+    }
     startDevices(config, installMedium);
   } catch (...) {
     stopping_ = true;
@@ -333,6 +374,16 @@ void VmRunner::start(const std::string& installMedium) {
   }
   pid_ = pid;
   watchExit();
+  if (cgroup_) {
+    try {
+      cgroup_->move("core", pid);
+    } catch (const std::exception& error) {
+      // A core outside the VM's limits is not started: it goes, and its
+      // exit ends the VM (watchExit).
+      log(std::string("the core could not join the VM's cgroup: ") + error.what());
+      ::kill(pid, SIGKILL);
+    }
+  }
   try {
     sendDevices(devices.get());
   } catch (const std::system_error& error) {
@@ -463,6 +514,9 @@ void VmRunner::stop() {
 void VmRunner::poweroff() {
   if (pid_ <= 0) throw DatastoreError("VM '" + name_ + "' is not running");
   stopping_ = true;
+  killed_ = true;
+  // The whole VM at once, core and servers, when it has a cgroup.
+  if (cgroup_) cgroup_->kill();
   ::kill(pid_, SIGKILL);
 }
 

@@ -26,6 +26,7 @@
 #include "vmmd/datastore.h"
 #include "vmmd/switches.h"
 #include "vmmd/uv-in-kj.h"
+#include "vmmd/vm-cgroup.h"
 #include "vmmd/vm-identities.h"
 
 namespace cellvisor {
@@ -47,8 +48,9 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   // `supervisorLoop`: the libuv loop the device servers are watched on.
   // `switches`: where the VM's NICs find their bridges.
   // `identities`: where the VM takes its uids while it runs.
+  // `cgroups`: where it gets its cgroup (vmmd/vm-cgroup.h).
   VmRunner(kj::AsyncIoContext& io, UvInKj& supervisorLoop, Datastore& datastore, const Switches& switches,
-           VmIdentities& identities, std::string coreBinary, std::string name);
+           VmIdentities& identities, CgroupTree& cgroups, std::string coreBinary, std::string name);
   ~VmRunner();
 
   // Throws DatastoreError / VmConfigError / kj exceptions with a user message.
@@ -65,6 +67,9 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   pid_t pid() const { return pid_; }
   const std::string& lastExit() const { return lastExit_; }
   std::vector<DeviceSnapshot> devices() const;
+  // The running VM's cgroup (null when stopped, or when the host gives it
+  // none).
+  const VmCgroup* cgroup() const { return cgroup_.get(); }
   // The unix socket of a serial port's console ("com1", "com2").
   std::string consolePath(const std::string& port = "com1") const;
   // Core command line for the VM (exposed for tests and `vmctl info`).
@@ -89,6 +94,9 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   };
   std::vector<ServerSlot> serverSlots(const VmConfig& config, const std::string& installMedium) const;
   void startDevices(const VmConfig& config, const std::string& installMedium);
+  // Makes the VM's cgroup with its limits; throws for a key the host's
+  // cgroups cannot apply.
+  void makeCgroup(const VmConfig& config, const std::string& installMedium);
   void sendDevices(int socket);
   // Ends the servers; `remember`: keep their last state for `vmctl devices`.
   void stopDevices(bool remember = true);
@@ -107,6 +115,9 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   const Switches& switches_;
   VmIdentities& identities_;
   std::optional<VmIdentity> identity_;  // While the VM runs.
+  CgroupTree& cgroups_;
+  std::unique_ptr<VmCgroup> cgroup_;  // While the VM runs.
+  bool killed_ = false;               // poweroff: no server restarts while the VM goes.
   std::string coreBinary_;
   std::string name_;
   pid_t pid_ = 0;

@@ -316,9 +316,17 @@ TEST_F(Vmctl, SwitchesAreBridges) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::string inNamespace = "/usr/bin/nsenter -t " + std::to_string(holder.pid()) + " -n ";
   auto startDaemon = [&] {
-    daemon = std::make_unique<CoreProcess>(
-        std::vector<std::string>{"/usr/bin/nsenter", "-t", std::to_string(holder.pid()), "-n",
-                                 env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
+    std::vector<std::string> args = {"/usr/bin/nsenter",
+                                     "-t",
+                                     std::to_string(holder.pid()),
+                                     "-n",
+                                     env("CELLVISOR_VMMD"),
+                                     "-d",
+                                     (root / "store").string(),
+                                     "-S",
+                                     socket};
+    if (!cgroupRoot.empty()) args.insert(args.end(), {"--cgroup", cgroupRoot.string()});
+    daemon = std::make_unique<CoreProcess>(args);
     ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
   };
   auto shell = [&](const std::string& command) {
@@ -516,10 +524,10 @@ TEST_F(Vmctl, AutostartFromVmList) {
   ASSERT_EQ(vmctl({"create", "-t", "stress", "second"}).first, 0);
   std::ofstream(root / "store" / ".config" / "system.conf") << "vm_list=\"first second\"\nvm_delay=\"0\"\n";
   // A new vmmd starts them on its own.
-  daemon->signal(SIGTERM);
-  daemon->wait(std::chrono::seconds(10));
-  daemon = std::make_unique<CoreProcess>(
-      std::vector<std::string>{env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
+  stopDaemon();
+  std::vector<std::string> args = {env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket};
+  if (!cgroupRoot.empty()) args.insert(args.end(), {"--cgroup", cgroupRoot.string()});
+  daemon = std::make_unique<CoreProcess>(args);
   ASSERT_TRUE(daemon->waitFor("autostart: started second")) << daemon->output();
   std::string list = vmctl({"list", "--json"}).second;
   EXPECT_NE(list.find(R"("name":"first","datastore":)"), std::string::npos) << list;

@@ -170,14 +170,11 @@ TEST_F(Vmctl, AMalformedUidRangeIsRefusedByName) {
 TEST_F(Vmctl, ACoreThatBreaksItsSandboxIsReportedByName) {
   // vmmd's core, through a wrapper that asks it to open a host file once
   // it is confined (the core's test hook).
-  daemon->signal(SIGTERM);
-  daemon->wait(std::chrono::seconds(10));
+  stopDaemon();
   fs::path wrapper = root / "core-that-opens";
   std::ofstream(wrapper) << "#!/bin/sh\nexec " << env("CELLVISOR_CORE") << " --sandbox-fault open \"$@\"\n";
   fs::permissions(wrapper, fs::perms::owner_all);
-  daemon = std::make_unique<CoreProcess>(std::vector<std::string>{
-      env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket, "--core", wrapper.string()});
-  ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
+  startDaemon({"--core", wrapper.string()});
   ASSERT_EQ(vmctl({"create", "-t", "echo", "broken"}).first, 0);
   ASSERT_EQ(vmctl({"start", "broken"}).first, 0);
   std::string info = waitStopped("broken");

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "tests/boot/core-process.h"
@@ -44,23 +45,59 @@ class Vmctl : public ::testing::Test {
     socket = (root / "vmmd.sock").string();
     writeTemplate("echo", "test=echo");
     writeTemplate("stress", "test=virtio-blk-stress rounds=8");
-    daemon = std::make_unique<CoreProcess>(
-        std::vector<std::string>{env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket});
-    ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
+    // The VMs' cgroups in one of the test's own, never beside another
+    // run's (tests of several clones share this host's cgroup tree).
+    if (auto mount = cgroup2Mount(); !mount.empty())
+      cgroupRoot = mount / ("cellvisor-test-" + std::to_string(::getpid()));
+    startDaemon();
   }
   void TearDown() override {
-    if (daemon) {
-      daemon->signal(SIGTERM);
-      daemon->wait(std::chrono::seconds(10));
-    }
+    stopDaemon();
     fs::remove_all(root);
+    removeCgroups(cgroupRoot);
+  }
+  void startDaemon(std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {env("CELLVISOR_VMMD"), "-d", (root / "store").string(), "-S", socket};
+    if (!cgroupRoot.empty()) args.insert(args.end(), {"--cgroup", cgroupRoot.string()});
+    args.insert(args.end(), extra.begin(), extra.end());
+    daemon = std::make_unique<CoreProcess>(args);
+    ASSERT_TRUE(daemon->waitFor("vmmd: serving")) << daemon->output();
+  }
+  void stopDaemon() {
+    if (!daemon) return;
+    daemon->signal(SIGTERM);
+    daemon->wait(std::chrono::seconds(10));
+    daemon.reset();
+  }
+  // The cgroup v2 mount ("" where the host has none).
+  static fs::path cgroup2Mount() {
+    std::ifstream mounts("/proc/self/mountinfo");
+    for (std::string line; std::getline(mounts, line);) {
+      auto separator = line.find(" - cgroup2 ");
+      if (separator == std::string::npos) continue;
+      std::istringstream fields(line.substr(0, separator));
+      std::string id, parent, device, mountRoot, point;
+      fields >> id >> parent >> device >> mountRoot >> point;
+      return point;
+    }
+    return {};
+  }
+  // Removes a cgroup tree bottom-up (cgroups go with rmdir, not unlink).
+  static void removeCgroups(const fs::path& cgroup) {
+    std::error_code error;
+    if (cgroup.empty() || !fs::is_directory(cgroup, error)) return;
+    for (const auto& entry : fs::directory_iterator(cgroup, error)) {
+      if (entry.is_directory(error)) removeCgroups(entry.path());
+    }
+    ::rmdir(cgroup.c_str());
   }
   void writeTemplate(const std::string& name, const std::string& cmdline,
-                     const std::string& diskType = "virtio-blk") {
+                     const std::string& diskType = "virtio-blk", const std::string& extra = "") {
     std::ofstream(root / "store" / ".templates" / (name + ".conf"))
         << "loader=\"kernel\"\nkernel=\"" << guestImage() << "\"\nkernel_cmdline=\"" << cmdline
         << "\"\ncpu=\"1\"\nmemory=\"128M\"\ndisk0_type=\"" << diskType
-        << "\"\ndisk0_name=\"disk0.img\"\ndisk0_size=\"16M\"\n";
+        << "\"\ndisk0_name=\"disk0.img\"\ndisk0_size=\"16M\"\n"
+        << extra;
   }
   // Replaces the disk's server by a copy of its binary (a live upgrade) while
   // the guest runs `guestTest` (a write-and-verify loop) on it.
@@ -168,6 +205,7 @@ class Vmctl : public ::testing::Test {
   }
 
   fs::path root;
+  fs::path cgroupRoot;  // vmmd --cgroup: where this test's VMs get theirs
   std::string socket;
   std::unique_ptr<CoreProcess> daemon;
 };

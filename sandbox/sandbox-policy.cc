@@ -5,6 +5,7 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -48,6 +49,9 @@ std::optional<uint64_t> constant(std::string_view word) {
   for (const auto& [name, value] : NAMES) {
     if (word == name) return value;
   }
+  // The process that enters the policy (it starts no other): signals to
+  // its own threads only.
+  if (word == "SELF_PID") return static_cast<uint64_t>(::getpid());
   uint64_t value = 0;
   int base = 10;
   if (word.rfind("0x", 0) == 0) {

@@ -34,6 +34,12 @@ class CgroupTree {
   // root, a "cellvisor" child. Never throws: without cgroup v2, or without
   // the right to write it, the tree is unavailable and says why.
   static CgroupTree locate(const std::string& requested);
+  // A tree at a directory the caller vouches for, unchecked (tests).
+  static CgroupTree at(std::filesystem::path root) {
+    CgroupTree tree;
+    tree.root_ = std::move(root);
+    return tree;
+  }
 
   bool available() const { return !root_.empty(); }
   const std::filesystem::path& root() const { return root_; }

@@ -238,7 +238,8 @@ CommandLine parseCommandLine(int argc, const char* const* argv) {
          [&](const std::string& mode) { line.store.set("sandbox", mode, "--sandbox"); });
   option("--uid", "UID:GID the confined core runs as (vmmd gives each VM its own)",
          [&](const std::string& identity) { line.store.set("sandbox.identity", identity, "--uid"); });
-  option("--sandbox-fault", "test only: once confined, the core tries open, socket or execve",
+  option("--sandbox-fault",
+         "test only: once confined, the core tries open, socket, execve or signalling another process",
          [&](const std::string& fault) { line.store.set("sandbox.fault", fault, "--sandbox-fault"); });
   option("--status-fd", "take commands from vmmd (Cap'n Proto CoreCommand) on this socket",
          [&](const std::string& fd) { line.statusFd = parseFd("--status-fd", fd); });

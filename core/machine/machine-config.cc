@@ -277,8 +277,8 @@ MachineConfig ConfigStore::build() const {
       }
       config.sandboxIdentity = std::make_pair(uid, gid);
     } else if (key == "sandbox.fault") {
-      if (value != "open" && value != "socket" && value != "execve")
-        throw bad("expected open, socket or execve");
+      if (value != "open" && value != "socket" && value != "execve" && value != "signal")
+        throw bad("expected open, socket, execve or signal");
       config.sandboxFault = value;
     } else if (std::regex_match(key, match, pciKey)) {
       int slot = 0;

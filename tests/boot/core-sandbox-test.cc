@@ -30,8 +30,8 @@ TEST_F(GuestBoot, ConfinedCoreDiesOfAForbiddenCall) {
     std::string fault;
     long syscall;
   };
-  for (const auto& [fault, number] :
-       {Case{"open", SYS_openat}, Case{"socket", SYS_socket}, Case{"execve", SYS_execve}}) {
+  for (const auto& [fault, number] : {Case{"open", SYS_openat}, Case{"socket", SYS_socket},
+                                      Case{"execve", SYS_execve}, Case{"signal", SYS_tgkill}}) {
     CoreProcess core(confinedArgs("hello", {"--sandbox-fault", fault}));
     EXPECT_EQ(core.wait(), -1) << fault << ": killed by a signal: " << core.output();
     EXPECT_NE(core.err().find("sandbox violation: syscall " + std::to_string(number)), std::string::npos)

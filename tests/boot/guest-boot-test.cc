@@ -458,7 +458,7 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
       {{coreBinary(), "--kernel", guestImage(), "--uid", "1000", "vm"},
        "sandbox.identity: expected UID:GID, neither 0"},
       {{coreBinary(), "--kernel", guestImage(), "--sandbox-fault", "reboot", "vm"},
-       "sandbox.fault: expected open, socket or execve"},
+       "sandbox.fault: expected open, socket, execve or signal"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,carrier-pigeon", "vm"}, "bad serial backend"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=2", "vm"}, "bad descriptor '2'"},
       {{coreBinary(), "--kernel", guestImage(), "-l", "com1,listening-fd=99", "vm"},

@@ -124,8 +124,14 @@ void parseInto(SandboxPolicy& policy, std::string_view name, std::string_view te
       requireSyscall(tokens[1]);
       policy.rules.push_back({tokens[1], parsed});
     } else if (tokens[0] == "rlimit" && tokens.size() == 3) {
+      // A later line for the same limit replaces an included one.
+      std::erase_if(policy.limits, [&](const ResourceLimit& limit) { return limit.name == tokens[1]; });
       if (tokens[2] == "handed") {
         policy.limits.push_back({tokens[1], std::nullopt});
+      } else if (tokens[2].rfind("handed+", 0) == 0) {
+        auto extra = constant(tokens[2].substr(7));
+        if (!extra) throw fail("bad limit " + tokens[2]);
+        policy.limits.push_back({tokens[1], std::nullopt, *extra});
       } else {
         auto value = constant(tokens[2]);
         if (!value) throw fail("bad limit " + tokens[2]);

@@ -32,6 +32,7 @@ struct SyscallRule {
 struct ResourceLimit {
   std::string name;               // core, nofile, ...
   std::optional<uint64_t> value;  // Empty for "handed".
+  uint64_t beyondHanded = 0;      // "handed+N": room for N descriptors the server will make.
 };
 
 struct SandboxPolicy {

@@ -71,7 +71,7 @@ void applyLimits(const SandboxPolicy& policy) {
     else
       throw std::invalid_argument(policy.name + ": unknown rlimit " + limit.name);
     // "handed": exactly the descriptors the server already holds.
-    rlim_t value = limit.value ? *limit.value : static_cast<rlim_t>(highestOpenFd() + 1);
+    rlim_t value = limit.value ? *limit.value : static_cast<rlim_t>(highestOpenFd() + 1 + limit.beyondHanded);
 #if defined(__SANITIZE_ADDRESS__)
     // The sanitizer runtime probes memory through a pipe of its own.
     if (!limit.value) value += 4;

@@ -3,7 +3,7 @@
 # skips apt entirely when everything is already there.
 set -eu
 packages="g++ meson ninja-build pkg-config capnproto libcapnp-dev libuv1-dev libboost-dev
-  liburing-dev libseccomp-dev libgtest-dev libgmock-dev libfmt-dev libcli11-dev libnl-route-3-dev iproute2
+  liburing-dev libseccomp-dev libvncserver-dev libgcrypt20-dev libgtest-dev libgmock-dev libfmt-dev libcli11-dev libnl-route-3-dev iproute2
   clang clang-format libclang-rt-14-dev
   seabios grub-pc-bin ovmf gnu-efi mtools dosfstools xorriso linux-source-6.1 xz-utils patch make bc flex bison libelf-dev busybox-static e2fsprogs $*"
 missing=""

@@ -1,0 +1,42 @@
+// The framebuffer's launch descriptor (bhyve's `fbuf`): the spawner checks
+// the options, makes the VRAM (the supervisor's memfd, which outlives every
+// server instance: the picture survives a crash) and opens the VNC port, so
+// the server needs no right to bind or listen and a restarted one keeps it.
+#include <stdexcept>
+#include <string>
+
+#include "display-policy.h"
+#include "host/server-kind.h"
+#include "servers/display/display-options.h"
+
+namespace cellvisor {
+namespace {
+
+PreparedServer prepare(const LaunchContext& context) {
+  DisplayOptions options;
+  try {
+    options = parseDisplayOptions(context.options);
+  } catch (const std::invalid_argument& error) {
+    throw std::invalid_argument(context.where + ": " + error.what());
+  }
+  PreparedServer prepared;
+  prepared.options = context.options;
+  prepared.backends.push_back(openVncListener(options, context.where + ": VNC"));
+  prepared.backendName = options.address + ":" + std::to_string(options.port);
+  prepared.doorbells = 0;
+  prepared.vectors = 0;  // No interrupts: the display only answers.
+  prepared.barMemoryBytes = options.vramBytes();
+  return prepared;
+}
+
+const ServerKindRegistration registration{ServerKind{
+    .emulation = "fbuf",
+    .binary = "display-server",
+    .folder = "display",
+    .policyName = "display.policy",
+    .policyText = policies::DISPLAY_POLICY,
+    .prepare = prepare,
+}};
+
+}  // namespace
+}  // namespace cellvisor

@@ -1,0 +1,155 @@
+#include "servers/display/vnc-server.h"
+
+#include <rfb/rfb.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+
+namespace cellvisor {
+namespace {
+
+// Compared and sent in tiles this size: small enough that a blinking cursor
+// sends little, large enough that a full-screen change is few rectangles.
+constexpr uint32_t TILE_WIDTH = 64;
+constexpr uint32_t TILE_HEIGHT = 16;
+
+uint32_t fromRgb565(uint16_t pixel) {
+  uint32_t red = (pixel >> 11) & 0x1f, green = (pixel >> 5) & 0x3f, blue = pixel & 0x1f;
+  return (red << 3 | red >> 2) << 16 | (green << 2 | green >> 4) << 8 | (blue << 3 | blue >> 2);
+}
+
+// libvncserver's log lines, without its timestamps: those read the time
+// zone file, which the sandbox does not allow (and the log has times).
+void logLine(const char* format, ...) {
+  va_list arguments;
+  va_start(arguments, format);
+  std::fputs("fbuf: ", stderr);
+  std::vfprintf(stderr, format, arguments);
+  va_end(arguments);
+}
+
+enum rfbNewClientAction countClient(rfbClientPtr client) {
+  auto* self = static_cast<size_t*>(client->screen->screenData);
+  ++*self;
+  client->clientGoneHook = [](rfbClientPtr gone) { --*static_cast<size_t*>(gone->screen->screenData); };
+  return RFB_CLIENT_ACCEPT;
+}
+
+}  // namespace
+
+VncServer::VncServer(const DisplayOptions& options, UniqueFd listener, const std::string& name)
+    : listener_(std::move(listener)), password_(options.password) {
+  rfbLog = logLine;
+  rfbErr = logLine;
+  int argc = 1;
+  std::string program = name;
+  char* argv[] = {program.data(), nullptr};
+  width_ = options.width;
+  height_ = options.height;
+  shown_.assign(size_t{width_} * height_, 0);
+  screen_ = rfbGetScreen(&argc, argv, static_cast<int>(width_), static_cast<int>(height_), 8, 3, 4);
+  if (screen_ == nullptr) throw std::runtime_error("libvncserver: rfbGetScreen failed");
+  // XRGB8888 little-endian, the layout of the guest's 32-bit modes: a
+  // tile goes out as it is in VRAM.
+  screen_->serverFormat.redShift = 16;
+  screen_->serverFormat.greenShift = 8;
+  screen_->serverFormat.blueShift = 0;
+  screen_->frameBuffer = reinterpret_cast<char*>(shown_.data());
+  // No cursor drawn into the picture: clients draw their own, and the
+  // pixels sent stay the guest's.
+  screen_->cursor = nullptr;
+  screen_->desktopName = "cellvisor";
+  screen_->alwaysShared = TRUE;  // Several clients at once.
+  screen_->deferUpdateTime = 0;  // Pacing is ours (the display server's timer).
+  screen_->screenData = &clients_;
+  screen_->newClientHook = countClient;
+  if (!password_.empty()) {
+    passwords_[0] = password_.c_str();
+    screen_->authPasswdData = passwords_;
+    screen_->passwordCheck = rfbCheckPasswordByList;
+  }
+  // No listening of its own: the supervisor's socket, on any family.
+  screen_->autoPort = FALSE;
+  screen_->port = 0;
+  screen_->ipv6port = 0;
+  screen_->httpPort = 0;
+  screen_->http6Port = 0;
+  rfbInitServer(screen_);
+  screen_->listenSock = listener_.get();
+  FD_SET(screen_->listenSock, &screen_->allFds);
+  screen_->maxFd = std::max(screen_->maxFd, screen_->listenSock);
+}
+
+VncServer::~VncServer() {
+  if (screen_ == nullptr) return;
+  screen_->listenSock = RFB_INVALID_SOCKET;  // Ours: it outlives the server (a successor takes it).
+  rfbShutdownServer(screen_, TRUE);
+  rfbScreenCleanup(screen_);
+}
+
+void VncServer::service() {
+  rfbProcessEvents(screen_, 0);
+}
+
+void VncServer::resize(uint32_t width, uint32_t height) {
+  width_ = width;
+  height_ = height;
+  // A new buffer, then the switch: libvncserver sends DesktopSize (or, to a
+  // client without it, the new picture) and forgets the old one.
+  std::vector<uint32_t> resized(size_t{width} * height, 0);
+  rfbNewFramebuffer(screen_, reinterpret_cast<char*>(resized.data()), static_cast<int>(width),
+                    static_cast<int>(height), 8, 3, 4);
+  screen_->serverFormat.redShift = 16;
+  screen_->serverFormat.greenShift = 8;
+  screen_->serverFormat.blueShift = 0;
+  shown_ = std::move(resized);
+}
+
+size_t VncServer::show(const std::optional<Scanout>& mode, std::span<const uint8_t> vram) {
+  if (mode && (mode->width != width_ || mode->height != height_)) resize(mode->width, mode->height);
+  mode_ = mode;
+  if (!mode) {
+    if (blank_) return 0;
+    std::fill(shown_.begin(), shown_.end(), 0);
+    blank_ = true;
+    rfbMarkRectAsModified(screen_, 0, 0, static_cast<int>(width_), static_cast<int>(height_));
+    return 1;
+  }
+  blank_ = false;
+  size_t changed = 0;
+  std::vector<uint32_t> line(TILE_WIDTH);
+  for (uint32_t top = 0; top < height_; top += TILE_HEIGHT) {
+    uint32_t rows = std::min(TILE_HEIGHT, height_ - top);
+    for (uint32_t left = 0; left < width_; left += TILE_WIDTH) {
+      uint32_t columns = std::min(TILE_WIDTH, width_ - left);
+      bool differs = false;
+      for (uint32_t row = top; row < top + rows; ++row) {
+        const uint8_t* source = vram.data() + mode->offset + uint64_t{row} * mode->stride;
+        uint32_t* target = shown_.data() + size_t{row} * width_ + left;
+        const uint32_t* pixels;
+        if (mode->bitsPerPixel == 32) {
+          pixels = reinterpret_cast<const uint32_t*>(source) + left;
+        } else {
+          const auto* packed = reinterpret_cast<const uint16_t*>(source) + left;
+          for (uint32_t x = 0; x < columns; ++x) line[x] = fromRgb565(packed[x]);
+          pixels = line.data();
+        }
+        if (std::memcmp(target, pixels, columns * 4) != 0) {
+          std::memcpy(target, pixels, columns * 4);
+          differs = true;
+        }
+      }
+      if (differs) {
+        ++changed;
+        rfbMarkRectAsModified(screen_, static_cast<int>(left), static_cast<int>(top),
+                              static_cast<int>(left + columns), static_cast<int>(top + rows));
+      }
+    }
+  }
+  return changed;
+}
+
+}  // namespace cellvisor

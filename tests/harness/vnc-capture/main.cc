@@ -1,0 +1,111 @@
+// vnc-capture: a VNC client (libvncclient, not ours) that connects, takes
+// the framebuffer as the server sends it, and writes the picture as a PPM
+// once it has held still for a while: what the display tests compare
+// against what the guest drew, pixel for pixel.
+//
+//   vnc-capture [--password P] [--encodings "zrle ..."] [--expect WxH] [--settle-ms N]
+//               [--timeout-ms N] HOST:PORT OUT.ppm
+//
+// Only lossless encodings are asked for (tight without JPEG), so the
+// picture is the server's exactly.
+//
+// Exit status: 0 written, 1 no connection (refused, bad password: the
+// library's reason on stderr), 2 the picture did not settle in time.
+#include <rfb/rfbclient.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+namespace {
+
+std::string password;
+std::string encodings = "zrle tight zlib hextile copyrect raw";
+int expectWidth = 0, expectHeight = 0;
+std::chrono::steady_clock::time_point lastUpdate;
+bool updated = false;
+
+char* givePassword(rfbClient*) {
+  return strdup(password.c_str());
+}
+
+void finishedUpdate(rfbClient*) {
+  lastUpdate = std::chrono::steady_clock::now();
+  updated = true;
+}
+
+bool writePpm(rfbClient* client, const char* path) {
+  std::ofstream out(path, std::ios::binary);
+  out << "P6\n" << client->width << ' ' << client->height << "\n255\n";
+  // The client's own format (rfbGetClient(8, 3, 4)): bytes R, G, B, unused.
+  for (int i = 0; i < client->width * client->height; ++i)
+    out.write(reinterpret_cast<char*>(client->frameBuffer) + 4 * i, 3);
+  return static_cast<bool>(out);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int settleMs = 300, timeoutMs = 10000;
+  int at = 1;
+  for (; at + 1 < argc && std::strncmp(argv[at], "--", 2) == 0; at += 2) {
+    std::string flag = argv[at];
+    if (flag == "--password") {
+      password = argv[at + 1];
+    } else if (flag == "--encodings") {
+      encodings = argv[at + 1];
+    } else if (flag == "--expect") {
+      std::sscanf(argv[at + 1], "%dx%d", &expectWidth, &expectHeight);
+    } else if (flag == "--settle-ms") {
+      settleMs = std::atoi(argv[at + 1]);
+    } else if (flag == "--timeout-ms") {
+      timeoutMs = std::atoi(argv[at + 1]);
+    } else {
+      std::fprintf(stderr, "vnc-capture: unknown option %s\n", flag.c_str());
+      return 64;
+    }
+  }
+  if (argc - at != 2) {
+    std::fprintf(stderr,
+                 "usage: vnc-capture [--password P] [--expect WxH] [--settle-ms N] HOST:PORT OUT.ppm\n");
+    return 64;
+  }
+  std::string endpoint = argv[at];
+  auto colon = endpoint.rfind(':');
+  rfbClient* client = rfbGetClient(8, 3, 4);
+  client->serverHost = strdup(endpoint.substr(0, colon).c_str());
+  client->serverPort = std::atoi(endpoint.c_str() + colon + 1);
+  client->GetPassword = givePassword;
+  client->FinishedFrameBufferUpdate = finishedUpdate;
+  client->canHandleNewFBSize = TRUE;
+  client->appData.encodingsString = encodings.c_str();
+  client->appData.enableJPEG = FALSE;
+  // A server that accepts and then says nothing must not hang the test.
+  ::signal(SIGALRM, [](int) { ::_exit(2); });
+  ::alarm(static_cast<unsigned>(timeoutMs / 1000 + 1));
+  int fakeArgc = 1;
+  char* fakeArgv[] = {argv[0], nullptr};
+  if (!rfbInitClient(client, &fakeArgc, fakeArgv)) return 1;  // It freed the client.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int ready = WaitForMessage(client, 20000);
+    if (ready < 0) break;
+    if (ready > 0 && !HandleRFBServerMessage(client)) break;
+    bool sizeRight = expectWidth == 0 || (client->width == expectWidth && client->height == expectHeight);
+    if (updated && sizeRight &&
+        std::chrono::steady_clock::now() - lastUpdate > std::chrono::milliseconds(settleMs)) {
+      bool written = writePpm(client, argv[at + 1]);
+      rfbClientCleanup(client);
+      return written ? 0 : 1;
+    }
+  }
+  std::fprintf(stderr, "vnc-capture: no settled %dx%d picture in time (have %dx%d)\n", expectWidth,
+               expectHeight, client->width, client->height);
+  rfbClientCleanup(client);
+  return 2;
+}

@@ -1,6 +1,9 @@
 #include "servers/display/vnc-server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <rfb/rfb.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdarg>
@@ -21,9 +24,21 @@ uint32_t fromRgb565(uint16_t pixel) {
   return (red << 3 | red >> 2) << 16 | (green << 2 | green >> 4) << 8 | (blue << 3 | blue >> 2);
 }
 
-// libvncserver's log lines, without its timestamps: those read the time
-// zone file, which the sandbox does not allow (and the log has times).
-void logLine(const char* format, ...) {
+// libvncserver's errors, without its timestamps (those read the time zone
+// file, which the sandbox does not allow).
+void logError(const char* format, ...) {
+  va_list arguments;
+  va_start(arguments, format);
+  std::fputs("fbuf: ", stderr);
+  std::vfprintf(stderr, format, arguments);
+  va_end(arguments);
+}
+
+// Of its chatter (a dozen lines per connection), what a VM's log wants:
+// who came and who left.
+void logConnections(const char* format, ...) {
+  if (std::strncmp(format, "Got connection", 14) != 0 && std::strncmp(format, "Client %s gone", 14) != 0)
+    return;
   va_list arguments;
   va_start(arguments, format);
   std::fputs("fbuf: ", stderr);
@@ -42,8 +57,8 @@ enum rfbNewClientAction countClient(rfbClientPtr client) {
 
 VncServer::VncServer(const DisplayOptions& options, UniqueFd listener, const std::string& name)
     : listener_(std::move(listener)), password_(options.password) {
-  rfbLog = logLine;
-  rfbErr = logLine;
+  rfbLog = logConnections;
+  rfbErr = logError;
   int argc = 1;
   std::string program = name;
   char* argv[] = {program.data(), nullptr};
@@ -79,6 +94,25 @@ VncServer::VncServer(const DisplayOptions& options, UniqueFd listener, const std
   screen_->http6Port = 0;
   rfbInitServer(screen_);
   screen_->listenSock = listener_.get();
+  // Where clients find it (the port the launcher bound, which may have been
+  // chosen by the kernel).
+  sockaddr_storage bound{};
+  socklen_t length = sizeof(bound);
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&bound), &length) == 0) {
+    if (bound.ss_family == AF_INET6) {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&bound);
+      ::inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+      port = ntohs(v6->sin6_port);
+    } else {
+      auto* v4 = reinterpret_cast<sockaddr_in*>(&bound);
+      ::inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+      port = ntohs(v4->sin_port);
+    }
+  }
+  std::fprintf(stderr, "%s: VNC server on %s port %u%s\n", name.c_str(), host, port,
+               password_.empty() ? "" : " (password)");
   FD_SET(screen_->listenSock, &screen_->allFds);
   screen_->maxFd = std::max(screen_->maxFd, screen_->listenSock);
 }

@@ -240,6 +240,8 @@ void guest_main(const struct hvm_start_info* info) {
   } else if (strncmp(test, "idle", 32) == 0) {
     printf("idle: waiting with interrupts on\n");
     for (;;) __asm__ volatile("sti; hlt");
+  } else if (strncmp(test, "display", 32) == 0) {
+    test_display(800, 600);
   } else if (strncmp(test, "spin", 32) == 0) {
     /* A guest that wants all the CPU it can get (CPU limit tests). */
     printf("spin: busy forever\n");

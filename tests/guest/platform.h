@@ -87,6 +87,7 @@ void virtio_notify(struct virtio_device* dev, uint16_t queue);
 void test_nvme(void);
 void test_nvme_stress(unsigned rounds);
 void test_ahci(void);
+void test_display(unsigned width, unsigned height);
 void test_ahci_stress(unsigned rounds);
 
 /* Finds the virtio-blk device and writes/reads a pattern (polling). */

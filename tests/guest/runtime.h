@@ -40,6 +40,9 @@ static inline uint32_t mmio_read32(uint64_t address) {
 static inline void mmio_write32(uint64_t address, uint32_t value) {
   *(volatile uint32_t*)address = value;
 }
+static inline void mmio_write16(uint64_t address, uint16_t value) {
+  *(volatile uint16_t*)address = value;
+}
 static inline uint16_t mmio_read16(uint64_t address) {
   return *(volatile uint16_t*)address;
 }

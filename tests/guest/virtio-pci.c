@@ -30,9 +30,6 @@ bool virtio_find(uint32_t id, struct virtio_device* dev) {
 static void mmio_write8(uint64_t address, uint8_t value) {
   *(volatile uint8_t*)address = value;
 }
-static void mmio_write16(uint64_t address, uint16_t value) {
-  *(volatile uint16_t*)address = value;
-}
 static void mmio_write64(uint64_t address, uint64_t value) {
   mmio_write32(address, (uint32_t)value);
   mmio_write32(address + 4, (uint32_t)(value >> 32));

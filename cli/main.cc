@@ -252,21 +252,21 @@ int main(int argc, char** argv) {
           std::cout
               << (i ? "," : "")
               << fmt::format(
-                     R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{}}})",
+                     R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"vnc":{},"auto":{},"state":{},"pid":{}}})",
                      jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()),
-                     vm.getCpu(), jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false",
-                     jsonString(vm.getState()), vm.getPid());
+                     vm.getCpu(), jsonString(vm.getMemory()), jsonString(vm.getVnc()),
+                     vm.getAutostart() ? "true" : "false", jsonString(vm.getState()), vm.getPid());
         }
         std::cout << "]\n";
       } else {
-        std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", "NAME", "DATASTORE",
+        std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<21} {:<5} {:<18}", "NAME", "DATASTORE",
                                  "LOADER", "CPU", "MEMORY", "VNC", "AUTO", "STATE")
                   << (verbose ? fmt::format(" {:>6} {:>10} {:>10}", "%CPU", "RSZ", "UPTIME") : "") << '\n';
         for (auto vm : vms) {
-          std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<4} {:<5} {:<18}", vm.getName().cStr(),
+          std::cout << fmt::format("{:<16} {:<24} {:<8} {:<4} {:<8} {:<21} {:<5} {:<18}", vm.getName().cStr(),
                                    vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(),
-                                   vm.getMemory().cStr(), "-", vm.getAutostart() ? "Yes" : "No",
-                                   vm.getState().cStr());
+                                   vm.getMemory().cStr(), vm.getVnc().size() > 0 ? vm.getVnc().cStr() : "-",
+                                   vm.getAutostart() ? "Yes" : "No", vm.getState().cStr());
           if (verbose) {
             auto usage = processUsage(vm.getPid());
             std::cout << fmt::format(" {:>6} {:>10} {:>10}", usage.cpu, usage.rss, usage.uptime);
@@ -286,13 +286,14 @@ int main(int argc, char** argv) {
         std::cout
             << fmt::format(
                    R"({{"name":{},"datastore":{},"loader":{},"cpu":{},"memory":{},"auto":{},"state":{},"pid":{},)"
-                   R"("lastExit":{},"console":{},"cgroup":{},"cpuMicroseconds":{},"memoryBytes":{},)"
+                   R"("lastExit":{},"console":{},"vnc":{},"cgroup":{},"cpuMicroseconds":{},"memoryBytes":{},)"
                    R"("resources":[{}],"config":{}}})",
                    jsonString(vm.getName()), jsonString(vm.getDatastore()), jsonString(vm.getLoader()),
                    vm.getCpu(), jsonString(vm.getMemory()), vm.getAutostart() ? "true" : "false",
                    jsonString(vm.getState()), vm.getPid(), jsonString(vm.getLastExit()),
-                   jsonString(vm.getConsolePath()), jsonString(vm.getCgroup()), vm.getCpuMicroseconds(),
-                   vm.getMemoryBytes(), resourcesJson, jsonString(result.getConfig()))
+                   jsonString(vm.getConsolePath()), jsonString(vm.getVnc()), jsonString(vm.getCgroup()),
+                   vm.getCpuMicroseconds(), vm.getMemoryBytes(), resourcesJson,
+                   jsonString(result.getConfig()))
             << '\n';
         return 0;
       }
@@ -304,6 +305,7 @@ int main(int argc, char** argv) {
                  "  console: {}\n\n",
                  vm.getDatastore().cStr(), vm.getLoader().cStr(), vm.getCpu(), vm.getMemory().cStr(),
                  vm.getState().cStr(), vm.getLastExit().cStr(), vm.getConsolePath().cStr());
+      if (vm.getVnc().size() > 0) std::cout << fmt::format("  vnc: {}\n", vm.getVnc().cStr());
       if (vm.hasCgroup() && vm.getCgroup().size() > 0) {
         std::cout << fmt::format("  cgroup: {}\n", vm.getCgroup().cStr());
         for (auto line : vm.getResources()) std::cout << "    " << line.cStr() << '\n';

@@ -100,6 +100,7 @@ struct VmSummary {
   cpuMicroseconds @11 :UInt64;
   memoryBytes @12 :Int64;  # -1: not accounted (no memory controller)
   resources @13 :List(Text);  # limits applied, usage per process, I/O: one line each
+  vnc @14 :Text;              # where a running VM's VNC server listens, "" without graphics
 }
 
 struct DeviceStatus {

@@ -92,6 +92,7 @@ void ControlService::fillSummary(proto::VmSummary::Builder summary, const std::s
   summary.setLastExit(vm.lastExit());
   summary.setConsolePath(vm.consolePath());
   summary.setAutostart(autostarted(name));
+  summary.setVnc(vm.vnc());
   summary.setMemoryBytes(-1);
   if (const VmCgroup* cgroup = vm.cgroup()) {
     VmUsage usage = cgroup->usage();

@@ -177,15 +177,14 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
       }
     } else if (key == "graphics") {
       if (!yesNo(value, config.graphics)) throw fail(key, "expected yes or no");
-      if (config.graphics) {
-        config.warnings.push_back(
-            fmt::format("{}:{}: graphics=\"yes\": ignored: no framebuffer device yet", origin, number_));
-      }
+
     } else if (key == "graphics_port") {
       uint16_t port;
       if (!number(value, port) || port == 0) throw fail(key, "expected a TCP port");
       config.graphicsPort = port;
     } else if (key == "graphics_listen") {
+      static const std::regex address("[0-9.]+|[0-9a-fA-F:]+");
+      if (!std::regex_match(value, address)) throw fail(key, "expected an IPv4 or IPv6 address");
       config.graphicsListen = value;
     } else if (key == "graphics_res") {
       static const std::regex resolution("[0-9]{3,4}x[0-9]{3,4}");
@@ -194,6 +193,13 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
     } else if (key == "graphics_wait") {
       if (value != "yes" && value != "no" && value != "auto") throw fail(key, "expected yes, no or auto");
       config.graphicsWait = value;
+    } else if (key == "graphics_vga") {
+      if (value != "on" && value != "io" && value != "off") throw fail(key, "expected on, io or off");
+      config.graphicsVga = value;
+    } else if (key == "vnc_password") {
+      if (value.empty() || value.find(',') != std::string::npos)
+        throw fail(key, "expected a password without commas");
+      config.vncPassword = value;
     } else if (key == "comports") {
       config.comports.clear();
       std::istringstream ports(value);

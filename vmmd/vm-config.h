@@ -57,7 +57,9 @@ struct VmConfig {
   std::optional<uint16_t> graphicsPort;
   std::string graphicsListen;
   std::string graphicsResolution;
-  std::string graphicsWait;
+  std::string graphicsWait;  // yes | no | auto (wait while `vmctl install` runs)
+  std::string graphicsVga;   // bhyve's vga= (on | io | off): accepted, there is no legacy VGA
+  std::string vncPassword;
   std::vector<std::string> comports{"com1"};
   bool utctime = true;
   std::string uuid;

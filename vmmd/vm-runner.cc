@@ -1,8 +1,10 @@
 #include "vmmd/vm-runner.h"
 
+#include <arpa/inet.h>
 #include <capnp/serialize-async.h>
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -61,6 +63,33 @@ std::string requireFirmware(const char* path, const std::string& loader, const c
     throw VmConfigError(fmt::format("loader=\"{}\" needs {} (apt-get install {})", loader, path, package));
   }
   return path;
+}
+
+// The first TCP port from 5900 on `listen` (127.0.0.1 if empty) that can be
+// bound now.
+uint16_t freeVncPort(const std::string& listen) {
+  std::string address = listen.empty() ? "127.0.0.1" : listen;
+  for (uint16_t port = 5900; port < 6000; ++port) {
+    sockaddr_storage socketAddress{};
+    socklen_t length = 0;
+    int family = AF_INET;
+    if (auto* v4 = reinterpret_cast<sockaddr_in*>(&socketAddress);
+        ::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
+      v4->sin_family = AF_INET;
+      v4->sin_port = htons(port);
+      length = sizeof(*v4);
+    } else {
+      auto* v6 = reinterpret_cast<sockaddr_in6*>(&socketAddress);
+      if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) != 1) break;
+      v6->sin6_family = AF_INET6;
+      v6->sin6_port = htons(port);
+      length = sizeof(*v6);
+      family = AF_INET6;
+    }
+    UniqueFd probe(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && ::bind(probe.get(), reinterpret_cast<sockaddr*>(&socketAddress), length) == 0) return port;
+  }
+  throw VmConfigError("graphics: no free VNC port from 5900 to 5999 on " + address + " (set graphics_port)");
 }
 
 std::string describeExit(int status) {
@@ -146,7 +175,30 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config,
   if (!installMedium.empty()) {
     slots.push_back({{slot++, 0, "ahci-cd", installMedium}, INSTALL_MEDIUM, "", installMedium + " (CD)"});
   }
+  // The graphical console where vm-bhyve puts it, slot 29.
+  if (config.graphics) {
+    if (config.graphicsWait == "yes" || (config.graphicsWait == "auto" && !installMedium.empty()))
+      throw VmConfigError(
+          "graphics_wait: holding the guest until a VNC client connects is not supported yet");
+    std::string endpoint = vncEndpoint(config);
+    std::string options = "tcp=" + endpoint;
+    if (!config.graphicsResolution.empty()) {
+      auto x = config.graphicsResolution.find('x');
+      options +=
+          ",w=" + config.graphicsResolution.substr(0, x) + ",h=" + config.graphicsResolution.substr(x + 1);
+    }
+    if (!config.graphicsVga.empty()) options += ",vga=" + config.graphicsVga;
+    if (!config.vncPassword.empty()) options += ",password=" + config.vncPassword;
+    slots.push_back({{29, 0, "fbuf", options}, "graphics", "", "VNC on " + endpoint});
+  }
   return slots;
+}
+
+std::string VmRunner::vncEndpoint(const VmConfig& config) const {
+  std::string listen = config.graphicsListen.empty() ? "127.0.0.1" : config.graphicsListen;
+  if (listen.find(':') != std::string::npos) listen = "[" + listen + "]";
+  uint16_t port = config.graphicsPort.value_or(vncPort_);
+  return fmt::format("{}:{}", listen, port);
 }
 
 std::vector<std::string> VmRunner::coreArguments(int statusFd, int deviceSocket,
@@ -275,7 +327,10 @@ void VmRunner::stopDevices(bool remember) {
     identities_.release(name_);
     identity_.reset();
   }
-  if (pid_ <= 0) cgroup_.reset();
+  if (pid_ <= 0) {
+    cgroup_.reset();
+    vnc_.clear();
+  }
   supervisorLoop_.wake();  // Closed handles are finished on the loop.
 }
 
@@ -303,6 +358,8 @@ std::vector<DeviceSnapshot> VmRunner::devices() const {
 void VmRunner::start(const std::string& installMedium) {
   if (pid_ > 0) throw DatastoreError("VM '" + name_ + "' is already running");
   VmConfig config = datastore_.load(name_);
+  // vm-bhyve's default VNC port: the first one from 5900 nobody listens on.
+  if (config.graphics && !config.graphicsPort) vncPort_ = freeVncPort(config.graphicsListen);
   // The VM's own uids (as root; an unprivileged vmmd cannot hand out any).
   if (::geteuid() == 0) identity_ = identities_.acquire(name_, serverSlots(config, installMedium).size());
   std::vector<std::string> args;
@@ -373,6 +430,8 @@ void VmRunner::start(const std::string& installMedium) {
     throwSystemError("start " + coreBinary_, result);
   }
   pid_ = pid;
+  vnc_ = config.graphics ? vncEndpoint(config) : "";
+  if (!vnc_.empty()) log("VNC on " + vnc_);
   watchExit();
   if (cgroup_) {
     try {

@@ -72,6 +72,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   const VmCgroup* cgroup() const { return cgroup_.get(); }
   // The unix socket of a serial port's console ("com1", "com2").
   std::string consolePath(const std::string& port = "com1") const;
+  // Where a running VM's VNC server listens, "" without graphics.
+  std::string vnc() const { return vnc_; }
   // Core command line for the VM (exposed for tests and `vmctl info`).
   std::vector<std::string> coreArguments(int statusFd, int deviceSocket,
                                          const std::string& installMedium) const;
@@ -93,6 +95,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
     std::string backend;  // A disk's image (a NIC's is known once its tap exists).
   };
   std::vector<ServerSlot> serverSlots(const VmConfig& config, const std::string& installMedium) const;
+  // Where the VM's VNC server listens ("127.0.0.1:5900", "[::]:5901").
+  std::string vncEndpoint(const VmConfig& config) const;
   void startDevices(const VmConfig& config, const std::string& installMedium);
   // Makes the VM's cgroup with its limits; throws for a key the host's
   // cgroups cannot apply.
@@ -118,6 +122,8 @@ class VmRunner final : private kj::TaskSet::ErrorHandler {
   CgroupTree& cgroups_;
   std::unique_ptr<VmCgroup> cgroup_;  // While the VM runs.
   bool killed_ = false;               // poweroff: no server restarts while the VM goes.
+  uint16_t vncPort_ = 5900;           // Chosen at start when graphics_port is not set.
+  std::string vnc_;                   // While the VM runs with graphics.
   std::string coreBinary_;
   std::string name_;
   pid_t pid_ = 0;

@@ -10,8 +10,8 @@ namespace {
 
 // bhyve(8)'s PCI emulations that cellvisor does not provide yet.
 constexpr const char* BHYVE_ONLY[] = {
-    "e1000",     "fbuf",           "hda",          "passthru",   "uart",        "xhci",
-    "virtio-9p", "virtio-console", "virtio-input", "virtio-rnd", "virtio-scsi",
+    "e1000",          "hda",          "passthru",   "uart",        "xhci", "virtio-9p",
+    "virtio-console", "virtio-input", "virtio-rnd", "virtio-scsi",
 };
 
 }  // namespace

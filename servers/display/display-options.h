@@ -2,7 +2,8 @@
 //   -s 29,fbuf,tcp=0.0.0.0:5900,w=800,h=600,wait,password=SECRET
 // tcp= (or rfb=) IPv4:PORT, [IPv6]:PORT or a bare PORT (127.0.0.1 then);
 // w=/h= the desktop before the guest sets a mode (1024x768 by default,
-// 640x480 up to 3840x2160); wait: the vCPUs start once a client is there;
+// 640x480 up to 3840x2160); wait (the vCPUs start once a client is there)
+// is refused for now: the core cannot hold its start for the display yet;
 // password= VNC authentication (8 characters count, as in every VNC);
 // vga= accepted for bhyve's sake (there is no legacy VGA here).
 #pragma once
@@ -22,7 +23,6 @@ struct DisplayOptions {
   uint16_t port = 5900;
   uint32_t width = 1024;
   uint32_t height = 768;
-  bool wait = false;
   std::string password;
   // VRAM: a power of two holding two screens of w x h at 32 bpp (page
   // flipping), at least 16 MiB as QEMU's bochs-display has.

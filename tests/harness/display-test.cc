@@ -258,6 +258,7 @@ TEST(Display, BadOptionsAreRefusedByName) {
            {"tcp=999.1.1.1:5900", "'999.1.1.1' is not an IP address"},
            {"tcp=127.0.0.1:70000", "tcp port"},
            {"wait=1", "wait takes no value"},
+           {"wait", "wait: not supported yet"},
            {"colour=blue", "unknown option 'colour'"},
            {"vga=maybe", "vga: expected on, io or off"},
        }) {

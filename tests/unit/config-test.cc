@@ -189,19 +189,18 @@ TEST(Config, PinnedVcpusMustExist) {
 
 TEST(Config, EmulationsAreNamedWithWhatThisBuildHas) {
   constexpr const char* AVAILABLE =
-      "hostbridge, amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, nvme, virtio-blk, virtio-net";
+      "hostbridge, amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, fbuf, nvme, virtio-blk, virtio-net";
   ConfigStore bhyveOnly;
-  bhyveOnly.set("pci.0.4.0.device", "fbuf", "-s 29,fbuf,tcp=0.0.0.0:5900");
-  EXPECT_EQ(errorOf(bhyveOnly),
-            std::string("-s 29,fbuf,tcp=0.0.0.0:5900: pci.0.4.0.device: 'fbuf' is a bhyve "
-                        "emulation cellvisor does not have yet (this build has: ") +
-                AVAILABLE + ")");
+  bhyveOnly.set("pci.0.4.0.device", "xhci", "-s 30,xhci,tablet");
+  EXPECT_EQ(errorOf(bhyveOnly), std::string("-s 30,xhci,tablet: pci.0.4.0.device: 'xhci' is a bhyve "
+                                            "emulation cellvisor does not have yet (this build has: ") +
+                                    AVAILABLE + ")");
   ConfigStore unknown;
   unknown.set("pci.0.4.0.device", "foo", "-s 4,foo");
   EXPECT_EQ(errorOf(unknown),
             std::string("-s 4,foo: pci.0.4.0.device: unknown emulation 'foo'; this build has: ") + AVAILABLE);
-  for (const char* name : {"fbuf", "xhci", "e1000", "passthru", "uart", "virtio-9p", "virtio-console",
-                           "virtio-rnd", "virtio-input", "virtio-scsi", "hda"}) {
+  for (const char* name : {"xhci", "e1000", "passthru", "uart", "virtio-9p", "virtio-console", "virtio-rnd",
+                           "virtio-input", "virtio-scsi", "hda"}) {
     ConfigStore store;
     store.set("pci.0.4.0.device", name, "-s");
     EXPECT_NE(errorOf(store).find("is a bhyve emulation cellvisor does not have yet"), std::string::npos)

@@ -9,6 +9,7 @@ namespace cellvisor {
 namespace {
 
 constexpr uint8_t BAR_COUNT = 6;
+constexpr uint8_t ROM_INDEX = 6;
 
 }  // namespace
 
@@ -22,7 +23,9 @@ std::vector<uint64_t> placeBars(std::span<const BarRequest> bars, uint64_t& next
   // that lies about any of them.
   uint8_t used = 0;  // One bit per BAR register.
   for (const auto& bar : bars) {
-    if (bar.index >= BAR_COUNT || (bar.is64 && bar.index + 1 >= BAR_COUNT)) {
+    // Index 6 is the expansion ROM's register: 32-bit only.
+    bool rom = bar.index == ROM_INDEX && !bar.is64;
+    if ((bar.index >= BAR_COUNT && !rom) || (bar.is64 && bar.index + 1 >= BAR_COUNT)) {
       throw refuse(bar, "no such BAR register");
     }
     uint8_t registers = static_cast<uint8_t>((bar.is64 ? 3u : 1u) << bar.index);

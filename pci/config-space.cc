@@ -83,6 +83,13 @@ void ConfigSpace::setInterruptPin(uint8_t pin, uint8_t line) {
   setByte(INTERRUPT_LINE, line, 0xff);
 }
 
+void ConfigSpace::setExpansionRom(uint64_t size) {
+  if (size < 0x800 || size > 0x80000000ull || (size & (size - 1)) != 0) {
+    throw std::invalid_argument("expansion ROM size must be a power of two from 2 KiB");
+  }
+  set32(EXPANSION_ROM, 0, (static_cast<uint32_t>(~(size - 1)) & ~0x7ffu) | ROM_ENABLE);
+}
+
 void ConfigSpace::setBar(int index, const Bar& bar, uint64_t address) {
   if (index < 0 || index > 5 || (bar.kind == BarKind::MEMORY64 && index > 4)) {
     throw std::invalid_argument("bad BAR index");

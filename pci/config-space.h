@@ -37,6 +37,10 @@ constexpr uint16_t VENDOR_ID = 0x00;
 constexpr uint16_t COMMAND = 0x04;
 constexpr uint16_t STATUS = 0x06;
 constexpr uint16_t BAR0 = 0x10;
+constexpr uint16_t EXPANSION_ROM = 0x30;
+// The expansion ROM where BAR indices are used (layouts, hellos): after 0-5.
+constexpr uint8_t ROM_BAR_INDEX = 6;
+constexpr uint32_t ROM_ENABLE = 1u << 0;
 constexpr uint16_t CAPABILITIES = 0x34;
 constexpr uint16_t INTERRUPT_LINE = 0x3c;
 constexpr uint16_t INTERRUPT_PIN = 0x3d;
@@ -77,6 +81,9 @@ class ConfigSpace {
   // Declares BAR `index` (a 64-bit BAR also takes index + 1) at `address`.
   // Throws std::invalid_argument for a bad index, size or alignment.
   void setBar(int index, const Bar& bar, uint64_t address);
+  // An expansion ROM of `size` bytes (a power of two, at least 2 KiB): its
+  // register sizes, takes an address and the enable bit.
+  void setExpansionRom(uint64_t size);
   void setInterruptPin(uint8_t pin, uint8_t line);
 
   const Bar& bar(int index) const { return bars_.at(static_cast<size_t>(index)); }

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "base/system-error.h"
+#include "pci/config-space.h"
 
 namespace cellvisor {
 namespace {
@@ -17,6 +18,14 @@ constexpr uint16_t BAR0 = 0x10;
 constexpr uint16_t COMMAND_IO = 1;
 constexpr uint16_t COMMAND_MEMORY = 2;
 constexpr uint16_t COMMAND_BUS_MASTER = 4;
+using pci::EXPANSION_ROM;
+using pci::ROM_BAR_INDEX;
+using pci::ROM_ENABLE;
+
+// Where a BAR's register is: 0x10 + 4 * index, the ROM's at 0x30.
+uint16_t barRegister(uint8_t index) {
+  return index == ROM_BAR_INDEX ? EXPANSION_ROM : static_cast<uint16_t>(BAR0 + 4 * index);
+}
 
 }  // namespace
 
@@ -45,7 +54,13 @@ void PciServerProxy::takeHello(proto::HelloReply::Reader hello) {
       return other.index == bar.getIndex() || (other.is64 && other.index + 1 == bar.getIndex()) ||
              (is64 && bar.getIndex() + 1 == other.index);
     });
-    if (bar.getIndex() > (is64 ? 4 : 5) || size == 0 || (size & (size - 1)) != 0 || taken) {
+    // Index 6 is the expansion ROM: 32-bit memory, 2 KiB at least.
+    bool rom = bar.getIndex() == ROM_BAR_INDEX;
+    bool romOk = !rom || (bar.getKind() == proto::PciBar::Kind::MEMORY32 && size >= 0x800);
+    if (bar.getIndex() > (is64  ? 4
+                          : rom ? ROM_BAR_INDEX
+                                : 5) ||
+        !romOk || size == 0 || (size & (size - 1)) != 0 || taken) {
       throw DeviceUnavailable(server_.deviceName() + ": server declared an impossible BAR");
     }
     ProxyBar declared{bar.getIndex(), size, bar.getKind() == proto::PciBar::Kind::IO,
@@ -129,9 +144,10 @@ void PciServerProxy::unmap(ProxyBar& bar) {
 }
 
 void PciServerProxy::assignBar(uint8_t index, uint64_t address) {
-  uint16_t offset = static_cast<uint16_t>(BAR0 + 4 * index);
+  uint16_t offset = barRegister(index);
   for (const auto& bar : bars_) {
     if (bar.index != index) continue;
+    // A ROM is placed but left off, as firmware leaves one it has copied.
     writeConfig(offset, 4, static_cast<uint32_t>(address));
     if (bar.is64) writeConfig(static_cast<uint16_t>(offset + 4), 4, static_cast<uint32_t>(address >> 32));
   }
@@ -170,7 +186,8 @@ void PciServerProxy::writeConfig(uint16_t offset, uint8_t size, uint32_t value) 
   if (!answered) return;
   // Command register or a BAR changed: decoding may have moved.
   bool touchesCommand = offset < COMMAND + 2 && offset + size > COMMAND;
-  bool touchesBars = offset + size > BAR0 && offset < BAR0 + 24;
+  bool touchesBars = (offset + size > BAR0 && offset < BAR0 + 24) ||
+                     (offset + size > EXPANSION_ROM && offset < EXPANSION_ROM + 4);
   if (touchesCommand || touchesBars) refreshMappings();
 }
 
@@ -178,11 +195,13 @@ void PciServerProxy::refreshMappings() {
   uint32_t command = readConfig(COMMAND, 2);
   std::lock_guard lock(mappingMutex_);
   for (auto& bar : bars_) {
-    uint16_t offset = static_cast<uint16_t>(BAR0 + 4 * bar.index);
+    bool rom = bar.index == ROM_BAR_INDEX;
+    uint16_t offset = barRegister(bar.index);
     uint64_t low = readConfig(offset, 4);
-    uint64_t address = bar.io ? (low & ~0x3ull) : (low & ~0xfull);
+    uint64_t address = bar.io ? (low & ~0x3ull) : rom ? (low & ~0x7ffull) : (low & ~0xfull);
     if (bar.is64) address |= uint64_t{readConfig(static_cast<uint16_t>(offset + 4), 4)} << 32;
-    bool enabled = (command & (bar.io ? COMMAND_IO : COMMAND_MEMORY)) != 0;
+    // A ROM decodes only while its own enable bit is set too.
+    bool enabled = (command & (bar.io ? COMMAND_IO : COMMAND_MEMORY)) != 0 && (!rom || (low & ROM_ENABLE));
     // While the guest sizes a BAR (all-ones written) it holds no real address.
     bool sizing = (address | (bar.size - 1)) == (bar.io ? 0xffffffffull : (bar.is64 ? ~0ull : 0xffffffffull));
     uint64_t wanted = enabled && !sizing && address != 0 ? address : 0;

@@ -2,11 +2,15 @@
 
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "base/system-error.h"
+#include "servers/display/display-options.h"
 
 namespace cellvisor {
 namespace {
@@ -20,12 +24,32 @@ constexpr uint32_t QEXT_LITTLE_ENDIAN = 0x1e1e1e1e;
 
 }  // namespace
 
-BochsDisplay::BochsDisplay(ServerResources& resources) : state_(resources.state->body<BochsDisplayState>()) {
+BochsDisplay::BochsDisplay(ServerResources& resources, uint64_t vramBytes, UniqueFd rom)
+    : state_(resources.state->body<BochsDisplayState>()), vramBytes_(vramBytes) {
   if (!resources.barMemory) throw std::runtime_error("no VRAM (BAR memory) handed over");
   struct stat st {};
   checkSyscall(::fstat(resources.barMemory.get(), &st), "fstat VRAM");
+  auto memoryBytes = static_cast<uint64_t>(st.st_size);
+  if (rom) {
+    struct stat romStat {};
+    checkSyscall(::fstat(rom.get(), &romStat), "fstat option ROM");
+    romBytes_ = romWindowBytes(static_cast<uint64_t>(romStat.st_size));
+    // Every instance puts the ROM's bytes back (the guest could write over
+    // its memory slot); VRAM it leaves alone.
+    std::vector<uint8_t> bytes(romBytes_, 0);
+    if (::pread(rom.get(), bytes.data(), static_cast<size_t>(romStat.st_size), 0) != romStat.st_size)
+      throw std::runtime_error("cannot read the option ROM");
+    if (::pwrite(resources.barMemory.get(), bytes.data(), bytes.size(), static_cast<off_t>(vramBytes_)) !=
+        static_cast<ssize_t>(bytes.size())) {
+      throw std::runtime_error("cannot copy the option ROM into BAR memory");
+    }
+  }
+  if (memoryBytes != vramBytes_ + romBytes_) {
+    throw std::runtime_error("BAR memory is " + std::to_string(memoryBytes) + " bytes, not VRAM and ROM (" +
+                             std::to_string(vramBytes_ + romBytes_) + ")");
+  }
   // Read-only: the guest draws, the server only looks.
-  vram_ = Mapping::map(resources.barMemory.get(), static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED);
+  vram_ = Mapping::map(resources.barMemory.get(), static_cast<size_t>(memoryBytes), PROT_READ, MAP_SHARED);
   StateHeader& header = resources.state->header();
   bool restored = claimState(header, MAGIC, LAYOUT) == StateOrigin::RESTORED;
   config_.emplace(std::span<uint8_t>(state_.pciConfig),
@@ -39,8 +63,9 @@ BochsDisplay::BochsDisplay(ServerResources& resources) : state_(resources.state-
                         .classCode = 0x03,
                         .subsystemVendor = 0x1af4,
                         .subsystem = 0x1100});
-  config_->setBar(0, {pci::BarKind::MEMORY32, vram_.size(), true}, 0);
+  config_->setBar(0, {pci::BarKind::MEMORY32, vramBytes_, true}, 0);
   config_->setBar(2, {pci::BarKind::MEMORY32, MMIO_BYTES, false}, 0);
+  if (romBytes_ != 0) config_->setExpansionRom(romBytes_);
   if (restored) return;
   std::fill(std::begin(state_.dispi), std::end(state_.dispi), 0);
   publishState(header, MAGIC, LAYOUT);
@@ -48,8 +73,10 @@ BochsDisplay::BochsDisplay(ServerResources& resources) : state_(resources.state-
 
 FunctionLayout BochsDisplay::layout() const {
   FunctionLayout layout;
-  layout.bars.push_back({0, vram_.size(), pci::BarKind::MEMORY32, true, true, 0});
+  layout.bars.push_back({0, vramBytes_, pci::BarKind::MEMORY32, true, true, 0});
   layout.bars.push_back({2, MMIO_BYTES, pci::BarKind::MEMORY32});
+  if (romBytes_ != 0)
+    layout.bars.push_back({pci::ROM_BAR_INDEX, romBytes_, pci::BarKind::MEMORY32, false, true, vramBytes_});
   return layout;
 }
 
@@ -75,7 +102,7 @@ uint16_t BochsDisplay::readRegister(uint16_t index) const {
     case dispi::ID:
       return dispi::ID5;
     case dispi::VIDEO_MEMORY_64K:
-      return static_cast<uint16_t>(std::min<uint64_t>(vram_.size() >> 16, 0xffff));
+      return static_cast<uint16_t>(std::min<uint64_t>(vramBytes_ >> 16, 0xffff));
     case dispi::XRES:
     case dispi::YRES:
     case dispi::BPP:
@@ -133,7 +160,7 @@ std::optional<Scanout> BochsDisplay::scanout() const {
   if (mode.width == 0 || mode.height == 0) return std::nullopt;
   // The whole window inside VRAM, or nothing is shown.
   uint64_t end = mode.offset + uint64_t{mode.height - 1} * mode.stride + uint64_t{mode.width} * bpp / 8;
-  if (end > vram_.size()) return std::nullopt;
+  if (end > vramBytes_) return std::nullopt;
   return mode;
 }
 

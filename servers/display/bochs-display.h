@@ -13,6 +13,7 @@
 #include <span>
 
 #include "base/mapping.h"
+#include "base/unique-fd.h"
 #include "servers/runtime/pci-function.h"
 #include "servers/runtime/server-resources.h"
 
@@ -62,9 +63,11 @@ class BochsDisplay : public PciFunction {
   static constexpr uint64_t DISPI_OFFSET = 0x500;
   static constexpr uint64_t QEXT_OFFSET = 0x600;
 
-  BochsDisplay(ServerResources& resources);
+  // `vramBytes` of the BAR memory are VRAM; `rom`, when open, is the option
+  // ROM, copied into the rest and shown through the expansion ROM BAR.
+  BochsDisplay(ServerResources& resources, uint64_t vramBytes, UniqueFd rom);
 
-  std::span<const uint8_t> vram() const { return {vram_.data(), vram_.size()}; }
+  std::span<const uint8_t> vram() const { return {vram_.data(), vramBytes_}; }
   // The current mode, or nullopt when the guest shows nothing (disabled, a
   // depth we do not scan out, or a window that does not fit VRAM).
   std::optional<Scanout> scanout() const;
@@ -90,7 +93,9 @@ class BochsDisplay : public PciFunction {
   void writeRegister(uint16_t index, uint16_t value);
 
   BochsDisplayState& state_;
-  Mapping vram_;
+  Mapping vram_;  // VRAM, then the ROM's window: read-only here.
+  uint64_t vramBytes_;
+  uint64_t romBytes_ = 0;
   std::optional<pci::ConfigSpace> config_;
   std::function<void()> modeChanged_;
 };

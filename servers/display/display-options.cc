@@ -1,10 +1,12 @@
 #include "servers/display/display-options.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <bit>
 #include <cerrno>
@@ -67,6 +69,9 @@ DisplayOptions parseDisplayOptions(const std::string& text) {
     } else if (key == "password") {
       if (value.empty()) throw std::invalid_argument(std::string(DEVICE) + ": password: empty");
       options.password = value;
+    } else if (key == "rom") {
+      if (value.empty()) throw std::invalid_argument(std::string(DEVICE) + ": rom: empty (rom=off for none)");
+      options.rom = value == "off" ? "" : value;
     } else if (key == "vga") {
       if (value != "on" && value != "io" && value != "off")
         throw std::invalid_argument(std::string(DEVICE) + ": vga: expected on, io or off");
@@ -115,6 +120,25 @@ UniqueFd openVncListener(const DisplayOptions& options, const std::string& where
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), length) != 0) fail("cannot listen on");
   if (::listen(fd.get(), 16) != 0) fail("cannot listen on");
   return fd;
+}
+
+UniqueFd openDisplayRom(const DisplayOptions& options, const std::string& where) {
+  if (options.rom.empty()) return {};
+  UniqueFd fd(::open(options.rom.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    // The default is a convenience: without SeaBIOS's package there is none.
+    if (errno == ENOENT && options.rom == DisplayOptions::DEFAULT_ROM) return {};
+    throw std::system_error(errno, std::generic_category(), where + ": rom: " + options.rom);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 512 || st.st_size > (1 << 20)) {
+    throw std::invalid_argument(where + ": rom: " + options.rom + ": not an option ROM (512 bytes to 1 MiB)");
+  }
+  return fd;
+}
+
+uint64_t romWindowBytes(uint64_t romFileBytes) {
+  return std::bit_ceil(std::max<uint64_t>(romFileBytes, 4096));
 }
 
 }  // namespace cellvisor

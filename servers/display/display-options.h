@@ -5,7 +5,9 @@
 // 640x480 up to 3840x2160); wait (the vCPUs start once a client is there)
 // is refused for now: the core cannot hold its start for the display yet;
 // password= VNC authentication (8 characters count, as in every VNC);
-// vga= accepted for bhyve's sake (there is no legacy VGA here).
+// vga= accepted for bhyve's sake (there is no legacy VGA here); rom=PATH the
+// adapter's option ROM, which firmware runs (default: SeaBIOS's
+// vgabios-bochs-display.bin when installed; rom=off for none).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +26,8 @@ struct DisplayOptions {
   uint32_t width = 1024;
   uint32_t height = 768;
   std::string password;
+  std::string rom = DEFAULT_ROM;  // "" for none
+  static constexpr const char* DEFAULT_ROM = "/usr/share/seabios/vgabios-bochs-display.bin";
   // VRAM: a power of two holding two screens of w x h at 32 bpp (page
   // flipping), at least 16 MiB as QEMU's bochs-display has.
   uint64_t vramBytes() const;
@@ -35,5 +39,10 @@ DisplayOptions parseDisplayOptions(const std::string& text);
 // opens it and every instance of the server inherits it (a restarted
 // server keeps the port). Errors start with `where`.
 UniqueFd openVncListener(const DisplayOptions& options, const std::string& where);
+// The option ROM, opened read-only (none: rom=off, or the default ROM not
+// installed). Errors start with `where`.
+UniqueFd openDisplayRom(const DisplayOptions& options, const std::string& where);
+// The ROM's window in BAR memory after VRAM: a power of two, a page at least.
+uint64_t romWindowBytes(uint64_t romFileBytes);
 
 }  // namespace cellvisor

@@ -2,6 +2,8 @@
 // the options, makes the VRAM (the supervisor's memfd, which outlives every
 // server instance: the picture survives a crash) and opens the VNC port, so
 // the server needs no right to bind or listen and a restarted one keeps it.
+#include <sys/stat.h>
+
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +28,13 @@ PreparedServer prepare(const LaunchContext& context) {
   prepared.doorbells = 0;
   prepared.vectors = 0;  // No interrupts: the display only answers.
   prepared.barMemoryBytes = options.vramBytes();
+  // The option ROM's bytes go after VRAM: the ROM BAR is a memory slot too.
+  if (UniqueFd rom = openDisplayRom(options, context.where)) {
+    struct stat st {};
+    ::fstat(rom.get(), &st);
+    prepared.barMemoryBytes += romWindowBytes(static_cast<uint64_t>(st.st_size));
+    prepared.backends.push_back(std::move(rom));
+  }
   return prepared;
 }
 

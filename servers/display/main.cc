@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <ctime>
+#include <stdexcept>
 
 #include "base/system-error.h"
 #include "display-policy.h"
@@ -36,31 +37,34 @@ UniqueFd frameTimer() {
 
 int main() {
   using namespace cellvisor;
-  return serveDevice("fbuf", "display.policy", policies::DISPLAY_POLICY,
-                     [](ServerResources& resources, SandboxedServe& serve) {
-                       DisplayOptions options = parseDisplayOptions(resources.options);
-                       // libvncserver asks for local time here and there: a time zone given
-                       // outright, so glibc never opens its file (the sandbox would not let it).
-                       ::setenv("TZ", "UTC", 1);
-                       ::tzset();
-                       // libvncserver checks VNC passwords with libgcrypt's DES: the library
-                       // set up now (its first use reads /proc and logs to syslog otherwise).
-                       ::gcry_check_version(nullptr);
-                       ::gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
-                       ::gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
-                       BochsDisplay display(resources);
-                       VncServer vnc(options, takeOnlyBackend(resources, "VNC listening socket"),
-                                     "fbuf:" + resources.deviceName);
-                       DeviceServer server("fbuf:" + resources.deviceName, resources, display);
-                       UniqueFd timer = frameTimer();
-                       server.watch(vnc.listenerFd(), [&vnc] { vnc.service(); });
-                       server.watch(timer.get(), [&] {
-                         uint64_t expirations;
-                         [[maybe_unused]] ssize_t got =
-                             ::read(timer.get(), &expirations, sizeof(expirations));
-                         if (vnc.clients() > 0) vnc.show(display.scanout(), display.vram());
-                         vnc.service();
-                       });
-                       return serve(server);
-                     });
+  return serveDevice(
+      "fbuf", "display.policy", policies::DISPLAY_POLICY,
+      [](ServerResources& resources, SandboxedServe& serve) {
+        DisplayOptions options = parseDisplayOptions(resources.options);
+        // libvncserver asks for local time here and there: a time zone given
+        // outright, so glibc never opens its file (the sandbox would not let it).
+        ::setenv("TZ", "UTC", 1);
+        ::tzset();
+        // libvncserver checks VNC passwords with libgcrypt's DES: the library
+        // set up now (its first use reads /proc and logs to syslog otherwise).
+        ::gcry_check_version(nullptr);
+        ::gcry_control(GCRYCTL_DISABLE_SECMEM, 0);
+        ::gcry_control(GCRYCTL_INITIALIZATION_FINISHED, 0);
+        // Handed over in the launcher's order: the VNC socket, then the ROM.
+        if (resources.backends.empty() || resources.backends.size() > 2)
+          throw std::runtime_error("expected the VNC listening socket and at most an option ROM");
+        UniqueFd rom = resources.backends.size() == 2 ? std::move(resources.backends[1]) : UniqueFd();
+        BochsDisplay display(resources, options.vramBytes(), std::move(rom));
+        VncServer vnc(options, std::move(resources.backends[0]), "fbuf:" + resources.deviceName);
+        DeviceServer server("fbuf:" + resources.deviceName, resources, display);
+        UniqueFd timer = frameTimer();
+        server.watch(vnc.listenerFd(), [&vnc] { vnc.service(); });
+        server.watch(timer.get(), [&] {
+          uint64_t expirations;
+          [[maybe_unused]] ssize_t got = ::read(timer.get(), &expirations, sizeof(expirations));
+          if (vnc.clients() > 0) vnc.show(display.scanout(), display.vram());
+          vnc.service();
+        });
+        return serve(server);
+      });
 }

@@ -17,6 +17,7 @@
 
 #include "host/server-kind.h"
 #include "servers/display/bochs-display.h"
+#include "servers/display/display-options.h"
 #include "tests/harness/virtio-harness.h"
 
 namespace cellvisor::testing {
@@ -249,6 +250,36 @@ TEST(Display, PictureModeAndPortSurviveAKill) {
   }
 }
 
+// The option ROM (SeaBIOS's vgabios-bochs-display.bin by default) behind
+// the expansion ROM register: sized, placed and enabled as firmware does,
+// then read straight from its memory slot.
+TEST(Display, TheOptionRomIsBehindTheExpansionRomRegister) {
+  if (::access(DisplayOptions::DEFAULT_ROM, R_OK) != 0)
+    GTEST_SKIP() << DisplayOptions::DEFAULT_ROM << " is missing";
+  DisplayRig rig;
+  rig.proxy->writeConfig(0x30, 4, 0xfffff800);
+  uint32_t size = ~(rig.proxy->readConfig(0x30, 4) & 0xfffff800) + 1;
+  EXPECT_EQ(size, 0x8000u) << "28 KiB of ROM in a 32 KiB window";
+  constexpr uint64_t ROM_ADDRESS = 0xe000'0000;
+  rig.proxy->writeConfig(0x30, 4, ROM_ADDRESS);
+  EXPECT_EQ(rig.wiring.sharedBars.count(ROM_ADDRESS), 0u) << "not decoded until enabled";
+  rig.proxy->writeConfig(0x30, 4, ROM_ADDRESS | 1);
+  ASSERT_EQ(rig.wiring.sharedBars.count(ROM_ADDRESS), 1u);
+  std::span<uint8_t> rom = rig.wiring.sharedBars.at(ROM_ADDRESS);
+  ASSERT_EQ(rom.size(), size);
+  EXPECT_EQ(rom[0], 0x55);
+  EXPECT_EQ(rom[1], 0xaa);
+  uint16_t pcir = static_cast<uint16_t>(rom[0x18] | rom[0x19] << 8);
+  ASSERT_LT(pcir + 8u, rom.size());
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(&rom[pcir]), 4), "PCIR");
+  EXPECT_EQ(rom[pcir + 4] | rom[pcir + 5] << 8, 0x1234) << "the ROM is for this adapter";
+  EXPECT_EQ(rom[pcir + 6] | rom[pcir + 7] << 8, 0x1111);
+  rig.proxy->writeConfig(0x30, 4, ROM_ADDRESS);
+  EXPECT_EQ(rig.wiring.sharedBars.count(ROM_ADDRESS), 0u) << "disabled again";
+  DisplayRig none(",rom=off");
+  EXPECT_EQ(none.proxy->readConfig(0x30, 4), 0u) << "rom=off: no ROM register";
+}
+
 TEST(Display, BadOptionsAreRefusedByName) {
   const ServerKind* kind = findServerKind("fbuf");
   ASSERT_NE(kind, nullptr);
@@ -261,6 +292,8 @@ TEST(Display, BadOptionsAreRefusedByName) {
            {"wait", "wait: not supported yet"},
            {"colour=blue", "unknown option 'colour'"},
            {"vga=maybe", "vga: expected on, io or off"},
+           {"rom=/nonexistent.rom", "rom: /nonexistent.rom: No such file or directory"},
+           {"rom=/etc/hostname", "not an option ROM"},
        }) {
     try {
       kind->prepare({options, 1, "-s 29:0,fbuf"});

@@ -111,7 +111,10 @@ TEST(BarPlacement, HostileSizesAreRefusedBeforeAnyArithmetic) {
   EXPECT_NE(placementError({{0, 0, false, false}}).find("power of two"), std::string::npos);
   EXPECT_NE(placementError({{0, 3 << 12, false, false}}).find("power of two"), std::string::npos);
   EXPECT_NE(placementError({{0, 8, false, false}}).find("at least 16 bytes"), std::string::npos);
-  EXPECT_NE(placementError({{6, 4096, false, false}}).find("no such BAR register"), std::string::npos);
+  EXPECT_NE(placementError({{7, 4096, false, false}}).find("no such BAR register"), std::string::npos);
+  EXPECT_NE(placementError({{6, 4096, false, true}}).find("no such BAR register"), std::string::npos)
+      << "the expansion ROM is 32-bit";
+  EXPECT_EQ(placementError({{6, 4096, false, false}}), "") << "the expansion ROM";
   EXPECT_NE(placementError({{5, 4096, false, true}}).find("no such BAR register"), std::string::npos);
   EXPECT_NE(placementError({{0, 4096, false, true}, {1, 4096, false, false}}).find("overlaps another BAR"),
             std::string::npos);

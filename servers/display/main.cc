@@ -58,7 +58,11 @@ int main() {
         VncServer vnc(options, std::move(resources.backends[0]), "fbuf:" + resources.deviceName);
         DeviceServer server("fbuf:" + resources.deviceName, resources, display);
         UniqueFd timer = frameTimer();
-        server.watch(vnc.listenerFd(), [&vnc] { vnc.service(); });
+        server.watch(vnc.listenerFd(), [&] {
+          // A client is coming: the picture it gets first is the current one.
+          vnc.show(display.scanout(), display.vram());
+          vnc.service();
+        });
         server.watch(timer.get(), [&] {
           uint64_t expirations;
           [[maybe_unused]] ssize_t got = ::read(timer.get(), &expirations, sizeof(expirations));

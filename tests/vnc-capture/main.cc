@@ -4,7 +4,10 @@
 // against what the guest drew, pixel for pixel.
 //
 //   vnc-capture [--password P] [--encodings "zrle ..."] [--expect WxH] [--settle-ms N]
-//               [--timeout-ms N] HOST:PORT OUT.ppm
+//               [--hold-ms N] [--timeout-ms N] HOST:PORT OUT.ppm
+//
+// --hold-ms: for a screen that never holds still (a blinking cursor), the
+// picture N ms after the first one, however busy.
 //
 // Only lossless encodings are asked for (tight without JPEG), so the
 // picture is the server's exactly.
@@ -27,6 +30,8 @@ namespace {
 std::string password;
 std::string encodings = "zrle tight zlib hextile copyrect raw";
 int expectWidth = 0, expectHeight = 0;
+int holdMs = -1;
+std::chrono::steady_clock::time_point firstUpdate;
 std::chrono::steady_clock::time_point lastUpdate;
 bool updated = false;
 
@@ -36,6 +41,7 @@ char* givePassword(rfbClient*) {
 
 void finishedUpdate(rfbClient*) {
   lastUpdate = std::chrono::steady_clock::now();
+  if (!updated) firstUpdate = lastUpdate;
   updated = true;
 }
 
@@ -63,6 +69,8 @@ int main(int argc, char** argv) {
       std::sscanf(argv[at + 1], "%dx%d", &expectWidth, &expectHeight);
     } else if (flag == "--settle-ms") {
       settleMs = std::atoi(argv[at + 1]);
+    } else if (flag == "--hold-ms") {
+      holdMs = std::atoi(argv[at + 1]);
     } else if (flag == "--timeout-ms") {
       timeoutMs = std::atoi(argv[at + 1]);
     } else {
@@ -97,8 +105,10 @@ int main(int argc, char** argv) {
     if (ready < 0) break;
     if (ready > 0 && !HandleRFBServerMessage(client)) break;
     bool sizeRight = expectWidth == 0 || (client->width == expectWidth && client->height == expectHeight);
-    if (updated && sizeRight &&
-        std::chrono::steady_clock::now() - lastUpdate > std::chrono::milliseconds(settleMs)) {
+    auto now = std::chrono::steady_clock::now();
+    bool settled = holdMs >= 0 ? now - firstUpdate > std::chrono::milliseconds(holdMs)
+                               : now - lastUpdate > std::chrono::milliseconds(settleMs);
+    if (updated && sizeRight && settled) {
       bool written = writePpm(client, argv[at + 1]);
       rfbClientCleanup(client);
       return written ? 0 : 1;

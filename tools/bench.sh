@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 ./tools/install-deps.sh qemu-system-x86 fio seabios
 [ -f build/build.ninja ] || meson setup build >/dev/null
-ninja -C build bench/boot-time bench/blk-bench bench/nvme-bench bench/restart-bench bench/net-bench bench/vmmd-bench bench/linux-boot bench/firmware-boot bench/ahci-bench >/dev/null
+ninja -C build bench/boot-time bench/blk-bench bench/nvme-bench bench/restart-bench bench/net-bench bench/vmmd-bench bench/linux-boot bench/firmware-boot bench/ahci-bench bench/display-bench >/dev/null
 ninja -C build >/dev/null
 build/bench/boot-time --runs "${RUNS:-20}" build/core/vmm-core build/tests/guest/guest.elf "$(command -v qemu-system-x86_64)"
 build/bench/firmware-boot --runs "${FIRMWARE_RUNS:-5}" build/core/vmm-core /usr/share/seabios/bios-256k.bin \
@@ -19,3 +19,4 @@ build/bench/net-bench
 build/bench/vmmd-bench --runs "${RUNS:-20}" build/vmmd/vmmd build/tests/guest/guest.elf
 build/bench/linux-boot --runs "${LINUX_RUNS:-3}" build/core/vmm-core "$(tests/linux/build-kernel.sh)" \
   build/tests/linux/initramfs.cpio tests/linux/emulating-host.cmdline "$(command -v qemu-system-x86_64)"
+build/bench/display-bench --seconds "${DISPLAY_SECONDS:-15}" build/core/vmm-core build/tests/guest/guest.elf "$(command -v qemu-system-x86_64)"

@@ -240,6 +240,10 @@ void guest_main(const struct hvm_start_info* info) {
   } else if (strncmp(test, "idle", 32) == 0) {
     printf("idle: waiting with interrupts on\n");
     for (;;) __asm__ volatile("sti; hlt");
+  } else if (strncmp(test, "display-animation", 32) == 0) {
+    char frames[8] = "on";
+    cmdline_value(cmdline, "frames", frames, sizeof(frames));
+    test_display_animation(strncmp(frames, "off", 8) != 0);
   } else if (strncmp(test, "display", 32) == 0) {
     test_display(800, 600);
   } else if (strncmp(test, "spin", 32) == 0) {

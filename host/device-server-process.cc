@@ -101,8 +101,13 @@ void DeviceServerProcess::spawn(bool restart) {
     ::syscall(SYS_close_range, BOOTSTRAP_FD + 1, ~0u, 0);  // No stray fds.
     if (root) {
       // Its own unprivileged identity: no capabilities survive the exec.
+      // Raw system calls: glibc's wrappers make every thread of the process
+      // change too, and a clone3 child still has the parent's thread list:
+      // one the parent was creating at that moment would be waited for for
+      // ever (a restart racing a thread start hung so).
       gid_t groups[] = {gid};
-      if (::setgroups(1, groups) != 0 || ::setresgid(gid, gid, gid) != 0 || ::setresuid(uid, uid, uid) != 0) {
+      if (::syscall(SYS_setgroups, 1, groups) != 0 || ::syscall(SYS_setresgid, gid, gid, gid) != 0 ||
+          ::syscall(SYS_setresuid, uid, uid, uid) != 0) {
         ::_exit(126);
       }
     }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 
@@ -78,6 +79,51 @@ TEST(DisplayBoot, TheGuestsPictureReachesAVncClientAndSurvivesItsServer) {
   EXPECT_EQ(compareScreen(port, 800, 600), "") << "after the kill, on the same port";
   core.poll();
   EXPECT_EQ(core.output().find("FAIL - "), std::string::npos) << core.output();
+  core.signal(SIGKILL);
+}
+
+// noVNC (npm) in headless Chromium (Debian's), connected straight to the
+// display server's port over WebSocket: its canvas shows the guest's
+// pattern (noVNC asks for Tight with JPEG: close, not exact), and after
+// kill -9 of the server the page reconnects and shows it again.
+TEST(DisplayBoot, NoVncInChromiumShowsTheGuestAndReconnectsAfterAKill) {
+  if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  if (::access("/usr/bin/chromium", X_OK) != 0)
+    GTEST_SKIP() << "no /usr/bin/chromium (apt-get install chromium)";
+  CoreProcess setup({"/bin/sh", std::getenv("CELLVISOR_NOVNC_SETUP"), "--cached"});
+  if (setup.wait() != 0)
+    GTEST_SKIP() << "noVNC not prepared (tests/novnc/setup.sh: needs npm and the npm registry)";
+  std::string dir = setup.out().substr(0, setup.out().find('\n'));
+  CoreProcess core({coreBinary(), "-m", "128M", "-l", "com1,stdio", "-s",
+                    "29,fbuf,tcp=127.0.0.1:0,w=800,h=600", "--kernel", guestImage(), "--cmdline",
+                    "test=display", "vm"});
+  ASSERT_TRUE(core.waitFor("display: 800x600x32 pattern drawn", std::chrono::seconds(120))) << core.output();
+  std::smatch match;
+  std::string log = core.output();
+  ASSERT_TRUE(std::regex_search(log, match, std::regex("VNC server on 127\\.0\\.0\\.1 port ([0-9]+)")))
+      << log;
+  std::string screenshot = ::testing::TempDir() + "novnc-" + std::to_string(::getpid()) + ".png";
+  CoreProcess page({"/usr/bin/node", dir + "/novnc-check.mjs", dir + "/rfb.bundle.js", match[1].str(), "800",
+                    "600", screenshot});
+  ASSERT_TRUE(page.waitFor("picture ", std::chrono::seconds(60))) << page.output();
+  ASSERT_TRUE(page.waitFor("\n", std::chrono::seconds(5)));
+  std::smatch seen;
+  std::string first = page.out();
+  ASSERT_TRUE(std::regex_search(first, seen, std::regex("picture ([0-9]+) ([0-9.]+)"))) << page.output();
+  EXPECT_EQ(seen[1], "0") << "no pixel far off the pattern";
+  EXPECT_LT(std::stod(seen[2]), 4.0) << "mean error per channel";
+  EXPECT_TRUE(std::filesystem::exists(screenshot));
+
+  pid_t server = 0;
+  for (pid_t pid : deviceServersOf(core.pid())) server = pid;
+  ASSERT_GT(server, 0);
+  ::kill(server, SIGKILL);
+  ASSERT_TRUE(page.waitFor("reconnected", std::chrono::seconds(60))) << page.output() << core.output();
+  EXPECT_EQ(page.wait(std::chrono::seconds(60)), 0) << page.output();
+  std::string after = page.out().substr(page.out().find("reconnected"));
+  ASSERT_TRUE(std::regex_search(after, seen, std::regex("picture ([0-9]+) ([0-9.]+)"))) << page.output();
+  EXPECT_EQ(seen[1], "0") << "the same picture after the reconnection";
+  ::unlink(screenshot.c_str());
   core.signal(SIGKILL);
 }
 

@@ -45,6 +45,13 @@ void finishedUpdate(rfbClient*) {
   updated = true;
 }
 
+// rfbClientCleanup leaves the framebuffer (the library's own malloc) to us.
+void release(rfbClient* client) {
+  std::free(client->frameBuffer);
+  client->frameBuffer = nullptr;
+  rfbClientCleanup(client);
+}
+
 bool writePpm(rfbClient* client, const char* path) {
   std::ofstream out(path, std::ios::binary);
   out << "P6\n" << client->width << ' ' << client->height << "\n255\n";
@@ -86,6 +93,7 @@ int main(int argc, char** argv) {
   std::string endpoint = argv[at];
   auto colon = endpoint.rfind(':');
   rfbClient* client = rfbGetClient(8, 3, 4);
+  std::free(client->serverHost);  // rfbGetClient's own, replaced
   client->serverHost = strdup(endpoint.substr(0, colon).c_str());
   client->serverPort = std::atoi(endpoint.c_str() + colon + 1);
   client->GetPassword = givePassword;
@@ -110,7 +118,7 @@ int main(int argc, char** argv) {
                                : now - lastUpdate > std::chrono::milliseconds(settleMs);
     if (updated && sizeRight && settled) {
       bool written = writePpm(client, argv[at + 1]);
-      rfbClientCleanup(client);
+      release(client);
       return written ? 0 : 1;
     }
   }

@@ -60,6 +60,45 @@ TEST_F(Vmctl, GraphicsGiveTheVmAVncConsole) {
     }
   }
   EXPECT_EQ(wrong, 0);
+  // A live upgrade of the display server: the next binary shows the same
+  // picture on the same port.
+  const std::string key = R"("name":"fbuf-29.0","pid":)";
+  auto displayPid = [&] {
+    std::string json = vmctl({"devices", "screen", "--json"}).second;
+    auto at = json.find(key);
+    return at == std::string::npos ? 0 : std::atoi(json.c_str() + at + key.size());
+  };
+  pid_t display = displayPid();
+  ASSERT_GT(display, 0) << vmctl({"devices", "screen", "--json"}).second;
+  fs::path upgraded = copyOfServerBinary(display);
+  auto [upgradeStatus, upgradeText] = vmctl({"device", "restart", "screen", "fbuf-29.0", upgraded.string()});
+  ASSERT_EQ(upgradeStatus, 0) << upgradeText;
+  pid_t next = 0;
+  for (int i = 0; i < 100 && (next <= 0 || next == display); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    next = displayPid();
+  }
+  ASSERT_GT(next, 0);
+  EXPECT_NE(next, display);
+  EXPECT_EQ(fs::read_symlink("/proc/" + std::to_string(next) + "/exe"), upgraded);
+  ::unlink(picture.c_str());
+  status = std::system(
+      (env("CELLVISOR_VNC_CAPTURE") + " --password letmein --expect 800x600 " + endpoint + " " + picture)
+          .c_str());
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "after the upgrade: " << status;
+  std::ifstream again(picture, std::ios::binary);
+  again >> magic >> width >> height >> maxValue;
+  again.get();
+  again.read(reinterpret_cast<char*>(rgb.data()), static_cast<std::streamsize>(rgb.size()));
+  wrong = 0;
+  for (int y = 0; y < 600; ++y) {
+    for (int x = 0; x < 800; ++x) {
+      const uint8_t* p = &rgb[3 * (size_t(y) * 800 + x)];
+      if ((uint32_t{p[0]} << 16 | uint32_t{p[1]} << 8 | p[2]) != pattern(x, y, 800, 600)) ++wrong;
+    }
+  }
+  EXPECT_EQ(wrong, 0) << "the same screen from the upgraded server";
+
   int refused = std::system((env("CELLVISOR_VNC_CAPTURE") + " --password nope --timeout-ms 3000 " + endpoint +
                              " " + picture + " 2>/dev/null")
                                 .c_str());

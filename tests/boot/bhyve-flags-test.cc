@@ -109,9 +109,10 @@ TEST_F(BhyveFlags, HelpAndHelpListsExit0) {
   EXPECT_NE(help.out().find("wire guest memory"), std::string::npos) << help.out();
   CoreProcess slots({coreBinary(), "-s", "help"});
   EXPECT_EQ(slots.wait(), 0) << slots.output();
-  EXPECT_NE(slots.out().find(
-                "hostbridge, amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, nvme, virtio-blk, virtio-net"),
-            std::string::npos)
+  EXPECT_NE(
+      slots.out().find(
+          "hostbridge, amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, fbuf, nvme, virtio-blk, virtio-net"),
+      std::string::npos)
       << slots.out();
   CoreProcess lpc({coreBinary(), "-l", "help"});
   EXPECT_EQ(lpc.wait(), 0) << lpc.output();

@@ -437,10 +437,10 @@ TEST_F(GuestBoot, BadInputGetsAClearError) {
       {{coreBinary(), "--kernel", guestImage(), "-m", "3M", "vm"}, "multiple of 2 MiB"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "5,virtio-gpu", "vm"},
        "-s 5,virtio-gpu: pci.0.5.0.device: unknown emulation 'virtio-gpu'; this build has: hostbridge, "
-       "amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, nvme, virtio-blk, virtio-net"},
+       "amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, fbuf, nvme, virtio-blk, virtio-net"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "5,xhci,tablet", "vm"},
        "'xhci' is a bhyve emulation cellvisor does not have yet (this build has: hostbridge, "
-       "amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, nvme, virtio-blk, virtio-net)"},
+       "amd_hostbridge, lpc, ahci, ahci-cd, ahci-hd, fbuf, nvme, virtio-blk, virtio-net)"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "5,ahci-cd,/dev/zero", "vm"},
        "-s 5:0,ahci-cd: /dev/zero: not a regular file or block device"},
       {{coreBinary(), "--kernel", guestImage(), "-s", "5,ahci,hd:/etc/hostname,cd:/nonexistent.iso", "vm"},

@@ -109,6 +109,14 @@ std::string megabytes(uint64_t bytes) {
 
 }  // namespace
 
+fs::path cgroupDirectory(const fs::path& mountPoint, const std::string& mountRoot,
+                         const std::string& cgroup) {
+  auto relative = fs::path(cgroup).lexically_relative(mountRoot);
+  // "/" relative to "/" is ".", and point/"." is not the point: the root.
+  if (relative.empty() || relative == ".") return mountPoint;
+  return (mountPoint / relative).lexically_normal();
+}
+
 CgroupTree CgroupTree::locate(const std::string& requested) {
   CgroupTree tree;
   auto mount = findCgroup2();
@@ -135,13 +143,13 @@ CgroupTree CgroupTree::locate(const std::string& requested) {
     }
   } else {
     std::string own = ownCgroup();
-    auto relative = fs::path(own).lexically_relative(mount->root);
-    fs::path ownPath = (mount->point / relative).lexically_normal();
+    fs::path ownPath = cgroupDirectory(mount->point, mount->root, own);
+    bool atRoot = ownPath == mount->point;
     if (own.empty() || !fs::exists(ownPath)) {
       tree.reason_ = "cannot find vmmd's own cgroup in " + mount->point.string();
       return tree;
     }
-    if (ownPath == mount->point) {
+    if (atRoot) {
       // At the hierarchy's root (no service manager delegated a subtree):
       // the VMs go in a child of their own rather than beside the host's.
       root = ownPath / "cellvisor";

@@ -103,6 +103,12 @@ class VmCgroup {
   std::vector<std::string> applied_;
 };
 
+// Where cgroup `cgroup` (as /proc/self/cgroup names it) is in the file
+// system, for a cgroup2 mount at `mountPoint` showing `mountRoot`: the
+// mount point itself for the hierarchy's root.
+std::filesystem::path cgroupDirectory(const std::filesystem::path& mountPoint, const std::string& mountRoot,
+                                      const std::string& cgroup);
+
 // Usage as `vmctl info` shows it, one line each (cpu, memory, io).
 std::vector<std::string> describeUsage(const VmUsage& usage);
 

@@ -96,6 +96,17 @@ TEST_F(VmCgroupFiles, AKeyWhoseControllerIsMissingIsRefusedByName) {
   EXPECT_EQ(readText(root / "vm-web" / "cpu.max"), "") << "nothing written";
 }
 
+// vmmd's own cgroup found in the mount: at the root (a shell, a test) it
+// is the mount point itself, which vmmd must not take for a delegated one.
+TEST(CgroupDirectory, TheRootIsTheMountPoint) {
+  EXPECT_EQ(cgroupDirectory("/sys/fs/cgroup/unified", "/", "/"), fs::path("/sys/fs/cgroup/unified"));
+  EXPECT_EQ(cgroupDirectory("/sys/fs/cgroup", "/", "/system.slice/vmmd.service"),
+            fs::path("/sys/fs/cgroup/system.slice/vmmd.service"));
+  EXPECT_EQ(cgroupDirectory("/sys/fs/cgroup", "/ns", "/ns/a"), fs::path("/sys/fs/cgroup/a"))
+      << "a mount of a namespace's cgroup";
+  EXPECT_EQ(cgroupDirectory("/sys/fs/cgroup", "/ns", "/ns"), fs::path("/sys/fs/cgroup"));
+}
+
 TEST(BlockDevice, AFileOnTmpfsHasNone) {
   EXPECT_FALSE(blockDeviceOf("/dev/shm").has_value());
   EXPECT_FALSE(blockDeviceOf("/nonexistent/disk.img").has_value());

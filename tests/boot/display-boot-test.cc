@@ -58,17 +58,38 @@ std::string compareScreen(uint16_t port, int width, int height) {
   return "";
 }
 
-TEST(DisplayBoot, TheGuestsPictureReachesAVncClientAndSurvivesItsServer) {
-  if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
-  CoreProcess core({coreBinary(), "-m", "128M", "-l", "com1,stdio", "-s",
-                    "29,fbuf,tcp=127.0.0.1:0,w=800,h=600", "--kernel", guestImage(), "--cmdline",
-                    "test=display", "vm"});
-  ASSERT_TRUE(core.waitFor("display: 800x600x32 pattern drawn", std::chrono::seconds(120))) << core.output();
+// The test guest drawing its 800x600 pattern on the display in slot 29,
+// VNC on a port the kernel picks.
+std::vector<std::string> displayGuest() {
+  return {coreBinary(),
+          "-m",
+          "128M",
+          "-l",
+          "com1,stdio",
+          "-s",
+          "29,fbuf,tcp=127.0.0.1:0,w=800,h=600",
+          "--kernel",
+          guestImage(),
+          "--cmdline",
+          "test=display",
+          "vm"};
+}
+
+// The VNC port the display server announced in the core's log, "" if none.
+std::string vncPortOf(const CoreProcess& core) {
   std::smatch match;
   std::string log = core.output();
-  ASSERT_TRUE(std::regex_search(log, match, std::regex("VNC server on 127\\.0\\.0\\.1 port ([0-9]+)")))
-      << log;
-  auto port = static_cast<uint16_t>(std::stoi(match[1]));
+  if (!std::regex_search(log, match, std::regex("VNC server on 127\\.0\\.0\\.1 port ([0-9]+)"))) return "";
+  return match[1];
+}
+
+TEST(DisplayBoot, TheGuestsPictureReachesAVncClientAndSurvivesItsServer) {
+  if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  CoreProcess core(displayGuest());
+  ASSERT_TRUE(core.waitFor("display: 800x600x32 pattern drawn", std::chrono::seconds(120))) << core.output();
+  std::string vncPort = vncPortOf(core);
+  ASSERT_FALSE(vncPort.empty()) << core.output();
+  auto port = static_cast<uint16_t>(std::stoi(vncPort));
   EXPECT_EQ(compareScreen(port, 800, 600), "");
 
   pid_t server = 0;
@@ -94,17 +115,13 @@ TEST(DisplayBoot, NoVncInChromiumShowsTheGuestAndReconnectsAfterAKill) {
   if (setup.wait() != 0)
     GTEST_SKIP() << "noVNC not prepared (tests/novnc/setup.sh: needs npm and the npm registry)";
   std::string dir = setup.out().substr(0, setup.out().find('\n'));
-  CoreProcess core({coreBinary(), "-m", "128M", "-l", "com1,stdio", "-s",
-                    "29,fbuf,tcp=127.0.0.1:0,w=800,h=600", "--kernel", guestImage(), "--cmdline",
-                    "test=display", "vm"});
+  CoreProcess core(displayGuest());
   ASSERT_TRUE(core.waitFor("display: 800x600x32 pattern drawn", std::chrono::seconds(120))) << core.output();
-  std::smatch match;
-  std::string log = core.output();
-  ASSERT_TRUE(std::regex_search(log, match, std::regex("VNC server on 127\\.0\\.0\\.1 port ([0-9]+)")))
-      << log;
+  std::string vncPort = vncPortOf(core);
+  ASSERT_FALSE(vncPort.empty()) << core.output();
   std::string screenshot = ::testing::TempDir() + "novnc-" + std::to_string(::getpid()) + ".png";
-  CoreProcess page({"/usr/bin/node", dir + "/novnc-check.mjs", dir + "/rfb.bundle.js", match[1].str(), "800",
-                    "600", screenshot});
+  CoreProcess page(
+      {"/usr/bin/node", dir + "/novnc-check.mjs", dir + "/rfb.bundle.js", vncPort, "800", "600", screenshot});
   ASSERT_TRUE(page.waitFor("picture ", std::chrono::seconds(60))) << page.output();
   ASSERT_TRUE(page.waitFor("\n", std::chrono::seconds(5)));
   std::smatch seen;

@@ -30,8 +30,12 @@ MessageChannel::MessageChannel(RingWriter writer, RingReader reader, int sendDoo
 
 bool MessageChannel::send(capnp::MessageBuilder& message, std::chrono::milliseconds timeout) {
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  std::span<const uint8_t> bytes(reinterpret_cast<const uint8_t*>(words.begin()),
-                                 words.size() * sizeof(capnp::word));
+  return sendBytes(std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(words.begin()),
+                                            words.size() * sizeof(capnp::word)),
+                   timeout);
+}
+
+bool MessageChannel::sendBytes(std::span<const uint8_t> bytes, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!writer_.tryWrite(bytes)) {
     // Full ring: the reader is behind. Wait for it rather than drop.

@@ -42,6 +42,10 @@ class MessageChannel {
 
   // Sends one message; waits up to `timeout` for ring space. False on timeout.
   bool send(capnp::MessageBuilder& message, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // Sends one frame of any bytes, as `send` does. For peers that test how
+  // the other side takes garbage: a ring has one writer, so junk must go
+  // through the same one as the messages around it.
+  bool sendBytes(std::span<const uint8_t> bytes, std::chrono::milliseconds timeout);
   // Next message if one is there; throws ProtocolError if the ring is corrupt
   // or the message malformed.
   std::optional<ReceivedMessage> tryReceive();

@@ -11,6 +11,8 @@
 #include <sys/eventfd.h>
 
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -78,13 +80,14 @@ constexpr uint64_t BAR_ADDRESS = 0xc000'0000;
 class HostileServer {
  public:
   HostileServer(DeviceResources& resources, Input& input)
-      : resources_(resources),
-        input_(input),
+      : input_(input),
+        wake_(resources.requestDoorbell()),
         channel_(resources.rings().replyWriter(), resources.rings().requestReader(),
                  resources.replyDoorbell(), resources.requestDoorbell()),
         thread_([this] { serve(); }) {}
   ~HostileServer() {
     stop_ = true;
+    eventfd_write(wake_, 1);  // Not a request: only ends the thread's wait at once.
     thread_.join();
   }
 
@@ -94,8 +97,11 @@ class HostileServer {
       channel_.waitForDoorbell(std::chrono::milliseconds(2));
       try {
         while (auto request = channel_.tryReceive()) answer(request->root<proto::Request>());
-      } catch (const ProtocolError&) {
-        return;  // The core's own requests are well formed.
+      } catch (const ProtocolError& error) {
+        // The core's own requests are well formed: this is a bug, and a
+        // server thread that quietly stopped would only show as timeouts.
+        fprintf(stderr, "hostile server: the core's request is broken: %s\n", error.what());
+        abort();
       }
     }
   }
@@ -109,8 +115,11 @@ class HostileServer {
       // that never answers is only a timeout, not worth the fuzzer's time.
       uint8_t junk[64];
       for (auto& byte : junk) byte = input_.byte();
-      auto writer = resources_.rings().replyWriter();
-      writer.tryWrite(std::span<const uint8_t>(junk, 8 + input_.byte() % 56));
+      // Through the channel's own writer: a second writer on the ring would
+      // keep a stale head and take the ring for full once the core has read
+      // the junk (every later reply lost, every access a 10 s timeout).
+      channel_.sendBytes(std::span<const uint8_t>(junk, 8 + input_.byte() % 56),
+                         std::chrono::milliseconds(100));
     }
     if ((plan & 7) == 6) send(sequence - 1 - input_.byte(), plan, request);  // A stale one first.
     send((plan & 7) == 5 ? sequence + 1 : sequence, plan, request);
@@ -164,8 +173,8 @@ class HostileServer {
     channel_.send(builder, std::chrono::milliseconds(100));
   }
 
-  DeviceResources& resources_;
   Input& input_;
+  int wake_;
   MessageChannel channel_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -1,5 +1,6 @@
 #include "core/acpi/acpi-tables.h"
 
+#include <array>
 #include <cstring>
 #include <stdexcept>
 #include <string_view>
@@ -84,10 +85,66 @@ class TableBlob {
   std::vector<std::pair<uint32_t, uint32_t>> offsets_;
 };
 
+// AML, the little of it the DSDT needs: an object whose body follows its
+// encoded length (which counts its own bytes).
+std::vector<uint8_t> amlPackage(std::initializer_list<uint8_t> opcode, const std::vector<uint8_t>& body) {
+  std::vector<uint8_t> bytes(opcode);
+  size_t length = body.size() + 1;
+  if (length < 64) {
+    bytes.push_back(static_cast<uint8_t>(length));
+  } else {
+    length += 1;
+    if (length >= 4096) throw std::logic_error("AML package too long");
+    bytes.push_back(static_cast<uint8_t>(0x40 | (length & 0x0f)));
+    bytes.push_back(static_cast<uint8_t>(length >> 4));
+  }
+  bytes.insert(bytes.end(), body.begin(), body.end());
+  return bytes;
+}
+
+void append(std::vector<uint8_t>& to, const std::vector<uint8_t>& bytes) {
+  to.insert(to.end(), bytes.begin(), bytes.end());
+}
+
+// Device (NAME) { Name (_HID, EisaId (ID)) Name (_CRS, ResourceTemplate () {...}) }
+// `hid` is the compressed EISA ID's four bytes; `resources` the template's
+// descriptors without the end tag.
+std::vector<uint8_t> amlLegacyDevice(const char (&name)[5], std::array<uint8_t, 4> hid,
+                                     std::vector<uint8_t> resources) {
+  std::vector<uint8_t> body(name, name + 4);
+  append(body, {0x08, '_', 'H', 'I', 'D', 0x0c, hid[0], hid[1], hid[2], hid[3]});
+  resources.insert(resources.end(), {0x79, 0x00});  // End tag, checksum taken as good.
+  std::vector<uint8_t> buffer{0x0a, static_cast<uint8_t>(resources.size())};
+  append(buffer, resources);
+  append(body, {0x08, '_', 'C', 'R', 'S'});
+  append(body, amlPackage({0x11}, buffer));
+  return amlPackage({0x5b, 0x82}, body);
+}
+
+// IO (Decode16, port, port, 1, 1): one fixed port.
+std::vector<uint8_t> amlIoPort(uint16_t port) {
+  uint8_t low = static_cast<uint8_t>(port), high = static_cast<uint8_t>(port >> 8);
+  return {0x47, 0x01, low, high, low, high, 0x01, 0x01};
+}
+
+// IRQNoFlags () {irq}: an edge-triggered, active-high ISA interrupt.
+std::vector<uint8_t> amlIsaIrq(unsigned irq) {
+  return {0x22, static_cast<uint8_t>(1u << irq), static_cast<uint8_t>((1u << irq) >> 8)};
+}
+
 std::vector<uint8_t> buildDsdt() {
   TableBuilder dsdt("DSDT", 2);
   // Name (_S5, Package (4) { 5, 5, 0, 0 }): the sleep type AcpiPm treats as off.
   dsdt.putBytes({0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00, 0x00});
+  // The i8042's keyboard (PNP0303) and mouse (PNP0F13): how an OS finds
+  // them on ACPI machines, and SeaBIOS skips its keyboard without them.
+  std::vector<uint8_t> keyboardResources = amlIoPort(0x60);
+  append(keyboardResources, amlIoPort(0x64));
+  append(keyboardResources, amlIsaIrq(1));
+  std::vector<uint8_t> scope{0x5c, '_', 'S', 'B', '_'};
+  append(scope, amlLegacyDevice("PS2K", {0x41, 0xd0, 0x03, 0x03}, keyboardResources));
+  append(scope, amlLegacyDevice("PS2M", {0x41, 0xd0, 0x0f, 0x13}, amlIsaIrq(12)));
+  for (uint8_t byte : amlPackage({0x10}, scope)) dsdt.put8(byte);
   return dsdt.finish();
 }
 
@@ -122,9 +179,9 @@ std::vector<uint8_t> buildFadt(const AcpiLayout& acpi, uint64_t facs, uint64_t d
   fadt.put16(0);
   fadt.put16(0);
   fadt.putBytes({0, 0, 0, 0, 0x32});  // Duty cycle, alarms, CMOS century index.
-  // IA-PC boot flags: legacy devices present, no 8042 for the OS to probe,
-  // no VGA, ASPM not to be touched.
-  fadt.put16((1u << 0) | (1u << 2) | (1u << 4));
+  // IA-PC boot flags: legacy devices present, an 8042 (Linux probes none
+  // without this flag), no VGA, ASPM not to be touched.
+  fadt.put16((1u << 0) | (1u << 1) | (1u << 2) | (1u << 4));
   fadt.put8(0);
   // WBINVD, C1 supported, power button as fixed feature (bit 4 clear), no
   // sleep button, reset register supported.

@@ -61,7 +61,8 @@ Platform::Platform(const MachineConfig& config, GuestMemory& memory, MachineCont
   debugExit_ = debugExit.get();
   ports_.add(DebugExit::PORT, 2, add(std::move(debugExit)), "debug-exit");
   auto& reset = add(std::make_unique<ResetControlRegister>(control));
-  auto i8042 = std::make_unique<I8042>(control);
+  auto i8042 = std::make_unique<I8042>(control, irq(I8042::KEYBOARD_IRQ), irq(I8042::MOUSE_IRQ));
+  i8042_ = i8042.get();
   ports_.add(I8042::COMMAND_PORT, 1, i8042->commandPort(), "i8042");
   ports_.add(I8042::DATA_PORT, 1, add(std::move(i8042)), "i8042");
   auto pm = std::make_unique<AcpiPm>(irq(AcpiPm::SCI_IRQ), control);

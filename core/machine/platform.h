@@ -24,6 +24,7 @@ namespace cellvisor {
 class AcpiPm;
 class DebugExit;
 class FwCfg;
+class I8042;
 class GuestMemory;
 class IoDevice;
 class IrqLine;
@@ -55,6 +56,7 @@ class Platform {
   AcpiPm& acpiPm() { return *acpiPm_; }
   FwCfg& fwCfg() { return *fwCfg_; }
   DebugExit& debugExit() { return *debugExit_; }
+  I8042& i8042() { return *i8042_; }
   const std::vector<std::pair<SerialBackend*, Uart16550*>>& serialPorts() const { return serialPorts_; }
   // On the I/O loop once it ends and no vCPU runs: backends close their
   // handles (and restore the terminal).
@@ -77,6 +79,7 @@ class Platform {
   AcpiPm* acpiPm_ = nullptr;
   FwCfg* fwCfg_ = nullptr;
   DebugExit* debugExit_ = nullptr;
+  I8042* i8042_ = nullptr;
   // The chipset's movable windows (firmware programs PCIEXBAR and PMBASE).
   std::mutex chipsetMutex_;
   std::optional<uint64_t> ecamAt_;

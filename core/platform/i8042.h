@@ -1,15 +1,24 @@
 // The i8042 keyboard controller at ports 0x60 (data) and 0x64 (status and
-// command), with no keyboard or mouse attached yet: it passes its own
-// self-test and reports both interfaces dead, so firmware and guests learn at
-// once that there is nothing to drive instead of waiting out timeouts. Its
-// pulse-reset command (0xFE) resets the machine, as on a PC.
+// command) with a PS/2 keyboard on its first port (IRQ 1) and a PS/2 mouse
+// on its auxiliary port (IRQ 12): what firmware, Linux and Windows drive on
+// any PC without a driver of their own. One output buffer for the guest,
+// filled from the controller's own replies first, then the keyboard (its
+// set-2 bytes translated to set 1 while the command byte asks for it), then
+// the mouse; each byte filled raises its port's interrupt afresh (the ISA
+// lines are edge triggered). Keys and pointer motion come from the VNC
+// clients of a display server (core/machine/input-link.h). The pulse-reset
+// command (0xFE) and output-port writes that drop the reset line reset the
+// machine, as on a PC.
 #pragma once
 
 #include <deque>
 #include <mutex>
+#include <utility>
 
 #include "core/platform/io-device.h"
 #include "core/platform/machine-control.h"
+#include "core/platform/ps2-keyboard.h"
+#include "core/platform/ps2-mouse.h"
 
 namespace cellvisor {
 
@@ -17,40 +26,27 @@ class I8042 : public IoDevice {
  public:
   static constexpr uint16_t DATA_PORT = 0x60;
   static constexpr uint16_t COMMAND_PORT = 0x64;
+  static constexpr uint32_t KEYBOARD_IRQ = 1;
+  static constexpr uint32_t MOUSE_IRQ = 12;
 
-  explicit I8042(MachineControl& control) : control_(control), commandPort_(*this) {}
+  I8042(MachineControl& control, IrqLine& keyboardIrq, IrqLine& mouseIrq);
 
   // This object answers the data port; the command port is its own range.
   IoDevice& commandPort() { return commandPort_; }
 
-  void read(uint64_t, std::span<uint8_t> data) override {
-    std::lock_guard lock(mutex_);
-    uint8_t value = 0;
-    if (!output_.empty()) {
-      value = output_.front();
-      output_.pop_front();
-    }
-    storeLittleEndian(data, value);
-  }
-  void write(uint64_t, std::span<const uint8_t> data) override {
-    std::lock_guard lock(mutex_);
-    if (pendingCommand_ == WRITE_COMMAND_BYTE) commandByte_ = data[0];
-    // Bytes for a keyboard that is not there go nowhere.
-    pendingCommand_ = 0;
-  }
+  void read(uint64_t, std::span<uint8_t> data) override;
+  void write(uint64_t, std::span<const uint8_t> data) override;
+
+  // Input from outside the guest (any thread).
+  void key(uint16_t code, bool down);
+  void pointer(uint8_t buttons, int x, int y);
+
+  // For tests: the command byte (CTR) and the attached devices.
+  uint8_t commandByte();
+  const Ps2Keyboard& keyboard() const { return keyboard_; }
+  const Ps2Mouse& mouse() const { return mouse_; }
 
  private:
-  static constexpr uint8_t READ_COMMAND_BYTE = 0x20;
-  static constexpr uint8_t WRITE_COMMAND_BYTE = 0x60;
-  static constexpr uint8_t AUX_TEST = 0xa9;
-  static constexpr uint8_t SELF_TEST = 0xaa;
-  static constexpr uint8_t KEYBOARD_TEST = 0xab;
-  static constexpr uint8_t PULSE_RESET = 0xfe;
-  static constexpr uint8_t SELF_TEST_PASSED = 0x55;
-  static constexpr uint8_t CLOCK_STUCK_LOW = 0x01;  // Interface test: no device on that port.
-  static constexpr uint8_t STATUS_OUTPUT_FULL = 0x01;
-  static constexpr uint8_t STATUS_SYSTEM_FLAG = 0x04;
-
   class CommandPort : public IoDevice {
    public:
     explicit CommandPort(I8042& controller) : controller_(controller) {}
@@ -60,41 +56,36 @@ class I8042 : public IoDevice {
    private:
     I8042& controller_;
   };
+  enum class Source : uint8_t { KEYBOARD, MOUSE };
 
-  uint8_t status() {
-    std::lock_guard lock(mutex_);
-    return STATUS_SYSTEM_FLAG | (output_.empty() ? 0 : STATUS_OUTPUT_FULL);
-  }
-
-  void command(uint8_t command) {
-    if (command == PULSE_RESET) {
-      control_.requestExit(ExitStatus::REBOOT, "guest reset via the i8042 controller");
-      return;
-    }
-    std::lock_guard lock(mutex_);
-    pendingCommand_ = command;
-    switch (command) {
-      case READ_COMMAND_BYTE:
-        output_.push_back(commandByte_);
-        break;
-      case SELF_TEST:
-        output_.push_back(SELF_TEST_PASSED);
-        break;
-      case KEYBOARD_TEST:
-      case AUX_TEST:
-        output_.push_back(CLOCK_STUCK_LOW);
-        break;
-      default:
-        break;
-    }
-  }
+  uint8_t status();
+  void command(uint8_t command);
+  // Each returns whether the guest asked for a machine reset.
+  bool commandLocked(uint8_t command);
+  bool dataLocked(uint8_t value);
+  void replyLocked(uint8_t byte, Source source = Source::KEYBOARD);
+  // Moves the next byte into the empty output buffer, then sets the lines.
+  void refillLocked();
+  void updateIrqsLocked();
 
   MachineControl& control_;
+  IrqLine& keyboardIrq_;
+  IrqLine& mouseIrq_;
   CommandPort commandPort_;
   std::mutex mutex_;
-  std::deque<uint8_t> output_;
-  uint8_t commandByte_ = 0x30;  // Both interfaces disabled, no interrupts.
-  uint8_t pendingCommand_ = 0;
+  Ps2Keyboard keyboard_;
+  Ps2Mouse mouse_;
+  std::deque<std::pair<uint8_t, Source>> replies_;  // The controller's own.
+  uint8_t commandByte_;
+  uint8_t outputPort_;
+  uint8_t pending_ = 0;  // The command whose data byte the next data write is.
+  bool lastWriteCommand_ = false;
+  bool breakPrefix_ = false;  // Translating: a set-2 break prefix was swallowed.
+  bool outputFull_ = false;
+  uint8_t output_ = 0;
+  Source outputSource_ = Source::KEYBOARD;
+  bool keyboardLevel_ = false;
+  bool mouseLevel_ = false;
 };
 
 }  // namespace cellvisor

@@ -1,7 +1,11 @@
 // ACPI tables: checksums, the tables a guest looks for, their key fields.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include "base/guest-memory.h"
 #include "core/acpi/acpi-tables.h"
@@ -64,6 +68,40 @@ TEST(AcpiTables, RsdpXsdtAndTablesChecksum) {
   }
   EXPECT_EQ(cpus, 4);
   EXPECT_EQ(read64(tables["MCFG"] + 44), layout::ECAM_BASE);
+  EXPECT_NE(fadt[109] & 2, 0) << "IA-PC boot flags: an 8042 is there";
+}
+
+// Our hand-made AML read by ACPICA's disassembler (Debian's acpica-tools),
+// the interpreter Linux runs: the i8042's two devices with their resources.
+TEST(AcpiTables, DsdtDisassemblesWithAcpica) {
+  if (std::system("command -v iasl >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "iasl (acpica-tools) not installed";
+  GuestMemory memory(64 << 20);
+  AcpiLayout acpi{1, layout::ECAM_BASE, 255, 0x600, 0x604, 0x608, 9, 0xcf9, 6};
+  const uint8_t* rsdp = memory.translate(writeAcpiTables(memory, acpi), 36);
+  const uint8_t* xsdt = memory.translate(read64(rsdp + 24), 44);
+  const uint8_t* fadt = memory.translate(read64(xsdt + 36), 148);
+  const uint8_t* dsdt = memory.translate(read64(fadt + 140), 36);
+  char directory[] = "/tmp/acpi-test-XXXXXX";
+  ASSERT_NE(::mkdtemp(directory), nullptr);
+  std::string aml = std::string(directory) + "/dsdt.aml";
+  {
+    std::ofstream out(aml, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(dsdt), read32(dsdt + 4));
+  }
+  std::string run = "iasl -d " + aml + " >" + directory + "/log 2>&1";
+  ASSERT_EQ(std::system(run.c_str()), 0) << std::ifstream(std::string(directory) + "/log").rdbuf();
+  std::stringstream source;
+  source << std::ifstream(std::string(directory) + "/dsdt.dsl").rdbuf();
+  std::string text = source.str();
+  std::filesystem::remove_all(directory);
+  EXPECT_NE(text.find("Device (PS2K)"), std::string::npos) << text;
+  EXPECT_NE(text.find("EisaId (\"PNP0303\")"), std::string::npos) << text;
+  EXPECT_NE(text.find("IO (Decode16,\n                    0x0064, "), std::string::npos) << text;
+  EXPECT_NE(text.find("IRQNoFlags ()\n                    {1}"), std::string::npos) << text;
+  EXPECT_NE(text.find("EisaId (\"PNP0F13\")"), std::string::npos) << text;
+  EXPECT_NE(text.find("{12}"), std::string::npos) << text;
+  EXPECT_NE(text.find("Name (_S5, Package (0x04)"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -150,40 +150,12 @@ TEST(ResetAndDebugExit, ReportExitStatuses) {
   writeByte(cf9, 0, 0x02);
   EXPECT_TRUE(control.statuses.empty()) << "without RST_CPU nothing happens";
   writeByte(cf9, 0, 0x06);
-  I8042 i8042(control);
+  testing::RecordingIrq keyboardIrq, mouseIrq;
+  I8042 i8042(control, keyboardIrq, mouseIrq);
   writeByte(i8042.commandPort(), 0, 0xfe);
   DebugExit debug(control);
   writeByte(debug, 0, 0x10);
   EXPECT_EQ(control.statuses, (std::vector<int>{0, 0, 33}));
-}
-
-// The controller passes its self-test and reports no keyboard or mouse,
-// answering at once (firmware waits out a timeout for a silent one).
-TEST(I8042, AnswersAsAControllerWithNothingAttached) {
-  testing::RecordingControl control;
-  I8042 i8042(control);
-  auto status = [&] {
-    uint8_t value = 0;
-    i8042.commandPort().read(0, {&value, 1});
-    return value;
-  };
-  auto data = [&] {
-    uint8_t value = 0;
-    i8042.read(0, {&value, 1});
-    return value;
-  };
-  EXPECT_EQ(status() & 1, 0) << "nothing to read";
-  writeByte(i8042.commandPort(), 0, 0xaa);
-  EXPECT_EQ(status() & 1, 1);
-  EXPECT_EQ(data(), 0x55);
-  writeByte(i8042.commandPort(), 0, 0xab);
-  EXPECT_EQ(data(), 0x01) << "keyboard interface: no device";
-  writeByte(i8042.commandPort(), 0, 0x60);
-  writeByte(i8042, 0, 0x45);
-  writeByte(i8042.commandPort(), 0, 0x20);
-  EXPECT_EQ(data(), 0x45);
-  EXPECT_EQ(status() & 1, 0);
-  EXPECT_TRUE(control.statuses.empty());
 }
 
 TEST(IoBus, RoutesAndRefusesOverlaps) {

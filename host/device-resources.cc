@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 
+#include "base/sealed-memfd.h"
 #include "base/system-error.h"
 
 namespace cellvisor {
@@ -35,7 +36,7 @@ uint32_t loadShared(uint32_t& word) {
 }  // namespace
 
 DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors,
-                                 uint64_t barMemoryBytes)
+                                 uint64_t barMemoryBytes, InputLinkSpec input)
     : deviceName_(std::move(deviceName)),
       rings_(RingSegment::create()),
       state_(StateSegment::create()),
@@ -43,14 +44,14 @@ DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16
       replyDoorbell_(makeEventFd()),
       queueDoorbells_(makeEventFds(queues)),
       interrupts_(makeEventFds(vectors)) {
+  if (input.wanted) {
+    input_ = InputSegment::create(input.holdVcpusForClient);
+    inputDoorbell_ = makeEventFd();
+  }
   if (barMemoryBytes == 0) return;
   // Sealed at its size: the core maps it into the guest and the server maps
   // it too; neither may shrink it under the other.
-  barMemory_ = UniqueFd(
-      checkSyscall(::memfd_create("bar-memory", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create BAR memory"));
-  checkSyscall(::ftruncate(barMemory_.get(), static_cast<off_t>(barMemoryBytes)), "ftruncate BAR memory");
-  checkSyscall(::fcntl(barMemory_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
-               "seal BAR memory");
+  barMemory_ = createSealedMemfd("bar-memory", barMemoryBytes);
 }
 
 DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
@@ -61,7 +62,10 @@ DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
       replyDoorbell_(std::move(fds.replyDoorbell)),
       queueDoorbells_(std::move(fds.queueDoorbells)),
       interrupts_(std::move(fds.interrupts)),
-      barMemory_(std::move(fds.barMemory)) {}
+      barMemory_(std::move(fds.barMemory)),
+      inputDoorbell_(std::move(fds.inputDoorbell)) {
+  if (fds.inputSegment) input_ = InputSegment::open(std::move(fds.inputSegment));
+}
 
 std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd,
                                            const std::vector<RamRegion>& regions,
@@ -90,6 +94,10 @@ std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, 
   for (const auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
   for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
   if (barMemory_) add(barMemory_.get(), proto::FdRole::BAR_MEMORY);
+  if (input_) {
+    add(input_->fd(), proto::FdRole::INPUT_SEGMENT);
+    add(inputDoorbell_.get(), proto::FdRole::INPUT_DOORBELL);
+  }
   for (int backend : backends) add(backend, proto::FdRole::BACKEND);
   auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
   for (unsigned i = 0; i < roles.size(); ++i) roleList.set(i, roles[i]);

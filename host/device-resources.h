@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -18,16 +19,25 @@
 #include "device.capnp.h"
 #include "proto/bootstrap-fds.h"
 #include "proto/fd-passing.h"
+#include "proto/input-segment.h"
 #include "proto/ring-segment.h"
 #include "proto/state-segment.h"
 
 namespace cellvisor {
 
+// A display's input link (proto/input-segment.h), when it has one.
+struct InputLinkSpec {
+  bool wanted = false;
+  bool holdVcpusForClient = false;  // fbuf's `wait`.
+};
+
 class DeviceResources {
  public:
-  // Fresh resources for a device with `queues` doorbells, `vectors` vectors
-  // and `barMemoryBytes` of shared BAR memory (0: none).
-  DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors, uint64_t barMemoryBytes = 0);
+  // Fresh resources for a device with `queues` doorbells, `vectors` vectors,
+  // `barMemoryBytes` of shared BAR memory (0: none) and, for a display, an
+  // input link.
+  DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors, uint64_t barMemoryBytes = 0,
+                  InputLinkSpec input = {});
   // Takes over the resources of an unpacked bootstrap message (the core,
   // from vmmd); guest RAM and the backend stay in `fds`.
   DeviceResources(std::string deviceName, BootstrapFds& fds);
@@ -50,6 +60,9 @@ class DeviceResources {
   int replyDoorbell() const { return replyDoorbell_.get(); }
   int queueDoorbell(uint16_t queue) const { return queueDoorbells_.at(queue).get(); }
   int interrupt(uint16_t vector) const { return interrupts_.at(vector).get(); }
+  // nullptr (and -1) when the device has no input link.
+  const InputSegment* inputLink() const { return input_ ? &*input_ : nullptr; }
+  int inputDoorbell() const { return inputDoorbell_ ? inputDoorbell_.get() : -1; }
 
   // Fills the device's part of a bootstrap message (name, counts, RAM
   // layout, the role of each fd) and returns the fds to send with it, guest
@@ -76,6 +89,8 @@ class DeviceResources {
   std::vector<UniqueFd> queueDoorbells_;
   std::vector<UniqueFd> interrupts_;
   UniqueFd barMemory_;
+  std::optional<InputSegment> input_;
+  UniqueFd inputDoorbell_;
 };
 
 // What vmmd sends a core for each device it serves: the device's resources

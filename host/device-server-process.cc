@@ -31,6 +31,11 @@ constexpr int UNCONFINED_EXIT = 125;
 
 }  // namespace
 
+std::unique_ptr<DeviceResources> makeDeviceResources(const ServerLaunch& launch) {
+  return std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
+                                           launch.barMemoryBytes, launch.input);
+}
+
 DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, DeviceResources& resources, int memfd,
                                          std::vector<RamRegion> regions)
     : launch_(std::move(launch)), resources_(resources), memfd_(memfd), regions_(std::move(regions)) {

@@ -31,6 +31,10 @@ struct PreparedServer {
   uint16_t doorbells = 1;          // Doorbell eventfds (one per queue for virtio).
   uint16_t vectors = 2;            // MSI-X vectors, one interrupt eventfd each.
   uint64_t barMemoryBytes = 0;     // Shared BAR memory (VRAM, a controller memory buffer); 0: none.
+  // A display: its clients' keys and pointer go to the core over an input
+  // link, and with `wait` the vCPUs are held until a client connects.
+  bool inputSource = false;
+  bool holdVcpusForClient = false;
 };
 
 // Which of vm-bhyve's device keys a kind serves: `diskN_type` or

@@ -54,6 +54,12 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
       case proto::FdRole::BAR_MEMORY:
         single(sorted.barMemory, std::move(fd), "BAR memories");
         break;
+      case proto::FdRole::INPUT_SEGMENT:
+        single(sorted.inputSegment, std::move(fd), "input links");
+        break;
+      case proto::FdRole::INPUT_DOORBELL:
+        single(sorted.inputDoorbell, std::move(fd), "input doorbells");
+        break;
       default:
         throw ProtocolError("bootstrap names a descriptor role this side does not know");
     }
@@ -61,6 +67,9 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
   fds.clear();
   if (!sorted.memory || !sorted.rings || !sorted.state || !sorted.requestDoorbell || !sorted.replyDoorbell) {
     throw ProtocolError("bootstrap lacks guest memory, rings, state or doorbells");
+  }
+  if (static_cast<bool>(sorted.inputSegment) != static_cast<bool>(sorted.inputDoorbell)) {
+    throw ProtocolError("bootstrap carries an input link without its doorbell, or the reverse");
   }
   if (sorted.queueDoorbells.size() != bootstrap.getQueueCount() ||
       sorted.interrupts.size() != bootstrap.getVectorCount()) {

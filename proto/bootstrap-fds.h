@@ -26,6 +26,8 @@ struct BootstrapFds {
   std::vector<UniqueFd> interrupts;
   std::vector<UniqueFd> backends;  // Disks, taps: in the order the launcher opened them.
   UniqueFd barMemory;              // Shared BAR memory, when the device has some.
+  UniqueFd inputSegment;           // A display's input link and its doorbell, both or neither.
+  UniqueFd inputDoorbell;
 };
 
 // Takes `fds` (in the order the message names their roles). Throws

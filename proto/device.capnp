@@ -48,6 +48,8 @@ enum FdRole {
   interrupt @6;        # one per MSI-X vector, in vector order
   backend @7;          # disk image, tap device...
   barMemory @8;        # a memfd the core maps as BAR contents (framebuffer VRAM, NVMe CMB)
+  inputSegment @9;     # the input link's ring (proto/input-segment.h): a display's clients -> the core
+  inputDoorbell @10;   # rung by the display server when it has written input events
 }
 
 struct PciBar {
@@ -160,4 +162,25 @@ struct Stats {
   writtenBytes @2 :UInt64;
   errors @3 :UInt64;
   interrupts @4 :UInt64;
+}
+
+# One event on an input link, from a display server's VNC clients to the
+# device that owns the guest's keyboard and pointer (the core's PS/2 pair).
+struct InputEvent {
+  union {
+    key :group {
+      down @0 :Bool;
+      # The key's AT set-1 make code; 0xe000 + code for keys a keyboard
+      # prefixes with 0xE0; 0xe11d for Pause (core/platform/ps2-scancodes.h).
+      code @1 :UInt16;
+    }
+    pointer :group {
+      buttons @2 :UInt8;   # RFB's mask: 1 left, 2 middle, 4 right, 8/16 wheel up/down
+      x @3 :UInt16;        # in the desktop the client sees
+      y @4 :UInt16;
+      width @5 :UInt16;    # that desktop's size (an absolute device scales by it)
+      height @6 :UInt16;
+    }
+    clientConnected @7 :Void;   # a client was let in (what fbuf's `wait` waits for)
+  }
 }

@@ -1,13 +1,9 @@
 #include "proto/ring-segment.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <boost/interprocess/managed_external_buffer.hpp>
+#include <stdexcept>
 
-#include "base/system-error.h"
+#include "base/sealed-memfd.h"
 
 namespace cellvisor {
 namespace {
@@ -27,12 +23,8 @@ constexpr size_t SEGMENT_BYTES = sizeof(DeviceRings) + 64 * 1024;
 }  // namespace
 
 RingSegment RingSegment::create() {
-  UniqueFd memfd(
-      checkSyscall(::memfd_create("device-rings", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
-  checkSyscall(::ftruncate(memfd.get(), SEGMENT_BYTES), "ftruncate ring segment");
-  checkSyscall(::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
-               "seal ring segment");
-  Mapping mapping = Mapping::map(memfd.get(), SEGMENT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED);
+  UniqueFd memfd = createSealedMemfd("device-rings", SEGMENT_BYTES);
+  Mapping mapping = mapSharedMemfd(memfd.get(), SEGMENT_BYTES, "ring segment");
   bip::managed_external_buffer segment(bip::create_only, mapping.data(), SEGMENT_BYTES);
   void* memory = segment.allocate_aligned(sizeof(DeviceRings), alignof(DeviceRings));
   auto* rings = new (memory) DeviceRings();
@@ -41,11 +33,7 @@ RingSegment RingSegment::create() {
 }
 
 RingSegment RingSegment::open(UniqueFd memfd) {
-  struct stat st {};
-  checkSyscall(::fstat(memfd.get(), &st), "fstat ring segment");
-  if (static_cast<size_t>(st.st_size) != SEGMENT_BYTES)
-    throw std::runtime_error("ring segment has the wrong size");
-  Mapping mapping = Mapping::map(memfd.get(), SEGMENT_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED);
+  Mapping mapping = mapSharedMemfd(memfd.get(), SEGMENT_BYTES, "ring segment");
   bip::managed_external_buffer segment(bip::open_only, mapping.data(), SEGMENT_BYTES);
   auto [directory, count] = segment.find<RingDirectory>(RINGS_NAME);
   auto* begin = mapping.data();

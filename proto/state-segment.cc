@@ -1,36 +1,22 @@
 #include "proto/state-segment.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <stdexcept>
 #include <string>
 
-#include "base/system-error.h"
+#include "base/sealed-memfd.h"
 
 namespace cellvisor {
 
 StateSegment StateSegment::create() {
-  UniqueFd memfd(
-      checkSyscall(::memfd_create("device-state", MFD_CLOEXEC | MFD_ALLOW_SEALING), "memfd_create"));
-  checkSyscall(::ftruncate(memfd.get(), SIZE), "ftruncate state segment");
-  checkSyscall(::fcntl(memfd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL),
-               "seal state segment");
-  Mapping mapping = Mapping::map(memfd.get(), SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
+  UniqueFd memfd = createSealedMemfd("device-state", SIZE);
+  Mapping mapping = mapSharedMemfd(memfd.get(), SIZE, "state segment");
   // Zero-filled by ftruncate; the server fills it in on first start.
   return StateSegment(std::move(memfd), std::move(mapping));
 }
 
 StateSegment StateSegment::open(UniqueFd memfd) {
-  struct stat st {};
-  checkSyscall(::fstat(memfd.get(), &st), "fstat state segment");
-  if (static_cast<size_t>(st.st_size) != SIZE) {
-    throw std::runtime_error("state segment has the wrong size (a different protocol version?)");
-  }
-  Mapping mapping = Mapping::map(memfd.get(), SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
+  Mapping mapping = mapSharedMemfd(memfd.get(), SIZE, "state segment");
   return StateSegment(std::move(memfd), std::move(mapping));
 }
 

@@ -177,11 +177,12 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config,
   }
   // The graphical console where vm-bhyve puts it, slot 29.
   if (config.graphics) {
-    if (config.graphicsWait == "yes" || (config.graphicsWait == "auto" && !installMedium.empty()))
-      throw VmConfigError(
-          "graphics_wait: holding the guest until a VNC client connects is not supported yet");
     std::string endpoint = vncEndpoint(config);
     std::string options = "tcp=" + endpoint;
+    // vm-bhyve's "auto": wait when booting an installer, whose first screen
+    // the user wants to see.
+    if (config.graphicsWait == "yes" || (config.graphicsWait == "auto" && !installMedium.empty()))
+      options += ",wait";
     if (!config.graphicsResolution.empty()) {
       auto x = config.graphicsResolution.find('x');
       options +=
@@ -274,8 +275,7 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
     }
     ServedDevice device;
     device.backend = vmSwitch.empty() ? backend : launch.backendName + " on switch " + vmSwitch;
-    device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
-                                                         launch.barMemoryBytes);
+    device.resources = makeDeviceResources(launch);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
                                                            ram_.memfd.get(), ram_.regions);
     device.supervisor = std::make_unique<DeviceSupervisor>(supervisorLoop_.loop(), *device.process,

@@ -23,6 +23,7 @@
 #include "core/boot/load-error.h"
 #include "core/cpu/cpuid.h"
 #include "core/devices/device-channel.h"
+#include "core/devices/input-link-reader.h"
 #include "core/devices/kvm-device-wiring.h"
 #include "core/devices/pci-server-proxy.h"
 #include "core/firmware/fw-cfg.h"
@@ -167,8 +168,7 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
     device.resources = std::move(adopted->resources);
   } else {
     ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
-    device.resources =
-        std::make_unique<DeviceResources>(name, launch.queues, launch.vectors, launch.barMemoryBytes);
+    device.resources = makeDeviceResources(launch);
     device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
                                                            memory_->memfd(), memory_->regions());
   }
@@ -288,6 +288,7 @@ int Machine::run() {
     device.supervisor =
         std::make_unique<DeviceSupervisor>(&loop_, *device.process, [this] { return stopping_.load(); });
   }
+  connectInputLinks();
   if (config_.statusFd >= 0 && uv_poll_init(&loop_, &statusPoll_, config_.statusFd) == 0) {
     statusPolled_ = true;
     statusPoll_.data = this;
@@ -412,7 +413,10 @@ void Machine::runIoLoop() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   // Backends close their own handles (and restore the terminal); then ours.
   platform_->closeSerialBackends();
-  for (auto& device : serverDevices_) device.supervisor.reset();
+  for (auto& device : serverDevices_) {
+    device.supervisor.reset();
+    device.input.reset();
+  }
   for (auto* handle : std::initializer_list<uv_handle_t*>{
            reinterpret_cast<uv_handle_t*>(&loopStop_), reinterpret_cast<uv_handle_t*>(&shutdownRequest_),
            reinterpret_cast<uv_handle_t*>(&sigterm_), reinterpret_cast<uv_handle_t*>(&sigint_),
@@ -496,8 +500,41 @@ void Machine::requestRegisterDumps() {
   }
 }
 
+void Machine::connectInputLinks() {
+  for (auto& device : serverDevices_) {
+    const InputSegment* link = device.resources->inputLink();
+    if (link == nullptr) continue;
+    std::string name = device.resources->deviceName();
+    if (link->holdsVcpusForClient()) {
+      std::lock_guard lock(clientMutex_);
+      if (!heldForClient_) std::cerr << "vmm-core: " << name << ": the vCPUs wait for a VNC client (wait)\n";
+      heldForClient_ = true;
+    }
+    device.input = std::make_unique<InputLinkReader>(
+        &loop_, *link, device.resources->inputDoorbell(), platform_->i8042(),
+        [this] { releaseVcpusForClient(); }, name);
+  }
+}
+
+void Machine::waitForDisplayClient() {
+  std::unique_lock lock(clientMutex_);
+  clientArrived_.wait(lock, [this] { return !heldForClient_ || stopping_; });
+}
+
+void Machine::releaseVcpusForClient() {
+  std::lock_guard lock(clientMutex_);
+  if (!heldForClient_) return;
+  heldForClient_ = false;
+  std::cerr << "vmm-core: a VNC client connected: the vCPUs start\n";
+  clientArrived_.notify_all();
+}
+
 void Machine::stopVcpus() {
   stopping_ = true;
+  {
+    std::lock_guard lock(clientMutex_);  // A vCPU held for a client sees stopping_ now.
+    clientArrived_.notify_all();
+  }
   std::lock_guard lock(vcpuHandlesMutex_);
   for (size_t i = 0; i < vcpuHandles_.size() && i < vcpus_.size(); ++i) {
     vcpus_[i]->requestImmediateExit(true);
@@ -521,6 +558,7 @@ void Machine::runVcpu(Vcpu& vcpu) {
   threadsReady_->count_down();
   confined_.wait();
   if (!pinned) return;
+  waitForDisplayClient();
   try {
     while (!stopping_) {
       if (!vcpu.run()) {

@@ -44,6 +44,7 @@ class DeviceWiring;
 class PciServerProxy;
 class DeviceSupervisor;
 class Platform;
+class InputLinkReader;
 
 class Machine : public MachineControl {
  public:
@@ -86,6 +87,10 @@ class Machine : public MachineControl {
   void answerHaltProbe(Vcpu& vcpu);
   void runIoLoop();
   void stopVcpus();
+  // fbuf's `wait`: the vCPUs start once a display's client connected.
+  void connectInputLinks();
+  void waitForDisplayClient();
+  void releaseVcpusForClient();
   void adoptDevicesFromVmmd();
   void handleCoreCommand();
 
@@ -106,6 +111,7 @@ class Machine : public MachineControl {
     std::unique_ptr<DeviceWiring> wiring;
     std::unique_ptr<PciServerProxy> proxy;
     std::unique_ptr<DeviceSupervisor> supervisor;  // Standalone only; lives on the I/O loop.
+    std::unique_ptr<InputLinkReader> input;        // A display's clients' keys and pointer; on the I/O loop.
   };
   std::vector<ServerDevice> serverDevices_;
   std::vector<AdoptedDevice> adoptedDevices_;     // From vmmd, until attached.
@@ -138,6 +144,9 @@ class Machine : public MachineControl {
   std::optional<int> exitStatus_;
   std::string exitReason_;
   std::atomic<bool> stopping_{false};
+  std::mutex clientMutex_;
+  std::condition_variable clientArrived_;
+  bool heldForClient_ = false;
   // The halt probe's question to each vCPU, and its one answer per round.
   enum class HaltAnswer : uint8_t { NONE, ASKED, ANSWERING, HALTED, RUNNING };
   std::unique_ptr<std::atomic<HaltAnswer>[]> haltAnswers_;

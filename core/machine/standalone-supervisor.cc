@@ -168,8 +168,7 @@ std::optional<int> runStandaloneSupervisor(MachineConfig& config) {
       const PciSlotConfig& slot = *server;
       ServerLaunch launch = prepareServerLaunch(slot, config.cpus, config.sandbox);
       ServedDevice device;
-      device.resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
-                                                           launch.barMemoryBytes);
+      device.resources = makeDeviceResources(launch);
       device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
                                                              ram.memfd.get(), ram.regions);
       devices.push_back(std::move(device));

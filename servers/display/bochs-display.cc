@@ -16,7 +16,7 @@ namespace cellvisor {
 namespace {
 
 constexpr uint32_t MAGIC = 0x43564650;  // "CVFP"
-constexpr uint32_t LAYOUT = 1;
+constexpr uint32_t LAYOUT = 2;          // 2: keysDown.
 // QEMU's extended registers: the region's size, then its byte order
 // (little-endian framebuffer: 0x1e1e1e1e).
 constexpr uint32_t QEXT_SIZE = 8;
@@ -68,6 +68,7 @@ BochsDisplay::BochsDisplay(ServerResources& resources, uint64_t vramBytes, Uniqu
   if (romBytes_ != 0) config_->setExpansionRom(romBytes_);
   if (restored) return;
   std::fill(std::begin(state_.dispi), std::end(state_.dispi), 0);
+  std::fill(std::begin(state_.keysDown), std::end(state_.keysDown), 0);
   publishState(header, MAGIC, LAYOUT);
 }
 

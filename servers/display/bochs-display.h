@@ -55,6 +55,9 @@ struct Scanout {
 struct BochsDisplayState {
   uint8_t pciConfig[256];
   uint16_t dispi[16];
+  // The VNC side's: keys its clients hold down (input-sender.h), released
+  // by a successor.
+  uint8_t keysDown[64];
 };
 
 class BochsDisplay : public PciFunction {
@@ -68,6 +71,7 @@ class BochsDisplay : public PciFunction {
   BochsDisplay(ServerResources& resources, uint64_t vramBytes, UniqueFd rom);
 
   std::span<const uint8_t> vram() const { return {vram_.data(), vramBytes_}; }
+  std::span<uint8_t, 64> keysDown() { return state_.keysDown; }
   // The current mode, or nullopt when the guest shows nothing (disabled, a
   // depth we do not scan out, or a window that does not fit VRAM).
   std::optional<Scanout> scanout() const;

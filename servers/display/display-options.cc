@@ -62,10 +62,7 @@ DisplayOptions parseDisplayOptions(const std::string& text) {
       options.height = slotOptionNumber<uint32_t>(DEVICE, key, value);
     } else if (key == "wait") {
       if (!value.empty()) throw std::invalid_argument(std::string(DEVICE) + ": wait takes no value");
-      // Holding the vCPUs until a client connects needs the core's start to
-      // wait on the display: not there yet, and refused rather than ignored.
-      throw std::invalid_argument(std::string(DEVICE) +
-                                  ": wait: not supported yet (the guest would start anyway)");
+      options.wait = true;
     } else if (key == "password") {
       if (value.empty()) throw std::invalid_argument(std::string(DEVICE) + ": password: empty");
       options.password = value;

@@ -26,7 +26,9 @@ PreparedServer prepare(const LaunchContext& context) {
   prepared.backends.push_back(openVncListener(options, context.where + ": VNC"));
   prepared.backendName = options.address + ":" + std::to_string(options.port);
   prepared.doorbells = 0;
-  prepared.vectors = 0;  // No interrupts: the display only answers.
+  prepared.vectors = 0;         // No interrupts: the display only answers.
+  prepared.inputSource = true;  // Its clients' keys and pointer go to the core's PS/2 pair.
+  prepared.holdVcpusForClient = options.wait;
   prepared.barMemoryBytes = options.vramBytes();
   // The option ROM's bytes go after VRAM: the ROM BAR is a memory slot too.
   if (UniqueFd rom = openDisplayRom(options, context.where)) {

@@ -9,12 +9,15 @@
 #include <cstdint>
 #include <cstdlib>
 #include <ctime>
+#include <optional>
+#include <span>
 #include <stdexcept>
 
 #include "base/system-error.h"
 #include "display-policy.h"
 #include "servers/display/bochs-display.h"
 #include "servers/display/display-options.h"
+#include "servers/display/input-sender.h"
 #include "servers/display/vnc-server.h"
 #include "servers/runtime/serve-device.h"
 
@@ -55,7 +58,15 @@ int main() {
           throw std::runtime_error("expected the VNC listening socket and at most an option ROM");
         UniqueFd rom = resources.backends.size() == 2 ? std::move(resources.backends[1]) : UniqueFd();
         BochsDisplay display(resources, options.vramBytes(), std::move(rom));
-        VncServer vnc(options, std::move(resources.backends[0]), "fbuf:" + resources.deviceName);
+        std::optional<InputSender> input;
+        if (resources.input && resources.inputDoorbell) {
+          auto keysDown = std::span<uint8_t, InputSender::KEYS_DOWN_BYTES>(display.keysDown());
+          input.emplace(*resources.input, resources.inputDoorbell.get(), keysDown);
+          // Keys a killed predecessor's clients held are up now.
+          input->releaseAllKeys();
+        }
+        VncServer vnc(options, std::move(resources.backends[0]), "fbuf:" + resources.deviceName,
+                      input ? &*input : nullptr);
         DeviceServer server("fbuf:" + resources.deviceName, resources, display);
         UniqueFd timer = frameTimer();
         server.watch(vnc.listenerFd(), [&] {

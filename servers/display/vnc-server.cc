@@ -11,6 +11,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "servers/display/keysym-keys.h"
+
 namespace cellvisor {
 namespace {
 
@@ -46,17 +48,152 @@ void logConnections(const char* format, ...) {
   va_end(arguments);
 }
 
-enum rfbNewClientAction countClient(rfbClientPtr client) {
-  auto* self = static_cast<size_t*>(client->screen->screenData);
-  ++*self;
-  client->clientGoneHook = [](rfbClientPtr gone) { --*static_cast<size_t*>(gone->screen->screenData); };
-  return RFB_CLIENT_ACCEPT;
+// QEMU's extended key event (a pseudo-encoding a client asks for, then
+// message 255 subtype 0): the client sends the key's scan code with the
+// keysym, so the guest's own layout applies.
+constexpr int QEMU_EXTENDED_KEY_EVENT = -258;
+constexpr uint8_t QEMU_MESSAGE = 255;
+constexpr size_t QEMU_KEY_MESSAGE_BYTES = 12;
+// QEMU's key numbers put the 0xE0 prefix in bit 7; Pause is E0 46 there.
+constexpr uint32_t QNUM_EXTENDED = 0x80;
+constexpr uint16_t KEY_EXTENDED = 0xe000;
+constexpr uint16_t KEY_PAUSE = 0xe11d;
+
+uint32_t bigEndian32(const uint8_t* at) {
+  return uint32_t{at[0]} << 24 | uint32_t{at[1]} << 16 | uint32_t{at[2]} << 8 | at[3];
 }
 
 }  // namespace
 
-VncServer::VncServer(const DisplayOptions& options, UniqueFd listener, const std::string& name)
-    : listener_(std::move(listener)), password_(options.password) {
+// What we keep per client: whether it was announced on the input link, and
+// where its extended key events stand.
+struct VncClientState {
+  bool announced = false;
+  // Asked for, and the answer due. The answer waits until libvncserver has
+  // sent the client its own list of supported messages (in an update, not
+  // always the first): libvncclient takes that list for the whole truth,
+  // so an answer sent before it would be forgotten.
+  bool extendedKeysAsked = false;
+  bool extendedKeysDue = false;
+  bool extendedKeysAnswered = false;
+};
+
+struct VncCallbacks {
+  static VncServer& server(rfbClientPtr client) {
+    return *static_cast<VncServer*>(client->screen->screenData);
+  }
+
+  static enum rfbNewClientAction arrived(rfbClientPtr client) {
+    ++server(client).clients_;
+    client->clientData = new VncClientState;
+    client->clientGoneHook = gone;
+    return RFB_CLIENT_ACCEPT;
+  }
+
+  static void gone(rfbClientPtr client) {
+    VncServer& self = server(client);
+    --self.clients_;
+    delete static_cast<VncClientState*>(client->clientData);
+    client->clientData = nullptr;
+    // Keys it held would stay down in the guest for ever.
+    if (self.input_ != nullptr) self.input_->releaseAllKeys();
+  }
+
+  static void keysym(rfbBool down, rfbKeySym keysym, rfbClientPtr client) {
+    VncServer& self = server(client);
+    if (self.input_ == nullptr) return;
+    if (uint16_t key = keyForKeysym(keysym)) self.input_->key(key, down != 0);
+  }
+
+  static void pointer(int buttons, int x, int y, rfbClientPtr client) {
+    VncServer& self = server(client);
+    if (self.input_ == nullptr || x < 0 || y < 0) return;
+    self.input_->pointer(static_cast<uint8_t>(buttons), static_cast<uint16_t>(x), static_cast<uint16_t>(y),
+                         static_cast<uint16_t>(self.width_), static_cast<uint16_t>(self.height_));
+  }
+
+  // The client asked for extended key events: yes, said after its first
+  // picture (VncClientState).
+  static rfbBool enableExtendedKeys(rfbClientPtr client, void**, int encoding) {
+    auto* state = static_cast<VncClientState*>(client->clientData);
+    if (encoding != QEMU_EXTENDED_KEY_EVENT || server(client).input_ == nullptr || state == nullptr)
+      return FALSE;
+    // Asked again (each SetEncodings asks anew, and may come with a new
+    // list of supported messages): answered again.
+    state->extendedKeysAsked = true;
+    state->extendedKeysAnswered = false;
+    state->extendedKeysDue = false;
+    return TRUE;
+  }
+
+  static void pictureSent(rfbClientPtr client, int) {
+    auto* state = static_cast<VncClientState*>(client->clientData);
+    if (state == nullptr || !state->extendedKeysAsked || state->extendedKeysAnswered) return;
+    if (!client->enableSupportedMessages) state->extendedKeysDue = true;  // The list went out, or never will.
+  }
+
+  // The pseudo-rectangle QEMU answers with (noVNC starts sending extended
+  // key events on it, libvncclient too).
+  static void answerExtendedKeys(rfbClientPtr client, uint32_t width, uint32_t height) {
+    uint8_t message[16] = {0 /* FramebufferUpdate */, 0, 0, 1 /* one rectangle */};
+    message[8] = static_cast<uint8_t>(width >> 8);
+    message[9] = static_cast<uint8_t>(width);
+    message[10] = static_cast<uint8_t>(height >> 8);
+    message[11] = static_cast<uint8_t>(height);
+    auto encodingBits = static_cast<uint32_t>(QEMU_EXTENDED_KEY_EVENT);
+    for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<uint8_t>(encodingBits >> (24 - 8 * i));
+    LOCK(client->sendMutex);
+    int written = rfbWriteExact(client, reinterpret_cast<char*>(message), sizeof(message));
+    UNLOCK(client->sendMutex);
+    if (written < 0) rfbCloseClient(client);
+  }
+
+  static rfbBool extendedKey(rfbClientPtr client, void*, const rfbClientToServerMsg* received) {
+    if (received->type != QEMU_MESSAGE) return FALSE;
+    uint8_t message[QEMU_KEY_MESSAGE_BYTES] = {QEMU_MESSAGE};
+    if (rfbReadExact(client, reinterpret_cast<char*>(message) + 1, sizeof(message) - 1) <= 0) {
+      rfbCloseClient(client);
+      return TRUE;
+    }
+    VncServer& self = server(client);
+    uint8_t subtype = message[1];
+    bool down = (message[2] << 8 | message[3]) != 0;
+    uint32_t keysym = bigEndian32(message + 4);
+    uint32_t keycode = bigEndian32(message + 8);
+    if (subtype != 0 || self.input_ == nullptr) return TRUE;  // Only key events are ours to take.
+    if (keycode == 0 || keycode > 0xff) {
+      // The client could not read a scan code: the keysym it sent with it.
+      if (uint16_t key = keyForKeysym(keysym)) self.input_->key(key, down);
+      return TRUE;
+    }
+    uint16_t key = keycode & QNUM_EXTENDED ? static_cast<uint16_t>(KEY_EXTENDED | (keycode & 0x7f))
+                                           : static_cast<uint16_t>(keycode);
+    if (key == (KEY_EXTENDED | 0x46)) key = KEY_PAUSE;
+    self.input_->key(key, down);
+    return TRUE;
+  }
+};
+
+namespace {
+
+int extendedKeyEncodings[] = {QEMU_EXTENDED_KEY_EVENT, 0};
+rfbProtocolExtension extendedKeyExtension = {
+    .newClient = nullptr,
+    .init = nullptr,
+    .pseudoEncodings = extendedKeyEncodings,
+    .enablePseudoEncoding = VncCallbacks::enableExtendedKeys,
+    .handleMessage = VncCallbacks::extendedKey,
+    .close = nullptr,
+    .usage = nullptr,
+    .processArgument = nullptr,
+    .next = nullptr,
+};
+
+}  // namespace
+
+VncServer::VncServer(const DisplayOptions& options, UniqueFd listener, const std::string& name,
+                     InputSender* input)
+    : listener_(std::move(listener)), password_(options.password), input_(input) {
   rfbLog = logConnections;
   rfbErr = logError;
   int argc = 1;
@@ -79,8 +216,12 @@ VncServer::VncServer(const DisplayOptions& options, UniqueFd listener, const std
   screen_->desktopName = "cellvisor";
   screen_->alwaysShared = TRUE;  // Several clients at once.
   screen_->deferUpdateTime = 0;  // Pacing is ours (the display server's timer).
-  screen_->screenData = &clients_;
-  screen_->newClientHook = countClient;
+  screen_->screenData = this;
+  screen_->newClientHook = VncCallbacks::arrived;
+  screen_->kbdAddEvent = VncCallbacks::keysym;
+  screen_->ptrAddEvent = VncCallbacks::pointer;
+  screen_->displayFinishedHook = VncCallbacks::pictureSent;
+  rfbRegisterProtocolExtension(&extendedKeyExtension);  // Once per process; a second call is a no-op.
   if (!password_.empty()) {
     passwords_[0] = password_.c_str();
     screen_->authPasswdData = passwords_;
@@ -126,6 +267,26 @@ VncServer::~VncServer() {
 
 void VncServer::service() {
   rfbProcessEvents(screen_, 0);
+  serveInput();
+}
+
+void VncServer::serveInput() {
+  if (input_ == nullptr || clients_ == 0) return;
+  rfbClientIteratorPtr clients = rfbGetClientIterator(screen_);
+  while (rfbClientPtr client = rfbClientIteratorNext(clients)) {
+    auto* state = static_cast<VncClientState*>(client->clientData);
+    if (state == nullptr) continue;
+    if (state->extendedKeysDue) {
+      state->extendedKeysDue = false;
+      state->extendedKeysAnswered = true;
+      VncCallbacks::answerExtendedKeys(client, width_, height_);
+    }
+    // Past authentication and ClientInit: a client the guest may wait for.
+    if (state->announced || client->state != rfbClientRec::RFB_NORMAL) continue;
+    state->announced = true;
+    input_->clientConnected();
+  }
+  rfbReleaseClientIterator(clients);
 }
 
 void VncServer::resize(uint32_t width, uint32_t height) {

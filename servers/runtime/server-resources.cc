@@ -43,6 +43,8 @@ ServerResources receiveServerResources(int socket) {
   }
   resources.rings.emplace(RingSegment::open(std::move(fds.rings)));
   resources.state.emplace(StateSegment::open(std::move(fds.state)));
+  if (fds.inputSegment) resources.input.emplace(InputSegment::open(std::move(fds.inputSegment)));
+  resources.inputDoorbell = std::move(fds.inputDoorbell);
   return resources;
 }
 

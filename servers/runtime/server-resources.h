@@ -10,6 +10,7 @@
 
 #include "base/guest-memory.h"
 #include "base/unique-fd.h"
+#include "proto/input-segment.h"
 #include "proto/ring-segment.h"
 #include "proto/state-segment.h"
 
@@ -28,8 +29,10 @@ struct ServerResources {
   UniqueFd replyDoorbell;
   std::vector<UniqueFd> queueDoorbells;
   std::vector<UniqueFd> interrupts;
-  std::vector<UniqueFd> backends;  // In the order the launcher opened them.
-  UniqueFd barMemory;              // Shared BAR memory (the device maps it), when it has some.
+  std::vector<UniqueFd> backends;     // In the order the launcher opened them.
+  UniqueFd barMemory;                 // Shared BAR memory (the device maps it), when it has some.
+  std::optional<InputSegment> input;  // A display's input link to the core, and its doorbell.
+  UniqueFd inputDoorbell;
   // The bootstrap socket stays open: its hang-up means the spawner is gone.
   int lifeline = -1;
 };

@@ -14,7 +14,7 @@ static uint32_t pattern(unsigned x, unsigned y, unsigned width, unsigned height)
   return (x & 0xff) << 16 | (y & 0xff) << 8 | ((x + y) & 0xff);
 }
 
-void test_display(unsigned width, unsigned height) {
+static void draw_pattern(unsigned width, unsigned height) {
   unsigned slot = 0;
   for (; slot < 32; ++slot) {
     if (pci_cf8_read(0, slot, 0, 0) == 0x11111234u) break;
@@ -46,9 +46,21 @@ void test_display(unsigned width, unsigned height) {
   }
   printf("display: %ux%ux32 pattern drawn\n", width, height);
   check("display: the pattern reads back", pixels[width + 1] == pattern(1, 1, width, height));
+}
+
+void test_display(unsigned width, unsigned height) {
+  draw_pattern(width, height);
   if (checks_failed_so_far() != 0) return;
   /* The host looks now; the guest stays. */
   for (;;) __asm__ volatile("sti; hlt");
+}
+
+/* The pattern, then the keyboard and mouse: what a VNC client types and
+ * points at the screen reaches the guest (tests/guest/ps2.c). */
+void test_display_input(unsigned width, unsigned height) {
+  draw_pattern(width, height);
+  if (checks_failed_so_far() != 0) return;
+  test_ps2_echo();
 }
 
 /* display-bench's guest: 1920x1080x32, then (if `animate`) whole frames

@@ -244,6 +244,10 @@ void guest_main(const struct hvm_start_info* info) {
     char frames[8] = "on";
     cmdline_value(cmdline, "frames", frames, sizeof(frames));
     test_display_animation(strncmp(frames, "off", 8) != 0);
+  } else if (strncmp(test, "display-input", 32) == 0) {
+    test_display_input(800, 600);
+  } else if (strncmp(test, "ps2", 32) == 0) {
+    test_ps2_echo();
   } else if (strncmp(test, "display", 32) == 0) {
     test_display(800, 600);
   } else if (strncmp(test, "spin", 32) == 0) {

@@ -88,6 +88,8 @@ void test_nvme(void);
 void test_nvme_stress(unsigned rounds);
 void test_ahci(void);
 void test_display(unsigned width, unsigned height);
+void test_display_input(unsigned width, unsigned height);
+void test_ps2_echo(void);
 void test_display_animation(bool animate);
 void test_ahci_stress(unsigned rounds);
 

@@ -55,8 +55,8 @@ struct DisplayRig {
     launch.queues = prepared.doorbells;
     launch.vectors = prepared.vectors;
     launch.barMemoryBytes = prepared.barMemoryBytes;
-    resources = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
-                                                  launch.barMemoryBytes);
+    launch.input = {prepared.inputSource, prepared.holdVcpusForClient};
+    resources = makeDeviceResources(launch);
     process = std::make_unique<DeviceServerProcess>(std::move(launch), *resources, memory.memfd(),
                                                     memory.regions());
     channel = std::make_unique<DeviceChannel>(*resources);
@@ -303,7 +303,6 @@ TEST(Display, BadOptionsAreRefusedByName) {
            {"tcp=999.1.1.1:5900", "'999.1.1.1' is not an IP address"},
            {"tcp=127.0.0.1:70000", "tcp port"},
            {"wait=1", "wait takes no value"},
-           {"wait", "wait: not supported yet"},
            {"colour=blue", "unknown option 'colour'"},
            {"vga=maybe", "vga: expected on, io or off"},
            {"rom=/nonexistent.rom", "rom: /nonexistent.rom: No such file or directory"},

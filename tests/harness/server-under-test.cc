@@ -22,9 +22,9 @@ ServerUnderTest::ServerUnderTest(const std::string& emulation, const std::string
   launch.queues = prepared.doorbells;
   launch.vectors = prepared.vectors;
   launch.barMemoryBytes = prepared.barMemoryBytes;
+  launch.input = {prepared.inputSource, prepared.holdVcpusForClient};
   launch.policy = kind->policyName;
-  resources_ = std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
-                                                 launch.barMemoryBytes);
+  resources_ = makeDeviceResources(launch);
   process_ =
       std::make_unique<DeviceServerProcess>(std::move(launch), *resources_, memory.memfd(), memory.regions());
   channel_ = std::make_unique<DeviceChannel>(*resources_);

@@ -4,10 +4,17 @@
 // against what the guest drew, pixel for pixel.
 //
 //   vnc-capture [--password P] [--encodings "zrle ..."] [--expect WxH] [--settle-ms N]
-//               [--hold-ms N] [--timeout-ms N] HOST:PORT OUT.ppm
+//               [--hold-ms N] [--timeout-ms N] [--key KEYSYM[/SCANCODE]]... [--pointer X,Y,MASK]...
+//               [--pace-ms N] HOST:PORT OUT.ppm
 //
 // --hold-ms: for a screen that never holds still (a blinking cursor), the
 // picture N ms after the first one, however busy.
+// --key: once the first picture is in, press and release the key: as a
+// QEMU extended key event carrying SCANCODE (QEMU's numbering: set 1, 0x80
+// added for E0 keys) when given and the server offers the extension, else
+// as the keysym. --pointer moves the pointer with RFB's button MASK. Input
+// goes in the order given, --pace-ms apart (default 50); the picture is
+// taken after the last.
 //
 // Only lossless encodings are asked for (tight without JPEG), so the
 // picture is the server's exactly.
@@ -24,6 +31,8 @@
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace {
 
@@ -34,6 +43,13 @@ int holdMs = -1;
 std::chrono::steady_clock::time_point firstUpdate;
 std::chrono::steady_clock::time_point lastUpdate;
 bool updated = false;
+
+struct Action {
+  bool key;
+  uint32_t keysym, scancode;
+  int x, y, mask;
+};
+std::vector<Action> actions;
 
 char* givePassword(rfbClient*) {
   return strdup(password.c_str());
@@ -64,7 +80,7 @@ bool writePpm(rfbClient* client, const char* path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int settleMs = 300, timeoutMs = 10000;
+  int settleMs = 300, timeoutMs = 10000, paceMs = 50;
   int at = 1;
   for (; at + 1 < argc && std::strncmp(argv[at], "--", 2) == 0; at += 2) {
     std::string flag = argv[at];
@@ -80,6 +96,21 @@ int main(int argc, char** argv) {
       holdMs = std::atoi(argv[at + 1]);
     } else if (flag == "--timeout-ms") {
       timeoutMs = std::atoi(argv[at + 1]);
+    } else if (flag == "--pace-ms") {
+      paceMs = std::atoi(argv[at + 1]);
+    } else if (flag == "--key") {
+      Action key{true, 0, 0, 0, 0, 0};
+      char* end = nullptr;
+      key.keysym = static_cast<uint32_t>(std::strtoul(argv[at + 1], &end, 0));
+      if (*end == '/') key.scancode = static_cast<uint32_t>(std::strtoul(end + 1, &end, 0));
+      actions.push_back(key);
+    } else if (flag == "--pointer") {
+      Action pointer{false, 0, 0, 0, 0, 0};
+      if (std::sscanf(argv[at + 1], "%d,%d,%d", &pointer.x, &pointer.y, &pointer.mask) != 3) {
+        std::fprintf(stderr, "vnc-capture: --pointer X,Y,MASK\n");
+        return 64;
+      }
+      actions.push_back(pointer);
     } else {
       std::fprintf(stderr, "vnc-capture: unknown option %s\n", flag.c_str());
       return 64;
@@ -108,10 +139,35 @@ int main(int argc, char** argv) {
   char* fakeArgv[] = {argv[0], nullptr};
   if (!rfbInitClient(client, &fakeArgc, fakeArgv)) return 1;  // It freed the client.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeoutMs);
+  size_t sent = 0, asScancodes = 0;
   while (std::chrono::steady_clock::now() < deadline) {
     int ready = WaitForMessage(client, 20000);
     if (ready < 0) break;
     if (ready > 0 && !HandleRFBServerMessage(client)) break;
+    // Scan codes wait (a second at most) for the server to offer them.
+    bool scancodesReady = SupportsClient2Server(client, rfbQemuEvent) ||
+                          std::chrono::steady_clock::now() - firstUpdate > std::chrono::seconds(1);
+    if (updated && sent < actions.size() &&
+        (!actions[sent].key || actions[sent].scancode == 0 || scancodesReady)) {
+      const Action& action = actions[sent++];
+      if (!action.key) {
+        SendPointerEvent(client, action.x, action.y, action.mask);
+      } else if (action.scancode != 0 && SendExtendedKeyEvent(client, action.keysym, action.scancode, TRUE)) {
+        SendExtendedKeyEvent(client, action.keysym, action.scancode, FALSE);
+        ++asScancodes;
+      } else {
+        SendKeyEvent(client, action.keysym, TRUE);
+        SendKeyEvent(client, action.keysym, FALSE);
+      }
+      if (sent == actions.size()) {
+        std::fprintf(stderr, "vnc-capture: sent %zu input events (%zu keys as scan codes)\n", sent,
+                     asScancodes);
+        lastUpdate = firstUpdate = std::chrono::steady_clock::now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(paceMs));
+      continue;
+    }
+    if (sent < actions.size()) continue;
     bool sizeRight = expectWidth == 0 || (client->width == expectWidth && client->height == expectHeight);
     auto now = std::chrono::steady_clock::now();
     bool settled = holdMs >= 0 ? now - firstUpdate > std::chrono::milliseconds(holdMs)

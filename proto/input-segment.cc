@@ -1,0 +1,22 @@
+#include "proto/input-segment.h"
+
+#include <new>
+
+#include "base/sealed-memfd.h"
+
+namespace cellvisor {
+
+InputSegment InputSegment::create(bool holdVcpusForClient) {
+  UniqueFd memfd = createSealedMemfd("input-link", sizeof(InputLinkLayout));
+  Mapping mapping = mapSharedMemfd(memfd.get(), sizeof(InputLinkLayout), "input link");
+  auto* layout = new (mapping.data()) InputLinkLayout();
+  layout->holdVcpusForClient.store(holdVcpusForClient ? 1 : 0, std::memory_order_release);
+  return InputSegment(std::move(memfd), std::move(mapping));
+}
+
+InputSegment InputSegment::open(UniqueFd memfd) {
+  Mapping mapping = mapSharedMemfd(memfd.get(), sizeof(InputLinkLayout), "input link");
+  return InputSegment(std::move(memfd), std::move(mapping));
+}
+
+}  // namespace cellvisor

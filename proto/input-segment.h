@@ -1,0 +1,50 @@
+// The input link: one ring, one way, from a display server (which turns VNC
+// clients' keys and pointer into InputEvents, proto/device.capnp) to the
+// device that owns the guest's keyboard and pointer: the core's i8042. The
+// supervisor makes it with the display's other resources and hands it to
+// both ends, so it outlives every display server instance (events a killed
+// server wrote are still read) and a successor writes on where its
+// predecessor stopped. The reader trusts nothing in it (proto/ring.h).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "base/mapping.h"
+#include "base/unique-fd.h"
+#include "proto/ring.h"
+
+namespace cellvisor {
+
+constexpr uint32_t INPUT_RING_BYTES = 16 * 1024;  // Hundreds of events: far more than a guest lags.
+
+struct InputLinkLayout {
+  RingIndices indices;
+  // Set by the supervisor from fbuf's `wait`: the vCPUs start only once a
+  // client has connected. Written before either end runs, read by the core.
+  alignas(64) std::atomic<uint32_t> holdVcpusForClient;
+  alignas(64) uint8_t events[INPUT_RING_BYTES];
+};
+
+class InputSegment {
+ public:
+  static InputSegment create(bool holdVcpusForClient);
+  // Throws std::runtime_error when the memfd is not an input link.
+  static InputSegment open(UniqueFd memfd);
+
+  int fd() const { return memfd_.get(); }
+  bool holdsVcpusForClient() const {
+    return layout().holdVcpusForClient.load(std::memory_order_acquire) != 0;
+  }
+  RingWriter writer() const { return {&layout().indices, layout().events, INPUT_RING_BYTES}; }
+  RingReader reader() const { return {&layout().indices, layout().events, INPUT_RING_BYTES}; }
+
+ private:
+  InputSegment(UniqueFd memfd, Mapping mapping) : memfd_(std::move(memfd)), mapping_(std::move(mapping)) {}
+  InputLinkLayout& layout() const { return *mapping_.as<InputLinkLayout>(); }
+
+  UniqueFd memfd_;
+  Mapping mapping_;
+};
+
+}  // namespace cellvisor

@@ -1,0 +1,43 @@
+// The display server's end of its input link (proto/input-segment.h): what
+// VNC clients do with keys and the pointer, as InputEvents for the core's
+// PS/2 keyboard and mouse. Keys held down are remembered in the state
+// segment, so that a client that leaves, or a server that is killed while
+// a key is down, never leaves the guest with a key stuck: the keys are
+// released when the client goes, and by the successor when it starts.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "proto/input-segment.h"
+#include "proto/ring.h"
+
+namespace cellvisor {
+
+class InputSender {
+ public:
+  static constexpr size_t KEYS_DOWN_BYTES = 64;  // A bit per key code (below 0x200 after folding).
+
+  // `keysDown` lives in the state segment and outlives this instance.
+  InputSender(const InputSegment& link, int doorbell, std::span<uint8_t, KEYS_DOWN_BYTES> keysDown);
+
+  // `code`: a set-1 code, KEY_EXTENDED | code, or KEY_PAUSE.
+  void key(uint16_t code, bool down);
+  void pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t width, uint16_t height);
+  void clientConnected();
+  // Key-up for every key still down.
+  void releaseAllKeys();
+  uint64_t dropped() const { return dropped_; }
+
+ private:
+  static int bitOf(uint16_t code);
+  template <typename Fill>
+  void send(Fill&& fill);
+
+  RingWriter writer_;
+  int doorbell_;
+  std::span<uint8_t, KEYS_DOWN_BYTES> keysDown_;
+  uint64_t dropped_ = 0;
+};
+
+}  // namespace cellvisor

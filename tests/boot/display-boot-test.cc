@@ -4,7 +4,10 @@
 // connects to the display server and must see every pixel the guest drew.
 // Then the display server is killed: the supervisor starts the next one on
 // the same port and VRAM, the client reconnects and sees the same screen,
-// and the guest notices nothing.
+// and the guest notices nothing. Keys and the pointer from the clients
+// (libvncclient, noVNC typing in Chromium) reach the guest's PS/2 keyboard
+// and mouse through the input link, before and after a kill; with `wait`
+// the guest starts only once a client is in.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -59,20 +62,57 @@ std::string compareScreen(uint16_t port, int width, int height) {
 }
 
 // The test guest drawing its 800x600 pattern on the display in slot 29,
-// VNC on a port the kernel picks.
-std::vector<std::string> displayGuest() {
+// VNC on a port the kernel picks; then it prints what its PS/2 keyboard
+// and mouse receive (tests/guest/ps2.c).
+std::vector<std::string> displayGuest(const std::string& moreOptions = "") {
   return {coreBinary(),
           "-m",
           "128M",
           "-l",
           "com1,stdio",
           "-s",
-          "29,fbuf,tcp=127.0.0.1:0,w=800,h=600",
+          "29,fbuf,tcp=127.0.0.1:0,w=800,h=600" + moreOptions,
           "--kernel",
           guestImage(),
           "--cmdline",
-          "test=display",
+          "test=display-input",
           "vm"};
+}
+
+// Runs vnc-capture with `arguments` (input to send) against `port`.
+int vncClient(const std::string& port, const std::string& arguments) {
+  std::string out = ::testing::TempDir() + "display-input-" + std::to_string(::getpid()) + ".ppm";
+  std::string command = std::string(std::getenv("CELLVISOR_VNC_CAPTURE")) + " --expect 800x600 " + arguments +
+                        " 127.0.0.1:" + port + " " + out + " 2>/dev/null";
+  int status = std::system(command.c_str());
+  ::unlink(out.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// What the guest's PS/2 devices received, one item per line the guest
+// printed from `from` on: "key 1e", "mouse buttons 1 dx 0 dy 0".
+std::vector<std::string> receivedInput(CoreProcess& core, size_t from = 0) {
+  core.poll();
+  std::vector<std::string> items;
+  std::string out = core.out().substr(std::min(from, core.out().size()));
+  std::regex line("ps2: (key [0-9a-f]+|mouse buttons [0-9] dx -?[0-9]+ dy -?[0-9]+)");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), line); it != std::sregex_iterator(); ++it)
+    items.push_back((*it)[1]);
+  return items;
+}
+
+// Waits until the guest has printed `count` input items since `from`.
+std::vector<std::string> waitForInput(CoreProcess& core, size_t count, size_t from = 0) {
+  std::vector<std::string> items;
+  for (int i = 0; i < 200 && (items = receivedInput(core, from)).size() < count; ++i)
+    core.waitFor("\n", std::chrono::milliseconds(50));
+  return items;
+}
+
+std::vector<std::string> keyBytes(std::initializer_list<const char*> hex) {
+  std::vector<std::string> items;
+  for (const char* byte : hex) items.push_back(std::string("key ") + byte);
+  return items;
 }
 
 // The VNC port the display server announced in the core's log, "" if none.
@@ -81,6 +121,53 @@ std::string vncPortOf(const CoreProcess& core) {
   std::string log = core.output();
   if (!std::regex_search(log, match, std::regex("VNC server on 127\\.0\\.0\\.1 port ([0-9]+)"))) return "";
   return match[1];
+}
+
+// fbuf's `wait`: nothing runs until a client is in; then keys (as keysyms
+// and as scan codes) and the pointer reach the guest, a key left down by a
+// client that goes is let go, and the input link outlives a killed server.
+TEST(DisplayBoot, WaitThenKeysAndPointerReachTheGuestsPs2Devices) {
+  if (auto reason = kvmUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  CoreProcess core(displayGuest(",wait"));
+  ASSERT_TRUE(core.waitFor("the vCPUs wait for a VNC client", std::chrono::seconds(30))) << core.output();
+  std::string port = vncPortOf(core);
+  ASSERT_FALSE(port.empty()) << core.output();
+  EXPECT_FALSE(core.waitFor("guest: running test", std::chrono::milliseconds(1500)))
+      << "the guest ran before a client";
+  EXPECT_EQ(vncClient(port, ""), 0);
+  ASSERT_TRUE(core.waitFor("ps2: ready", std::chrono::seconds(120))) << core.output();
+  EXPECT_NE(core.output().find("a VNC client connected: the vCPUs start"), std::string::npos);
+
+  // h and I as keysyms (I shifted: the key is i's), q as a scan code sent
+  // with a keysym that says otherwise (the scan code wins), Up (E0 48) as
+  // a scan code, Pause as a keysym; then the pointer.
+  ASSERT_EQ(vncClient(port,
+                      "--key 0x68 --key 0x49 --key 0x61/0x10 --key 0xff52/0xc8 --key 0xff13 "
+                      "--pointer 100,100,0 --pointer 110,95,0 --pointer 110,95,1 --pointer 110,95,0"),
+            0);
+  std::vector<std::string> expected = keyBytes(
+      {"23", "a3", "17", "97", "10", "90", "e0", "48", "e0", "c8", "e1", "1d", "45", "e1", "9d", "c5"});
+  for (const char* packet :
+       {"mouse buttons 0 dx 10 dy 5", "mouse buttons 1 dx 0 dy 0", "mouse buttons 0 dx 0 dy 0"})
+    expected.push_back(packet);
+  EXPECT_EQ(waitForInput(core, expected.size()), expected) << core.output();
+
+  // Left Shift pressed by a client that then leaves: released for it.
+  size_t mark = core.out().size();
+  ASSERT_EQ(vncClient(port, "--key-down 0xffe1/0x2a"), 0);
+  EXPECT_EQ(waitForInput(core, 2, mark), keyBytes({"2a", "aa"})) << core.output();
+
+  // The display server killed: its successor writes on the same link.
+  pid_t server = 0;
+  for (pid_t pid : deviceServersOf(core.pid())) server = pid;
+  ASSERT_GT(server, 0);
+  ::kill(server, SIGKILL);
+  ASSERT_TRUE(core.waitFor("restarting", std::chrono::seconds(10))) << core.output();
+  mark = core.out().size();
+  ASSERT_EQ(vncClient(port, "--key 0x6a/0x24"), 0) << core.output();
+  EXPECT_EQ(waitForInput(core, 2, mark), keyBytes({"24", "a4"})) << core.output();
+  EXPECT_EQ(core.output().find("FAIL - "), std::string::npos) << core.output();
+  core.signal(SIGKILL);
 }
 
 TEST(DisplayBoot, TheGuestsPictureReachesAVncClientAndSurvivesItsServer) {
@@ -119,9 +206,11 @@ TEST(DisplayBoot, NoVncInChromiumShowsTheGuestAndReconnectsAfterAKill) {
   ASSERT_TRUE(core.waitFor("display: 800x600x32 pattern drawn", std::chrono::seconds(120))) << core.output();
   std::string vncPort = vncPortOf(core);
   ASSERT_FALSE(vncPort.empty()) << core.output();
+  ASSERT_TRUE(core.waitFor("ps2: ready", std::chrono::seconds(120))) << core.output();
   std::string screenshot = ::testing::TempDir() + "novnc-" + std::to_string(::getpid()) + ".png";
-  CoreProcess page(
-      {"/usr/bin/node", dir + "/novnc-check.mjs", dir + "/rfb.bundle.js", vncPort, "800", "600", screenshot});
+  size_t mark = core.out().size();
+  CoreProcess page({"/usr/bin/node", dir + "/novnc-check.mjs", dir + "/rfb.bundle.js", vncPort, "800", "600",
+                    screenshot, "hi"});
   ASSERT_TRUE(page.waitFor("picture ", std::chrono::seconds(60))) << page.output();
   ASSERT_TRUE(page.waitFor("\n", std::chrono::seconds(5)));
   std::smatch seen;
@@ -130,6 +219,13 @@ TEST(DisplayBoot, NoVncInChromiumShowsTheGuestAndReconnectsAfterAKill) {
   EXPECT_EQ(seen[1], "0") << "no pixel far off the pattern";
   EXPECT_LT(std::stod(seen[2]), 4.0) << "mean error per channel";
   EXPECT_TRUE(std::filesystem::exists(screenshot));
+  // Typed in the page: h and i, as scan codes from Chromium's key events;
+  // before them the page's click (button 1 down and up, no motion).
+  ASSERT_TRUE(page.waitFor("typed", std::chrono::seconds(30))) << page.output();
+  std::vector<std::string> typed;
+  for (const auto& item : waitForInput(core, 6, mark))
+    if (item.rfind("key ", 0) == 0) typed.push_back(item);
+  EXPECT_EQ(typed, keyBytes({"23", "a3", "17", "97"})) << core.output();
 
   pid_t server = 0;
   for (pid_t pid : deviceServersOf(core.pid())) server = pid;

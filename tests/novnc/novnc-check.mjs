@@ -6,8 +6,11 @@
 // killed the page reconnects, as noVNC's own app does (reconnect=true),
 // and shows the picture again.
 //
-//   node novnc-check.mjs BUNDLE PORT WIDTH HEIGHT SCREENSHOT
-// (run from the directory tests/novnc/setup.sh prepared).
+//   node novnc-check.mjs BUNDLE PORT WIDTH HEIGHT SCREENSHOT [TEXT]
+// (run from the directory tests/novnc/setup.sh prepared). With TEXT, the
+// page types it on noVNC's canvas after the first picture, as a user
+// would (Chromium's key events; noVNC sends them as scan codes when the
+// server offers QEMU's extended key event), and says "typed".
 // Lines on stdout: "connected", "picture N E" (N pixels more than 32 off
 // the pattern in a channel, E the mean error per channel: noVNC asks for
 // Tight with JPEG, so its picture is close, not exact), "disconnected",
@@ -15,7 +18,7 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 
-const [bundle, port, width, height, screenshot] = process.argv.slice(2);
+const [bundle, port, width, height, screenshot, text] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox'] });
 const page = await browser.newPage({ viewport: { width: Number(width) + 20, height: Number(height) + 20 } });
 page.on('console', (message) => process.stderr.write(`page: ${message.text()}\n`));
@@ -84,6 +87,11 @@ console.log('connected');
 const shown = await picture();
 await page.locator('#screen canvas').screenshot({ path: screenshot });
 console.log(`picture ${shown}`);
+if (text) {
+  await page.locator('#screen canvas').click({ position: { x: 5, y: 5 } });  // focus, and a click
+  await page.keyboard.type(text, { delay: 100 });
+  console.log('typed');
+}
 // Now the test kills the server.
 if (!(await waitFor('disconnected', 1))) {
   console.log('never disconnected');

@@ -4,15 +4,16 @@
 // against what the guest drew, pixel for pixel.
 //
 //   vnc-capture [--password P] [--encodings "zrle ..."] [--expect WxH] [--settle-ms N]
-//               [--hold-ms N] [--timeout-ms N] [--key KEYSYM[/SCANCODE]]... [--pointer X,Y,MASK]...
-//               [--pace-ms N] HOST:PORT OUT.ppm
+//               [--hold-ms N] [--timeout-ms N] [--key KEYSYM[/SCANCODE]]... [--key-down KEYSYM[/SCANCODE]]...
+//               [--pointer X,Y,MASK]... [--pace-ms N] HOST:PORT OUT.ppm
 //
 // --hold-ms: for a screen that never holds still (a blinking cursor), the
 // picture N ms after the first one, however busy.
 // --key: once the first picture is in, press and release the key: as a
 // QEMU extended key event carrying SCANCODE (QEMU's numbering: set 1, 0x80
 // added for E0 keys) when given and the server offers the extension, else
-// as the keysym. --pointer moves the pointer with RFB's button MASK. Input
+// as the keysym. --key-down presses the key and leaves it down (the server
+// must let it go when the client leaves). --pointer moves the pointer with RFB's button MASK. Input
 // goes in the order given, --pace-ms apart (default 50); the picture is
 // taken after the last.
 //
@@ -46,6 +47,7 @@ bool updated = false;
 
 struct Action {
   bool key;
+  bool release;
   uint32_t keysym, scancode;
   int x, y, mask;
 };
@@ -98,14 +100,14 @@ int main(int argc, char** argv) {
       timeoutMs = std::atoi(argv[at + 1]);
     } else if (flag == "--pace-ms") {
       paceMs = std::atoi(argv[at + 1]);
-    } else if (flag == "--key") {
-      Action key{true, 0, 0, 0, 0, 0};
+    } else if (flag == "--key" || flag == "--key-down") {
+      Action key{true, flag == "--key", 0, 0, 0, 0, 0};
       char* end = nullptr;
       key.keysym = static_cast<uint32_t>(std::strtoul(argv[at + 1], &end, 0));
       if (*end == '/') key.scancode = static_cast<uint32_t>(std::strtoul(end + 1, &end, 0));
       actions.push_back(key);
     } else if (flag == "--pointer") {
-      Action pointer{false, 0, 0, 0, 0, 0};
+      Action pointer{false, false, 0, 0, 0, 0, 0};
       if (std::sscanf(argv[at + 1], "%d,%d,%d", &pointer.x, &pointer.y, &pointer.mask) != 3) {
         std::fprintf(stderr, "vnc-capture: --pointer X,Y,MASK\n");
         return 64;
@@ -153,11 +155,11 @@ int main(int argc, char** argv) {
       if (!action.key) {
         SendPointerEvent(client, action.x, action.y, action.mask);
       } else if (action.scancode != 0 && SendExtendedKeyEvent(client, action.keysym, action.scancode, TRUE)) {
-        SendExtendedKeyEvent(client, action.keysym, action.scancode, FALSE);
+        if (action.release) SendExtendedKeyEvent(client, action.keysym, action.scancode, FALSE);
         ++asScancodes;
       } else {
         SendKeyEvent(client, action.keysym, TRUE);
-        SendKeyEvent(client, action.keysym, FALSE);
+        if (action.release) SendKeyEvent(client, action.keysym, FALSE);
       }
       if (sent == actions.size()) {
         std::fprintf(stderr, "vnc-capture: sent %zu input events (%zu keys as scan codes)\n", sent,

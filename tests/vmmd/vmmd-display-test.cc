@@ -117,14 +117,41 @@ TEST_F(Vmctl, GraphicsGiveTheVmAVncConsole) {
   EXPECT_EQ(vmctl({"info", "screen"}).second.find("vnc:"), std::string::npos) << "gone with the VM";
 }
 
-TEST_F(Vmctl, GraphicsKeysThatCannotWorkAreRefused) {
-  writeTemplate("waiting", "test=display", "virtio-blk", "graphics=\"yes\"\ngraphics_wait=\"yes\"\n");
+// graphics_wait="yes": the VM is up (its display serves clients) but the
+// guest runs only once a VNC client has logged in.
+TEST_F(Vmctl, GraphicsWaitHoldsTheGuestUntilAClientIsIn) {
+  writeTemplate("waiting", "test=display", "virtio-blk",
+                "graphics=\"yes\"\ngraphics_res=\"800x600\"\ngraphics_wait=\"yes\"\nvnc_password=\"pw\"\n");
   ASSERT_EQ(vmctl({"create", "-t", "waiting", "held"}).first, 0);
-  auto [status, output] = vmctl({"start", "held"});
-  EXPECT_NE(status, 0);
-  EXPECT_NE(output.find("graphics_wait: holding the guest until a VNC client connects is not supported yet"),
-            std::string::npos)
-      << output;
+  ASSERT_EQ(vmctl({"start", "held"}).first, 0) << log("held");
+  int console = connectConsole("held");
+  ASSERT_GE(console, 0);
+  std::string early = readUntil(console, "guest: running test", std::chrono::seconds(3));
+  EXPECT_EQ(early.find("guest: running test"), std::string::npos)
+      << "the guest ran with no client: " << early;
+  std::string endpoint = vmctl({"info", "held"}).second;
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(endpoint, match, std::regex("vnc: (127\\.0\\.0\\.1:[0-9]+)"))) << endpoint;
+  std::string picture = (root / "held.ppm").string();
+  // A client with the wrong password is not one the guest waits for.
+  std::system((env("CELLVISOR_VNC_CAPTURE") + " --password nope --timeout-ms 2000 " + std::string(match[1]) +
+               " " + picture + " 2>/dev/null")
+                  .c_str());
+  early += readUntil(console, "guest: running test", std::chrono::seconds(1));
+  EXPECT_EQ(early.find("guest: running test"), std::string::npos) << "a refused client started the guest";
+  int status = std::system((env("CELLVISOR_VNC_CAPTURE") + " --password pw " + std::string(match[1]) + " " +
+                            picture + " 2>/dev/null")
+                               .c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  std::string seen = readUntil(console, "display: 800x600x32 pattern drawn", std::chrono::seconds(120));
+  ::close(console);
+  EXPECT_NE(seen.find("display: 800x600x32 pattern drawn"), std::string::npos) << seen << log("held");
+  EXPECT_NE(log("held").find("a VNC client connected: the vCPUs start"), std::string::npos) << log("held");
+  ::unlink(picture.c_str());
+  EXPECT_EQ(vmctl({"poweroff", "held"}).first, 0);
+}
+
+TEST_F(Vmctl, GraphicsKeysThatCannotWorkAreRefused) {
   writeTemplate("small", "test=display", "virtio-blk", "graphics=\"yes\"\ngraphics_res=\"320x200\"\n");
   ASSERT_EQ(vmctl({"create", "-t", "small", "tiny"}).first, 0);
   auto [tinyStatus, tinyOutput] = vmctl({"start", "tiny"});

@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/tcp-port.h"
 #include "bench/process-runs.h"
 
 extern char** environ;
@@ -258,20 +259,6 @@ Result measure(Vmm& vmm, uint16_t port, double seconds, pid_t pssOf) {
   return result;
 }
 
-uint16_t freePort() {
-  for (uint16_t port = 5980; port < 6000; ++port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-    ::close(fd);
-    if (free) return port;
-  }
-  throw std::runtime_error("no free VNC port");
-}
-
 // The host writes frames into our display server's VRAM (its BAR memory,
 // opened through /proc), each once the client holds the one before.
 Result ceiling(const std::string& core, const std::string& guest, double seconds) {
@@ -355,7 +342,9 @@ int main(int argc, char** argv) {
       std::string guest32 = "/tmp/display-bench-guest32-" + std::to_string(::getpid()) + ".elf";
       if (std::system(("objcopy -O elf32-i386 " + guest + " " + guest32).c_str()) != 0)
         throw std::runtime_error("objcopy could not repackage the guest for QEMU");
-      uint16_t port = freePort();
+      auto free = cellvisor::firstFreeTcpPort("127.0.0.1", 5980, 6000);
+      if (!free) throw std::runtime_error("no free VNC port");
+      uint16_t port = *free;
       Vmm theirs({qemu,
                   "-accel",
                   "kvm",

@@ -22,6 +22,7 @@
 #include "base/mac-address.h"
 #include "base/syscall-name.h"
 #include "base/system-error.h"
+#include "base/tcp-port.h"
 #include "base/unique-fd.h"
 #include "base/unix-socket.h"
 #include "core/arch/x86/address-map.h"
@@ -69,26 +70,7 @@ std::string requireFirmware(const char* path, const std::string& loader, const c
 // bound now.
 uint16_t freeVncPort(const std::string& listen) {
   std::string address = listen.empty() ? "127.0.0.1" : listen;
-  for (uint16_t port = 5900; port < 6000; ++port) {
-    sockaddr_storage socketAddress{};
-    socklen_t length = 0;
-    int family = AF_INET;
-    if (auto* v4 = reinterpret_cast<sockaddr_in*>(&socketAddress);
-        ::inet_pton(AF_INET, address.c_str(), &v4->sin_addr) == 1) {
-      v4->sin_family = AF_INET;
-      v4->sin_port = htons(port);
-      length = sizeof(*v4);
-    } else {
-      auto* v6 = reinterpret_cast<sockaddr_in6*>(&socketAddress);
-      if (::inet_pton(AF_INET6, address.c_str(), &v6->sin6_addr) != 1) break;
-      v6->sin6_family = AF_INET6;
-      v6->sin6_port = htons(port);
-      length = sizeof(*v6);
-      family = AF_INET6;
-    }
-    UniqueFd probe(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (probe && ::bind(probe.get(), reinterpret_cast<sockaddr*>(&socketAddress), length) == 0) return port;
-  }
+  if (auto port = firstFreeTcpPort(address, 5900, 6000)) return *port;
   throw VmConfigError("graphics: no free VNC port from 5900 to 5999 on " + address + " (set graphics_port)");
 }
 

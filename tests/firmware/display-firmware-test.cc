@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "base/tcp-port.h"
 #include "tests/boot/core-process.h"
 #include "tests/firmware/disk-check-image.h"
 
@@ -39,22 +40,6 @@ void writeHaltingDisk(const std::string& path) {
   disk[510] = 0x55;
   disk[511] = 0xaa;
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(disk.data()), disk.size());
-}
-
-// A TCP port from 5900 up that nobody listens on now (QEMU wants a display
-// number).
-uint16_t freeVncPort() {
-  for (uint16_t port = 5950; port < 6000; ++port) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
-    ::close(fd);
-    if (free) return port;
-  }
-  return 0;
 }
 
 struct Screen {
@@ -119,7 +104,7 @@ TEST(SeaBiosDisplay, TheBannerOnTheBochsDisplayIsQemusPixelForPixel) {
   ASSERT_EQ(ours.error, "") << core.output();
 
   // QEMU: the same firmware and disk, its bochs-display without EDID.
-  uint16_t port = freeVncPort();
+  uint16_t port = firstFreeTcpPort("127.0.0.1", 5950, 6000).value_or(0);  // QEMU wants a display number.
   ASSERT_NE(port, 0);
   std::string debugLog = tempPath("qemu-debugcon");
   CoreProcess qemu({QEMU,       "-accel",

@@ -101,20 +101,44 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
       << "set -e\nip link set lo up\nip link add br0 type bridge\n"
          "ip addr add 10.78.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
          "ip link set tap0 master br0 up\nexec \"$@\"\n";
-  auto argv = coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
-                        "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem, "-s",
-                        "8,nvme," + nvmePattern, "-s", "9,ahci,hd:" + ahciPattern + ",cd:" + iso},
-                       "linux-guest.steps=drivers,blk,fs,cdrom,net linux-guest.blk=vda,nvme0n1,sda "
-                       "linux-guest.blk-source=vdb "
-                       "linux-guest.blk-kib=" +
-                           std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
-                           " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
-                           "linux-guest.pings=100");
+  auto argv =
+      coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
+                "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem, "-s", "8,nvme," + nvmePattern, "-s",
+                "9,ahci,hd:" + ahciPattern + ",cd:" + iso, "-s", "10,fbuf,tcp=127.0.0.1:0"},
+               "linux-guest.steps=drivers,input,blk,fs,cdrom,net linux-guest.blk=vda,nvme0n1,sda "
+               "linux-guest.blk-source=vdb "
+               "linux-guest.blk-kib=" +
+                   std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
+                   " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
+                   "linux-guest.pings=100");
   argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
   auto started = std::chrono::steady_clock::now();
   CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.
-  ASSERT_TRUE(core.waitFor("linux-guest: blk: start", BOOT_TIMEOUT)) << core.output();
+  // The display: Linux's bochs-drm console through a VNC client in the
+  // VM's network namespace, which also types h and i (h as a scan code,
+  // i as a keysym), moves the pointer right 30 and up 20, and clicks.
+  ASSERT_TRUE(core.waitFor("linux-guest: input: ready", BOOT_TIMEOUT)) << core.output();
   auto init = std::chrono::steady_clock::now() - started;
+  std::smatch vnc;
+  std::string log = core.output();
+  ASSERT_TRUE(std::regex_search(log, vnc, std::regex("VNC server on 127\\.0\\.0\\.1 port ([0-9]+)"))) << log;
+  std::string screen = scratch("screen.ppm", 0);
+  std::string client = "nsenter -t " + std::to_string(core.pid()) + " -n " +
+                       std::getenv("CELLVISOR_VNC_CAPTURE") +
+                       " --expect 1024x768 --key 0x68/0x23 --key 0x69 --pointer 100,100,0 --pointer 130,80,0"
+                       " --pointer 130,80,1 --pointer 130,80,0 127.0.0.1:" +
+                       std::string(vnc[1]) + " " + screen;
+  EXPECT_EQ(std::system(client.c_str()), 0) << client;
+  size_t lit = 0;
+  {
+    std::ifstream picture(screen, std::ios::binary);
+    std::string magic;
+    int width = 0, height = 0, maxValue = 0;
+    picture >> magic >> width >> height >> maxValue;
+    picture.get();
+    for (char byte; picture.get(byte);) lit += byte != 0;
+  }
+  ASSERT_TRUE(core.waitFor("linux-guest: blk: start", BOOT_TIMEOUT)) << core.output();
   int blkKills = killServerUntil(core, core.pid(), pattern, "linux-guest: blk: vda: done", 20, 300s);
   int nvmeKills = killServerUntil(core, core.pid(), nvmePattern, "linux-guest: blk: nvme0n1: done", 10, 300s);
   int ahciKills = killServerUntil(core, core.pid(), ahciPattern, "linux-guest: blk: sda: done", 10, 300s);
@@ -142,6 +166,22 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("linux-guest: cdrom: data.bin sha256 " + sha256(cdData)), std::string::npos)
       << "the CD's file, read through libata's ATAPI and sr: " << out;
   EXPECT_NE(out.find("linux-guest: all steps passed"), std::string::npos) << out;
+  // Linux's drivers for the display and its input, and what they saw.
+  EXPECT_NE(out.find("driver bochs-drm"), std::string::npos) << out;
+  EXPECT_NE(out.find("linux-guest: display: fb0 bochs-drmdrmfb 1024,768"), std::string::npos) << out;
+  EXPECT_GT(lit, 1000u) << "the framebuffer console's text, through VNC";
+  EXPECT_NE(out.find(": AT Translated Set 2 keyboard"), std::string::npos) << out;
+  EXPECT_NE(out.find("PS/2 Generic Explorer Mouse"), std::string::npos)
+      << "psmouse unlocked the wheel: " << out;
+  for (const char* event : {"input: key 35 1", "input: key 35 0", "input: key 23 1", "input: key 23 0",
+                            "input: key 272 1", "input: key 272 0"})
+    EXPECT_NE(out.find(std::string("linux-guest: ") + event), std::string::npos) << event << ": " << out;
+  int movedX = 0, movedY = 0;
+  std::regex motion("linux-guest: input: motion ([01]) (-?[0-9]+)");
+  for (auto it = std::sregex_iterator(out.begin(), out.end(), motion); it != std::sregex_iterator(); ++it)
+    ((*it)[1] == "0" ? movedX : movedY) += std::stoi((*it)[2]);
+  EXPECT_EQ(movedX, 30) << out;
+  EXPECT_EQ(movedY, -20) << "REL_Y grows downwards: " << out;
 
   // Every round read back what it wrote; each image holds exactly the last.
   for (const char* disk : {"vda", "nvme0n1", "sda"}) {

@@ -9,6 +9,7 @@
 #include <regex>
 #include <sstream>
 
+#include "base/size-suffix.h"
 #include "core/machine/machine-config.h"
 
 namespace cellvisor {
@@ -55,24 +56,8 @@ std::string ignoredBecause(const std::string& key) {
 // (it would stop the guest's disks).
 bool rate(const std::string& text, uint64_t& out) {
   if (text.empty()) return false;
-  uint64_t multiplier = 1;
   std::string digits = text;
-  switch (std::toupper(static_cast<unsigned char>(text.back()))) {
-    case 'K':
-      multiplier = 1ull << 10;
-      break;
-    case 'M':
-      multiplier = 1ull << 20;
-      break;
-    case 'G':
-      multiplier = 1ull << 30;
-      break;
-    case 'T':
-      multiplier = 1ull << 40;
-      break;
-    default:
-      multiplier = 1;
-  }
+  uint64_t multiplier = binarySuffixMultiplier(text.back()).value_or(1);
   if (multiplier != 1) digits.pop_back();
   uint64_t value = 0;
   if (!number(digits, value) || value == 0 || value > UINT64_MAX / multiplier) return false;

@@ -9,6 +9,7 @@
 #include <regex>
 #include <sstream>
 
+#include "base/size-suffix.h"
 #include "core/cpu/cpuid.h"
 #include "core/machine/emulations.h"
 
@@ -99,22 +100,9 @@ uint64_t parseMemorySize(const std::string& text) {
   char suffix = static_cast<char>(std::toupper(static_cast<unsigned char>(text.back())));
   if (std::isalpha(static_cast<unsigned char>(suffix))) {
     digits.pop_back();
-    switch (suffix) {
-      case 'K':
-        multiplier = 1ull << 10;
-        break;
-      case 'M':
-        multiplier = 1ull << 20;
-        break;
-      case 'G':
-        multiplier = 1ull << 30;
-        break;
-      case 'T':
-        multiplier = 1ull << 40;
-        break;
-      default:
-        throw ConfigError("bad memory size suffix in '" + text + "' (use K, M, G or T)");
-    }
+    auto known = binarySuffixMultiplier(suffix);
+    if (!known) throw ConfigError("bad memory size suffix in '" + text + "' (use K, M, G or T)");
+    multiplier = *known;
   }
   uint64_t value = 0;
   if (!parseNumber(digits, value) || value == 0) throw ConfigError("bad memory size '" + text + "'");

@@ -5,7 +5,7 @@ set -eu
 packages="g++ meson ninja-build pkg-config capnproto libcapnp-dev libuv1-dev libboost-dev
   liburing-dev libseccomp-dev libvncserver-dev libgcrypt20-dev libgtest-dev libgmock-dev libfmt-dev libcli11-dev libnl-route-3-dev iproute2
   clang clang-format libclang-rt-14-dev
-  qemu-system-x86 chromium nodejs seabios acpica-tools grub-pc-bin ovmf gnu-efi mtools dosfstools xorriso linux-source-6.1 xz-utils patch make bc flex bison libelf-dev busybox-static e2fsprogs $*"
+  qemu-system-x86 chromium nodejs seabios acpica-tools edid-decode grub-pc-bin ovmf gnu-efi mtools dosfstools xorriso linux-source-6.1 xz-utils patch make bc flex bison libelf-dev busybox-static e2fsprogs $*"
 missing=""
 for package in $packages; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

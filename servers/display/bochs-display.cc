@@ -20,12 +20,14 @@ constexpr uint32_t LAYOUT = 2;          // 2: keysDown.
 // QEMU's extended registers: the region's size, then its byte order
 // (little-endian framebuffer: 0x1e1e1e1e).
 constexpr uint32_t QEXT_SIZE = 8;
+constexpr uint64_t EDID_WINDOW = 0x400;  // QEMU's: the EDID blob at the BAR's start.
 constexpr uint32_t QEXT_LITTLE_ENDIAN = 0x1e1e1e1e;
 
 }  // namespace
 
-BochsDisplay::BochsDisplay(ServerResources& resources, uint64_t vramBytes, UniqueFd rom)
-    : state_(resources.state->body<BochsDisplayState>()), vramBytes_(vramBytes) {
+BochsDisplay::BochsDisplay(ServerResources& resources, uint64_t vramBytes, UniqueFd rom,
+                           std::optional<Edid> edid)
+    : state_(resources.state->body<BochsDisplayState>()), vramBytes_(vramBytes), edid_(edid) {
   if (!resources.barMemory) throw std::runtime_error("no VRAM (BAR memory) handed over");
   struct stat st {};
   checkSyscall(::fstat(resources.barMemory.get(), &st), "fstat VRAM");
@@ -179,7 +181,14 @@ uint64_t BochsDisplay::barRead(uint8_t bar, uint64_t offset, uint8_t size) {
   }
   if (offset == QEXT_OFFSET && size == 4) return QEXT_SIZE;
   if (offset == QEXT_OFFSET + 4 && size == 4) return QEXT_LITTLE_ENDIAN;
-  return 0;  // No EDID blob (0x000): drivers fall back to their defaults.
+  if (edid_ && offset < EDID_WINDOW) {
+    // Zeros past the block (no extensions); drivers read it a byte at a time.
+    uint64_t value = 0;
+    for (uint8_t byte = 0; byte < size && offset + byte < edid_->size(); ++byte)
+      value |= uint64_t{(*edid_)[offset + byte]} << (8 * byte);
+    return value;
+  }
+  return 0;  // Without an EDID (edid=off) drivers fall back to their defaults.
 }
 
 std::vector<MsixUpdate> BochsDisplay::barWrite(uint8_t bar, uint64_t offset, uint8_t size, uint64_t value) {

@@ -14,6 +14,7 @@
 
 #include "base/mapping.h"
 #include "base/unique-fd.h"
+#include "servers/display/edid.h"
 #include "servers/runtime/pci-function.h"
 #include "servers/runtime/server-resources.h"
 
@@ -68,7 +69,8 @@ class BochsDisplay : public PciFunction {
 
   // `vramBytes` of the BAR memory are VRAM; `rom`, when open, is the option
   // ROM, copied into the rest and shown through the expansion ROM BAR.
-  BochsDisplay(ServerResources& resources, uint64_t vramBytes, UniqueFd rom);
+  // `edid`, when given, is read at the start of the register BAR.
+  BochsDisplay(ServerResources& resources, uint64_t vramBytes, UniqueFd rom, std::optional<Edid> edid);
 
   std::span<const uint8_t> vram() const { return {vram_.data(), vramBytes_}; }
   std::span<uint8_t, 64> keysDown() { return state_.keysDown; }
@@ -100,6 +102,7 @@ class BochsDisplay : public PciFunction {
   Mapping vram_;  // VRAM, then the ROM's window: read-only here.
   uint64_t vramBytes_;
   uint64_t romBytes_ = 0;
+  std::optional<Edid> edid_;
   std::optional<pci::ConfigSpace> config_;
   std::function<void()> modeChanged_;
 };

@@ -69,6 +69,10 @@ DisplayOptions parseDisplayOptions(const std::string& text) {
     } else if (key == "rom") {
       if (value.empty()) throw std::invalid_argument(std::string(DEVICE) + ": rom: empty (rom=off for none)");
       options.rom = value == "off" ? "" : value;
+    } else if (key == "edid") {
+      if (value != "on" && value != "off")
+        throw std::invalid_argument(std::string(DEVICE) + ": edid: expected on or off");
+      options.edid = value == "on";
     } else if (key == "vga") {
       if (value != "on" && value != "io" && value != "off")
         throw std::invalid_argument(std::string(DEVICE) + ": vga: expected on, io or off");

@@ -27,6 +27,7 @@ struct DisplayOptions {
   uint32_t height = 768;
   std::string password;
   bool wait = false;              // The vCPUs start once a client got in (through the input link).
+  bool edid = true;               // w x h as the preferred mode in an EDID (edid.h); edid=off: drivers pick.
   std::string rom = DEFAULT_ROM;  // "" for none
   static constexpr const char* DEFAULT_ROM = "/usr/share/seabios/vgabios-bochs-display.bin";
   // VRAM: a power of two holding two screens of w x h at 32 bpp (page

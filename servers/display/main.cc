@@ -57,7 +57,9 @@ int main() {
         if (resources.backends.empty() || resources.backends.size() > 2)
           throw std::runtime_error("expected the VNC listening socket and at most an option ROM");
         UniqueFd rom = resources.backends.size() == 2 ? std::move(resources.backends[1]) : UniqueFd();
-        BochsDisplay display(resources, options.vramBytes(), std::move(rom));
+        BochsDisplay display(
+            resources, options.vramBytes(), std::move(rom),
+            options.edid ? std::optional(makeEdid(options.width, options.height)) : std::nullopt);
         std::optional<InputSender> input;
         if (resources.input && resources.inputDoorbell) {
           auto keysDown = std::span<uint8_t, InputSender::KEYS_DOWN_BYTES>(display.keysDown());

@@ -17,7 +17,7 @@ import sys
 
 APPLETS = """sh ash awk blockdev cat cmp cp cttyhack cut date dd df dmesg echo free grep halt hexdump
 ip ifconfig kill ls mkdir mke2fs mount mv od ping poweroff ps readlink reboot rm sed setsid sha256sum
-sleep sync tail timeout top tr umount uname uptime vi wc""".split()
+sleep sync tail top tr umount uname uptime vi wc""".split()
 
 
 def entry(name, mode, data=b"", rdev=(0, 0), ino=[0]):

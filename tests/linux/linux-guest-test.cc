@@ -104,7 +104,7 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   auto argv =
       coreArgs({"-s", "4,virtio-blk," + pattern, "-s", "5,virtio-blk," + source + ",ro", "-s",
                 "6,virtio-net,tap0", "-s", "7,virtio-blk," + filesystem, "-s", "8,nvme," + nvmePattern, "-s",
-                "9,ahci,hd:" + ahciPattern + ",cd:" + iso, "-s", "10,fbuf,tcp=127.0.0.1:0"},
+                "9,ahci,hd:" + ahciPattern + ",cd:" + iso, "-s", "10,fbuf,tcp=127.0.0.1:0,w=800,h=600"},
                "linux-guest.steps=drivers,input,blk,fs,cdrom,net linux-guest.blk=vda,nvme0n1,sda "
                "linux-guest.blk-source=vdb "
                "linux-guest.blk-kib=" +
@@ -171,6 +171,8 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
   EXPECT_NE(out.find("driver bochs-drm"), std::string::npos) << out;
   EXPECT_NE(out.find("linux-guest: display: fb0 bochs-drmdrmfb 800,600"), std::string::npos)
       << "bochs-drm took the mode our EDID prefers: " << out;
+  EXPECT_NE(out.find("display: card0-Virtual-1 modes: 800x600 1024x768 800x600 640x480"), std::string::npos)
+      << "the EDID's preferred mode first, then its established ones: " << out;
   EXPECT_GT(lit, 1000u) << "the framebuffer console's text, through VNC";
   EXPECT_NE(out.find(": AT Translated Set 2 keyboard"), std::string::npos) << out;
   EXPECT_NE(out.find("PS/2 Generic Explorer Mouse"), std::string::npos)

@@ -9,6 +9,11 @@
 #include "proto/message-channel.h"
 
 namespace cellvisor {
+namespace {
+
+constexpr unsigned MAX_EVENTS_PER_TURN = 1024;
+
+}  // namespace
 
 InputLinkReader::InputLinkReader(uv_loop_t* loop, const InputSegment& link, int doorbell, I8042& i8042,
                                  std::function<void()> clientConnected, std::string deviceName)
@@ -35,7 +40,13 @@ InputLinkReader::~InputLinkReader() {
 }
 
 void InputLinkReader::drain() {
-  for (;;) {
+  // A server that writes as fast as we read must not keep the I/O loop to
+  // itself: past a ring's worth, the rest waits for the loop's next turn.
+  for (unsigned read = 0;; ++read) {
+    if (read == MAX_EVENTS_PER_TURN) {
+      eventfd_write(doorbell_, 1);
+      return;
+    }
     switch (reader_.tryRead(scratch_)) {
       case RingReader::Status::EMPTY:
         return;

@@ -36,7 +36,7 @@ uint32_t loadShared(uint32_t& word) {
 }  // namespace
 
 DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors,
-                                 uint64_t barMemoryBytes, InputLinkSpec input)
+                                 uint64_t barMemoryBytes, bool inputLink)
     : deviceName_(std::move(deviceName)),
       rings_(RingSegment::create()),
       state_(StateSegment::create()),
@@ -44,9 +44,12 @@ DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16
       replyDoorbell_(makeEventFd()),
       queueDoorbells_(makeEventFds(queues)),
       interrupts_(makeEventFds(vectors)) {
-  if (input.wanted) {
-    input_ = InputSegment::create(input.holdVcpusForClient);
-    inputDoorbell_ = makeEventFd();
+  if (inputLink) {
+    input_ = InputSegment::create();
+    int ends[2];
+    if (::pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0) throwSystemError("pipe2 for an input link");
+    inputDoorbell_ = UniqueFd(ends[0]);
+    inputBell_ = UniqueFd(ends[1]);
   }
   if (barMemoryBytes == 0) return;
   // Sealed at its size: the core maps it into the guest and the server maps
@@ -69,7 +72,7 @@ DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
 
 std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd,
                                            const std::vector<RamRegion>& regions,
-                                           std::span<const int> backends) const {
+                                           std::span<const int> backends, Recipient recipient) const {
   bootstrap.setProtocolVersion(proto::PROTOCOL_VERSION);
   bootstrap.setDeviceName(deviceName_);
   bootstrap.setQueueCount(queueCount());
@@ -95,8 +98,14 @@ std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, 
   for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
   if (barMemory_) add(barMemory_.get(), proto::FdRole::BAR_MEMORY);
   if (input_) {
+    // The server writes to the pipe, the core reads it.
+    int end = recipient == Recipient::SERVER ? inputBell_.get() : inputDoorbell_.get();
+    if (end < 0)
+      throw std::logic_error("this side holds no " +
+                             std::string(recipient == Recipient::SERVER ? "write" : "read") +
+                             " end of the input link's pipe");
     add(input_->fd(), proto::FdRole::INPUT_SEGMENT);
-    add(inputDoorbell_.get(), proto::FdRole::INPUT_DOORBELL);
+    add(end, proto::FdRole::INPUT_DOORBELL);
   }
   for (int backend : backends) add(backend, proto::FdRole::BACKEND);
   auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));
@@ -140,7 +149,8 @@ void sendDeviceResources(int socket, const DeviceResources& resources, int memfd
                          const std::vector<RamRegion>& regions) {
   capnp::MallocMessageBuilder builder;
   auto bootstrap = builder.initRoot<proto::Bootstrap>();
-  sendWithFds(socket, builder, resources.describe(bootstrap, memfd, regions));
+  sendWithFds(socket, builder,
+              resources.describe(bootstrap, memfd, regions, {}, DeviceResources::Recipient::CORE));
 }
 
 AdoptedDevice receiveDeviceResources(int socket) {

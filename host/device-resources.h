@@ -25,19 +25,13 @@
 
 namespace cellvisor {
 
-// A display's input link (proto/input-segment.h), when it has one.
-struct InputLinkSpec {
-  bool wanted = false;
-  bool holdVcpusForClient = false;  // fbuf's `wait`.
-};
-
 class DeviceResources {
  public:
   // Fresh resources for a device with `queues` doorbells, `vectors` vectors,
   // `barMemoryBytes` of shared BAR memory (0: none) and, for a display, an
   // input link.
   DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors, uint64_t barMemoryBytes = 0,
-                  InputLinkSpec input = {});
+                  bool inputLink = false);
   // Takes over the resources of an unpacked bootstrap message (the core,
   // from vmmd); guest RAM and the backend stay in `fds`.
   DeviceResources(std::string deviceName, BootstrapFds& fds);
@@ -60,15 +54,20 @@ class DeviceResources {
   int replyDoorbell() const { return replyDoorbell_.get(); }
   int queueDoorbell(uint16_t queue) const { return queueDoorbells_.at(queue).get(); }
   int interrupt(uint16_t vector) const { return interrupts_.at(vector).get(); }
-  // nullptr (and -1) when the device has no input link.
+  // nullptr (and -1) when the device has no input link. The doorbell is
+  // the read end of the link's pipe: the core's.
   const InputSegment* inputLink() const { return input_ ? &*input_ : nullptr; }
   int inputDoorbell() const { return inputDoorbell_ ? inputDoorbell_.get() : -1; }
+
+  // Who a bootstrap message is for: the input link's pipe has an end each.
+  enum class Recipient { SERVER, CORE };
 
   // Fills the device's part of a bootstrap message (name, counts, RAM
   // layout, the role of each fd) and returns the fds to send with it, guest
   // RAM first, the `backends` (disks, a tap) last, in their order.
   std::vector<int> describe(proto::Bootstrap::Builder bootstrap, int memfd,
-                            const std::vector<RamRegion>& regions, std::span<const int> backends = {}) const;
+                            const std::vector<RamRegion>& regions, std::span<const int> backends = {},
+                            Recipient recipient = Recipient::SERVER) const;
 
   // Past the crash-loop limit: marks the device failed for the core and
   // tells the guest in the device's own terms, as its server described them
@@ -90,7 +89,8 @@ class DeviceResources {
   std::vector<UniqueFd> interrupts_;
   UniqueFd barMemory_;
   std::optional<InputSegment> input_;
-  UniqueFd inputDoorbell_;
+  UniqueFd inputDoorbell_;  // The pipe's read end (the core's)...
+  UniqueFd inputBell_;      // ...and its write end (the server's), where we made the pipe.
 };
 
 // What vmmd sends a core for each device it serves: the device's resources

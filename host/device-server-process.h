@@ -28,7 +28,7 @@ struct ServerLaunch {
   uint16_t queues = 1;
   uint16_t vectors = 2;
   uint64_t barMemoryBytes = 0;  // Shared BAR memory the supervisor creates; 0: none.
-  InputLinkSpec input;          // A display's input link.
+  bool inputLink = false;       // A display's input link.
   // Its unprivileged identity when the supervisor runs as root: nobody by
   // default, each its own under vmmd (vmmd/vm-identities.h).
   uid_t uid = 65534;

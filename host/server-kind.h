@@ -32,9 +32,8 @@ struct PreparedServer {
   uint16_t vectors = 2;            // MSI-X vectors, one interrupt eventfd each.
   uint64_t barMemoryBytes = 0;     // Shared BAR memory (VRAM, a controller memory buffer); 0: none.
   // A display: its clients' keys and pointer go to the core over an input
-  // link, and with `wait` the vCPUs are held until a client connects.
+  // link.
   bool inputSource = false;
-  bool holdVcpusForClient = false;
 };
 
 // Which of vm-bhyve's device keys a kind serves: `diskN_type` or
@@ -57,6 +56,10 @@ struct ServerKind {
   // (bad options) or std::system_error (a backend that cannot be opened),
   // with `where` in front of the message.
   std::function<PreparedServer(const LaunchContext&)> prepare;
+  // Whether the core holds its vCPUs until this device says a client is
+  // there (fbuf's `wait`), from the slot's options: asked by the core of its
+  // own configuration, never of anything a server could write. Optional.
+  std::function<bool(const std::string& options)> holdsVcpusForClient;
 };
 
 // Registration from a server folder's launch.cc, at static initialization:

@@ -49,7 +49,7 @@ enum FdRole {
   backend @7;          # disk image, tap device...
   barMemory @8;        # a memfd the core maps as BAR contents (framebuffer VRAM, NVMe CMB)
   inputSegment @9;     # the input link's ring (proto/input-segment.h): a display's clients -> the core
-  inputDoorbell @10;   # rung by the display server when it has written input events
+  inputDoorbell @10;   # the input link's pipe: its write end to the display server, its read end to the core
 }
 
 struct PciBar {

@@ -6,11 +6,10 @@
 
 namespace cellvisor {
 
-InputSegment InputSegment::create(bool holdVcpusForClient) {
+InputSegment InputSegment::create() {
   UniqueFd memfd = createSealedMemfd("input-link", sizeof(InputLinkLayout));
   Mapping mapping = mapSharedMemfd(memfd.get(), sizeof(InputLinkLayout), "input link");
-  auto* layout = new (mapping.data()) InputLinkLayout();
-  layout->holdVcpusForClient.store(holdVcpusForClient ? 1 : 0, std::memory_order_release);
+  new (mapping.data()) InputLinkLayout();
   return InputSegment(std::move(memfd), std::move(mapping));
 }
 

@@ -5,6 +5,10 @@
 // both ends, so it outlives every display server instance (events a killed
 // server wrote are still read) and a successor writes on where its
 // predecessor stopped. The reader trusts nothing in it (proto/ring.h).
+// Its doorbell is a pipe, not an eventfd: the server holds only the write
+// end and the core only the read end, so the server can neither drain the
+// core's wake-ups nor make the core's reads block (an eventfd is one open
+// file for both, its O_NONBLOCK flag and counter shared).
 #pragma once
 
 #include <atomic>
@@ -20,22 +24,16 @@ constexpr uint32_t INPUT_RING_BYTES = 16 * 1024;  // Hundreds of events: far mor
 
 struct InputLinkLayout {
   RingIndices indices;
-  // Set by the supervisor from fbuf's `wait`: the vCPUs start only once a
-  // client has connected. Written before either end runs, read by the core.
-  alignas(64) std::atomic<uint32_t> holdVcpusForClient;
   alignas(64) uint8_t events[INPUT_RING_BYTES];
 };
 
 class InputSegment {
  public:
-  static InputSegment create(bool holdVcpusForClient);
+  static InputSegment create();
   // Throws std::runtime_error when the memfd is not an input link.
   static InputSegment open(UniqueFd memfd);
 
   int fd() const { return memfd_.get(); }
-  bool holdsVcpusForClient() const {
-    return layout().holdVcpusForClient.load(std::memory_order_acquire) != 0;
-  }
   RingWriter writer() const { return {&layout().indices, layout().events, INPUT_RING_BYTES}; }
   RingReader reader() const { return {&layout().indices, layout().events, INPUT_RING_BYTES}; }
 

@@ -505,7 +505,13 @@ void Machine::connectInputLinks() {
     const InputSegment* link = device.resources->inputLink();
     if (link == nullptr) continue;
     std::string name = device.resources->deviceName();
-    if (link->holdsVcpusForClient()) {
+    // Whether to wait is the core's own configuration (its -s options),
+    // never something in memory a server can write.
+    auto slot =
+        std::find_if(config_.pciSlots.begin(), config_.pciSlots.end(),
+                     [&](const PciSlotConfig& candidate) { return serverDeviceName(candidate) == name; });
+    const ServerKind* kind = slot == config_.pciSlots.end() ? nullptr : findServerKind(slot->emulation);
+    if (kind != nullptr && kind->holdsVcpusForClient && kind->holdsVcpusForClient(slot->options)) {
       std::lock_guard lock(clientMutex_);
       if (!heldForClient_) std::cerr << "vmm-core: " << name << ": the vCPUs wait for a VNC client (wait)\n";
       heldForClient_ = true;

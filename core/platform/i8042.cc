@@ -105,10 +105,11 @@ void I8042::command(uint8_t command) {
   if (reset) control_.requestExit(ExitStatus::REBOOT, "guest reset via the i8042 controller");
 }
 
-void I8042::key(uint16_t code, bool down) {
+bool I8042::key(uint16_t code, bool down) {
   std::lock_guard lock(mutex_);
-  keyboard_.key(code, down);
+  bool taken = keyboard_.key(code, down);
   refillLocked();
+  return taken;
 }
 
 void I8042::pointer(uint8_t buttons, int x, int y) {
@@ -118,7 +119,7 @@ void I8042::pointer(uint8_t buttons, int x, int y) {
 }
 
 void I8042::replyLocked(uint8_t byte, Source source) {
-  replies_.emplace_back(byte, source);
+  if (replies_.size() < MAX_REPLIES) replies_.emplace_back(byte, source);
 }
 
 bool I8042::commandLocked(uint8_t command) {

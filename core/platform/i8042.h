@@ -37,8 +37,9 @@ class I8042 : public IoDevice {
   void read(uint64_t, std::span<uint8_t> data) override;
   void write(uint64_t, std::span<const uint8_t> data) override;
 
-  // Input from outside the guest (any thread).
-  void key(uint16_t code, bool down);
+  // Input from outside the guest (any thread). key(): false when the
+  // keyboard has no room for the key's bytes now (Ps2Keyboard::key).
+  bool key(uint16_t code, bool down);
   void pointer(uint8_t buttons, int x, int y);
 
   // For tests: the command byte (CTR) and the attached devices.
@@ -75,7 +76,10 @@ class I8042 : public IoDevice {
   std::mutex mutex_;
   Ps2Keyboard keyboard_;
   Ps2Mouse mouse_;
-  std::deque<std::pair<uint8_t, Source>> replies_;  // The controller's own.
+  // The controller's own replies, bounded: a real 8042 holds one byte, and
+  // a guest that asks without reading must not grow the core.
+  static constexpr size_t MAX_REPLIES = 16;
+  std::deque<std::pair<uint8_t, Source>> replies_;
   uint8_t commandByte_;
   uint8_t outputPort_;
   uint8_t pending_ = 0;  // The command whose data byte the next data write is.

@@ -112,34 +112,33 @@ void Ps2Keyboard::command(uint8_t byte) {
   }
 }
 
-void Ps2Keyboard::key(uint16_t code, bool down) {
-  if (!scanning_) return;
+bool Ps2Keyboard::key(uint16_t code, bool down) {
+  if (!scanning_) return true;
   std::vector<uint8_t> bytes;
   if (code == ps2::KEY_PAUSE) {
     // Make only: no key-up follows.
-    if (!down) return;
+    if (!down) return true;
     if (set_ == 1) {
       bytes = {0xe1, 0x1d, 0x45, 0xe1, 0x9d, 0xc5};
     } else {
       bytes = {0xe1, 0x14, 0x77, 0xe1, 0xf0, 0x14, 0xf0, 0x77};
     }
-    queueInput(bytes);
-    return;
+    return queueInput(bytes);
   }
   bool extended = (code & 0xff00) == ps2::KEY_EXTENDED;
   uint8_t set1 = static_cast<uint8_t>(code & 0x7f);
-  if ((code & 0xff00) != 0 && !extended) return;  // Not a key this keyboard has.
-  if (set1 == 0 || (code & 0x80) != 0) return;
+  if ((code & 0xff00) != 0 && !extended) return true;  // Not a key this keyboard has.
+  if (set1 == 0 || (code & 0x80) != 0) return true;
   if (extended) bytes.push_back(0xe0);
   if (set_ == 1) {
     bytes.push_back(down ? set1 : set1 | SET1_BREAK_BIT);
   } else {
     uint8_t set2 = ps2::set2CodeOf(set1);
-    if (set2 == 0) return;
+    if (set2 == 0) return true;
     if (!down) bytes.push_back(BREAK_PREFIX);
     bytes.push_back(set2);
   }
-  queueInput(bytes);
+  return queueInput(bytes);
 }
 
 }  // namespace cellvisor

@@ -16,10 +16,10 @@ class Ps2Keyboard : public Ps2Device {
   Ps2Keyboard() { reset(); }
 
   void receive(uint8_t byte) override;
-  // A key went down or up. Dropped while scanning is off, or when the
-  // keyboard's buffer cannot take its whole sequence (as a real keyboard
-  // overruns).
-  void key(uint16_t code, bool down);
+  // A key went down or up. Dropped while scanning is off or when no key
+  // has that code. False when the keyboard's buffer cannot take its whole
+  // sequence now (the caller may hold it and try again as the guest reads).
+  bool key(uint16_t code, bool down);
 
   uint8_t leds() const { return leds_; }
   uint8_t scanCodeSet() const { return set_; }

@@ -133,6 +133,7 @@ void Ps2Mouse::command(uint8_t byte) {
     case RESET:
       reset();
       id_ = 0;
+      std::fill(std::begin(knocks_), std::end(knocks_), 0);
       reply(ACK);
       reply(SELF_TEST_PASSED);
       reply(id_);
@@ -150,23 +151,28 @@ void Ps2Mouse::pointer(uint8_t buttons, int x, int y) {
     dy_ -= y - last_->second;  // Screen y grows downwards, PS/2's upwards.
   }
   last_ = {x, y};
-  if (buttons & VNC_WHEEL_UP) --dz_;
-  if (buttons & VNC_WHEEL_DOWN) ++dz_;
+  // Bounded while nobody reads (the guest cannot take more than a packet's
+  // worth of wheel at a time anyway).
+  if (buttons & VNC_WHEEL_UP) dz_ = std::max(dz_ - 1, -127);
+  if (buttons & VNC_WHEEL_DOWN) dz_ = std::min(dz_ + 1, 127);
   uint8_t ps2Buttons = static_cast<uint8_t>((buttons & VNC_LEFT ? 1 : 0) | (buttons & VNC_RIGHT ? 2 : 0) |
                                             (buttons & VNC_MIDDLE ? 4 : 0));
   if (ps2Buttons != buttons_) buttonsChanged_ = true;
   buttons_ = ps2Buttons;
-  if (!reporting_ || remote_) {
-    // Nothing is sent; a remote-mode guest polls (READ_DATA) for it.
-    if (!reporting_) dx_ = dy_ = dz_ = 0;
+  if (remote_) return;  // Counted until the guest polls (READ_DATA).
+  if (!reporting_) {
+    dx_ = dy_ = dz_ = 0;  // A disabled mouse in stream mode reports nothing later either.
     return;
   }
   flushMotion();
 }
 
 void Ps2Mouse::flushMotion() {
-  if (!polled_ && (!reporting_ || remote_)) return;
-  while ((dx_ != 0 || dy_ != 0 || dz_ != 0 || buttonsChanged_ || polled_) && queuePacket()) {
+  if (reporting_ && !remote_) {
+    while ((dx_ != 0 || dy_ != 0 || dz_ != 0 || buttonsChanged_) && queuePacket()) {
+    }
+  } else if (polled_) {
+    queuePacket();  // READ_DATA: exactly one packet, whatever it holds.
   }
 }
 

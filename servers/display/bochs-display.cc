@@ -17,6 +17,7 @@ namespace {
 
 constexpr uint32_t MAGIC = 0x43564650;  // "CVFP"
 constexpr uint32_t LAYOUT = 2;          // 2: keysDown.
+constexpr uint32_t LAYOUT_BEFORE_KEYS = 1;
 // QEMU's extended registers: the region's size, then its byte order
 // (little-endian framebuffer: 0x1e1e1e1e).
 constexpr uint32_t QEXT_SIZE = 8;
@@ -53,7 +54,16 @@ BochsDisplay::BochsDisplay(ServerResources& resources, uint64_t vramBytes, Uniqu
   // Read-only: the guest draws, the server only looks.
   vram_ = Mapping::map(resources.barMemory.get(), static_cast<size_t>(memoryBytes), PROT_READ, MAP_SHARED);
   StateHeader& header = resources.state->header();
-  bool restored = claimState(header, MAGIC, LAYOUT) == StateOrigin::RESTORED;
+  bool restored;
+  try {
+    restored = claimState(header, MAGIC, LAYOUT) == StateOrigin::RESTORED;
+  } catch (const std::runtime_error&) {
+    // A live upgrade from a server before keysDown (appended, so zero in
+    // its segment): taken over as it is, and published as ours.
+    restored = claimState(header, MAGIC, LAYOUT_BEFORE_KEYS) == StateOrigin::RESTORED;
+    std::fill(std::begin(state_.keysDown), std::end(state_.keysDown), 0);
+    publishState(header, MAGIC, LAYOUT);
+  }
   config_.emplace(std::span<uint8_t>(state_.pciConfig),
                   restored ? pci::ConfigSpace::Contents::RESTORED : pci::ConfigSpace::Contents::FRESH);
   // QEMU's identity for it: display controller, "other" (no VGA class, so

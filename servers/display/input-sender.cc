@@ -2,7 +2,7 @@
 
 #include <capnp/message.h>
 #include <capnp/serialize.h>
-#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "device.capnp.h"
 
@@ -19,7 +19,7 @@ int InputSender::bitOf(uint16_t code) {
 }
 
 template <typename Fill>
-void InputSender::send(Fill&& fill) {
+bool InputSender::send(Fill&& fill) {
   capnp::MallocMessageBuilder builder(32);
   fill(builder.initRoot<proto::InputEvent>());
   kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
@@ -28,14 +28,24 @@ void InputSender::send(Fill&& fill) {
   if (!writer_.tryWrite(
           {reinterpret_cast<const uint8_t*>(words.begin()), words.size() * sizeof(capnp::word)})) {
     ++dropped_;
-    return;
+    return false;
   }
-  eventfd_write(doorbell_, 1);
+  // A full pipe already holds plenty of wake-ups: nothing is lost.
+  const char ring = 1;
+  [[maybe_unused]] ssize_t rung = ::write(doorbell_, &ring, 1);
+  return true;
 }
 
-void InputSender::key(uint16_t code, bool down) {
+bool InputSender::key(uint16_t code, bool down) {
+  bool sent = send([&](proto::InputEvent::Builder event) {
+    auto key = event.initKey();
+    key.setDown(down);
+    key.setCode(code);
+  });
+  // Only what the guest will see counts: a key-up that was not written
+  // leaves the key down here, to be let go later.
   int bit = bitOf(code);
-  if (bit >= 0) {
+  if (sent && bit >= 0) {
     uint8_t mask = static_cast<uint8_t>(1u << (bit % 8));
     if (down) {
       keysDown_[bit / 8] |= mask;
@@ -43,15 +53,11 @@ void InputSender::key(uint16_t code, bool down) {
       keysDown_[bit / 8] &= static_cast<uint8_t>(~mask);
     }
   }
-  send([&](proto::InputEvent::Builder event) {
-    auto key = event.initKey();
-    key.setDown(down);
-    key.setCode(code);
-  });
+  return sent;
 }
 
-void InputSender::pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t width, uint16_t height) {
-  send([&](proto::InputEvent::Builder event) {
+bool InputSender::pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t width, uint16_t height) {
+  return send([&](proto::InputEvent::Builder event) {
     auto pointer = event.initPointer();
     pointer.setButtons(buttons);
     pointer.setX(x);
@@ -61,14 +67,14 @@ void InputSender::pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t widt
   });
 }
 
-void InputSender::clientConnected() {
-  send([](proto::InputEvent::Builder event) { event.setClientConnected(); });
+bool InputSender::clientConnected() {
+  return send([](proto::InputEvent::Builder event) { event.setClientConnected(); });
 }
 
 void InputSender::releaseAllKeys() {
   for (int bit = 0; bit < 0x100; ++bit) {
     if ((keysDown_[bit / 8] & (1u << (bit % 8))) == 0) continue;
-    key(static_cast<uint16_t>(bit < 0x80 ? bit : 0xe000 | (bit & 0x7f)), false);
+    key(keyOfBit(bit), false);
   }
 }
 

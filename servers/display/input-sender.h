@@ -18,21 +18,31 @@ class InputSender {
  public:
   static constexpr size_t KEYS_DOWN_BYTES = 64;  // A bit per key code (below 0x200 after folding).
 
-  // `keysDown` lives in the state segment and outlives this instance.
+  // `doorbell` is the write end of the link's pipe; `keysDown` lives in the
+  // state segment and outlives this instance.
   InputSender(const InputSegment& link, int doorbell, std::span<uint8_t, KEYS_DOWN_BYTES> keysDown);
 
+  // Each returns false when the event could not be written (the ring is
+  // full: the core has not read for hundreds of events).
   // `code`: a set-1 code, KEY_EXTENDED | code, or KEY_PAUSE.
-  void key(uint16_t code, bool down);
-  void pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t width, uint16_t height);
-  void clientConnected();
+  bool key(uint16_t code, bool down);
+  bool pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t width, uint16_t height);
+  bool clientConnected();
   // Key-up for every key still down.
   void releaseAllKeys();
   uint64_t dropped() const { return dropped_; }
 
- private:
+ public:
+  // The key's bit in a keys-down set (0-255), -1 for Pause (never held).
   static int bitOf(uint16_t code);
+  // The key a bit stands for.
+  static uint16_t keyOfBit(int bit) {
+    return static_cast<uint16_t>(bit < 0x80 ? bit : 0xe000 | (bit & 0x7f));
+  }
+
+ private:
   template <typename Fill>
-  void send(Fill&& fill);
+  bool send(Fill&& fill);
 
   RingWriter writer_;
   int doorbell_;

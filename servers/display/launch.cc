@@ -28,7 +28,6 @@ PreparedServer prepare(const LaunchContext& context) {
   prepared.doorbells = 0;
   prepared.vectors = 0;         // No interrupts: the display only answers.
   prepared.inputSource = true;  // Its clients' keys and pointer go to the core's PS/2 pair.
-  prepared.holdVcpusForClient = options.wait;
   prepared.barMemoryBytes = options.vramBytes();
   // The option ROM's bytes go after VRAM: the ROM BAR is a memory slot too.
   if (UniqueFd rom = openDisplayRom(options, context.where)) {
@@ -47,6 +46,7 @@ const ServerKindRegistration registration{ServerKind{
     .policyName = "display.policy",
     .policyText = policies::DISPLAY_POLICY,
     .prepare = prepare,
+    .holdsVcpusForClient = [](const std::string& options) { return parseDisplayOptions(options).wait; },
 }};
 
 }  // namespace

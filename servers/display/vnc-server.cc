@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <bitset>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -52,6 +53,7 @@ void logConnections(const char* format, ...) {
 // message 255 subtype 0): the client sends the key's scan code with the
 // keysym, so the guest's own layout applies.
 constexpr int QEMU_EXTENDED_KEY_EVENT = -258;
+constexpr int MAX_PASSES_PER_SERVICE = 64;
 constexpr uint8_t QEMU_MESSAGE = 255;
 constexpr size_t QEMU_KEY_MESSAGE_BYTES = 12;
 // QEMU's key numbers put the 0xE0 prefix in bit 7; Pause is E0 46 there.
@@ -69,6 +71,7 @@ uint32_t bigEndian32(const uint8_t* at) {
 // where its extended key events stand.
 struct VncClientState {
   bool announced = false;
+  std::bitset<256> keysDown;  // Let go when the client leaves (InputSender::bitOf).
   // Asked for, and the answer due. The answer waits until libvncserver has
   // sent the client its own list of supported messages (in an update, not
   // always the first): libvncclient takes that list for the whole truth,
@@ -93,16 +96,25 @@ struct VncCallbacks {
   static void gone(rfbClientPtr client) {
     VncServer& self = server(client);
     --self.clients_;
-    delete static_cast<VncClientState*>(client->clientData);
+    auto* state = static_cast<VncClientState*>(client->clientData);
     client->clientData = nullptr;
-    // Keys it held would stay down in the guest for ever.
-    if (self.input_ != nullptr) self.input_->releaseAllKeys();
+    // Keys it held would stay down in the guest for ever; other clients'
+    // stay as they are.
+    for (int bit = 0; state != nullptr && self.input_ != nullptr && bit < 256; ++bit) {
+      if (state->keysDown[bit]) self.input_->key(InputSender::keyOfBit(bit), false);
+    }
+    delete state;
+  }
+
+  static void press(rfbClientPtr client, uint16_t key, bool down) {
+    VncServer& self = server(client);
+    auto* state = static_cast<VncClientState*>(client->clientData);
+    if (self.input_ == nullptr || !self.input_->key(key, down) || state == nullptr) return;
+    if (int bit = InputSender::bitOf(key); bit >= 0) state->keysDown[bit] = down;
   }
 
   static void keysym(rfbBool down, rfbKeySym keysym, rfbClientPtr client) {
-    VncServer& self = server(client);
-    if (self.input_ == nullptr) return;
-    if (uint16_t key = keyForKeysym(keysym)) self.input_->key(key, down != 0);
+    if (uint16_t key = keyForKeysym(keysym)) press(client, key, down != 0);
   }
 
   static void pointer(int buttons, int x, int y, rfbClientPtr client) {
@@ -160,16 +172,22 @@ struct VncCallbacks {
     bool down = (message[2] << 8 | message[3]) != 0;
     uint32_t keysym = bigEndian32(message + 4);
     uint32_t keycode = bigEndian32(message + 8);
-    if (subtype != 0 || self.input_ == nullptr) return TRUE;  // Only key events are ours to take.
+    if (subtype != 0) {
+      // Another of QEMU's messages, of a length we do not know: the stream
+      // cannot be followed past it.
+      rfbCloseClient(client);
+      return TRUE;
+    }
+    if (self.input_ == nullptr) return TRUE;
     if (keycode == 0 || keycode > 0xff) {
       // The client could not read a scan code: the keysym it sent with it.
-      if (uint16_t key = keyForKeysym(keysym)) self.input_->key(key, down);
+      if (uint16_t key = keyForKeysym(keysym)) press(client, key, down);
       return TRUE;
     }
     uint16_t key = keycode & QNUM_EXTENDED ? static_cast<uint16_t>(KEY_EXTENDED | (keycode & 0x7f))
                                            : static_cast<uint16_t>(keycode);
     if (key == (KEY_EXTENDED | 0x46)) key = KEY_PAUSE;
-    self.input_->key(key, down);
+    press(client, key, down);
     return TRUE;
   }
 };
@@ -266,6 +284,11 @@ VncServer::~VncServer() {
 }
 
 void VncServer::service() {
+  // libvncserver reads one message per client per pass: passes while any
+  // client had one (bounded), so that pointer moves do not queue up at 30 a
+  // second; then one more that also sends the updates asked for.
+  for (int pass = 0; pass < MAX_PASSES_PER_SERVICE && rfbCheckFds(screen_, 0) > 0; ++pass) {
+  }
   rfbProcessEvents(screen_, 0);
   serveInput();
 }
@@ -283,8 +306,7 @@ void VncServer::serveInput() {
     }
     // Past authentication and ClientInit: a client the guest may wait for.
     if (state->announced || client->state != rfbClientRec::RFB_NORMAL) continue;
-    state->announced = true;
-    input_->clientConnected();
+    state->announced = input_->clientConnected();  // Not written: said again next time.
   }
   rfbReleaseClientIterator(clients);
 }

@@ -95,7 +95,8 @@ std::vector<std::string> receivedInput(CoreProcess& core, size_t from = 0) {
   core.poll();
   std::vector<std::string> items;
   std::string out = core.out().substr(std::min(from, core.out().size()));
-  std::regex line("ps2: (key [0-9a-f]+|mouse buttons [0-9] dx -?[0-9]+ dy -?[0-9]+)");
+  // Whole lines only: one still being printed could read "key a" for "key aa".
+  std::regex line("ps2: (key [0-9a-f]+|mouse buttons [0-9] dx -?[0-9]+ dy -?[0-9]+)\r?\n");
   for (auto it = std::sregex_iterator(out.begin(), out.end(), line); it != std::sregex_iterator(); ++it)
     items.push_back((*it)[1]);
   return items;

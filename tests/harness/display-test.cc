@@ -57,7 +57,7 @@ struct DisplayRig {
     launch.queues = prepared.doorbells;
     launch.vectors = prepared.vectors;
     launch.barMemoryBytes = prepared.barMemoryBytes;
-    launch.input = {prepared.inputSource, prepared.holdVcpusForClient};
+    launch.inputLink = prepared.inputSource;
     resources = makeDeviceResources(launch);
     process = std::make_unique<DeviceServerProcess>(std::move(launch), *resources, memory.memfd(),
                                                     memory.regions());

@@ -22,7 +22,7 @@ ServerUnderTest::ServerUnderTest(const std::string& emulation, const std::string
   launch.queues = prepared.doorbells;
   launch.vectors = prepared.vectors;
   launch.barMemoryBytes = prepared.barMemoryBytes;
-  launch.input = {prepared.inputSource, prepared.holdVcpusForClient};
+  launch.inputLink = prepared.inputSource;
   launch.policy = kind->policyName;
   resources_ = makeDeviceResources(launch);
   process_ =

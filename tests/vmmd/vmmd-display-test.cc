@@ -139,10 +139,15 @@ TEST_F(Vmctl, GraphicsWaitHoldsTheGuestUntilAClientIsIn) {
                   .c_str());
   early += readUntil(console, "guest: running test", std::chrono::seconds(1));
   EXPECT_EQ(early.find("guest: running test"), std::string::npos) << "a refused client started the guest";
-  int status = std::system((env("CELLVISOR_VNC_CAPTURE") + " --password pw " + std::string(match[1]) + " " +
-                            picture + " 2>/dev/null")
-                               .c_str());
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  // The picture of the moment (the guest starts drawing as this client
+  // gets in: it never holds still for long).
+  std::string clientLog = (root / "held-client.log").string();
+  int status =
+      std::system((env("CELLVISOR_VNC_CAPTURE") + " --password pw --hold-ms 300 --timeout-ms 20000 " +
+                   std::string(match[1]) + " " + picture + " 2>" + clientLog)
+                      .c_str());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << status << ": " << std::ifstream(clientLog).rdbuf() << log("held");
   std::string seen = readUntil(console, "display: 800x600x32 pattern drawn", std::chrono::seconds(120));
   ::close(console);
   EXPECT_NE(seen.find("display: 800x600x32 pattern drawn"), std::string::npos) << seen << log("held");

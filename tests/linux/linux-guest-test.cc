@@ -110,7 +110,7 @@ TEST_F(LinuxGuest, DriversDisksAndNetworkAcrossServerKills) {
                "linux-guest.blk-kib=" +
                    std::to_string(KIB) + " linux-guest.blk-rounds=" + std::to_string(ROUNDS) +
                    " linux-guest.fs=vdc linux-guest.ip=10.78.0.2 linux-guest.peer=10.78.0.1 "
-                   "linux-guest.pings=100 linux-guest.input-seconds=6");
+                   "linux-guest.pings=100 linux-guest.input-seconds=6 vt.global_cursor_default=0");
   argv.insert(argv.begin(), {"/usr/bin/unshare", "-n", "/bin/sh", script});
   auto started = std::chrono::steady_clock::now();
   CoreProcess core(argv);  // unshare and sh exec: the pid becomes the core's.

@@ -219,6 +219,19 @@ TEST_F(Ps2, MouseProbeAndPackets) {
   EXPECT_EQ(moved, -400);
 }
 
+// A guest that asks the controller over and over without reading (rep
+// outsb of 0x20 to port 0x64) must not grow the core: its replies are
+// bounded, and the controller still answers once the guest reads.
+TEST_F(Ps2, UnreadControllerRepliesAreBounded) {
+  for (int i = 0; i < 100000; ++i) command(0x20);
+  auto bytes = drain();
+  EXPECT_LE(bytes.size(), 17u) << "the output buffer and 16 queued replies";
+  EXPECT_GT(bytes.size(), 0u);
+  command(0xaa);
+  EXPECT_EQ(drain(), Bytes{0x55});
+  EXPECT_TRUE(control.statuses.empty());
+}
+
 TEST_F(Ps2, ResetPulsesAndOutputPort) {
   command(0xff);
   EXPECT_TRUE(control.statuses.empty()) << "0xff pulses nothing";

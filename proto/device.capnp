@@ -171,7 +171,7 @@ struct InputEvent {
     key :group {
       down @0 :Bool;
       # The key's AT set-1 make code; 0xe000 + code for keys a keyboard
-      # prefixes with 0xE0; 0xe11d for Pause (core/platform/ps2-scancodes.h).
+      # prefixes with 0xE0; 0xe11d for Pause (proto/input-keys.h).
       code @1 :UInt16;
     }
     pointer :group {

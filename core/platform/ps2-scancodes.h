@@ -1,6 +1,6 @@
 // Scan codes between the forms a PC keyboard path uses. Keys travel as AT
-// set-1 make codes (the codes VNC's QEMU extended key event carries), with
-// KEY_EXTENDED added for keys a real keyboard prefixes with 0xE0. The PS/2
+// set-1 make codes (proto/input-keys.h: the codes VNC's QEMU extended key
+// event carries, 0xE0 keys marked). The PS/2
 // keyboard sends set 2, as a real one does after reset, and the i8042
 // translates its bytes back to set 1 while the guest leaves the
 // controller's translation on (what firmware does, and PC software
@@ -9,11 +9,13 @@
 
 #include <cstdint>
 
+#include "proto/input-keys.h"
+
 namespace cellvisor::ps2 {
 
-constexpr uint16_t KEY_EXTENDED = 0xe000;  // The key's make code is preceded by 0xE0.
-constexpr uint16_t KEY_PAUSE = 0xe11d;     // The one key with an 0xE1 sequence (and no break).
-constexpr uint16_t KEY_PRINT_SCREEN = KEY_EXTENDED | 0x37;
+using input::KEY_EXTENDED;
+using input::KEY_PAUSE;
+using input::KEY_PRINT_SCREEN;
 
 // The i8042's set-2 to set-1 translation of one byte from the keyboard
 // (every byte: scan codes and replies alike). Break prefixes (0xF0) are the

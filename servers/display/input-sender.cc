@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "device.capnp.h"
+#include "proto/input-keys.h"
 
 namespace cellvisor {
 
@@ -14,7 +15,7 @@ InputSender::InputSender(const InputSegment& link, int doorbell, std::span<uint8
 int InputSender::bitOf(uint16_t code) {
   // Plain codes 0x00-0x7f, E0 codes 0x80-0xff, Pause (make only) not held.
   if (code < 0x80) return code;
-  if ((code & 0xff80) == 0xe000) return 0x80 | (code & 0x7f);
+  if ((code & 0xff80) == input::KEY_EXTENDED) return 0x80 | (code & 0x7f);
   return -1;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 
+#include "proto/input-keys.h"
 #include "proto/input-segment.h"
 #include "proto/ring.h"
 
@@ -37,7 +38,7 @@ class InputSender {
   static int bitOf(uint16_t code);
   // The key a bit stands for.
   static uint16_t keyOfBit(int bit) {
-    return static_cast<uint16_t>(bit < 0x80 ? bit : 0xe000 | (bit & 0x7f));
+    return static_cast<uint16_t>(bit < 0x80 ? bit : input::KEY_EXTENDED | (bit & 0x7f));
   }
 
  private:

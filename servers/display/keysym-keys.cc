@@ -4,11 +4,13 @@
 #include <array>
 #include <utility>
 
+#include "proto/input-keys.h"
+
 namespace cellvisor {
 namespace {
 
-constexpr uint16_t E0 = 0xe000;     // The key is an 0xE0-prefixed one.
-constexpr uint16_t PAUSE = 0xe11d;  // core/platform/ps2-scancodes.h's KEY_PAUSE.
+constexpr uint16_t E0 = input::KEY_EXTENDED;
+constexpr uint16_t PAUSE = input::KEY_PAUSE;
 
 // Printable ASCII (0x20-0x7e) -> key, US layout.
 constexpr std::array<uint8_t, 95> ASCII_KEYS = {

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "proto/input-keys.h"
 #include "servers/display/keysym-keys.h"
 
 namespace cellvisor {
@@ -58,8 +59,8 @@ constexpr uint8_t QEMU_MESSAGE = 255;
 constexpr size_t QEMU_KEY_MESSAGE_BYTES = 12;
 // QEMU's key numbers put the 0xE0 prefix in bit 7; Pause is E0 46 there.
 constexpr uint32_t QNUM_EXTENDED = 0x80;
-constexpr uint16_t KEY_EXTENDED = 0xe000;
-constexpr uint16_t KEY_PAUSE = 0xe11d;
+using input::KEY_EXTENDED;
+using input::KEY_PAUSE;
 
 uint32_t bigEndian32(const uint8_t* at) {
   return uint32_t{at[0]} << 24 | uint32_t{at[1]} << 16 | uint32_t{at[2]} << 8 | at[3];

@@ -35,22 +35,24 @@ uint32_t loadShared(uint32_t& word) {
 
 }  // namespace
 
+std::shared_ptr<InputLink> InputLink::create() {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0) throwSystemError("pipe2 for an input link");
+  return std::make_shared<InputLink>(InputLink{InputSegment::create(), UniqueFd(ends[0]), UniqueFd(ends[1])});
+}
+
 DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors,
-                                 uint64_t barMemoryBytes, bool inputLink)
+                                 uint64_t barMemoryBytes, InputRole input)
     : deviceName_(std::move(deviceName)),
       rings_(RingSegment::create()),
       state_(StateSegment::create()),
       requestDoorbell_(makeEventFd()),
       replyDoorbell_(makeEventFd()),
       queueDoorbells_(makeEventFds(queues)),
-      interrupts_(makeEventFds(vectors)) {
-  if (inputLink) {
-    input_ = InputSegment::create();
-    int ends[2];
-    if (::pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0) throwSystemError("pipe2 for an input link");
-    inputDoorbell_ = UniqueFd(ends[0]);
-    inputBell_ = UniqueFd(ends[1]);
-  }
+      interrupts_(makeEventFds(vectors)),
+      role_(input) {
+  if (input != InputRole::NONE) input_ = InputLink::create();
+  serverReadsInput_ = input == InputRole::POINTER_SINK;
   if (barMemoryBytes == 0) return;
   // Sealed at its size: the core maps it into the guest and the server maps
   // it too; neither may shrink it under the other.
@@ -65,9 +67,29 @@ DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
       replyDoorbell_(std::move(fds.replyDoorbell)),
       queueDoorbells_(std::move(fds.queueDoorbells)),
       interrupts_(std::move(fds.interrupts)),
-      barMemory_(std::move(fds.barMemory)),
-      inputDoorbell_(std::move(fds.inputDoorbell)) {
-  if (fds.inputSegment) input_ = InputSegment::open(std::move(fds.inputSegment));
+      barMemory_(std::move(fds.barMemory)) {
+  // A core is handed only the links it reads.
+  if (fds.inputSegment) {
+    input_ = std::make_shared<InputLink>(
+        InputLink{InputSegment::open(std::move(fds.inputSegment)), std::move(fds.inputDoorbell), UniqueFd()});
+    role_ = InputRole::SOURCE;
+  }
+}
+
+void DeviceResources::sendPointerTo(const DeviceResources& tablet) {
+  if (role_ != InputRole::SOURCE || tablet.role_ != InputRole::POINTER_SINK)
+    throw std::logic_error("a pointer link joins a display to a tablet");
+  pointer_ = tablet.input_;
+}
+
+void linkInputDevices(const std::vector<DeviceResources*>& devices) {
+  auto tablet = std::find_if(devices.begin(), devices.end(), [](const DeviceResources* device) {
+    return device->inputRole() == InputRole::POINTER_SINK;
+  });
+  if (tablet == devices.end()) return;
+  for (DeviceResources* device : devices) {
+    if (device->inputRole() == InputRole::SOURCE) device->sendPointerTo(**tablet);
+  }
 }
 
 std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, int memfd,
@@ -97,15 +119,20 @@ std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, 
   for (const auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
   for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
   if (barMemory_) add(barMemory_.get(), proto::FdRole::BAR_MEMORY);
-  if (input_) {
-    // The server writes to the pipe, the core reads it.
-    int end = recipient == Recipient::SERVER ? inputBell_.get() : inputDoorbell_.get();
+  // A display's server writes its link and the core reads it; a tablet's
+  // server reads its link, which the core has no part in.
+  if (input_ && (recipient == Recipient::SERVER || !serverReadsInput_)) {
+    bool reads = recipient == Recipient::CORE || serverReadsInput_;
+    int end = reads ? input_->readEnd.get() : input_->writeEnd.get();
     if (end < 0)
-      throw std::logic_error("this side holds no " +
-                             std::string(recipient == Recipient::SERVER ? "write" : "read") +
+      throw std::logic_error(std::string("this side holds no ") + (reads ? "read" : "write") +
                              " end of the input link's pipe");
-    add(input_->fd(), proto::FdRole::INPUT_SEGMENT);
+    add(input_->segment.fd(), proto::FdRole::INPUT_SEGMENT);
     add(end, proto::FdRole::INPUT_DOORBELL);
+  }
+  if (pointer_ && recipient == Recipient::SERVER) {
+    add(pointer_->segment.fd(), proto::FdRole::POINTER_SEGMENT);
+    add(pointer_->writeEnd.get(), proto::FdRole::POINTER_DOORBELL);
   }
   for (int backend : backends) add(backend, proto::FdRole::BACKEND);
   auto roleList = bootstrap.initFds(static_cast<unsigned>(roles.size()));

@@ -25,13 +25,29 @@
 
 namespace cellvisor {
 
+// An input link (proto/input-segment.h) and both ends of its pipe. Shared
+// by the resources of its two ends where neither is the core: a display's
+// pointer link to a tablet is made with the tablet's resources.
+struct InputLink {
+  InputSegment segment;
+  UniqueFd readEnd;
+  UniqueFd writeEnd;  // Absent where only the reader's end was handed over (a core from vmmd).
+  static std::shared_ptr<InputLink> create();
+};
+
+// A device's part in the input links.
+enum class InputRole : uint8_t {
+  NONE,
+  SOURCE,  // A display: its clients' keys and pointer go to the core (the pointer to a tablet, if linked).
+  POINTER_SINK,  // A tablet (xHCI): reads the pointer a display sends it.
+};
+
 class DeviceResources {
  public:
   // Fresh resources for a device with `queues` doorbells, `vectors` vectors,
-  // `barMemoryBytes` of shared BAR memory (0: none) and, for a display, an
-  // input link.
+  // `barMemoryBytes` of shared BAR memory (0: none) and its input link.
   DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors, uint64_t barMemoryBytes = 0,
-                  bool inputLink = false);
+                  InputRole input = InputRole::NONE);
   // Takes over the resources of an unpacked bootstrap message (the core,
   // from vmmd); guest RAM and the backend stay in `fds`.
   DeviceResources(std::string deviceName, BootstrapFds& fds);
@@ -54,10 +70,17 @@ class DeviceResources {
   int replyDoorbell() const { return replyDoorbell_.get(); }
   int queueDoorbell(uint16_t queue) const { return queueDoorbells_.at(queue).get(); }
   int interrupt(uint16_t vector) const { return interrupts_.at(vector).get(); }
-  // nullptr (and -1) when the device has no input link. The doorbell is
-  // the read end of the link's pipe: the core's.
-  const InputSegment* inputLink() const { return input_ ? &*input_ : nullptr; }
-  int inputDoorbell() const { return inputDoorbell_ ? inputDoorbell_.get() : -1; }
+  // The input link the core reads (a display's), and the read end of its
+  // pipe; nullptr (and -1) when the device has none: a tablet's link is read
+  // by its server, not the core.
+  const InputSegment* coreInputLink() const {
+    return input_ && !serverReadsInput_ ? &input_->segment : nullptr;
+  }
+  int coreInputDoorbell() const { return coreInputLink() != nullptr ? input_->readEnd.get() : -1; }
+  InputRole inputRole() const { return role_; }
+  // A display sends its pointer to `tablet` (a POINTER_SINK) instead of the
+  // core. Before the display's server first starts.
+  void sendPointerTo(const DeviceResources& tablet);
 
   // Who a bootstrap message is for: the input link's pipe has an end each.
   enum class Recipient { SERVER, CORE };
@@ -88,10 +111,17 @@ class DeviceResources {
   std::vector<UniqueFd> queueDoorbells_;
   std::vector<UniqueFd> interrupts_;
   UniqueFd barMemory_;
-  std::optional<InputSegment> input_;
-  UniqueFd inputDoorbell_;  // The pipe's read end (the core's)...
-  UniqueFd inputBell_;      // ...and its write end (the server's), where we made the pipe.
+  InputRole role_ = InputRole::NONE;
+  std::shared_ptr<InputLink> input_;
+  bool serverReadsInput_ = false;       // A tablet's link: the server holds the read end.
+  std::shared_ptr<InputLink> pointer_;  // A display's link to a tablet.
 };
+
+// Resources are made one device at a time; this connects them once all
+// are made, before any server starts: every display's pointer goes to the
+// first tablet, when the VM has one (as bhyve's console prefers an
+// absolute pointer to the PS/2 mouse).
+void linkInputDevices(const std::vector<DeviceResources*>& devices);
 
 // What vmmd sends a core for each device it serves: the device's resources
 // and the guest RAM they refer to. Throws ProtocolError (or

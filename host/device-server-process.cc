@@ -33,7 +33,7 @@ constexpr int UNCONFINED_EXIT = 125;
 
 std::unique_ptr<DeviceResources> makeDeviceResources(const ServerLaunch& launch) {
   return std::make_unique<DeviceResources>(launch.deviceName, launch.queues, launch.vectors,
-                                           launch.barMemoryBytes, launch.inputLink);
+                                           launch.barMemoryBytes, launch.input);
 }
 
 DeviceServerProcess::DeviceServerProcess(ServerLaunch launch, DeviceResources& resources, int memfd,

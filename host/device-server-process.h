@@ -27,8 +27,8 @@ struct ServerLaunch {
   std::string backendName;         // e.g. the tap's interface name
   uint16_t queues = 1;
   uint16_t vectors = 2;
-  uint64_t barMemoryBytes = 0;  // Shared BAR memory the supervisor creates; 0: none.
-  bool inputLink = false;       // A display's input link.
+  uint64_t barMemoryBytes = 0;        // Shared BAR memory the supervisor creates; 0: none.
+  InputRole input = InputRole::NONE;  // A display's input link, a tablet's pointer link.
   // Its unprivileged identity when the supervisor runs as root: nobody by
   // default, each its own under vmmd (vmmd/vm-identities.h).
   uid_t uid = 65534;
@@ -40,6 +40,12 @@ struct ServerLaunch {
   std::string sandbox = "enforce";  // off | log | enforce
   std::string faultInjection;       // tests only
 };
+
+// The input role a kind's prepare step asked for.
+inline InputRole inputRoleOf(const PreparedServer& prepared) {
+  if (prepared.inputSource) return InputRole::SOURCE;
+  return prepared.pointerSink ? InputRole::POINTER_SINK : InputRole::NONE;
+}
 
 // The resources a launch needs, made by its supervisor.
 std::unique_ptr<DeviceResources> makeDeviceResources(const ServerLaunch& launch);

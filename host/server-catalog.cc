@@ -35,7 +35,7 @@ ServerLaunch prepareServerLaunch(const PciSlotConfig& slot, uint32_t vcpus, cons
   launch.queues = prepared.doorbells;
   launch.vectors = prepared.vectors;
   launch.barMemoryBytes = prepared.barMemoryBytes;
-  launch.inputLink = prepared.inputSource;
+  launch.input = inputRoleOf(prepared);
   launch.policy = kind->policyName;
   launch.sandbox = sandbox;
   return launch;

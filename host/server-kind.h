@@ -32,8 +32,10 @@ struct PreparedServer {
   uint16_t vectors = 2;            // MSI-X vectors, one interrupt eventfd each.
   uint64_t barMemoryBytes = 0;     // Shared BAR memory (VRAM, a controller memory buffer); 0: none.
   // A display: its clients' keys and pointer go to the core over an input
-  // link.
+  // link (the pointer to a tablet, when the VM has one).
   bool inputSource = false;
+  // A tablet: reads the pointer of the VM's display over a link of its own.
+  bool pointerSink = false;
 };
 
 // Which of vm-bhyve's device keys a kind serves: `diskN_type` or

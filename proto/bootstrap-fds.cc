@@ -60,6 +60,12 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
       case proto::FdRole::INPUT_DOORBELL:
         single(sorted.inputDoorbell, std::move(fd), "input doorbells");
         break;
+      case proto::FdRole::POINTER_SEGMENT:
+        single(sorted.pointerSegment, std::move(fd), "pointer links");
+        break;
+      case proto::FdRole::POINTER_DOORBELL:
+        single(sorted.pointerDoorbell, std::move(fd), "pointer doorbells");
+        break;
       default:
         throw ProtocolError("bootstrap names a descriptor role this side does not know");
     }
@@ -70,6 +76,9 @@ BootstrapFds sortBootstrapFds(proto::Bootstrap::Reader bootstrap, std::vector<Un
   }
   if (static_cast<bool>(sorted.inputSegment) != static_cast<bool>(sorted.inputDoorbell)) {
     throw ProtocolError("bootstrap carries an input link without its doorbell, or the reverse");
+  }
+  if (static_cast<bool>(sorted.pointerSegment) != static_cast<bool>(sorted.pointerDoorbell)) {
+    throw ProtocolError("bootstrap carries a pointer link without its doorbell, or the reverse");
   }
   if (sorted.queueDoorbells.size() != bootstrap.getQueueCount() ||
       sorted.interrupts.size() != bootstrap.getVectorCount()) {

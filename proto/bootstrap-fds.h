@@ -26,8 +26,10 @@ struct BootstrapFds {
   std::vector<UniqueFd> interrupts;
   std::vector<UniqueFd> backends;  // Disks, taps: in the order the launcher opened them.
   UniqueFd barMemory;              // Shared BAR memory, when the device has some.
-  UniqueFd inputSegment;           // A display's input link and its doorbell, both or neither.
+  UniqueFd inputSegment;  // The input link this side is an end of and its pipe's end, both or neither.
   UniqueFd inputDoorbell;
+  UniqueFd pointerSegment;  // A display's link to a tablet and its pipe's write end, both or neither.
+  UniqueFd pointerDoorbell;
 };
 
 // Takes `fds` (in the order the message names their roles). Throws

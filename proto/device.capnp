@@ -48,8 +48,11 @@ enum FdRole {
   interrupt @6;        # one per MSI-X vector, in vector order
   backend @7;          # disk image, tap device...
   barMemory @8;        # a memfd the core maps as BAR contents (framebuffer VRAM, NVMe CMB)
-  inputSegment @9;     # the input link's ring (proto/input-segment.h): a display's clients -> the core
+  inputSegment @9;     # the input link's ring (proto/input-segment.h): a display's clients -> the core or a tablet
   inputDoorbell @10;   # the input link's pipe: its write end to the display server, its read end to the core
+                       # (a tablet's server reads a link of its own: it gets the read end)
+  pointerSegment @11;  # a display's second link, to a tablet's server (the pointer goes there, not to the core)
+  pointerDoorbell @12; # that link's pipe: its write end (the display's)
 }
 
 struct PciBar {

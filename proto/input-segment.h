@@ -27,6 +27,10 @@ struct InputLinkLayout {
   alignas(64) uint8_t events[INPUT_RING_BYTES];
 };
 
+// Empties the read end of a link's pipe: non-blocking whatever the writer
+// does to its own end.
+void emptyInputDoorbell(int readEnd);
+
 class InputSegment {
  public:
   static InputSegment create();

@@ -43,8 +43,7 @@ bool plainName(const std::string& name) {
 // nothing here: accepted with a warning so vm-bhyve's templates still load.
 bool isIgnoredKey(const std::string& key) {
   static const std::regex grub("grub_[a-z0-9_]+");
-  return key == "xhci_mouse" || key == "virt_random" || key == "ahci_device_limit" ||
-         std::regex_match(key, grub);
+  return key == "virt_random" || key == "ahci_device_limit" || std::regex_match(key, grub);
 }
 
 std::string ignoredBecause(const std::string& key) {
@@ -175,6 +174,8 @@ VmConfig parseVmConfig(const std::string& text, const std::string& origin) {
       static const std::regex resolution("[0-9]{3,4}x[0-9]{3,4}");
       if (!std::regex_match(value, resolution)) throw fail(key, "expected WIDTHxHEIGHT");
       config.graphicsResolution = value;
+    } else if (key == "xhci_mouse") {
+      if (!yesNo(value, config.xhciMouse)) throw fail(key, "expected yes or no");
     } else if (key == "graphics_wait") {
       if (value != "yes" && value != "no" && value != "auto") throw fail(key, "expected yes, no or auto");
       config.graphicsWait = value;

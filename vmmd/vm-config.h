@@ -58,6 +58,7 @@ struct VmConfig {
   std::string graphicsListen;
   std::string graphicsResolution;
   std::string graphicsWait;  // yes | no | auto (wait while `vmctl install` runs)
+  bool xhciMouse = false;    // xhci_mouse: a USB tablet (-s 30,xhci,tablet), the pointer that follows VNC's
   std::string graphicsVga;   // bhyve's vga= (on | io | off): accepted, there is no legacy VGA
   std::string vncPassword;
   std::vector<std::string> comports{"com1"};

@@ -174,6 +174,9 @@ std::vector<VmRunner::ServerSlot> VmRunner::serverSlots(const VmConfig& config,
     if (!config.vncPassword.empty()) options += ",password=" + config.vncPassword;
     slots.push_back({{29, 0, "fbuf", options}, "graphics", "", "VNC on " + endpoint});
   }
+  // vm-bhyve's xhci_mouse: a USB tablet beside it, slot 30, which gets the
+  // display's pointer.
+  if (config.xhciMouse) slots.push_back({{30, 0, "xhci", "tablet"}, "xhci", "", "USB tablet"});
   return slots;
 }
 
@@ -242,6 +245,7 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
   // Guest RAM and each server's resources are made here; the servers start
   // before the core, and a missing disk stops the VM before anything runs.
   ram_ = createGuestRam(config.memoryBytes, layout::RAM_SPLIT);
+  std::vector<ServerLaunch> launches;
   for (const auto& [slot, label, vmSwitch, backend] : serverSlots(config, installMedium)) {
     // Errors in the user's words: "disk0: ...", "network0: ...".
     ServerLaunch launch = prepareServerLaunch(slot, config.cpu, "enforce", label);
@@ -258,12 +262,21 @@ void VmRunner::startDevices(const VmConfig& config, const std::string& installMe
     ServedDevice device;
     device.backend = vmSwitch.empty() ? backend : launch.backendName + " on switch " + vmSwitch;
     device.resources = makeDeviceResources(launch);
-    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
+    launches.push_back(std::move(launch));
+    devices_.push_back(std::move(device));
+  }
+  // The servers start once every device's resources are made and joined by
+  // their input links.
+  std::vector<DeviceResources*> made;
+  for (auto& device : devices_) made.push_back(device.resources.get());
+  linkInputDevices(made);
+  for (size_t i = 0; i < devices_.size(); ++i) {
+    ServedDevice& device = devices_[i];
+    device.process = std::make_unique<DeviceServerProcess>(std::move(launches[i]), *device.resources,
                                                            ram_.memfd.get(), ram_.regions);
     device.supervisor = std::make_unique<DeviceSupervisor>(supervisorLoop_.loop(), *device.process,
                                                            [this] { return pid_ <= 0 || killed_; });
     device.supervisor->setLog([this](const std::string& line) { log(line); });
-    devices_.push_back(std::move(device));
   }
   supervisorLoop_.wake();  // The supervisors' handles are new to the loop.
 }
@@ -317,8 +330,9 @@ void VmRunner::stopDevices(bool remember) {
 }
 
 VmRunner::ServedDevice* VmRunner::findDevice(const std::string& name) {
-  auto found = std::find_if(devices_.begin(), devices_.end(),
-                            [&](const ServedDevice& device) { return device.process->deviceName() == name; });
+  auto found = std::find_if(devices_.begin(), devices_.end(), [&](const ServedDevice& device) {
+    return device.process && device.process->deviceName() == name;
+  });
   return found == devices_.end() ? nullptr : &*found;
 }
 
@@ -326,6 +340,7 @@ std::vector<DeviceSnapshot> VmRunner::devices() const {
   if (devices_.empty()) return lastDevices_;
   std::vector<DeviceSnapshot> snapshots;
   for (const auto& device : devices_) {
+    if (!device.process) continue;  // Its server did not start (startDevices threw).
     const DeviceServerProcess& process = *device.process;
     snapshots.push_back({process.deviceName(), process.pid(),
                          process.failed()    ? "failed"

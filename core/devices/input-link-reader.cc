@@ -38,7 +38,7 @@ InputLinkReader::InputLinkReader(uv_loop_t* loop, const InputSegment& link, int 
   uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* handle, int status, int) {
     auto* self = static_cast<InputLinkReader*>(handle->data);
     if (status < 0) return;
-    self->emptyDoorbell();
+    emptyInputDoorbell(self->doorbell_);
     self->drain();
   });
 }
@@ -48,13 +48,6 @@ InputLinkReader::~InputLinkReader() {
            [](uv_handle_t* handle) { delete reinterpret_cast<uv_poll_t*>(handle); });
   uv_close(reinterpret_cast<uv_handle_t*>(timer_),
            [](uv_handle_t* handle) { delete reinterpret_cast<uv_timer_t*>(handle); });
-}
-
-void InputLinkReader::emptyDoorbell() {
-  // Our end of the pipe: non-blocking whatever the server does to its own.
-  char bytes[256];
-  for (int reads = 0; reads < 64 && ::read(doorbell_, bytes, sizeof(bytes)) > 0; ++reads) {
-  }
 }
 
 void InputLinkReader::retryLater() {

@@ -47,7 +47,6 @@ class InputLinkReader {
     uint16_t code;
     bool down;
   };
-  void emptyDoorbell();
   // Delivers one parsed event; false when it is a key the keyboard has no
   // room for yet (kept in waitingKey_).
   bool deliver(const std::vector<uint8_t>& message);

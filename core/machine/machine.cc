@@ -123,6 +123,7 @@ void Machine::buildPlatform() {
       config_, *memory_, *this,
       [this](uint32_t gsi) -> std::unique_ptr<IrqLine> { return std::make_unique<KvmIrqLine>(*vm_, gsi); });
   std::vector<PciSlotConfig> chipset;
+  if (config_.deviceSocket < 0) prepareLocalDevices();
   for (const auto& slot : config_.pciSlots) {
     if (isServerDevice(slot.emulation)) {
       attachServerDevice(slot);
@@ -156,6 +157,19 @@ void Machine::adoptDevicesFromVmmd() {
   }
 }
 
+void Machine::prepareLocalDevices() {
+  std::vector<DeviceResources*> made;
+  for (const auto& slot : config_.pciSlots) {
+    if (!isServerDevice(slot.emulation)) continue;
+    LocalDevice device;
+    device.launch = std::make_unique<ServerLaunch>(prepareServerLaunch(slot, config_.cpus, config_.sandbox));
+    device.resources = makeDeviceResources(*device.launch);
+    made.push_back(device.resources.get());
+    localDevices_.push_back(std::move(device));
+  }
+  linkInputDevices(made);
+}
+
 void Machine::attachServerDevice(const PciSlotConfig& slot) {
   ServerDevice device;
   std::string name = serverDeviceName(slot);
@@ -167,9 +181,12 @@ void Machine::attachServerDevice(const PciSlotConfig& slot) {
     if (adopted == adoptedDevices_.end()) throw std::runtime_error("vmmd sent no resources for " + name);
     device.resources = std::move(adopted->resources);
   } else {
-    ServerLaunch launch = prepareServerLaunch(slot, config_.cpus, config_.sandbox);
-    device.resources = makeDeviceResources(launch);
-    device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
+    auto local = std::find_if(localDevices_.begin(), localDevices_.end(), [&](const LocalDevice& candidate) {
+      return candidate.resources && candidate.resources->deviceName() == name;
+    });
+    if (local == localDevices_.end()) throw std::logic_error("no resources were made for " + name);
+    device.resources = std::move(local->resources);
+    device.process = std::make_unique<DeviceServerProcess>(std::move(*local->launch), *device.resources,
                                                            memory_->memfd(), memory_->regions());
   }
   device.channel = std::make_unique<DeviceChannel>(*device.resources);
@@ -502,7 +519,7 @@ void Machine::requestRegisterDumps() {
 
 void Machine::connectInputLinks() {
   for (auto& device : serverDevices_) {
-    const InputSegment* link = device.resources->inputLink();
+    const InputSegment* link = device.resources->coreInputLink();
     if (link == nullptr) continue;
     std::string name = device.resources->deviceName();
     // Whether to wait is the core's own configuration (its -s options),
@@ -517,7 +534,7 @@ void Machine::connectInputLinks() {
       heldForClient_ = true;
     }
     device.input = std::make_unique<InputLinkReader>(
-        &loop_, *link, device.resources->inputDoorbell(), platform_->i8042(),
+        &loop_, *link, device.resources->coreInputDoorbell(), platform_->i8042(),
         [this] { releaseVcpusForClient(); }, name);
   }
 }

@@ -40,6 +40,7 @@ class DeviceServerProcess;
 class DeviceResources;
 class DeviceChannel;
 struct AdoptedDevice;
+struct ServerLaunch;
 class DeviceWiring;
 class PciServerProxy;
 class DeviceSupervisor;
@@ -71,6 +72,9 @@ class Machine : public MachineControl {
   // The platform's devices, then the server devices, then the chipset's
   // PCI functions around them.
   void buildPlatform();
+  // Without vmmd: every server's launch and resources, made before any
+  // server starts (the input links between them are joined first).
+  void prepareLocalDevices();
   void attachServerDevice(const PciSlotConfig& slot);
   void loadGuest();
   void addUserFwCfgFiles();
@@ -114,7 +118,12 @@ class Machine : public MachineControl {
     std::unique_ptr<InputLinkReader> input;        // A display's clients' keys and pointer; on the I/O loop.
   };
   std::vector<ServerDevice> serverDevices_;
-  std::vector<AdoptedDevice> adoptedDevices_;     // From vmmd, until attached.
+  std::vector<AdoptedDevice> adoptedDevices_;  // From vmmd, until attached.
+  struct LocalDevice {
+    std::unique_ptr<ServerLaunch> launch;
+    std::unique_ptr<DeviceResources> resources;
+  };
+  std::vector<LocalDevice> localDevices_;         // Made here (no vmmd), until attached.
   std::unique_ptr<ResourceAllocator> resources_;  // BAR addresses and MSI GSIs.
   UniqueFd deviceSocket_;                         // From the supervisor (vmmd, or a standalone core's).
   std::vector<std::unique_ptr<Vcpu>> vcpus_;

@@ -164,14 +164,21 @@ std::optional<int> runStandaloneSupervisor(MachineConfig& config) {
     }
     // Guest RAM is ours when servers need it; else the core makes its own.
     if (!servers.empty()) ram = createGuestRam(config.memoryBytes, layout::RAM_SPLIT);
+    // Every server's resources first, joined by their input links, then
+    // the servers.
+    std::vector<ServerLaunch> launches;
+    std::vector<DeviceResources*> made;
     for (const PciSlotConfig* server : servers) {
-      const PciSlotConfig& slot = *server;
-      ServerLaunch launch = prepareServerLaunch(slot, config.cpus, config.sandbox);
+      launches.push_back(prepareServerLaunch(*server, config.cpus, config.sandbox));
       ServedDevice device;
-      device.resources = makeDeviceResources(launch);
-      device.process = std::make_unique<DeviceServerProcess>(std::move(launch), *device.resources,
-                                                             ram.memfd.get(), ram.regions);
+      device.resources = makeDeviceResources(launches.back());
+      made.push_back(device.resources.get());
       devices.push_back(std::move(device));
+    }
+    linkInputDevices(made);
+    for (size_t i = 0; i < devices.size(); ++i) {
+      devices[i].process = std::make_unique<DeviceServerProcess>(
+          std::move(launches[i]), *devices[i].resources, ram.memfd.get(), ram.regions);
     }
     try {
       for (auto& device : devices)

@@ -10,7 +10,7 @@
 namespace cellvisor {
 
 InputSender::InputSender(const InputSegment& link, int doorbell, std::span<uint8_t, KEYS_DOWN_BYTES> keysDown)
-    : writer_(link.writer()), doorbell_(doorbell), keysDown_(keysDown) {}
+    : core_{link.writer(), doorbell}, keysDown_(keysDown) {}
 
 int InputSender::bitOf(uint16_t code) {
   // Plain codes 0x00-0x7f, E0 codes 0x80-0xff, Pause (make only) not held.
@@ -20,25 +20,25 @@ int InputSender::bitOf(uint16_t code) {
 }
 
 template <typename Fill>
-bool InputSender::send(Fill&& fill) {
+bool InputSender::send(LinkEnd& link, Fill&& fill) {
   capnp::MallocMessageBuilder builder(32);
   fill(builder.initRoot<proto::InputEvent>());
   kj::Array<capnp::word> words = capnp::messageToFlatArray(builder);
   // A full ring means the core has not read for hundreds of events: the
   // input is dropped (as a keyboard overruns) rather than the server stalled.
-  if (!writer_.tryWrite(
+  if (!link.writer.tryWrite(
           {reinterpret_cast<const uint8_t*>(words.begin()), words.size() * sizeof(capnp::word)})) {
     ++dropped_;
     return false;
   }
   // A full pipe already holds plenty of wake-ups: nothing is lost.
   const char ring = 1;
-  [[maybe_unused]] ssize_t rung = ::write(doorbell_, &ring, 1);
+  [[maybe_unused]] ssize_t rung = ::write(link.doorbell, &ring, 1);
   return true;
 }
 
 bool InputSender::key(uint16_t code, bool down) {
-  bool sent = send([&](proto::InputEvent::Builder event) {
+  bool sent = send(core_, [&](proto::InputEvent::Builder event) {
     auto key = event.initKey();
     key.setDown(down);
     key.setCode(code);
@@ -58,7 +58,7 @@ bool InputSender::key(uint16_t code, bool down) {
 }
 
 bool InputSender::pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t width, uint16_t height) {
-  return send([&](proto::InputEvent::Builder event) {
+  return send(pointer_ ? *pointer_ : core_, [&](proto::InputEvent::Builder event) {
     auto pointer = event.initPointer();
     pointer.setButtons(buttons);
     pointer.setX(x);
@@ -69,7 +69,7 @@ bool InputSender::pointer(uint8_t buttons, uint16_t x, uint16_t y, uint16_t widt
 }
 
 bool InputSender::clientConnected() {
-  return send([](proto::InputEvent::Builder event) { event.setClientConnected(); });
+  return send(core_, [](proto::InputEvent::Builder event) { event.setClientConnected(); });
 }
 
 void InputSender::releaseAllKeys() {

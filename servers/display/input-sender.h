@@ -1,12 +1,14 @@
-// The display server's end of its input link (proto/input-segment.h): what
+// The display server's end of its input links (proto/input-segment.h): what
 // VNC clients do with keys and the pointer, as InputEvents for the core's
-// PS/2 keyboard and mouse. Keys held down are remembered in the state
+// PS/2 keyboard and mouse, or, for the pointer, for a tablet's server when
+// the VM has one (its own link). Keys held down are remembered in the state
 // segment, so that a client that leaves, or a server that is killed while
 // a key is down, never leaves the guest with a key stuck: the keys are
 // released when the client goes, and by the successor when it starts.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 #include "proto/input-keys.h"
@@ -22,6 +24,8 @@ class InputSender {
   // `doorbell` is the write end of the link's pipe; `keysDown` lives in the
   // state segment and outlives this instance.
   InputSender(const InputSegment& link, int doorbell, std::span<uint8_t, KEYS_DOWN_BYTES> keysDown);
+  // From now on the pointer goes over `link` (a tablet's), not to the core.
+  void sendPointerTo(const InputSegment& link, int doorbell) { pointer_.emplace(link.writer(), doorbell); }
 
   // Each returns false when the event could not be written (the ring is
   // full: the core has not read for hundreds of events).
@@ -42,11 +46,15 @@ class InputSender {
   }
 
  private:
+  struct LinkEnd {
+    RingWriter writer;
+    int doorbell;  // The write end of the link's pipe.
+  };
   template <typename Fill>
-  bool send(Fill&& fill);
+  bool send(LinkEnd& link, Fill&& fill);
 
-  RingWriter writer_;
-  int doorbell_;
+  LinkEnd core_;
+  std::optional<LinkEnd> pointer_;
   std::span<uint8_t, KEYS_DOWN_BYTES> keysDown_;
   uint64_t dropped_ = 0;
 };

@@ -64,6 +64,8 @@ int main() {
         if (resources.input && resources.inputDoorbell) {
           auto keysDown = std::span<uint8_t, InputSender::KEYS_DOWN_BYTES>(display.keysDown());
           input.emplace(*resources.input, resources.inputDoorbell.get(), keysDown);
+          if (resources.pointer && resources.pointerDoorbell)
+            input->sendPointerTo(*resources.pointer, resources.pointerDoorbell.get());
           // Keys a killed predecessor's clients held are up now.
           input->releaseAllKeys();
         }

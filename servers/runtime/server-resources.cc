@@ -45,6 +45,8 @@ ServerResources receiveServerResources(int socket) {
   resources.state.emplace(StateSegment::open(std::move(fds.state)));
   if (fds.inputSegment) resources.input.emplace(InputSegment::open(std::move(fds.inputSegment)));
   resources.inputDoorbell = std::move(fds.inputDoorbell);
+  if (fds.pointerSegment) resources.pointer.emplace(InputSegment::open(std::move(fds.pointerSegment)));
+  resources.pointerDoorbell = std::move(fds.pointerDoorbell);
   return resources;
 }
 

@@ -29,10 +29,15 @@ struct ServerResources {
   UniqueFd replyDoorbell;
   std::vector<UniqueFd> queueDoorbells;
   std::vector<UniqueFd> interrupts;
-  std::vector<UniqueFd> backends;     // In the order the launcher opened them.
-  UniqueFd barMemory;                 // Shared BAR memory (the device maps it), when it has some.
-  std::optional<InputSegment> input;  // A display's input link to the core, and its doorbell.
+  std::vector<UniqueFd> backends;  // In the order the launcher opened them.
+  UniqueFd barMemory;              // Shared BAR memory (the device maps it), when it has some.
+  // The input link this server is an end of, and its pipe's end: a
+  // display writes (to the core), a tablet reads (from a display).
+  std::optional<InputSegment> input;
   UniqueFd inputDoorbell;
+  // A display's second link, to a tablet's server, and its pipe's write end.
+  std::optional<InputSegment> pointer;
+  UniqueFd pointerDoorbell;
   // The bootstrap socket stays open: its hang-up means the spawner is gone.
   int lifeline = -1;
 };

@@ -57,7 +57,7 @@ struct DisplayRig {
     launch.queues = prepared.doorbells;
     launch.vectors = prepared.vectors;
     launch.barMemoryBytes = prepared.barMemoryBytes;
-    launch.inputLink = prepared.inputSource;
+    launch.input = inputRoleOf(prepared);
     resources = makeDeviceResources(launch);
     process = std::make_unique<DeviceServerProcess>(std::move(launch), *resources, memory.memfd(),
                                                     memory.regions());

@@ -22,7 +22,7 @@ ServerUnderTest::ServerUnderTest(const std::string& emulation, const std::string
   launch.queues = prepared.doorbells;
   launch.vectors = prepared.vectors;
   launch.barMemoryBytes = prepared.barMemoryBytes;
-  launch.inputLink = prepared.inputSource;
+  launch.input = inputRoleOf(prepared);
   launch.policy = kind->policyName;
   resources_ = makeDeviceResources(launch);
   process_ =

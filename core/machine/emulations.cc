@@ -10,7 +10,7 @@ namespace {
 
 // bhyve(8)'s PCI emulations that cellvisor does not provide yet.
 constexpr const char* BHYVE_ONLY[] = {
-    "e1000",          "hda",          "passthru",   "uart",        "xhci", "virtio-9p",
+    "e1000",          "hda",          "passthru",   "uart",        "virtio-9p",
     "virtio-console", "virtio-input", "virtio-rnd", "virtio-scsi",
 };
 

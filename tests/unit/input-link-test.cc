@@ -6,6 +6,7 @@
 #include <capnp/serialize.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -16,6 +17,8 @@
 #include "core/devices/input-link-reader.h"
 #include "core/platform/i8042.h"
 #include "device.capnp.h"
+#include "host/device-resources.h"
+#include "proto/bootstrap-fds.h"
 #include "proto/input-segment.h"
 #include "tests/unit/fakes.h"
 
@@ -137,6 +140,66 @@ TEST_F(InputLink, ACorruptRingEndsTheLinkAndNothingElse) {
   // The keyboard goes on for everyone else.
   i8042.key(0x11, true);
   EXPECT_EQ(guestReads(), std::vector<uint8_t>{0x11});
+}
+
+}  // namespace
+}  // namespace cellvisor
+
+namespace cellvisor {
+namespace {
+
+// The fds a bootstrap message for `resources` carries to `recipient`,
+// sorted by role (duplicates: the resources keep theirs).
+BootstrapFds bootstrapFor(const DeviceResources& resources, DeviceResources::Recipient recipient,
+                          GuestMemory& memory) {
+  capnp::MallocMessageBuilder builder;
+  auto bootstrap = builder.initRoot<proto::Bootstrap>();
+  std::vector<UniqueFd> fds;
+  for (int fd : resources.describe(bootstrap, memory.memfd(), memory.regions(), {}, recipient))
+    fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  return sortBootstrapFds(bootstrap.asReader(), fds);
+}
+
+ino_t inode(int fd) {
+  struct stat st {};
+  ::fstat(fd, &st);
+  return st.st_ino;
+}
+
+// A display and a tablet joined by linkInputDevices: the display's server
+// gets its core link's write end and the tablet link's write end, the
+// tablet's server that link's read end, and the core only the display's
+// link (a tablet's link is none of its business).
+TEST(InputLinks, ADisplaysPointerLinkEndsAtTheTabletsServer) {
+  GuestMemory memory(2 << 20);
+  DeviceResources display("fbuf-29.0", 0, 0, 0, InputRole::SOURCE);
+  DeviceResources tablet("xhci-30.0", 0, 1, 0, InputRole::POINTER_SINK);
+  DeviceResources disk("virtio-blk-4.0", 1, 2);
+  linkInputDevices({&disk, &tablet, &display});
+
+  BootstrapFds displayServer = bootstrapFor(display, DeviceResources::Recipient::SERVER, memory);
+  BootstrapFds tabletServer = bootstrapFor(tablet, DeviceResources::Recipient::SERVER, memory);
+  BootstrapFds displayCore = bootstrapFor(display, DeviceResources::Recipient::CORE, memory);
+  BootstrapFds tabletCore = bootstrapFor(tablet, DeviceResources::Recipient::CORE, memory);
+  BootstrapFds diskServer = bootstrapFor(disk, DeviceResources::Recipient::SERVER, memory);
+  ASSERT_TRUE(displayServer.pointerSegment && tabletServer.inputSegment);
+  EXPECT_EQ(inode(displayServer.pointerSegment.get()), inode(tabletServer.inputSegment.get()));
+  EXPECT_NE(inode(displayServer.inputSegment.get()), inode(tabletServer.inputSegment.get()));
+  EXPECT_EQ(inode(displayServer.inputSegment.get()), inode(displayCore.inputSegment.get()));
+  EXPECT_FALSE(tabletCore.inputSegment) << "the core reads no tablet's link";
+  EXPECT_FALSE(tabletServer.pointerSegment);
+  EXPECT_FALSE(diskServer.inputSegment || diskServer.pointerSegment);
+  EXPECT_EQ(tablet.coreInputLink(), nullptr);
+  EXPECT_NE(display.coreInputLink(), nullptr);
+
+  // One pipe: the display's server rings, the tablet's server hears it;
+  // the write ends are not handed to readers.
+  const char ring = 1;
+  ASSERT_EQ(::write(displayServer.pointerDoorbell.get(), &ring, 1), 1);
+  char heard = 0;
+  EXPECT_EQ(::read(tabletServer.inputDoorbell.get(), &heard, 1), 1);
+  EXPECT_EQ(::write(tabletServer.inputDoorbell.get(), &ring, 1), -1);
+  EXPECT_EQ(::write(displayCore.inputDoorbell.get(), &ring, 1), -1);
 }
 
 }  // namespace

@@ -115,8 +115,8 @@ std::vector<uint8_t> deviceDescriptor() {
 
 std::vector<uint8_t> configuration(uint8_t type) {
   constexpr unsigned TOTAL = 9 + 9 + 9 + 7;
-  return {// Configuration 1: bus powered, remote wakeup, 100 mA.
-          9, type, lo(TOTAL), hi(TOTAL), 1, 1, 0, 0xa0, 50,
+  return {// Configuration 1: bus powered, 100 mA, no remote wakeup.
+          9, type, lo(TOTAL), hi(TOTAL), 1, 1, 0, 0x80, 50,
           // Interface 0: HID, no boot subclass, one endpoint.
           9, 4, 0, 0, 1, 3, 0, 0, 0,
           // HID 1.11, one report descriptor.
@@ -181,7 +181,7 @@ std::optional<std::vector<uint8_t>> UsbTablet::control(TabletState& state, const
     switch (setup.request) {
       case GET_STATUS:
         if (!in) break;
-        if (recipient == 0) data = std::vector<uint8_t>{static_cast<uint8_t>(state.remoteWakeup ? 2 : 0), 0};
+        if (recipient == 0) data = std::vector<uint8_t>{0, 0};  // Bus powered, no remote wakeup.
         if (recipient == 1 && setup.index == 0) data = std::vector<uint8_t>{0, 0};
         if (recipient == 2 && (setup.index & 0xff) == INTERRUPT_ENDPOINT)
           data = std::vector<uint8_t>{state.inHalted, 0};
@@ -190,9 +190,8 @@ std::optional<std::vector<uint8_t>> UsbTablet::control(TabletState& state, const
       case CLEAR_FEATURE:
       case SET_FEATURE: {
         uint8_t on = setup.request == SET_FEATURE ? 1 : 0;
-        if (recipient == 0 && setup.value == FEATURE_REMOTE_WAKEUP) {
-          state.remoteWakeup = on;
-          data.emplace();
+        if (recipient == 0 && setup.value == FEATURE_REMOTE_WAKEUP && !on) {
+          data.emplace();  // Clearing what it does not support.
         } else if (recipient == 2 && setup.value == FEATURE_ENDPOINT_HALT &&
                    (setup.index & 0xff) == INTERRUPT_ENDPOINT) {
           state.inHalted = on;

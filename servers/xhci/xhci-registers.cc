@@ -230,7 +230,8 @@ void XhciController::writeRuntime(uint64_t runtime, uint32_t value) {
       return;
     case INTERRUPTER0 + ERSTSZ:
       c.erstsz = value & 0xffff;
-      return;
+      return loadEventRing();  // Whichever of size and base comes last.
+
     case INTERRUPTER0 + ERSTBA:
       c.erstba = setLow(c.erstba, value & ~0x3fu);
       return loadEventRing();
@@ -326,7 +327,12 @@ void XhciController::writePort(uint8_t port, uint64_t offset, uint32_t value) {
   portsc &= ~(value & PORT_CHANGES);
   portsc = (portsc & ~(PORT_PIC_MASK | PORT_WAKE_MASK)) | (value & (PORT_PIC_MASK | PORT_WAKE_MASK));
   bool connected = portsc & PORT_CCS;
-  if (value & PORT_PED) portsc &= ~PORT_PED;  // Writing one disables the port.
+  if ((value & PORT_PED) && (portsc & PORT_PED)) {
+    // Writing one disables the port; a USB 2 device still there waits in
+    // Polling for the next reset, as after it was attached.
+    portsc &= ~PORT_PED;
+    if (connected && usb2(port)) portsc = (portsc & ~PORT_PLS_MASK) | (LINK_POLLING << PORT_PLS_SHIFT);
+  }
   if ((value & PORT_PR) || (!usb2(port) && (value & PORT_WPR))) {
     resetPort(port, value & PORT_WPR);
     return;

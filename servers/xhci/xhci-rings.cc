@@ -74,7 +74,9 @@ void XhciController::runCommands() {
   ControllerState& c = s();
   for (unsigned walked = 0; walked < MAX_TRBS_PER_WALK && c.commandRunning && (c.usbcmd & CMD_RUN);
        ++walked) {
-    if (eventRoom() == 0) return;  // Goes on when the driver frees some (ERDP).
+    // A command posts at most two events (Stop Endpoint: the stopped TD
+    // and its completion); it goes on when the driver frees some (ERDP).
+    if (eventRoom() < 2) return;
     std::optional<Trb> trb = fetch(c.commandDequeue);
     if (!trb) return hostSystemError();
     if ((trb->control & TRB_CYCLE) != c.commandCycle) return;  // Nothing more yet.
@@ -328,7 +330,7 @@ uint32_t XhciController::stopEndpoint(uint8_t slot, uint8_t dci) {
   // TD it was working on.
   std::vector<RingTrb> td;
   RingPosition after{};
-  if (dci != 1 && gatherTd(endpoint, td, false, after)) {
+  if (gatherTd(endpoint, td, false, after)) {
     transferEvent(td.front().address, trbTransferLength(td.front().trb), STOPPED, slot, dci);
   }
   endpoint.state = EP_STOPPED;
@@ -468,7 +470,21 @@ bool XhciController::controlTransfer(uint8_t slot) {
   EndpointState& endpoint = s().slots[slot].endpoints[1];
   std::vector<RingTrb> td;
   RingPosition after{};
-  if (!gatherTd(endpoint, td, true, after)) return false;
+  // A TD the driver turned into No-Ops (Linux does, for a cancelled one)
+  // ends at its first TRB without CHAIN, not at a Status Stage it no
+  // longer has.
+  std::optional<Trb> first = fetch(endpoint.dequeue);
+  bool startsWithSetup =
+      first && (first->control & TRB_CYCLE) == endpoint.cycle && trbType(*first) == SETUP_STAGE;
+  if (first && (first->control & TRB_CYCLE) == endpoint.cycle && trbType(*first) == NO_OP) {
+    if (!gatherTd(endpoint, td, false, after)) return false;
+    if (eventRoom() < td.size() + 1) return false;
+    deliverIn(td, 0, td.size(), {}, slot, 1);
+    endpoint.dequeue = after.dequeue;
+    endpoint.cycle = after.cycle;
+    return true;
+  }
+  if (!gatherTd(endpoint, td, startsWithSetup, after)) return false;
   if (eventRoom() < td.size() + 1) return false;  // Waits for the driver to free events.
   const Trb& setupTrb = td.front().trb;
   if (trbType(setupTrb) != SETUP_STAGE || !(setupTrb.control & TRB_IDT) || trbTransferLength(setupTrb) != 8) {
@@ -545,6 +561,16 @@ bool XhciController::interruptTransfer(uint8_t slot, uint8_t dci) {
     transferEvent(td.front().address, trbTransferLength(td.front().trb), ours ? STALL : USB_TRANSACTION_ERROR,
                   slot, dci);
     halt(slot, dci);
+    return true;
+  }
+  // A TD of No-Ops (a cancelled transfer the driver cleared) completes at
+  // once and takes no report.
+  bool carriesData = false;
+  for (const RingTrb& trb : td) carriesData |= trbType(trb.trb) == NORMAL;
+  if (!carriesData) {
+    deliverIn(td, 0, td.size(), {}, slot, dci);
+    endpoint.dequeue = after.dequeue;
+    endpoint.cycle = after.cycle;
     return true;
   }
   // The TD waits here until there is something to report.

@@ -49,7 +49,7 @@ struct TabletState {
   uint8_t configuration;  // 0: not configured.
   uint8_t protocol;       // HID: 0 boot, 1 report.
   uint8_t idle;           // HID idle rate (4 ms units; 0: report only on change).
-  uint8_t remoteWakeup;
+  uint8_t reserved;
   uint8_t inHalted;      // Its interrupt endpoint's halt feature.
   uint8_t rfbButtons;    // The buttons of the last VNC event (the wheel counts presses).
   uint16_t queued;       // Reports in `queue` (the head is queue[0]).

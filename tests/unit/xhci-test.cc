@@ -156,6 +156,21 @@ TEST_F(XhciTest, EnumerationDescriptorsAndReportsThatFollowThePointer) {
   }
 }
 
+// A transfer the driver cancelled and turned into No-Ops (Linux's
+// td_to_noop) completes at once and takes no report from the tablet.
+TEST_F(XhciTest, ANoOpTdCompletesWithoutTakingAReport) {
+  driver_.addressTablet();
+  driver_.configureTablet();
+  pointer(1, 100, 100);
+  driver_.produce(driver_.ep1(), {0, 0, NO_OP << 10 | TRB_IOC});
+  driver_.write32(DOORBELL_BASE + 4, UsbTablet::INTERRUPT_DCI);
+  Trb noop = driver_.expectEvent(TRANSFER_EVENT);
+  EXPECT_EQ(completion(noop), SUCCESS);
+  driver_.queueReportTransfer();
+  driver_.expectEvent(TRANSFER_EVENT);
+  EXPECT_EQ(driver_.report()[0], 1) << "the report waited for a transfer with room for it";
+}
+
 TEST_F(XhciTest, ARestartedServerCarriesOnWithoutRepeatingAnEvent) {
   driver_.addressTablet();
   driver_.configureTablet();

@@ -36,9 +36,19 @@ uint32_t loadShared(uint32_t& word) {
 }  // namespace
 
 std::shared_ptr<InputLink> InputLink::create() {
-  int ends[2];
-  if (::pipe2(ends, O_CLOEXEC | O_NONBLOCK) < 0) throwSystemError("pipe2 for an input link");
-  return std::make_shared<InputLink>(InputLink{InputSegment::create(), UniqueFd(ends[0]), UniqueFd(ends[1])});
+  DoorbellPipe pipe = DoorbellPipe::create();
+  return std::make_shared<InputLink>(
+      InputLink{InputSegment::create(), std::move(pipe.readEnd), std::move(pipe.writeEnd)});
+}
+
+int DeviceResources::serverRequestDoorbell() const {
+  if (!requestWait_) throw std::logic_error("these resources hold no server's request doorbell");
+  return requestWait_.get();
+}
+
+int DeviceResources::serverReplyDoorbell() const {
+  if (!replyRing_) throw std::logic_error("these resources hold no server's reply doorbell");
+  return replyRing_.get();
 }
 
 DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16_t vectors,
@@ -46,11 +56,16 @@ DeviceResources::DeviceResources(std::string deviceName, uint16_t queues, uint16
     : deviceName_(std::move(deviceName)),
       rings_(RingSegment::create()),
       state_(StateSegment::create()),
-      requestDoorbell_(makeEventFd()),
-      replyDoorbell_(makeEventFd()),
+
       queueDoorbells_(makeEventFds(queues)),
       interrupts_(makeEventFds(vectors)),
       role_(input) {
+  DoorbellPipe request = DoorbellPipe::create();
+  DoorbellPipe reply = DoorbellPipe::create();
+  requestRing_ = std::move(request.writeEnd);
+  requestWait_ = std::move(request.readEnd);
+  replyRing_ = std::move(reply.writeEnd);
+  replyWait_ = std::move(reply.readEnd);
   if (input != InputRole::NONE) input_ = InputLink::create();
   serverReadsInput_ = input == InputRole::POINTER_SINK;
   if (barMemoryBytes == 0) return;
@@ -63,8 +78,8 @@ DeviceResources::DeviceResources(std::string deviceName, BootstrapFds& fds)
     : deviceName_(std::move(deviceName)),
       rings_(RingSegment::open(std::move(fds.rings))),
       state_(StateSegment::open(std::move(fds.state))),
-      requestDoorbell_(std::move(fds.requestDoorbell)),
-      replyDoorbell_(std::move(fds.replyDoorbell)),
+      requestRing_(std::move(fds.requestDoorbell)),
+      replyWait_(std::move(fds.replyDoorbell)),
       queueDoorbells_(std::move(fds.queueDoorbells)),
       interrupts_(std::move(fds.interrupts)),
       barMemory_(std::move(fds.barMemory)) {
@@ -114,8 +129,11 @@ std::vector<int> DeviceResources::describe(proto::Bootstrap::Builder bootstrap, 
   add(memfd, proto::FdRole::GUEST_MEMORY);
   add(rings_.fd(), proto::FdRole::RING_SEGMENT);
   add(state_.fd(), proto::FdRole::STATE_SEGMENT);
-  add(requestDoorbell_.get(), proto::FdRole::REQUEST_DOORBELL);
-  add(replyDoorbell_.get(), proto::FdRole::REPLY_DOORBELL);
+  bool server = recipient == Recipient::SERVER;
+  if (server && (!requestWait_ || !replyRing_))
+    throw std::logic_error("these resources hold no server's doorbells");
+  add(server ? requestWait_.get() : requestRing_.get(), proto::FdRole::REQUEST_DOORBELL);
+  add(server ? replyRing_.get() : replyWait_.get(), proto::FdRole::REPLY_DOORBELL);
   for (const auto& fd : queueDoorbells_) add(fd.get(), proto::FdRole::QUEUE_DOORBELL);
   for (const auto& fd : interrupts_) add(fd.get(), proto::FdRole::INTERRUPT);
   if (barMemory_) add(barMemory_.get(), proto::FdRole::BAR_MEMORY);
@@ -161,7 +179,7 @@ void DeviceResources::markFailed() {
     if (vector < interrupts_.size()) eventfd_write(interrupts_[vector].get(), 1);
   }
   // Wake a core waiting for a reply that will never come.
-  eventfd_write(replyDoorbell_.get(), 1);
+  if (replyRing_) ringDoorbellPipe(replyRing_.get());
 }
 
 bool DeviceResources::failed() const {

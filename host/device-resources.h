@@ -66,8 +66,14 @@ class DeviceResources {
   std::span<uint8_t> stateBytes() const { return state_.bytes(); }
   // -1 when the device has no shared BAR memory.
   int barMemory() const { return barMemory_ ? barMemory_.get() : -1; }
-  int requestDoorbell() const { return requestDoorbell_.get(); }
-  int replyDoorbell() const { return replyDoorbell_.get(); }
+  // The core's ends of the channel's doorbells (proto/doorbell-pipe.h):
+  // it rings requests and waits on replies.
+  int requestDoorbell() const { return requestRing_.get(); }
+  int replyDoorbell() const { return replyWait_.get(); }
+  // The server's ends, where these resources were made here (tests that
+  // play the server). Throw std::logic_error otherwise.
+  int serverRequestDoorbell() const;
+  int serverReplyDoorbell() const;
   int queueDoorbell(uint16_t queue) const { return queueDoorbells_.at(queue).get(); }
   int interrupt(uint16_t vector) const { return interrupts_.at(vector).get(); }
   // The input link the core reads (a display's), and the read end of its
@@ -106,8 +112,13 @@ class DeviceResources {
   std::string deviceName_;
   RingSegment rings_;
   StateSegment state_;
-  UniqueFd requestDoorbell_;
-  UniqueFd replyDoorbell_;
+  // Each doorbell a pipe: the core rings requests and waits on replies, the
+  // server the reverse. Adopted resources (a core's) hold only the core's
+  // ends; the supervisor's hold all four.
+  UniqueFd requestRing_;  // Core: write end.
+  UniqueFd requestWait_;  // Server: read end.
+  UniqueFd replyRing_;    // Server: write end (the supervisor's markFailed rings it too).
+  UniqueFd replyWait_;    // Core: read end.
   std::vector<UniqueFd> queueDoorbells_;
   std::vector<UniqueFd> interrupts_;
   UniqueFd barMemory_;

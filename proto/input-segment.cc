@@ -1,18 +1,10 @@
 #include "proto/input-segment.h"
 
-#include <unistd.h>
-
 #include <new>
 
 #include "base/sealed-memfd.h"
 
 namespace cellvisor {
-
-void emptyInputDoorbell(int readEnd) {
-  char bytes[256];
-  for (int reads = 0; reads < 64 && ::read(readEnd, bytes, sizeof(bytes)) > 0; ++reads) {
-  }
-}
 
 InputSegment InputSegment::create() {
   UniqueFd memfd = createSealedMemfd("input-link", sizeof(InputLinkLayout));

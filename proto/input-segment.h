@@ -16,6 +16,7 @@
 
 #include "base/mapping.h"
 #include "base/unique-fd.h"
+#include "proto/doorbell-pipe.h"
 #include "proto/ring.h"
 
 namespace cellvisor {
@@ -26,10 +27,6 @@ struct InputLinkLayout {
   RingIndices indices;
   alignas(64) uint8_t events[INPUT_RING_BYTES];
 };
-
-// Empties the read end of a link's pipe: non-blocking whatever the writer
-// does to its own end.
-void emptyInputDoorbell(int readEnd);
 
 class InputSegment {
  public:

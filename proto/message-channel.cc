@@ -1,10 +1,11 @@
 #include "proto/message-channel.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 
 #include <cstring>
 #include <thread>
+
+#include "proto/doorbell-pipe.h"
 
 namespace cellvisor {
 
@@ -42,7 +43,7 @@ bool MessageChannel::sendBytes(std::span<const uint8_t> bytes, std::chrono::mill
     if (std::chrono::steady_clock::now() > deadline) return false;
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
-  eventfd_write(sendDoorbell_, 1);
+  ringDoorbellPipe(sendDoorbell_);
   return true;
 }
 
@@ -62,8 +63,7 @@ bool MessageChannel::waitForDoorbell(std::chrono::milliseconds timeout) {
   pollfd fd{receiveDoorbell_, POLLIN, 0};
   int ready = ::poll(&fd, 1, static_cast<int>(timeout.count()));
   if (ready <= 0) return false;
-  eventfd_t value;
-  eventfd_read(receiveDoorbell_, &value);
+  emptyDoorbellPipe(receiveDoorbell_);
   return true;
 }
 

@@ -1,4 +1,6 @@
-// Cap'n Proto messages over a ring pair with an eventfd doorbell each way.
+// Cap'n Proto messages over a ring pair with a doorbell each way
+// (proto/doorbell-pipe.h: this side holds the write end of the one it rings
+// and the read end of the one it waits on).
 // One side sends requests and receives replies, the other the reverse.
 #pragma once
 

@@ -38,7 +38,7 @@ InputLinkReader::InputLinkReader(uv_loop_t* loop, const InputSegment& link, int 
   uv_poll_start(poll_, UV_READABLE, [](uv_poll_t* handle, int status, int) {
     auto* self = static_cast<InputLinkReader*>(handle->data);
     if (status < 0) return;
-    emptyInputDoorbell(self->doorbell_);
+    emptyDoorbellPipe(self->doorbell_);
     self->drain();
   });
 }

@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "device.capnp.h"
+#include "proto/doorbell-pipe.h"
 
 namespace cellvisor {
 
@@ -39,8 +40,7 @@ DeviceServer::DeviceServer(std::string serverName, ServerResources& resources, P
       std::make_unique<MessageChannel>(resources_.rings->replyWriter(), resources_.rings->requestReader(),
                                        resources_.replyDoorbell.get(), resources_.requestDoorbell.get());
   watch(resources_.requestDoorbell.get(), [this] {
-    eventfd_t value;
-    eventfd_read(resources_.requestDoorbell.get(), &value);
+    emptyDoorbellPipe(resources_.requestDoorbell.get());
     serveRequests();
   });
   if (resources_.lifeline >= 0) {

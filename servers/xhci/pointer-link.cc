@@ -24,7 +24,7 @@ PointerLink::~PointerLink() {
 }
 
 void PointerLink::drain() {
-  emptyInputDoorbell(doorbell_);
+  emptyDoorbellPipe(doorbell_);
   // Paused: the state and guest memory hold still; resume() drains.
   if (ended_ || controller_.paused()) return;
   std::vector<xhci::PointerEvent> events;

@@ -83,11 +83,11 @@ class HostileServer {
       : input_(input),
         wake_(resources.requestDoorbell()),
         channel_(resources.rings().replyWriter(), resources.rings().requestReader(),
-                 resources.replyDoorbell(), resources.requestDoorbell()),
+                 resources.serverReplyDoorbell(), resources.serverRequestDoorbell()),
         thread_([this] { serve(); }) {}
   ~HostileServer() {
     stop_ = true;
-    eventfd_write(wake_, 1);  // Not a request: only ends the thread's wait at once.
+    ringDoorbellPipe(wake_);  // Not a request: only ends the thread's wait at once.
     thread_.join();
   }
 

@@ -6,10 +6,12 @@
 #include <capnp/serialize.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <vector>
 
 #include "base/mapping.h"
@@ -200,6 +202,66 @@ TEST(InputLinks, ADisplaysPointerLinkEndsAtTheTabletsServer) {
   EXPECT_EQ(::read(tabletServer.inputDoorbell.get(), &heard, 1), 1);
   EXPECT_EQ(::write(tabletServer.inputDoorbell.get(), &ring, 1), -1);
   EXPECT_EQ(::write(displayCore.inputDoorbell.get(), &ring, 1), -1);
+}
+
+}  // namespace
+}  // namespace cellvisor
+
+namespace cellvisor {
+namespace {
+
+// A hostile server clears O_NONBLOCK on every doorbell end it was handed
+// and never reads: the core's ends are other open files, so its rings never
+// block (a full pipe just holds enough wake-ups) and its waits return.
+TEST(ChannelDoorbells, AServerCannotMakeTheCoresEndsBlock) {
+  GuestMemory memory(2 << 20);
+  DeviceResources resources("virtio-blk-4.0", 1, 2);
+  BootstrapFds server = bootstrapFor(resources, DeviceResources::Recipient::SERVER, memory);
+  for (int fd : {server.requestDoorbell.get(), server.replyDoorbell.get()})
+    ASSERT_EQ(::fcntl(fd, F_SETFL, 0), 0);
+  for (int ring = 0; ring < 100'000; ++ring)
+    ringDoorbellPipe(resources.requestDoorbell());  // Past a pipe's 64 KiB.
+  emptyDoorbellPipe(resources.replyDoorbell());     // Nothing there: returns at once.
+  char byte = 0;
+  EXPECT_EQ(::read(resources.replyDoorbell(), &byte, 1), -1);
+  EXPECT_EQ(errno, EAGAIN);
+  // The server's ends are the other ends of the same pipes.
+  ringDoorbellPipe(server.replyDoorbell.get());
+  EXPECT_EQ(::read(resources.replyDoorbell(), &byte, 1), 1);
+  EXPECT_EQ(::read(server.requestDoorbell.get(), &byte, 1), 1);
+  // Its end of the reply pipe is the write end, never the core's read end:
+  // it cannot take the core's wake-ups.
+  EXPECT_EQ(inode(server.replyDoorbell.get()), inode(resources.replyDoorbell()));
+  EXPECT_EQ(::write(resources.replyDoorbell(), &byte, 1), -1);
+}
+
+}  // namespace
+}  // namespace cellvisor
+
+namespace cellvisor {
+namespace {
+
+// What vmmd hands a core: the core's ends of the channel's doorbells and of
+// a display's input link, which meet the server's ends of the same pipes.
+TEST(ChannelDoorbells, ACoreAdoptsItsEndsFromTheSupervisor) {
+  GuestMemory memory(2 << 20);
+  DeviceResources made("fbuf-29.0", 0, 0, 0, InputRole::SOURCE);
+  int sockets[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sockets), 0);
+  UniqueFd supervisor(sockets[0]), core(sockets[1]);
+  sendDeviceResources(supervisor.get(), made, memory.memfd(), memory.regions());
+  AdoptedDevice adopted = receiveDeviceResources(core.get());
+  ASSERT_TRUE(adopted.resources);
+  BootstrapFds server = bootstrapFor(made, DeviceResources::Recipient::SERVER, memory);
+  char byte = 0;
+  ringDoorbellPipe(adopted.resources->requestDoorbell());
+  EXPECT_EQ(::read(server.requestDoorbell.get(), &byte, 1), 1);
+  ringDoorbellPipe(server.replyDoorbell.get());
+  EXPECT_EQ(::read(adopted.resources->replyDoorbell(), &byte, 1), 1);
+  ringDoorbellPipe(server.inputDoorbell.get());
+  EXPECT_EQ(::read(adopted.resources->coreInputDoorbell(), &byte, 1), 1);
+  EXPECT_THROW(adopted.resources->serverRequestDoorbell(), std::logic_error)
+      << "a core holds no server's end";
 }
 
 }  // namespace

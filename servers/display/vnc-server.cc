@@ -146,13 +146,11 @@ struct VncCallbacks {
   }
 
   // The pseudo-rectangle QEMU answers with (noVNC starts sending extended
-  // key events on it, libvncclient too).
-  static void answerExtendedKeys(rfbClientPtr client, uint32_t width, uint32_t height) {
+  // key events on it, libvncclient too). Empty, at 0,0: written outside
+  // libvncserver's updates, it may overtake a DesktopSize still queued, and
+  // a client checks every rectangle against the size it knows.
+  static void answerExtendedKeys(rfbClientPtr client) {
     uint8_t message[16] = {0 /* FramebufferUpdate */, 0, 0, 1 /* one rectangle */};
-    message[8] = static_cast<uint8_t>(width >> 8);
-    message[9] = static_cast<uint8_t>(width);
-    message[10] = static_cast<uint8_t>(height >> 8);
-    message[11] = static_cast<uint8_t>(height);
     auto encodingBits = static_cast<uint32_t>(QEMU_EXTENDED_KEY_EVENT);
     for (int i = 0; i < 4; ++i) message[12 + i] = static_cast<uint8_t>(encodingBits >> (24 - 8 * i));
     LOCK(client->sendMutex);
@@ -303,7 +301,7 @@ void VncServer::serveInput() {
     if (state->extendedKeysDue) {
       state->extendedKeysDue = false;
       state->extendedKeysAnswered = true;
-      VncCallbacks::answerExtendedKeys(client, width_, height_);
+      VncCallbacks::answerExtendedKeys(client);
     }
     // Past authentication and ClientInit: a client the guest may wait for.
     if (state->announced || client->state != rfbClientRec::RFB_NORMAL) continue;

@@ -18,7 +18,9 @@
 #include <sstream>
 #include <thread>
 
+#include "device.capnp.h"
 #include "host/server-kind.h"
+#include "proto/message-channel.h"
 #include "servers/display/bochs-display.h"
 #include "servers/display/display-options.h"
 #include "tests/harness/virtio-harness.h"
@@ -266,6 +268,24 @@ TEST(Display, SeveralClientsAtOnce) {
 // Kill -9 with the picture up: VRAM is the supervisor's, the port is the
 // supervisor's, the mode is in the state segment; the next instance shows
 // the same screen on the same port.
+// A client that speaks QEMU's extended key events sends scan codes, and
+// they win over the keysym sent with them: 'a' as a keysym, q's scan code.
+TEST(Display, AClientsScanCodesReachTheInputLink) {
+  DisplayRig rig;
+  rig.setMode(800, 600, 32);
+  ASSERT_EQ(rig.capture("--expect 800x600 --key 0x61/0x10").first, 0);
+  RingReader reader = rig.resources->coreInputLink()->reader();
+  std::vector<uint8_t> bytes;
+  std::vector<std::pair<uint16_t, bool>> keys;
+  while (reader.tryRead(bytes) == RingReader::Status::MESSAGE) {
+    ReceivedMessage message(bytes);
+    auto event = message.root<proto::InputEvent>();
+    if (event.which() == proto::InputEvent::KEY)
+      keys.emplace_back(event.getKey().getCode(), event.getKey().getDown());
+  }
+  EXPECT_EQ(keys, (std::vector<std::pair<uint16_t, bool>>{{0x10, true}, {0x10, false}}));
+}
+
 TEST(Display, PictureModeAndPortSurviveAKill) {
   DisplayRig rig;
   rig.setMode(800, 600, 32);

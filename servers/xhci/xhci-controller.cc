@@ -49,6 +49,10 @@ void XhciController::transaction(Work&& work) {
   working_ = committed ^ 1;
   state_.copies[working_] = state_.copies[committed];
   work();
+  // With MSI-X the message clears IP as it goes (xHCI 4.17.5). Should this
+  // instance die before sending it, its successor sends one at start for
+  // the events still waiting.
+  if (interruptWanted_ && (msix_->control() & pci::Msix::ENABLE)) s().iman &= ~IMAN_IP;
   std::atomic_ref<uint32_t>(state_.committed).store(working_, std::memory_order_release);
   if (interruptWanted_) {
     interruptWanted_ = false;
@@ -72,8 +76,8 @@ void XhciController::start(std::function<void(uint16_t)> signal) {
   // between committing and raising the interrupt: redo what is runnable and
   // say again that events wait (a spare interrupt costs the driver a look).
   transaction([&] { runEverything(); });
-  if (s().eventSegmentTrbs != 0 && (s().iman & IMAN_IP) && (s().iman & IMAN_IE) && (s().usbcmd & CMD_INTE))
-    msix_->raise(0);
+  bool waiting = s().eventSegmentTrbs != 0 && eventRoom() + 1 < s().eventSegmentTrbs;
+  if (waiting && (s().iman & IMAN_IE) && (s().usbcmd & CMD_INTE)) msix_->raise(0);
 }
 
 FailureNotice XhciController::failureNotice() const {
@@ -182,10 +186,19 @@ void XhciController::postEvent(const Trb& event) {
     c.eventEnqueue = 0;
     c.eventCycle ^= 1;
   }
+  eventsWaiting();
+}
+
+void XhciController::eventsWaiting() {
+  ControllerState& c = s();
+  // An interrupt goes out when the driver's handler is not busy with the
+  // last one (EHB clear) and interrupts are on; the handler's ERDP write
+  // clears EHB and brings the next (4.17.2).
+  bool busy = c.erdp & ERDP_EHB;
   c.iman |= IMAN_IP;
   c.erdp |= ERDP_EHB;
   c.usbsts |= STS_EINT;
-  if ((c.iman & IMAN_IE) && (c.usbcmd & CMD_INTE)) interruptWanted_ = true;
+  if (!busy && (c.iman & IMAN_IE) && (c.usbcmd & CMD_INTE)) interruptWanted_ = true;
 }
 
 void XhciController::transferEvent(uint64_t trb, uint32_t residual, uint32_t completion, uint8_t slot,

@@ -79,6 +79,9 @@ class XhciController : public PciFunction {
   // The event ring.
   uint32_t eventRoom() const;
   void postEvent(const xhci::Trb& event);
+  // Events are in the ring: IP, EHB, EINT, and an interrupt if the handler
+  // is not busy.
+  void eventsWaiting();
   void transferEvent(uint64_t trb, uint32_t residual, uint32_t completion, uint8_t slot, uint8_t dci,
                      bool eventData = false);
   void commandCompletion(uint64_t trb, uint32_t completion, uint8_t slot);

@@ -281,12 +281,7 @@ void XhciController::dequeueMoved() {
   // where it began and written the pointer after we added more).
   if (!paused_) runEverything();
   bool pending = c.eventSegmentTrbs != 0 && eventRoom() + 1 < c.eventSegmentTrbs;
-  if (pending && !(c.erdp & ERDP_EHB)) {
-    c.iman |= IMAN_IP;
-    c.erdp |= ERDP_EHB;
-    c.usbsts |= STS_EINT;
-    if ((c.iman & IMAN_IE) && (c.usbcmd & CMD_INTE)) interruptWanted_ = true;
-  }
+  if (pending) eventsWaiting();  // Interrupts again only once the handler cleared EHB.
 }
 
 void XhciController::hostSystemError() {

@@ -171,6 +171,29 @@ TEST_F(XhciTest, ANoOpTdCompletesWithoutTakingAReport) {
   EXPECT_EQ(driver_.report()[0], 1) << "the report waited for a transfer with room for it";
 }
 
+// One interrupt per pass of the driver's handler: none while it is busy
+// (EHB), one more when its ERDP write leaves events behind; with MSI-X the
+// message clears IP.
+TEST_F(XhciTest, InterruptsFollowTheHandlersBusyFlag) {
+  driver_.addressTablet();
+  driver_.configureTablet();
+  while (driver_.nextEvent()) {
+  }
+  driver_.queueReportTransfer();
+  driver_.queueReportTransfer();
+  int before = interrupts_;
+  pointer(1, 10, 10);
+  EXPECT_EQ(interrupts_, before + 1);
+  EXPECT_EQ(read32(RUNTIME_BASE + INTERRUPTER0 + IMAN) & IMAN_IP, 0u) << "sent as an MSI-X message";
+  pointer(0, 10, 10);
+  EXPECT_EQ(interrupts_, before + 1) << "the second report came while the handler was busy";
+  EXPECT_NE(read32(RUNTIME_BASE + INTERRUPTER0 + IMAN) & IMAN_IP, 0u) << "held pending";
+  driver_.expectEvent(TRANSFER_EVENT);  // Its ERDP write leaves one event behind...
+  EXPECT_EQ(interrupts_, before + 2);   // ...which is announced again.
+  driver_.expectEvent(TRANSFER_EVENT);
+  EXPECT_EQ(interrupts_, before + 2);
+}
+
 TEST_F(XhciTest, ARestartedServerCarriesOnWithoutRepeatingAnEvent) {
   driver_.addressTablet();
   driver_.configureTablet();

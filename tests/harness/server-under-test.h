@@ -22,6 +22,7 @@ class ServerUnderTest {
   ServerUnderTest& operator=(const ServerUnderTest&) = delete;
 
   PciServerProxy& proxy() { return *proxy_; }
+  DeviceChannel& channel() { return *channel_; }
   DeviceServerProcess& process() { return *process_; }
   DeviceResources& resources() { return *resources_; }
   uint16_t vectors() const { return vectors_; }

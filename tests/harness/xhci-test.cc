@@ -178,6 +178,26 @@ TEST(XhciHarness, AVncClientsPointerReachesTheTabletAcrossKills) {
   EXPECT_EQ(XhciDriver::completion(rig.driver.command({0, 0, NO_OP_COMMAND << 10})), uint32_t{SUCCESS});
 }
 
+// Paused (a snapshot, or the quiesce before a live upgrade), the server
+// takes nothing from the display's link; a new instance started from the
+// saved state (as the upgrade's successor is) delivers what the pointer
+// did meanwhile.
+TEST(XhciHarness, PausedThenRestoredTheTabletDeliversWhatCameMeanwhile) {
+  Rig rig;
+  rig.driver.addressTablet();
+  rig.driver.configureTablet();
+  rig.driver.queueReportTransfer();
+  rig.xhci.channel().pause();
+  ASSERT_EQ(rig.display.client("--pointer 200,150,1"), 0);
+  EXPECT_FALSE(rig.transferEvent(300ms).has_value()) << "paused: guest memory holds still";
+  std::vector<uint8_t> saved = rig.xhci.process().saveState();
+  rig.xhci.process().restoreState(saved);
+  std::optional<Trb> event = rig.transferEvent();
+  ASSERT_TRUE(event.has_value());
+  EXPECT_EQ(rig.report(), std::make_tuple(1, scaled(200, 800), scaled(150, 600)));
+  EXPECT_EQ(rig.xhci.process().restarts(), 1u);
+}
+
 TEST(XhciHarness, BadOptionsAreRefusedByName) {
   const ServerKind* kind = findServerKind("xhci");
   ASSERT_NE(kind, nullptr);

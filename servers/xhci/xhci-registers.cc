@@ -279,6 +279,9 @@ void XhciController::dequeueMoved() {
   // Work that waited for room in the event ring goes on; events the driver
   // has not reached are announced again (its handler may have read up to
   // where it began and written the pointer after we added more).
+  for (uint8_t port = 0; port < PORTS && c.portEventsOwed != 0; ++port) {
+    if (c.portEventsOwed & (1u << port)) portChanged(port, 0);
+  }
   if (!paused_) runEverything();
   bool pending = c.eventSegmentTrbs != 0 && eventRoom() + 1 < c.eventSegmentTrbs;
   if (pending) eventsWaiting();  // Interrupts again only once the handler cleared EHB.
@@ -362,7 +365,12 @@ void XhciController::portChanged(uint8_t port, uint32_t changeBits) {
   ControllerState& c = s();
   c.ports[port].portsc |= changeBits;
   c.usbsts |= STS_PCD;
-  if (!(c.usbcmd & CMD_RUN) || eventRoom() == 0) return;  // Seen when the driver reads PORTSC.
+  if (!(c.usbcmd & CMD_RUN)) return;  // Reported when the controller runs.
+  if (eventRoom() == 0) {
+    c.portEventsOwed |= static_cast<uint8_t>(1u << port);  // Posted once the driver frees room.
+    return;
+  }
+  c.portEventsOwed &= static_cast<uint8_t>(~(1u << port));
   postEvent({uint64_t{port + 1u} << 24, uint32_t{SUCCESS} << 24, PORT_STATUS_CHANGE << 10});
 }
 

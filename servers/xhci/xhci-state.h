@@ -84,9 +84,10 @@ struct ControllerState {
   uint64_t erdp;
   uint64_t eventSegment;  // Base of the segment, read from the ERST when ERSTBA was written.
   uint32_t eventSegmentTrbs;
-  uint32_t eventEnqueue;  // Index of the next event in the segment.
-  uint8_t eventCycle;     // Producer cycle state.
-  uint8_t reserved3[7];
+  uint32_t eventEnqueue;   // Index of the next event in the segment.
+  uint8_t eventCycle;      // Producer cycle state.
+  uint8_t portEventsOwed;  // A bit per port whose change found the event ring full.
+  uint8_t reserved3[6];
   PortState ports[PORTS];
   SlotState slots[MAX_SLOTS + 1];  // Slot IDs 1..MAX_SLOTS.
   TabletState tablet;

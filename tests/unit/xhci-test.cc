@@ -194,6 +194,27 @@ TEST_F(XhciTest, InterruptsFollowTheHandlersBusyFlag) {
   EXPECT_EQ(interrupts_, before + 2);
 }
 
+// A port change that finds the event ring full is reported once the
+// driver frees room, not dropped.
+TEST_F(XhciTest, APortChangeWaitsForRoomInTheEventRing) {
+  driver_.startController();
+  // Fill the ring: the first port change, then No-Ops while two slots are
+  // free (a command waits for room for two events), then one more change.
+  driver_.produce(driver_.commands(), {0, 0, NO_OP_COMMAND << 10});
+  for (int i = 0; i < 20; ++i) driver_.produce(driver_.commands(), {0, 0, NO_OP_COMMAND << 10});
+  driver_.write32(DOORBELL_BASE, 0);
+  driver_.write32(CAP_LENGTH + PORT_REGISTERS + 16 * 4, PORT_PP | PORT_WPR);  // Port 5 (USB 3): warm reset.
+  driver_.write32(CAP_LENGTH + PORT_REGISTERS + 16 * 5, PORT_PP | PORT_WPR);  // Port 6: the ring is full.
+  std::vector<uint32_t> changed;
+  for (int i = 0; i < 64; ++i) {
+    std::optional<Trb> event = driver_.nextEvent();
+    if (!event) break;
+    if (trbType(*event) == PORT_STATUS_CHANGE)
+      changed.push_back(static_cast<uint32_t>(event->parameter >> 24));
+  }
+  EXPECT_EQ(changed, (std::vector<uint32_t>{1, 5, 6}));
+}
+
 TEST_F(XhciTest, ARestartedServerCarriesOnWithoutRepeatingAnEvent) {
   driver_.addressTablet();
   driver_.configureTablet();

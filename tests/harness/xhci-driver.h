@@ -113,7 +113,9 @@ class XhciDriver {
   static uint32_t completion(const xhci::Trb& event) { return event.status >> 24; }
 
   // Port reset, Enable Slot, Address Device: the tablet at address 1.
-  void addressTablet() {
+  // With `blockSetAddress` (BSR, Linux's first step) the slot stays in
+  // Default at address 0.
+  void addressTablet(bool blockSetAddress = false) {
     using namespace xhci;
     startController();
     xhci::Trb change = expectEvent(PORT_STATUS_CHANGE);
@@ -136,11 +138,12 @@ class XhciDriver {
     uint64_t dequeue = EP0_RING | 1;
     std::memcpy(context(INPUT, 2) + 4, &ep1, 4);
     std::memcpy(context(INPUT, 2) + 8, &dequeue, 8);
-    ASSERT_EQ(completion(command({INPUT, 0, ADDRESS_DEVICE << 10 | 1u << 24})), SUCCESS);
+    uint32_t bsr = blockSetAddress ? TRB_BSR : 0;
+    ASSERT_EQ(completion(command({INPUT, 0, ADDRESS_DEVICE << 10 | bsr | 1u << 24})), SUCCESS);
     uint32_t state;
     std::memcpy(&state, context(OUTPUT, 0) + 12, 4);
-    EXPECT_EQ(state >> 27, uint32_t{SLOT_ADDRESSED});
-    EXPECT_EQ(state & 0xff, 1u);
+    EXPECT_EQ(state >> 27, uint32_t{blockSetAddress ? SLOT_DEFAULT : SLOT_ADDRESSED});
+    EXPECT_EQ(state & 0xff, blockSetAddress ? 0u : 1u);
   }
 
   // A control transfer on EP0; returns the events it produced.

@@ -215,6 +215,77 @@ TEST_F(XhciTest, APortChangeWaitsForRoomInTheEventRing) {
   EXPECT_EQ(changed, (std::vector<uint32_t>{1, 5, 6}));
 }
 
+// Linux 6.1's steps with a USB 2 tablet, in the order QEMU's xHCI trace
+// shows them (usb_xhci_* and usb_desc_* events, the test kernel on QEMU's
+// qemu-xhci and usb-tablet): Address Device with BSR, a 64-byte device
+// descriptor at address 0, a second port reset and Reset Device (refused in
+// Default, which Linux takes as nothing to do), Address Device, the
+// descriptors and strings, Configure Endpoint and SET_CONFIGURATION, the
+// endpoint reset usb_set_configuration asks for (Stop Endpoint, then drop
+// and add), interrupt transfers, and Stop Endpoint with a transfer waiting
+// when the input device is closed, then Set TR Dequeue Pointer past it.
+TEST_F(XhciTest, LinuxsStepsInTheOrderQemusTraceShows) {
+  driver_.addressTablet(true);
+  auto events = driver_.control(0x80, 0x06, 0x0100, 0, 64);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(completion(events[0]), SHORT_PACKET);
+  EXPECT_EQ(events[0].status & 0xffffff, 64u - 18u);
+  driver_.write32(CAP_LENGTH + PORT_REGISTERS, PORT_PP | PORT_PR);
+  driver_.expectEvent(PORT_STATUS_CHANGE);
+  EXPECT_EQ(completion(driver_.command({0, 0, RESET_DEVICE << 10 | 1u << 24})), CONTEXT_STATE_ERROR);
+  ASSERT_EQ(completion(driver_.command({Driver::INPUT, 0, ADDRESS_DEVICE << 10 | 1u << 24})), SUCCESS);
+  uint32_t state;
+  std::memcpy(&state, driver_.context(Driver::OUTPUT, 0) + 12, 4);
+  EXPECT_EQ(state, uint32_t{SLOT_ADDRESSED} << 27 | 1);
+  for (auto [value, length] : std::initializer_list<std::pair<uint16_t, uint16_t>>{{0x0100, 18},
+                                                                                   {0x0200, 9},
+                                                                                   {0x0200, 34},
+                                                                                   {0x0300, 255},
+                                                                                   {0x0303, 255},
+                                                                                   {0x0301, 255},
+                                                                                   {0x0302, 255}}) {
+    events = driver_.control(0x80, 0x06, value, value >> 8 == 3 && (value & 0xff) ? 0x0409 : 0, length);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(completion(events.back()), SUCCESS) << std::hex << value;
+  }
+  driver_.configureTablet();
+  // The endpoint reset: Stop Endpoint, then Configure Endpoint dropping and
+  // adding EP 1 IN with a dequeue pointer where the ring stands.
+  uint8_t dci = UsbTablet::INTERRUPT_DCI;
+  ASSERT_EQ(completion(driver_.command({0, 0, STOP_ENDPOINT << 10 | uint32_t{dci} << 16 | 1u << 24})),
+            SUCCESS);
+  uint32_t drop = 1u << dci, add = 1u | 1u << dci;
+  std::memcpy(driver_.context(Driver::INPUT, 0), &drop, 4);
+  std::memcpy(driver_.context(Driver::INPUT, 0) + 4, &add, 4);
+  uint64_t dequeue = (Driver::EP1_RING + 16ull * driver_.ep1().index) | driver_.ep1().cycle;
+  std::memcpy(driver_.context(Driver::INPUT, 1 + dci) + 8, &dequeue, 8);
+  ASSERT_EQ(completion(driver_.command({Driver::INPUT, 0, CONFIGURE_ENDPOINT << 10 | 1u << 24})), SUCCESS);
+  driver_.queueReportTransfer();
+  pointer(1, 400, 300);
+  EXPECT_EQ(completion(driver_.expectEvent(TRANSFER_EVENT)), SHORT_PACKET);
+  // The input device closed with a transfer queued.
+  driver_.queueReportTransfer();
+  uint64_t waiting =
+      Driver::EP1_RING + 16ull * ((driver_.ep1().index + Driver::RING_TRBS - 2) % (Driver::RING_TRBS - 1));
+  driver_.produce(driver_.commands(), {0, 0, STOP_ENDPOINT << 10 | uint32_t{dci} << 16 | 1u << 24});
+  driver_.write32(DOORBELL_BASE, 0);
+  Trb stopped = driver_.expectEvent(TRANSFER_EVENT);
+  EXPECT_EQ(completion(stopped), STOPPED);
+  EXPECT_EQ(stopped.parameter, waiting);
+  EXPECT_EQ(completion(driver_.expectEvent(COMMAND_COMPLETION)), SUCCESS);
+  uint64_t hardware;
+  std::memcpy(&hardware, driver_.context(Driver::OUTPUT, dci) + 8, 8);
+  EXPECT_EQ(hardware & ~0xfull, waiting) << "the driver finds the stopped TD in the output context";
+  uint64_t past = (Driver::EP1_RING + 16ull * driver_.ep1().index) | driver_.ep1().cycle;
+  EXPECT_EQ(completion(driver_.command({past, 0, SET_TR_DEQUEUE << 10 | uint32_t{dci} << 16 | 1u << 24})),
+            SUCCESS);
+  // Opened again: the next transfer carries the next report.
+  driver_.queueReportTransfer();
+  pointer(0, 400, 300);
+  driver_.expectEvent(TRANSFER_EVENT);
+  EXPECT_EQ(driver_.report()[0], 0);
+}
+
 TEST_F(XhciTest, ARestartedServerCarriesOnWithoutRepeatingAnEvent) {
   driver_.addressTablet();
   driver_.configureTablet();

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <thread>
 
+#include "host/server-catalog.h"
 #include "host/server-kind.h"
 #include "servers/display/bochs-display.h"
 #include "tests/harness/server-under-test.h"
@@ -32,23 +33,14 @@ constexpr uint64_t DISPLAY_MMIO = 0xd000'0000;
 // pointer to `tablet`.
 struct Display {
   Display(GuestMemory& memory, HarnessWiring& wiring, const DeviceResources& tablet) {
-    const ServerKind* kind = findServerKind("fbuf");
-    PreparedServer prepared = kind->prepare({"tcp=127.0.0.1:0,w=800,h=600", 1, "fbuf-harness"});
+    // As the core prepares a slot: options parsed, the VNC socket opened.
+    ServerLaunch launch = prepareServerLaunch({29, 0, "fbuf", "tcp=127.0.0.1:0,w=800,h=600"}, 1, "enforce");
     sockaddr_in bound{};
     socklen_t length = sizeof(bound);
-    ::getsockname(prepared.backends.at(0).get(), reinterpret_cast<sockaddr*>(&bound), &length);
+    ::getsockname(launch.backends.at(0).get(), reinterpret_cast<sockaddr*>(&bound), &length);
     port = ntohs(bound.sin_port);
-    ServerLaunch launch;
-    launch.binary = findServerBinary(kind->folder, kind->binary);
-    launch.deviceName = "fbuf-harness";
-    launch.options = prepared.options;
-    launch.backends = std::move(prepared.backends);
-    launch.queues = prepared.doorbells;
-    launch.vectors = prepared.vectors;
-    launch.barMemoryBytes = prepared.barMemoryBytes;
-    launch.input = inputRoleOf(prepared);
     resources = makeDeviceResources(launch);
-    linkInputDevices({resources.get(), const_cast<DeviceResources*>(&tablet)});
+    resources->sendPointerTo(tablet);
     process = std::make_unique<DeviceServerProcess>(std::move(launch), *resources, memory.memfd(),
                                                     memory.regions());
     channel = std::make_unique<DeviceChannel>(*resources);

@@ -1,14 +1,19 @@
 // The xHCI controller and its tablet driven in-process the way an xHCI
 // driver does (Linux's order of steps), and by a hostile one: rings that
 // loop, pointers outside RAM, requests the device does not know.
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
+#include <uv.h>
 
 #include <cstring>
 #include <optional>
 #include <vector>
 
 #include "base/guest-memory.h"
+#include "device.capnp.h"
 #include "proto/state-segment.h"
+#include "servers/xhci/pointer-link.h"
 #include "servers/xhci/xhci-controller.h"
 #include "tests/harness/xhci-driver.h"
 
@@ -284,6 +289,48 @@ TEST_F(XhciTest, LinuxsStepsInTheOrderQemusTraceShows) {
   pointer(0, 400, 300);
   driver_.expectEvent(TRANSFER_EVENT);
   EXPECT_EQ(driver_.report()[0], 0);
+}
+
+// The display's link as the tablet's server reads it: a frame that does
+// not parse is skipped and the pointer after it still arrives; paused, the
+// server leaves the link alone until it resumes.
+TEST_F(XhciTest, ThePointerLinkSkipsJunkAndWaitsWhilePaused) {
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  InputSegment link = InputSegment::create();
+  DoorbellPipe pipe = DoorbellPipe::create();
+  RingWriter writer = link.writer();
+  auto pointerEvent = [&](uint16_t x) {
+    capnp::MallocMessageBuilder builder;
+    auto event = builder.initRoot<proto::InputEvent>().initPointer();
+    event.setButtons(1);
+    event.setX(x);
+    event.setY(0);
+    event.setWidth(800);
+    event.setHeight(600);
+    auto words = capnp::messageToFlatArray(builder);
+    ASSERT_TRUE(writer.tryWrite(
+        {reinterpret_cast<const uint8_t*>(words.begin()), words.size() * sizeof(capnp::word)}));
+  };
+  {
+    PointerLink reader(&loop, link, pipe.readEnd.get(), *controller_);
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0x7f, 1, 2, 3, 4};
+    ASSERT_TRUE(writer.tryWrite(junk));
+    pointerEvent(400);
+    reader.drain();
+    ASSERT_EQ(controller_->committed().tablet.queued, 1u);
+    EXPECT_EQ(controller_->committed().tablet.queue[0].x, 400 * 32767 / 799);
+    controller_->pause();
+    pointerEvent(10);
+    reader.drain();
+    EXPECT_EQ(controller_->committed().tablet.queue[0].x, 400 * 32767 / 799)
+        << "paused: the link is not read";
+    controller_->resume();
+    reader.drain();
+    EXPECT_EQ(controller_->committed().tablet.queue[0].x, 10 * 32767 / 799);
+  }
+  uv_run(&loop, UV_RUN_NOWAIT);  // The reader's timer closes.
+  uv_loop_close(&loop);
 }
 
 TEST_F(XhciTest, ARestartedServerCarriesOnWithoutRepeatingAnEvent) {

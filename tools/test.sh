@@ -10,6 +10,9 @@ jobs=$(nproc)
 # The Linux test guest's kernel, built from Debian's linux-source once per
 # machine (~7 minutes on 2 cores) and cached outside the clone.
 ./tests/linux/build-kernel.sh >/dev/null
+# User-Mode Linux from the same source (~9 minutes once, cached the same
+# way): Linux's own drivers against the device servers where there is no KVM.
+./tests/linux/build-kernel.sh --uml >/dev/null
 # noVNC and playwright-core from the npm registry, bundled once per version
 # and cached outside the clone; without them the noVNC test reports SKIP.
 ./tests/novnc/setup.sh >/dev/null || echo "test: noVNC not prepared; its test will report SKIP" >&2

@@ -6,8 +6,9 @@
 #   build-kernel.sh [--uml] [--print-path]   (--print-path: the path, built or not)
 # The default is the guest kernel: kernel.config with the patches in
 # patches/, as a PVH vmlinux (~7 minutes on 2 cores). --uml builds User-Mode
-# Linux instead (tests/uml/kernel.config, ~4 minutes): the same drivers as a
-# host process, for hosts without KVM (tests/uml/README.md).
+# Linux instead (tests/uml/kernel.config and tests/uml/patches, ~9 minutes):
+# the same drivers as a host process, for hosts without KVM
+# (tests/uml/README.md).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 source_tar=/usr/src/linux-source-6.1.tar.xz
@@ -21,9 +22,10 @@ version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
 recipe=1
 if [ "${1:-}" = --uml ]; then
   shift
-  # The patches are the emulated ring 0's (arch/x86/kernel, arch/x86/mm):
-  # User-Mode Linux compiles none of those files.
-  variant=uml arch=um target=linux fragment="$here/../uml/kernel.config" patches="" tag=" uml"
+  # The guest kernel's patches are the emulated ring 0's (arch/x86/kernel,
+  # arch/x86/mm), which User-Mode Linux does not compile; it has its own.
+  variant=uml arch=um target=linux fragment="$here/../uml/kernel.config" tag=" uml"
+  patches=$(ls "$here"/../uml/patches/*.patch)
 else
   variant=linux arch=x86 target=vmlinux fragment="$here/kernel.config" patches=$(ls "$here"/patches/*.patch) tag=""
 fi

@@ -2,8 +2,8 @@
 // KVM: User-Mode Linux 6.1 (build-kernel.sh --uml) boots the same /init as
 // the guest kernel, and its PCI bus reaches uml-pci-bridge over vhost-user,
 // where each device is a real, sandboxed, supervised server behind the
-// core's own PciServerProxy. Linux's xhci_hcd and usbhid, virtio_blk, nvme
-// and ahci are the peers; the host kill -9's the servers meanwhile.
+// core's own PciServerProxy. Linux's xhci_hcd and usbhid, virtio_blk, nvme,
+// ahci and virtio_net are the peers; the host kill -9's the servers meanwhile.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
@@ -70,9 +70,11 @@ class UmlLinux : public ::testing::Test {
 
   // Starts the bridge with `devices` ("SOCKET-NAME=EMULATION,OPTIONS"), then
   // UML with one virtio_uml device per socket and /init's `arguments`.
+  // `prefix` runs the bridge through another program (unshare).
   void boot(const std::vector<std::string>& devices, const std::string& arguments,
-            const std::string& display = "") {
-    std::vector<std::string> bridgeArgs = {std::getenv("CELLVISOR_UML_BRIDGE")};
+            const std::string& display = "", std::vector<std::string> prefix = {}) {
+    std::vector<std::string> bridgeArgs = std::move(prefix);
+    bridgeArgs.push_back(std::getenv("CELLVISOR_UML_BRIDGE"));
     std::vector<std::string> umlArgs = {
         "/usr/bin/timeout", "-s",      "KILL", "600", kernel, "mem=256M", "initrd=" + initramfs,
         "con0=null,fd:1",   "con=null"};
@@ -232,6 +234,45 @@ TEST_F(UmlLinux, DisksAcrossServerKills) {
     EXPECT_GE(killsDuring[disk], 1) << disk << ": its rounds ended before a kill";
     kills += killsDuring[disk];
   }
+  EXPECT_EQ(count(bridge->err(), "killed by signal 9"), static_cast<size_t>(kills)) << bridge->err();
+}
+
+// virtio_net pings the host's bridge through the net server's tap (the
+// bridge runs in a network namespace of its own) while that server is
+// killed three times: at most one ping per kill may go unanswered.
+TEST_F(UmlLinux, NetworkAcrossServerKills) {
+  if (auto reason = networkUnavailableReason(); !reason.empty()) GTEST_SKIP() << reason;
+  constexpr int PINGS = 60;
+  std::string script = stem + "net.sh";
+  scratchFiles.push_back(script);
+  std::ofstream(script)
+      << "set -e\nip link set lo up\nip link add br0 type bridge\n"
+         "ip addr add 10.79.0.1/24 dev br0\nip link set br0 up\nip tuntap add tap0 mode tap\n"
+         "ip link set tap0 master br0 up\nexec \"$@\"\n";
+  boot(
+      {"net=virtio-net,tap0"},
+      "linux-guest.steps=drivers,net linux-guest.ip=10.79.0.2 linux-guest.peer=10.79.0.1 linux-guest.pings=" +
+          std::to_string(PINGS),
+      "", {"/usr/bin/unshare", "-n", "/bin/sh", script});
+  ASSERT_TRUE(uml->waitFor("linux-guest: net: start", 60s)) << uml->output() << bridge->err();
+  int kills = 0;
+  for (int i = 0; i < 3; ++i) {
+    std::this_thread::sleep_for(2s);
+    uml->poll();
+    if (uml->out().find("net: done") != std::string::npos) break;
+    pid_t server = serverOf(bridge->pid(), "virtio-net-server");
+    if (server != 0 && ::kill(server, SIGKILL) == 0) ++kills;
+  }
+  std::string console = finish(120s);
+
+  EXPECT_NE(console.find("driver virtio_net"), std::string::npos) << console;
+  std::smatch lost;
+  ASSERT_TRUE(std::regex_search(
+      console, lost, std::regex("net: done: " + std::to_string(PINGS) + R"( pings, (\d+) unanswered)")))
+      << console;
+  EXPECT_LE(std::stoi(lost[1]), kills) << console;
+  EXPECT_EQ(kills, 3) << "the pings ended before three kills: " << console;
+  EXPECT_NE(console.find("linux-guest: all steps passed"), std::string::npos) << console;
   EXPECT_EQ(count(bridge->err(), "killed by signal 9"), static_cast<size_t>(kills)) << bridge->err();
 }
 

@@ -129,10 +129,11 @@ int run(int argc, char** argv) {
   }
   linkInputDevices(all);
   if (display) {
-    sockaddr_in6 bound{};
+    sockaddr_storage bound{};
     socklen_t length = sizeof(bound);
     ::getsockname(display->launch.backends.at(0).get(), reinterpret_cast<sockaddr*>(&bound), &length);
-    uint16_t port = ntohs(bound.sin6_port);  // sin_port sits at the same offset.
+    uint16_t port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                                : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
     display->process = std::make_unique<DeviceServerProcess>(
         std::move(display->launch), *display->resources, display->memory.memfd(), display->memory.regions());
     display->supervisor = std::make_unique<testing::SupervisedServer>(*display->process);

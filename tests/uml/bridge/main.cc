@@ -9,7 +9,7 @@
 //
 //   uml-pci-bridge --device /tmp/xhci.sock=xhci,tablet --display tcp=127.0.0.1:0,w=800,h=600
 //
-// It prints "uml-pci-bridge: vnc port N" for a display and then
+// It prints "uml-pci-bridge: vnc port N" for each display and then
 // "uml-pci-bridge: ready", and exits when every UML connection has closed
 // (or on SIGTERM/SIGINT).
 #include <arpa/inet.h>
@@ -41,6 +41,7 @@ volatile std::sig_atomic_t stopRequested = 0;
 // One device server and everything that joins it to UML's bus.
 struct BridgedDevice {
   std::string socketPath;
+  std::string emulation;
   std::string name;
   ServerLaunch launch;
   std::unique_ptr<DeviceResources> resources;
@@ -78,6 +79,15 @@ struct Display {
   std::unique_ptr<PciServerProxy> proxy;
 };
 
+// The port a display's listening socket (its first backend) was bound to.
+uint16_t vncPort(const ServerLaunch& launch) {
+  sockaddr_storage bound{};
+  socklen_t length = sizeof(bound);
+  ::getsockname(launch.backends.at(0).get(), reinterpret_cast<sockaddr*>(&bound), &length);
+  return bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                                     : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+}
+
 int usage(const std::string& problem) {
   std::cerr << "uml-pci-bridge: " << problem
             << "\nusage: uml-pci-bridge --device SOCKET=EMULATION[,OPTIONS]... [--display FBUF-OPTIONS]\n";
@@ -107,6 +117,7 @@ int run(int argc, char** argv) {
       PciSlotConfig config{slot, 0, spec.substr(0, comma),
                            comma == std::string::npos ? "" : spec.substr(comma + 1)};
       if (!isServerDevice(config.emulation)) return usage("'" + config.emulation + "' is no device server");
+      device->emulation = config.emulation;
       device->name = serverDeviceName(config);
       device->launch = prepareServerLaunch(config, 1, "enforce", "--device " + value);
       devices.push_back(std::move(device));
@@ -128,12 +139,12 @@ int run(int argc, char** argv) {
     all.push_back(display->resources.get());
   }
   linkInputDevices(all);
+  for (auto& device : devices) {
+    if (device->emulation == "fbuf")
+      std::cout << "uml-pci-bridge: vnc port " << vncPort(device->launch) << std::endl;
+  }
   if (display) {
-    sockaddr_storage bound{};
-    socklen_t length = sizeof(bound);
-    ::getsockname(display->launch.backends.at(0).get(), reinterpret_cast<sockaddr*>(&bound), &length);
-    uint16_t port = bound.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
-                                                : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    uint16_t port = vncPort(display->launch);
     display->process = std::make_unique<DeviceServerProcess>(
         std::move(display->launch), *display->resources, display->memory.memfd(), display->memory.regions());
     display->supervisor = std::make_unique<testing::SupervisedServer>(*display->process);

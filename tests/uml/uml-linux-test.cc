@@ -238,22 +238,59 @@ TEST_F(UmlLinux, DisksAcrossServerKills) {
   EXPECT_EQ(count(bridge->err(), "killed by signal 9"), static_cast<size_t>(kills)) << bridge->err();
 }
 
+// The picture the display test draws, 800x600 as XRGB8888 rows (what
+// /dev/fb0 takes): red across, green down, blue their XOR.
+std::string testPicture() {
+  std::string bytes;
+  for (int y = 0; y < 600; ++y) {
+    for (int x = 0; x < 800; ++x) {
+      bytes += static_cast<char>((x ^ y) & 0xff);  // Blue, then green, red, unused.
+      bytes += static_cast<char>(y * 255 / 599);
+      bytes += static_cast<char>(x * 255 / 799);
+      bytes += '\0';
+    }
+  }
+  return bytes;
+}
+
+// How many pixels of a P6 capture differ from `picture`; -1 if it is not
+// an 800x600 P6 file.
+long pixelsDiffering(const std::string& ppm, const std::string& picture) {
+  std::string header = "P6\n800 600\n255\n";
+  if (ppm.compare(0, header.size(), header) != 0 || ppm.size() != header.size() + 800 * 600 * 3) return -1;
+  long differing = 0;
+  for (size_t pixel = 0; pixel < 800 * 600; ++pixel) {
+    const char* rgb = ppm.data() + header.size() + pixel * 3;
+    const char* xrgb = picture.data() + pixel * 4;
+    if (rgb[0] != xrgb[2] || rgb[1] != xrgb[1] || rgb[2] != xrgb[0]) ++differing;
+  }
+  return differing;
+}
+
 // Linux's bochs DRM driver reads the display's EDID, lists its modes
 // (800x600 preferred, as configured) and sets the mode through the DISPI
-// registers; a real VNC client then finds an 800x600 desktop, and again
-// after kill -9 of the display server (its successor keeps the mode and the
-// port). The picture itself is not compared here: bochs-drm's fbdev copies
-// reach VRAM from a worker whose writes UML's PCI layer has not been seen
-// to carry (see tests/uml/README.md); tests/linux compares pixels under KVM.
-TEST_F(UmlLinux, BochsDriverSetsTheModeAcrossADisplayServerKill) {
-  boot({"fb=fbuf,tcp=127.0.0.1:0,w=800,h=600"},
-       "linux-guest.steps=drivers,display linux-guest.display-seconds=10");
-  ASSERT_TRUE(uml->waitFor("linux-guest: display: mode", 60s)) << uml->output() << bridge->err();
+// registers; /init copies a host-made picture into /dev/fb0, and a real VNC
+// client sees it pixel for pixel, and again after kill -9 of the display
+// server (VRAM is the supervisor's memory; the port stays open).
+TEST_F(UmlLinux, BochsDriversPictureSurvivesADisplayServerKill) {
+  std::string picture = testPicture();
+  std::string source = scratch("picture.img", 2);
+  {
+    std::fstream file(source, std::ios::binary | std::ios::in | std::ios::out);
+    file.write(picture.data(), static_cast<std::streamsize>(picture.size()));
+  }
+  boot({"picture=virtio-blk," + source + ",ro", "fb=fbuf,tcp=127.0.0.1:0,w=800,h=600"},
+       "linux-guest.steps=drivers,display linux-guest.fb-source=vda linux-guest.display-seconds=15");
+  ASSERT_TRUE(uml->waitFor("linux-guest: display: drawn", 60s)) << uml->output() << bridge->err();
+  std::string capture = stem + "capture.ppm";
   ASSERT_EQ(vncClient("--expect 800x600"), 0);
+  EXPECT_EQ(pixelsDiffering(readPrefix(capture, 2 << 20), picture), 0);
   pid_t server = serverOf(bridge->pid(), "display-server");
   ASSERT_GT(server, 0);
   ASSERT_EQ(::kill(server, SIGKILL), 0);
+  ::unlink(capture.c_str());
   ASSERT_EQ(vncClient("--expect 800x600"), 0);
+  EXPECT_EQ(pixelsDiffering(readPrefix(capture, 2 << 20), picture), 0);
   std::string console = finish(60s);
 
   EXPECT_NE(console.find("driver bochs-drm"), std::string::npos) << console;
@@ -262,6 +299,7 @@ TEST_F(UmlLinux, BochsDriverSetsTheModeAcrossADisplayServerKill) {
   EXPECT_NE(console.find("linux-guest: display: card0-Virtual-1 modes: 800x600 "), std::string::npos)
       << console;
   EXPECT_NE(console.find("linux-guest: display: mode U:800x600p-0 set"), std::string::npos) << console;
+  EXPECT_NE(console.find("linux-guest: display: drawn 800,600 from /dev/vda"), std::string::npos) << console;
   EXPECT_NE(console.find("linux-guest: all steps passed"), std::string::npos) << console;
   EXPECT_NE(bridge->err().find("killed by signal 9"), std::string::npos) << bridge->err();
 }

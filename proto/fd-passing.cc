@@ -36,6 +36,18 @@ void sendWithFds(int socket, capnp::MessageBuilder& message, const std::vector<i
   if (sent < 0) throwSystemError("sendmsg bootstrap");
 }
 
+void adoptPassedFds(msghdr& header, std::vector<UniqueFd>& fds) {
+  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&header); cmsg != nullptr; cmsg = CMSG_NXTHDR(&header, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < count; ++i) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+      fds.emplace_back(fd);
+    }
+  }
+}
+
 MessageWithFds receiveWithFds(int socket) {
   MessageWithFds result;
   result.bytes.resize(MAX_BYTES);
@@ -49,15 +61,7 @@ MessageWithFds receiveWithFds(int socket) {
   ssize_t received = retryOnEintr([&] { return ::recvmsg(socket, &header, MSG_CMSG_CLOEXEC); });
   if (received < 0) throwSystemError("recvmsg bootstrap");
   // Take ownership of every descriptor first, so none leaks on an error below.
-  for (cmsghdr* cmsg = CMSG_FIRSTHDR(&header); cmsg != nullptr; cmsg = CMSG_NXTHDR(&header, cmsg)) {
-    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) continue;
-    size_t count = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (size_t i = 0; i < count; ++i) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
-      result.fds.emplace_back(fd);
-    }
-  }
+  adoptPassedFds(header, result.fds);
   if (header.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
     throw ProtocolError("bootstrap message or descriptors truncated");
   if (received == 0) throw ProtocolError("bootstrap socket closed before any message");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <capnp/message.h>
+#include <sys/socket.h>
 
 #include <vector>
 
@@ -12,6 +13,11 @@
 namespace cellvisor {
 
 void sendWithFds(int socket, capnp::MessageBuilder& message, const std::vector<int>& fds);
+
+// Takes ownership of every descriptor a received message carried
+// (SCM_RIGHTS), appending them to `fds`: call it before anything can fail,
+// so none leaks.
+void adoptPassedFds(msghdr& header, std::vector<UniqueFd>& fds);
 
 struct MessageWithFds {
   std::vector<uint8_t> bytes;

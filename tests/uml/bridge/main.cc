@@ -38,45 +38,50 @@ constexpr uint64_t VIRTIO_F_VERSION_1 = 1ull << 32;
 
 volatile std::sig_atomic_t stopRequested = 0;
 
-// One device server and everything that joins it to UML's bus.
-struct BridgedDevice {
-  std::string socketPath;
-  std::string emulation;
+// One device server as a supervisor runs it: its launch, resources, the
+// supervised process and the core's proxy for it.
+struct ServedDevice {
   std::string name;
   ServerLaunch launch;
   std::unique_ptr<DeviceResources> resources;
-  UniqueFd listener;
-  std::unique_ptr<VhostUserDevice> link;
   std::unique_ptr<DeviceServerProcess> process;
   std::unique_ptr<testing::SupervisedServer> supervisor;
   std::unique_ptr<DeviceChannel> channel;
   BridgeWiring wiring;
   std::unique_ptr<PciServerProxy> proxy;
-  std::unique_ptr<PciOverVirtio> pci;
-  bool hungUp = false;
 
-  // UML's RAM arrived: start the server on it, as a supervisor would.
+  // Starts the server on `memory` (which must outlive it).
   void start(GuestMemory& memory) {
     process = std::make_unique<DeviceServerProcess>(std::move(launch), *resources, memory.memfd(),
                                                     memory.regions());
     supervisor = std::make_unique<testing::SupervisedServer>(*process);
     channel = std::make_unique<DeviceChannel>(*resources);
     proxy = std::make_unique<PciServerProxy>(*channel, wiring);
-    pci = std::make_unique<PciOverVirtio>(*link, *proxy, wiring);
-    std::cerr << "uml-pci-bridge: " << name << ": server started for " << socketPath << '\n';
   }
 };
 
-// The display server (not on UML's bus): its own small RAM, supervised.
+// A device server on UML's bus: its socket, and what joins it to the server.
+struct BridgedDevice {
+  std::string socketPath;
+  std::string emulation;
+  UniqueFd listener;
+  std::unique_ptr<VhostUserDevice> link;  // Owns UML's RAM: outlives the server.
+  ServedDevice served;
+  std::unique_ptr<PciOverVirtio> pci;
+  bool hungUp = false;
+
+  // UML's RAM arrived: start the server on it.
+  void start(GuestMemory& memory) {
+    served.start(memory);
+    pci = std::make_unique<PciOverVirtio>(*link, *served.proxy, served.wiring);
+    std::cerr << "uml-pci-bridge: " << served.name << ": server started for " << socketPath << '\n';
+  }
+};
+
+// The display server off UML's bus, on a small RAM of its own.
 struct Display {
   GuestMemory memory{2 << 20};
-  ServerLaunch launch;
-  std::unique_ptr<DeviceResources> resources;
-  std::unique_ptr<DeviceServerProcess> process;
-  std::unique_ptr<testing::SupervisedServer> supervisor;
-  std::unique_ptr<DeviceChannel> channel;
-  BridgeWiring wiring;
-  std::unique_ptr<PciServerProxy> proxy;
+  ServedDevice served;
 };
 
 // The port a display's listening socket (its first backend) was bound to.
@@ -104,7 +109,7 @@ int run(int argc, char** argv) {
       int slot = static_cast<int>(devices.size()) + 3;
       if (arg == "--display") {
         display = std::make_unique<Display>();
-        display->launch = prepareServerLaunch({29, 0, "fbuf", value}, 1, "enforce", "--display");
+        display->served.launch = prepareServerLaunch({29, 0, "fbuf", value}, 1, "enforce", "--display");
         continue;
       }
       auto equals = value.find('=');
@@ -118,8 +123,8 @@ int run(int argc, char** argv) {
                            comma == std::string::npos ? "" : spec.substr(comma + 1)};
       if (!isServerDevice(config.emulation)) return usage("'" + config.emulation + "' is no device server");
       device->emulation = config.emulation;
-      device->name = serverDeviceName(config);
-      device->launch = prepareServerLaunch(config, 1, "enforce", "--device " + value);
+      device->served.name = serverDeviceName(config);
+      device->served.launch = prepareServerLaunch(config, 1, "enforce", "--device " + value);
       devices.push_back(std::move(device));
     } else {
       return usage("unexpected argument '" + arg + "'");
@@ -130,26 +135,21 @@ int run(int argc, char** argv) {
   // As a supervisor does: every device's resources first, joined, and only
   // then any server started.
   std::vector<DeviceResources*> all;
-  for (auto& device : devices) {
+  std::vector<ServedDevice*> served;
+  for (auto& device : devices) served.push_back(&device->served);
+  if (display) served.push_back(&display->served);
+  for (ServedDevice* device : served) {
     device->resources = makeDeviceResources(device->launch);
     all.push_back(device->resources.get());
-  }
-  if (display) {
-    display->resources = makeDeviceResources(display->launch);
-    all.push_back(display->resources.get());
   }
   linkInputDevices(all);
   for (auto& device : devices) {
     if (device->emulation == "fbuf")
-      std::cout << "uml-pci-bridge: vnc port " << vncPort(device->launch) << std::endl;
+      std::cout << "uml-pci-bridge: vnc port " << vncPort(device->served.launch) << std::endl;
   }
   if (display) {
-    uint16_t port = vncPort(display->launch);
-    display->process = std::make_unique<DeviceServerProcess>(
-        std::move(display->launch), *display->resources, display->memory.memfd(), display->memory.regions());
-    display->supervisor = std::make_unique<testing::SupervisedServer>(*display->process);
-    display->channel = std::make_unique<DeviceChannel>(*display->resources);
-    display->proxy = std::make_unique<PciServerProxy>(*display->channel, display->wiring);
+    uint16_t port = vncPort(display->served.launch);
+    display->served.start(display->memory);
     std::cout << "uml-pci-bridge: vnc port " << port << std::endl;
   }
   for (auto& device : devices) device->listener = listenOnUnixSocket(device->socketPath);
@@ -182,9 +182,9 @@ int run(int argc, char** argv) {
         fds.push_back({d->link->queue(q).kick.get(), POLLIN, 0});
         watches.push_back({d, Watch::KICK, q});
       }
-      if (d->proxy) {
-        for (uint16_t v = 0; v < d->resources->vectorCount(); ++v) {
-          fds.push_back({d->resources->interrupt(v), POLLIN, 0});
+      if (d->pci) {
+        for (uint16_t v = 0; v < d->served.resources->vectorCount(); ++v) {
+          fds.push_back({d->served.resources->interrupt(v), POLLIN, 0});
           watches.push_back({d, Watch::INTERRUPT, v});
         }
       }
@@ -201,14 +201,14 @@ int run(int argc, char** argv) {
         case Watch::LISTENER: {
           int connection = ::accept4(d.listener.get(), nullptr, nullptr, SOCK_CLOEXEC);
           if (connection < 0) break;
-          d.link = std::make_unique<VhostUserDevice>(UniqueFd(connection), VIRTIO_F_VERSION_1, d.name);
+          d.link = std::make_unique<VhostUserDevice>(UniqueFd(connection), VIRTIO_F_VERSION_1, d.served.name);
           d.link->onMemory = [&d](GuestMemory& memory) { d.start(memory); };
           anyConnected = true;
           break;
         }
         case Watch::LINK:
           if (!d.link->handleMessage()) {
-            std::cerr << "uml-pci-bridge: " << d.name << ": UML hung up\n";
+            std::cerr << "uml-pci-bridge: " << d.served.name << ": UML hung up\n";
             d.hungUp = true;
           }
           break;

@@ -10,6 +10,8 @@
 #include <system_error>
 #include <vector>
 
+#include "proto/fd-passing.h"
+
 namespace cellvisor::uml {
 
 namespace {
@@ -87,15 +89,7 @@ bool receiveAll(int socket, void* buffer, size_t length, std::vector<UniqueFd>& 
     ssize_t got = ::recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) throw std::system_error(errno, std::generic_category(), "vhost-user: recvmsg");
-    for (cmsghdr* c = CMSG_FIRSTHDR(&message); c != nullptr; c = CMSG_NXTHDR(&message, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; ++i) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        fds.emplace_back(fd);
-      }
-    }
+    adoptPassedFds(message, fds);
     if (got == 0) return false;
     bytes += got;
     length -= static_cast<size_t>(got);

@@ -144,6 +144,17 @@ std::vector<int> deviceServersOf(int pid) {
   return servers;
 }
 
+int serverHolding(int pid, const std::string& path) {
+  for (int child : deviceServersOf(pid)) {
+    std::error_code error;
+    for (const auto& fd :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(child) + "/fd", error)) {
+      if (std::filesystem::read_symlink(fd.path(), error) == path) return child;
+    }
+  }
+  return 0;
+}
+
 int guestCoreOf(int pid) {
   std::error_code error;
   auto self = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", error);

@@ -46,6 +46,10 @@ std::vector<int> childrenOf(int pid);
 // The device servers among a standalone vmm-core's children: all but the
 // confined core it forked (the same executable as itself).
 std::vector<int> deviceServersOf(int pid);
+// The device server among `pid`'s whose open files include `path` (a blk
+// server holds its image open; a net server /dev/net/tun); 0 while none
+// does (being restarted).
+int serverHolding(int pid, const std::string& path);
 // The process that runs the guest: a standalone vmm-core's forked, confined
 // core (the child that is the same executable), or `pid` itself.
 int guestCoreOf(int pid);

@@ -24,18 +24,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// The device server whose open files include `path` (a blk server holds its
-// image open; a net server /dev/net/tun), among the children of `parent`.
-pid_t serverHolding(pid_t parent, const std::string& path) {
-  for (pid_t child : deviceServersOf(parent)) {
-    std::error_code error;
-    for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(child) + "/fd", error)) {
-      if (fs::read_symlink(fd.path(), error) == path) return child;
-    }
-  }
-  return 0;
-}
-
 // Kills the server holding `path` at random moments, at most `most` times
 // (each instance lives 300-900 ms first, past what the supervisor counts as
 // a crash loop), until `until` appears on the console; returns the kills.

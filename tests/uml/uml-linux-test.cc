@@ -201,13 +201,7 @@ TEST_F(UmlLinux, DisksAcrossServerKills) {
        {std::pair<std::string, std::string>{"vdb", vdb}, {"nvme0n1", nvme}, {"sda", sda}}) {
     ASSERT_TRUE(uml->waitFor("blk: " + disk + ": round 1:", 60s)) << uml->output() << bridge->err();
     for (int i = 0; i < 3; ++i) {
-      pid_t server = 0;
-      for (pid_t child : childrenOf(bridge->pid())) {
-        std::error_code error;
-        for (const auto& fd : fs::directory_iterator("/proc/" + std::to_string(child) + "/fd", error)) {
-          if (fs::read_symlink(fd.path(), error) == image) server = child;
-        }
-      }
+      pid_t server = serverHolding(bridge->pid(), image);
       uml->poll();
       if (uml->out().find("blk: " + disk + ": round " + std::to_string(ROUNDS - 1) + ":") !=
           std::string::npos)

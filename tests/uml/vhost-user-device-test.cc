@@ -34,7 +34,7 @@ struct Link {
     std::memcpy(bytes.data(), &request, 4);
     std::memcpy(bytes.data() + 4, &flags, 4);
     std::memcpy(bytes.data() + 8, &size, 4);
-    std::memcpy(bytes.data() + 12, payload.data(), payload.size());
+    if (!payload.empty()) std::memcpy(bytes.data() + 12, payload.data(), payload.size());
     iovec io{bytes.data(), bytes.size()};
     alignas(cmsghdr) char control[CMSG_SPACE(8 * sizeof(int))];
     msghdr message{};

@@ -136,13 +136,19 @@ inline std::string sha256(const std::string& data) {
   return sum.out().substr(0, 64);
 }
 
-// Each round's "read back sha256" line must name its own pattern.
+// Each round's "read back sha256" line must name its own pattern; returns
+// the rounds that do not, each with what the guest said of it instead.
 inline std::string unmatchedRounds(const std::string& console, const std::string& disk, int kib, int rounds) {
   std::string unmatched;
   for (int round = 1; round <= rounds; ++round) {
-    std::string line = "blk: " + disk + ": round " + std::to_string(round) + ": read back sha256 " +
-                       sha256(patternBytes(kib, round));
-    if (console.find(line) == std::string::npos) unmatched += " " + std::to_string(round);
+    std::string said = "blk: " + disk + ": round " + std::to_string(round) + ": ";
+    std::string expected = said + "read back sha256 " + sha256(patternBytes(kib, round));
+    if (console.find(expected) != std::string::npos) continue;
+    size_t at = console.find(said);
+    unmatched += " " + std::to_string(round) + " (" +
+                 (at == std::string::npos ? "not reported"
+                                          : "said '" + console.substr(at, console.find('\n', at) - at) + "'") +
+                 ")";
   }
   return unmatched;
 }

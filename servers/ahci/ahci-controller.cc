@@ -91,6 +91,10 @@ void AhciController::start(std::function<void(uint16_t)> signal) {
   signal_ = signal;
   msix_->setSignal(std::move(signal));
   for (auto& port : ports_) port.resumeTaken();
+  // A predecessor may have died between noting an event and sending its
+  // message: whatever is pending is announced again (a spare one is
+  // harmless; the driver finds nothing new).
+  updateInterrupt();
 }
 
 FailureNotice AhciController::failureNotice() const {

@@ -50,8 +50,22 @@ void AhciPort::raise(uint32_t bits) {
 }
 
 void AhciPort::resumeTaken() {
+  PortState& port = state_;
+  port.ncq &= port.taken;
   for (uint32_t slot = 0; slot < SLOTS; ++slot) {
-    if ((state_.taken & (1u << slot)) != 0) execute(slot);
+    uint32_t bit = 1u << slot;
+    if ((port.taken & bit) == 0) continue;
+    // A predecessor that died between handing a slot back (PxCI or PxSACT
+    // cleared) and forgetting it had finished it: the driver may already
+    // count it done, so running it again could complete a later command
+    // that reuses the slot.
+    bool stillOwned = (port.ncq & bit) != 0 ? (port.sact & bit) != 0 : (port.ci & bit) != 0;
+    if (!stillOwned) {
+      port.taken &= ~bit;
+      port.ncq &= ~bit;
+      continue;
+    }
+    execute(slot);
   }
   issue();
   backend_.flushSubmissions();
@@ -529,11 +543,12 @@ void AhciPort::complete(uint32_t slot, const Outcome& outcome) {
   if ((port.taken & bit) == 0) return;  // Stopped meanwhile.
   bool failed = (outcome.status & ATA_ERR) != 0;
   bool queued = (port.ncq & bit) != 0;
-  // Data moved, byte count written, FIS posted, slot released: then the
-  // interrupt, so a driver that looks at PxCI or PxSACT sees it done.
+  // Data moved, byte count written, FIS posted, event noted in PxIS, slot
+  // released: then the interrupt, so a driver that looks at PxCI or PxSACT
+  // sees it done. A successor restarted after the release does not run the
+  // slot again (resumeTaken) and re-sends the interrupt PxIS still holds.
   uint64_t headerAt = join(port.clb, port.clbu) + uint64_t{slot} * COMMAND_HEADER_SIZE + 4;
   if (uint8_t* prdbc = memory_.translate(headerAt, 4)) std::memcpy(prdbc, &outcome.bytes, 4);
-  uint32_t events = 0;
   if (queued) {
     uint8_t sdb[8] = {FIS_SET_DEVICE_BITS, FIS_INTERRUPT, static_cast<uint8_t>(outcome.status & 0x77),
                       outcome.error};
@@ -545,9 +560,8 @@ void AhciPort::complete(uint32_t slot, const Outcome& outcome) {
       port.ncqErrorStatus = outcome.status;
       port.ncqErrorCode = outcome.error;
     }
+    port.is |= failed ? PXIS_TFES : PXIS_SDBS;
     port.sact &= ~bit;
-    port.ncq &= ~bit;
-    events = failed ? PXIS_TFES : PXIS_SDBS;
   } else {
     if (outcome.pio) {
       uint8_t setup[20] = {FIS_PIO_SETUP, FIS_INTERRUPT | (1u << 5), ATA_DRDY | ATA_DSC | ATA_DRQ, 0};
@@ -555,22 +569,23 @@ void AhciPort::complete(uint32_t slot, const Outcome& outcome) {
       setup[16] = static_cast<uint8_t>(outcome.bytes);
       setup[17] = static_cast<uint8_t>(outcome.bytes >> 8);
       writeReceivedFis(RFIS_PIO_SETUP, setup, sizeof(setup));
-      events |= PXIS_PSS;
+      port.is |= PXIS_PSS;
     }
     uint8_t d2h[20] = {FIS_D2H_REGISTER, FIS_INTERRUPT, outcome.status, outcome.error};
     if (options_.cd) d2h[12] = 0x03;  // Interrupt reason: command done, to the host.
     writeReceivedFis(RFIS_D2H, d2h, sizeof(d2h));
     port.tfd = (uint32_t{outcome.error} << 8) | outcome.status;
-    port.ci &= ~bit;
     // A task file error comes with DHRS too: firmware that predates AHCI
     // drivers reading TFES waits for DHRS alone.
-    events |= PXIS_DHRS | (failed ? PXIS_TFES : 0);
+    port.is |= PXIS_DHRS | (failed ? PXIS_TFES : 0);
+    port.ci &= ~bit;
   }
+  port.ncq &= ~bit;
   port.taken &= ~bit;
   work_[slot] = SlotWork{};
   ++stats_->requests;
   if (failed) ++stats_->errors;
-  raise(events);
+  interruptChanged_();
 }
 
 AhciPort::Outcome AhciPort::atapiError(uint8_t senseKey, uint8_t asc, uint8_t ascq) {

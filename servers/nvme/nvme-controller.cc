@@ -613,6 +613,12 @@ void NvmeController::recover() {
     }
     record.active = 0;
   }
+  // A predecessor may have died after posting an entry and before its
+  // message: every queue holding entries the driver has not rung past is
+  // announced again (a spare message finds nothing new and is harmless).
+  for (const CompletionQueue& cq : state_.cq) {
+    if (cq.size != 0 && cq.interruptsEnabled && cq.tail != cq.head) msix_->raise(cq.vector);
+  }
   // A command taken whose queue head had not moved yet; then every command
   // still running, in the order taken (the I/O ones are idempotent; admin
   // ones ran to completion inline, except the parked ones, run again).

@@ -97,6 +97,7 @@ class VirtioTransport : public PciFunction {
   void resetDevice();
   void activateQueues();
   void recoverCompletions();
+  void skipEntriesTakenBefore();
   void raise(uint16_t vector, uint8_t isrBits);
   uint32_t pciCfgWindowAccess(bool write, uint8_t size, uint32_t value, std::vector<MsixUpdate>& effects);
 

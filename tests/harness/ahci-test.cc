@@ -268,6 +268,40 @@ TEST(AhciRestart, QueuedCommandsSurviveKills) {
   EXPECT_GE(ahci.server().resources().stateHeader().restarts, 4u);
 }
 
+// A server that died after handing a slot back (PxCI cleared) but before
+// forgetting it had taken it: its successor must not run the slot again. The
+// driver already counts it done and has put other data in its buffer; a
+// second run would write that data where nobody asked.
+TEST(AhciRestart, ASlotHandedBackIsNotRunAgain) {
+  DiskRig rig;
+  AhciHarness& ahci = rig.ahci;
+  SupervisedServer supervised(ahci.server().process());
+  constexpr uint32_t PER = 8;
+  uint64_t buffer = ahci.allocate(PER * 512);
+  auto written = sectorPattern(0, PER, 1);
+  std::memcpy(ahci.host(buffer, written.size()), written.data(), written.size());
+  ASSERT_EQ(ahci.run(AhciHarness::fis(WRITE_DMA_EXT, 0, PER), buffer, PER * 512, true) & PXIS_TFES, 0u);
+  ahci.setPort(PX_IS, ~0u);
+  auto reused = sectorPattern(0, PER, 2);
+  std::memcpy(ahci.host(buffer, reused.size()), reused.data(), reused.size());
+  // The predecessor's last moment, staged: slot 0 released, still marked taken.
+  pid_t server = ahci.server().process().pid();
+  ASSERT_EQ(::kill(server, SIGSTOP), 0);
+  ahci.server().resources().stateBody<AhciState>().ports[0].taken |= 1u;
+  ASSERT_EQ(::kill(server, SIGKILL), 0);
+  EXPECT_EQ(ahci.port(PX_CI), 0u);  // Answered by the successor.
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(ahci.port(PX_IS) & (PXIS_DHRS | PXIS_TFES), 0u) << "the slot completed a second time";
+  std::vector<uint8_t> onDisk(written.size());
+  UniqueFd fd = rig.image.open(O_RDONLY);
+  ASSERT_EQ(::pread(fd.get(), onDisk.data(), onDisk.size(), 0), static_cast<ssize_t>(onDisk.size()));
+  EXPECT_TRUE(onDisk == written) << "the handed-back write ran again with the buffer's new contents";
+  EXPECT_EQ(ahci.server().resources().stateBody<AhciState>().ports[0].taken, 0u);
+  // The slot serves the next command as usual.
+  ASSERT_EQ(ahci.run(AhciHarness::fis(READ_DMA_EXT, 0, PER), buffer, PER * 512, false) & PXIS_TFES, 0u);
+  EXPECT_EQ(std::memcmp(ahci.host(buffer, written.size()), written.data(), written.size()), 0);
+}
+
 TEST(AhciFailure, CrashLoopReportsAHostBusFatalError) {
   DiskRig rig;
   AhciHarness& ahci = rig.ahci;

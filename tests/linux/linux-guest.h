@@ -145,10 +145,11 @@ inline std::string unmatchedRounds(const std::string& console, const std::string
     std::string expected = said + "read back sha256 " + sha256(patternBytes(kib, round));
     if (console.find(expected) != std::string::npos) continue;
     size_t at = console.find(said);
-    unmatched += " " + std::to_string(round) + " (" +
-                 (at == std::string::npos ? "not reported"
-                                          : "said '" + console.substr(at, console.find('\n', at) - at) + "'") +
-                 ")";
+    unmatched +=
+        " " + std::to_string(round) + " (" +
+        (at == std::string::npos ? "not reported"
+                                 : "said '" + console.substr(at, console.find('\n', at) - at) + "'") +
+        ")";
   }
   return unmatched;
 }
